@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "reuseport",
+      "sources": ["native/binding.cc"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror"],
+      "conditions": [
+        ["OS!='win'", {"sources": ["native/socket_posix.cc"]}]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,167 @@
+// POSIX implementation of socket.h: the only file that makes socket syscalls.
+#include "socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace reuseport {
+namespace {
+
+// Closes fd on every early return, keeping errno as the failing call left it.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) {
+      int saved = errno;
+      close(fd_);
+      errno = saved;
+    }
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+bool Fail(SocketFailure* failure, int err, const char* syscall) {
+  failure->err = err;
+  failure->syscall = syscall;
+  return false;
+}
+
+// Parses a numeric address (no DNS: AI_NUMERICHOST) into a sockaddr with the port set.
+int ParseAddress(const std::string& address, int port, sockaddr_storage* storage,
+                 socklen_t* length) {
+  addrinfo hints;
+  std::memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(address.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
+    return EINVAL;
+  }
+  std::memcpy(storage, found->ai_addr, found->ai_addrlen);
+  *length = found->ai_addrlen;
+  freeaddrinfo(found);
+  if (storage->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(storage)->sin_port = htons(static_cast<uint16_t>(port));
+  } else if (storage->ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(storage)->sin6_port = htons(static_cast<uint16_t>(port));
+  } else {
+    return EAFNOSUPPORT;
+  }
+  return 0;
+}
+
+int OpenStreamSocket(int family) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+  int fd = socket(family, SOCK_STREAM, 0);
+  if (fd < 0) return fd;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+int SetFlag(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+void DescribeBound(const sockaddr_storage& storage, BoundSocket* out) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (storage.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    out->family = 6;
+    out->port = ntohs(in6->sin6_port);
+  } else {
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(&storage);
+    inet_ntop(AF_INET, &in4->sin_addr, text, sizeof(text));
+    out->family = 4;
+    out->port = ntohs(in4->sin_port);
+  }
+  out->address = text;
+}
+
+}  // namespace
+
+bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure) {
+  sockaddr_storage address;
+  socklen_t length = 0;
+  std::memset(&address, 0, sizeof(address));
+  int err = ParseAddress(spec.address, spec.port, &address, &length);
+  if (err != 0) return Fail(failure, err, "getaddrinfo");
+
+  FdGuard fd(OpenStreamSocket(address.ss_family));
+  if (fd.get() < 0) return Fail(failure, errno, "socket");
+
+  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
+    return Fail(failure, errno, "setsockopt");
+  }
+#ifdef SO_REUSEPORT
+  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
+    return Fail(failure, errno, "setsockopt");
+  }
+#else
+  return Fail(failure, ENOTSUP, "setsockopt");
+#endif
+  if (address.ss_family == AF_INET6 &&
+      SetFlag(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, spec.ipv6_only ? 1 : 0) != 0) {
+    return Fail(failure, errno, "setsockopt");
+  }
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
+    return Fail(failure, errno, "bind");
+  }
+  if (spec.listen && listen(fd.get(), spec.backlog) != 0) {
+    return Fail(failure, errno, "listen");
+  }
+
+  sockaddr_storage bound;
+  socklen_t bound_length = sizeof(bound);
+  std::memset(&bound, 0, sizeof(bound));
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
+    return Fail(failure, errno, "getsockname");
+  }
+  DescribeBound(bound, out);
+  out->fd = fd.release();
+  return true;
+}
+
+int ProbeReusePort() {
+#ifdef SO_REUSEPORT
+  FdGuard fd(OpenStreamSocket(AF_INET));
+  if (fd.get() < 0) {
+    FdGuard fd6(OpenStreamSocket(AF_INET6));
+    if (fd6.get() < 0) return errno;
+    return SetFlag(fd6.get(), SOL_SOCKET, SO_REUSEPORT, 1) == 0 ? 0 : errno;
+  }
+  return SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) == 0 ? 0 : errno;
+#else
+  return ENOTSUP;
+#endif
+}
+
+}  // namespace reuseport
