@@ -1,0 +1,54 @@
+// Loads the native addon once (node-gyp-build: build/Release, then prebuilds/) and types it.
+import path from 'node:path';
+
+/** A socket the addon opened: its fd and the address the kernel bound. */
+export interface NativeSocket {
+  fd: number;
+  family: 4 | 6;
+  address: string;
+  port: number;
+}
+
+/** What to open: a TCP socket with SO_REUSEADDR + SO_REUSEPORT on a numeric address. */
+export interface NativeListenSpec {
+  address: string;
+  port: number;
+  ipv6Only?: boolean;
+  /** false: bind only, do not listen. */
+  listen?: boolean;
+  backlog?: number;
+}
+
+/** The raw addon: a flat table of primitives; all validation and defaults live in TypeScript. */
+export interface NativeBinding {
+  /** Opens a socket; throws an Error with code, errno, syscall, address and port on failure. */
+  openListener(spec: NativeListenSpec): NativeSocket;
+  /** 0 when the kernel accepts SO_REUSEPORT on a TCP socket, else a negative errno. */
+  probeReusePort(): number;
+}
+
+/** The addon, or why it could not be loaded. */
+export type BindingLoad =
+  | { binding: NativeBinding; error: undefined }
+  | { binding: undefined; error: Error };
+
+const packageRoot = path.join(__dirname, '..');
+let loaded: BindingLoad | undefined;
+
+/** Loads the addon on first use; never throws, so importing the library never crashes. */
+export function loadBinding(): BindingLoad {
+  if (loaded) return loaded;
+  try {
+    const load = require('node-gyp-build') as (root: string) => NativeBinding;
+    loaded = { binding: load(packageRoot), error: undefined };
+  } catch (cause) {
+    const error = new Error(
+      `reuseport: the native addon could not be loaded for ${process.platform}-${process.arch} ` +
+        `(tried ${path.join(packageRoot, 'build')} and ${path.join(packageRoot, 'prebuilds')}); ` +
+        'run "npm rebuild reuseport" with a C++ toolchain installed',
+      { cause },
+    );
+    loaded = { binding: undefined, error };
+  }
+  return loaded;
+}

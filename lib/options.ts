@@ -1,0 +1,77 @@
+// Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
+import { badPort, invalidArgType, outOfRange } from './errors';
+
+/** Options of `listenReusePort(server, options)` (or its third argument). */
+export interface ListenReusePortOptions {
+  /** TCP port; 0 (the default) lets the kernel choose. A numeric string is accepted, as by Node. */
+  port?: number | string | null;
+  /** Host name or numeric address. Default: `::` (dual-stack), or `0.0.0.0` where IPv6 is unavailable. */
+  host?: string | null;
+  /** Accept-queue length for listen(2), capped by net.core.somaxconn. Default (and for 0, as in Node) 511. */
+  backlog?: number;
+  /** With an IPv6 address, accept IPv6 only (IPV6_V6ONLY). Default false: dual-stack on `::`. */
+  ipv6Only?: boolean;
+  /** Aborting it before listening rejects with an AbortError; after, it closes the server. */
+  signal?: AbortSignal;
+}
+
+/** listenReusePort's arguments after validation, with every default resolved. */
+export interface ListenRequest {
+  port: number;
+  host: string | undefined;
+  backlog: number;
+  ipv6Only: boolean;
+  signal: AbortSignal | undefined;
+}
+
+export const DEFAULT_BACKLOG = 511;
+
+// Node's validatePort: a number or numeric string, an integer in 0..65535.
+function validatePort(value: unknown, name: string): number {
+  if (value === undefined || value === null) return 0;
+  const numeric = typeof value === 'number' || (typeof value === 'string' && value.trim() !== '');
+  const port = Number(value);
+  if (!numeric || port !== port >>> 0 || port > 0xffff) throw badPort(name, value);
+  return port;
+}
+
+/** Turns `(port, options)` or `(options)` into a ListenRequest; throws Node-style errors. */
+export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): ListenRequest {
+  let options: ListenReusePortOptions;
+  let port: number;
+  if (typeof portOrOptions === 'object' && portOrOptions !== null) {
+    options = portOrOptions as ListenReusePortOptions;
+    port = validatePort(options.port, 'options.port');
+  } else {
+    port = validatePort(portOrOptions, 'port');
+    if (extra !== undefined && (typeof extra !== 'object' || extra === null)) {
+      throw invalidArgType('options', 'of type object', extra);
+    }
+    options = (extra ?? {}) as ListenReusePortOptions;
+  }
+
+  const { host, backlog, ipv6Only, signal } = options;
+  if (host !== undefined && host !== null && typeof host !== 'string') {
+    throw invalidArgType('options.host', 'of type string', host);
+  }
+  if (backlog !== undefined) {
+    if (typeof backlog !== 'number') throw invalidArgType('options.backlog', 'of type number', backlog);
+    if (!Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
+      throw outOfRange('options.backlog', '>= 0 && <= 2147483647', backlog);
+    }
+  }
+  if (ipv6Only !== undefined && typeof ipv6Only !== 'boolean') {
+    throw invalidArgType('options.ipv6Only', 'of type boolean', ipv6Only);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+  }
+  return {
+    port,
+    host: host || undefined,
+    // As in server.listen(), a backlog of 0 means the default.
+    backlog: backlog || DEFAULT_BACKLOG,
+    ipv6Only: ipv6Only ?? false,
+    signal,
+  };
+}

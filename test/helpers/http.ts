@@ -1,0 +1,38 @@
+// HTTP clients for tests: every request on a new connection, bounded in time.
+import http from 'node:http';
+
+/** GETs `path` on a fresh connection (no agent) and resolves with the body. */
+export function fetchOnce(port: number, host = '127.0.0.1', timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host, port, path: '/', agent: false, timeout: timeoutMs }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve(body));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`request to ${host}:${port} timed out`)));
+    request.on('error', reject);
+  });
+}
+
+/** Sends `count` requests, `concurrency` at a time, each on a new connection; counts bodies. */
+export async function countResponses(
+  port: number,
+  count: number,
+  { host = '127.0.0.1', concurrency = 10 } = {},
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let issued = 0;
+  const lane = async () => {
+    while (issued < count) {
+      issued += 1;
+      const body = await fetchOnce(port, host);
+      counts.set(body, (counts.get(body) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return counts;
+}
