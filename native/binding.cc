@@ -97,7 +97,7 @@ Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
 // probeReusePort() -> 0 when the kernel accepts SO_REUSEPORT on TCP, else a negative errno.
 Napi::Value ProbeReusePortJs(const Napi::CallbackInfo& info) {
   int err = ProbeReusePort();
-  return Napi::Number::New(info.Env(), err == 0 ? 0 : uv_translate_sys_error(err));
+  return Napi::Number::New(info.Env(), -err);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

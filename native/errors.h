@@ -2,23 +2,32 @@
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
+#include <string.h>
 
+#include <cctype>
 #include <string>
+
+#include "errno_names.h"
 
 namespace reuseport {
 
-// An Error like Node's `ExceptionWithHostPort`: code ('EADDRINUSE'), errno (negative, as Node's),
-// syscall, address and port, with Node's message format "bind EADDRINUSE: address already in use 127.0.0.1:80".
+// The OS's description of an errno in libuv's style: "address already in use".
+inline std::string Describe(int err) {
+  std::string text = strerror(err);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+// An Error like Node's `ExceptionWithHostPort`: code ('EADDRINUSE'), errno (negative, as Node's
+// on POSIX), syscall, address and port; message "bind EADDRINUSE: address already in use 127.0.0.1:80".
 inline Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
                                const std::string& address, int port) {
-  const int uv_code = uv_translate_sys_error(err);
-  const char* code = uv_err_name(uv_code);
-  std::string message = std::string(syscall) + " " + code + ": " + uv_strerror(uv_code) + " " +
-                        address + ":" + std::to_string(port);
+  const char* code = ErrnoName(err);
+  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " " + address +
+                        ":" + std::to_string(port);
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object object = error.Value();
-  object.Set("errno", Napi::Number::New(env, uv_code));
+  object.Set("errno", Napi::Number::New(env, -err));
   object.Set("code", Napi::String::New(env, code));
   object.Set("syscall", Napi::String::New(env, syscall));
   object.Set("address", Napi::String::New(env, address));

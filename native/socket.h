@@ -31,7 +31,7 @@ struct SocketFailure {
 // Opens a socket as `spec` says. On failure closes everything it opened and fills `failure`.
 bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure);
 
-// 0 when this kernel accepts SO_REUSEPORT on a TCP socket, else the errno that refused it.
+// 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the errno.
 int ProbeReusePort();
 
 }  // namespace reuseport

@@ -121,7 +121,12 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
   if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
-#ifdef SO_REUSEPORT
+#if defined(SO_REUSEPORT_LB)
+  // FreeBSD >= 12: plain SO_REUSEPORT shares the port but only SO_REUSEPORT_LB balances.
+  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT_LB, 1) != 0) {
+    return Fail(failure, errno, "setsockopt");
+  }
+#elif defined(SO_REUSEPORT)
   if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
@@ -151,14 +156,19 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 }
 
 int ProbeReusePort() {
-#ifdef SO_REUSEPORT
+#if defined(SO_REUSEPORT_LB) || defined(SO_REUSEPORT)
+#if defined(SO_REUSEPORT_LB)
+  const int option = SO_REUSEPORT_LB;
+#else
+  const int option = SO_REUSEPORT;
+#endif
   FdGuard fd(OpenStreamSocket(AF_INET));
   if (fd.get() < 0) {
     FdGuard fd6(OpenStreamSocket(AF_INET6));
     if (fd6.get() < 0) return errno;
-    return SetFlag(fd6.get(), SOL_SOCKET, SO_REUSEPORT, 1) == 0 ? 0 : errno;
+    return SetFlag(fd6.get(), SOL_SOCKET, option, 1) == 0 ? 0 : errno;
   }
-  return SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) == 0 ? 0 : errno;
+  return SetFlag(fd.get(), SOL_SOCKET, option, 1) == 0 ? 0 : errno;
 #else
   return ENOTSUP;
 #endif

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import util from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NativeSocket, loadBinding } from '../lib/binding';
 import { openFdCount } from './helpers/proc-net';
@@ -88,6 +89,26 @@ describe('openListener errors', () => {
           port,
         }),
       );
+    } finally {
+      plain.close();
+    }
+  });
+
+  it.each([
+    ['EADDRINUSE', 'bind EADDRINUSE: address already in use'],
+    ['EADDRNOTAVAIL', 'bind EADDRNOTAVAIL: cannot assign requested address'],
+  ])('names %s and words it as Node does', async (code, wording) => {
+    const plain = net.createServer();
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const { port } = plain.address() as net.AddressInfo;
+    const address = code === 'EADDRINUSE' ? '127.0.0.1' : '192.0.2.1';
+    try {
+      binding.openListener({ address, port });
+      expect.unreachable();
+    } catch (error) {
+      const { errno, message } = error as { errno: number; message: string };
+      expect(util.getSystemErrorName(errno)).toBe(code);
+      expect(message).toBe(`${wording} ${address}:${port}`);
     } finally {
       plain.close();
     }
