@@ -13,8 +13,8 @@ export interface SystemError extends Error {
 
 type ErrorClass = new (message: string) => Error;
 
-// Node prints its own errors as "TypeError [ERR_X]: message"; the same trick gives the same stack.
-function nodeError<T extends Error>(Base: ErrorClass, code: string, message: string): T {
+/** An error printed as Node prints its own ("TypeError [ERR_X]: message"), with `code` set. */
+export function nodeError<T extends Error>(Base: ErrorClass, code: string, message: string): T {
   const error = new Base(message);
   const { name } = error;
   error.name = `${name} [${code}]`;
@@ -81,6 +81,16 @@ export function abortError(signal: AbortSignal): Error {
   error.name = 'AbortError';
   (error as Error & { code: string }).code = 'ABORT_ERR';
   return error;
+}
+
+/** ERR_INVALID_ARG_VALUE, worded as Node words it. */
+export function invalidArgValue(what: string, allowed: string, value: unknown): TypeError {
+  return nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The ${what} must be one of: ${allowed}. Received ${inspect(value)}`);
+}
+
+/** A mode asked for explicitly that this system cannot do (no silent fallback). */
+export function modeUnsupported(message: string): Error {
+  return nodeError(Error, 'ERR_REUSEPORT_MODE_UNSUPPORTED', message);
 }
 
 /** Kernel load balancing is not available here: no addon, or a kernel that refuses SO_REUSEPORT. */

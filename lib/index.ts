@@ -1,5 +1,9 @@
 // Public entry: re-exports only.
+export { gatherFacts } from './facts';
+export type { ClusterRole, Facts, FactSources } from './facts';
 export { listenReusePort } from './listen-reuseport';
 export type { ListenReusePortOptions } from './options';
-export type { ListenBackend, ListenMode, ListenResult } from './types';
+export { planListen } from './plan';
+export type { ModeChoice, Plan, PlanOptions } from './plan';
 export type { SystemError } from './errors';
+export type { ListenBackend, ListenMode, ListenResult } from './types';

@@ -1,0 +1,106 @@
+// Gathers what the listen plan is decided from (platform, kernel, Node, addon, cluster role, override); decides nothing.
+import cluster from 'node:cluster';
+import os from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+import { type BindingLoad, loadBinding } from './binding';
+import { tcpWrap } from './tcp-handle';
+
+/** Where this process stands in node:cluster: a worker, a primary that forks workers, or neither. */
+export type ClusterRole = 'primary' | 'worker' | 'none';
+
+/** Everything the planner needs to know about this process and system, read once at the edges. */
+export interface Facts {
+  /** `process.platform`; any string, so a planner test can name a platform Node does not know. */
+  platform: NodeJS.Platform | (string & {});
+  /** `os.release()`: the kernel release, e.g. "6.8.0-45-generic" or "23.1.0" (Darwin). */
+  release: string;
+  /** This Node honours `listen({ reusePort: true })` (tcp_wrap has UV_TCP_REUSEPORT). */
+  nodeReusePort: boolean;
+  /** The native addon loaded and the kernel accepted SO_REUSEPORT in its probe. */
+  addon: boolean;
+  /** Why the addon is not usable, in words for a reason; undefined when `addon` is true. */
+  addonError: string | undefined;
+  /** This process's place in node:cluster. */
+  role: ClusterRole;
+  /** REUSEPORT_MODE as set (undefined when unset or empty); unknown values are kept for the planner to reject. */
+  override: string | undefined;
+}
+
+/** The part of node:cluster that decides the role. */
+export interface ClusterView {
+  readonly isWorker: boolean;
+  readonly isPrimary: boolean;
+  readonly workers?: Readonly<Record<string, unknown>> | undefined;
+  readonly settings?: { readonly exec?: string | undefined } | undefined;
+}
+
+/** The system edges gatherFacts reads; tests replace any of them. */
+export interface FactSources {
+  env: Readonly<Record<string, string | undefined>>;
+  platform: string;
+  release: () => string;
+  tcpWrap: () => { constants: { UV_TCP_REUSEPORT?: number } };
+  loadBinding: () => BindingLoad;
+  cluster: ClusterView;
+}
+
+// Each source falls back on its own, so a test passing `{ env: undefined }` still gets the real one.
+function withDefaults(sources: Partial<FactSources>): FactSources {
+  return {
+    env: sources.env ?? process.env,
+    platform: sources.platform ?? process.platform,
+    release: sources.release ?? os.release,
+    tcpWrap: sources.tcpWrap ?? tcpWrap,
+    loadBinding: sources.loadBinding ?? loadBinding,
+    cluster: sources.cluster ?? cluster,
+  };
+}
+
+// A capability probe, never a version check: Node 20 accepts `reusePort` and silently ignores it.
+function probeNodeReusePort(sources: FactSources): boolean {
+  try {
+    return sources.tcpWrap().constants.UV_TCP_REUSEPORT !== undefined;
+  } catch {
+    // process.binding may be removed or throw under --pending-deprecation=throw: then Node cannot be asked.
+    return false;
+  }
+}
+
+function probeAddon(sources: FactSources): { addon: boolean; addonError: string | undefined } {
+  const load = sources.loadBinding();
+  if (!load.binding) return { addon: false, addonError: load.error.message };
+  let errno: number;
+  try {
+    errno = load.binding.probeReusePort();
+  } catch (error) {
+    return { addon: false, addonError: `the native addon's SO_REUSEPORT probe threw: ${(error as Error).message}` };
+  }
+  if (errno === 0) return { addon: true, addonError: undefined };
+  const name = getSystemErrorMap().get(errno)?.[0] ?? 'unknown error';
+  return { addon: false, addonError: `the kernel refused SO_REUSEPORT on a TCP socket (${name}, errno ${errno})` };
+}
+
+// "Primary" means a process that has forked workers or is about to: it has live workers, or it called
+// cluster.setupPrimary()/fork(), which is what sets settings.exec. A lone process is a primary to
+// node:cluster too, but has nobody to share a port with, so it is 'none'.
+function clusterRole(view: ClusterView): ClusterRole {
+  if (view.isWorker) return 'worker';
+  if (!view.isPrimary) return 'none';
+  const hasWorkers = Object.keys(view.workers ?? {}).length > 0;
+  const isSetUp = view.settings?.exec !== undefined;
+  return hasWorkers || isSetUp ? 'primary' : 'none';
+}
+
+/** Reads the facts from this process (or from `sources`, for tests); runs the addon's probe. */
+export function gatherFacts(sources: Partial<FactSources> = {}): Facts {
+  const from = withDefaults(sources);
+  const override = from.env.REUSEPORT_MODE;
+  return {
+    platform: from.platform,
+    release: from.release(),
+    nodeReusePort: probeNodeReusePort(from),
+    ...probeAddon(from),
+    role: clusterRole(from.cluster),
+    override: override === undefined || override === '' ? undefined : override,
+  };
+}
