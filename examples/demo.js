@@ -5,7 +5,7 @@ const cluster = require('node:cluster');
 const http = require('node:http');
 const os = require('node:os');
 const { parseArgs } = require('node:util');
-const { listenReusePort } = require('..');
+const { listenReusePort, setupPrimary } = require('..');
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,21 +36,19 @@ if (cluster.isWorker) {
   });
 }
 
-// Forks one worker that picks the port (0 = any free one), then the rest on that port.
+// setupPrimary() picks the mode once for all workers (and, for port 0, one port they all share).
 async function startWorkers(count, port) {
-  const ready = [];
-  const fork = (workerPort) =>
+  setupPrimary();
+  const fork = () =>
     new Promise((resolve, reject) => {
-      const worker = cluster.fork({ DEMO_PORT: String(workerPort) });
+      const worker = cluster.fork({ DEMO_PORT: String(port) });
       worker.once('exit', (code) => reject(new Error(`worker ${worker.process.pid} exited with ${code}`)));
       worker.once('message', (message) => {
         if (message.type === 'ready') resolve({ pid: worker.process.pid, info: message.info });
       });
     });
-  ready.push(await fork(port));
-  const shared = ready[0].info.address.port;
-  ready.push(...(await Promise.all(Array.from({ length: count - 1 }, () => fork(shared)))));
-  return { port: shared, ready };
+  const ready = await Promise.all(Array.from({ length: count }, fork));
+  return { port: ready[0].info.address.port, ready };
 }
 
 // A new TCP connection for every request, the case where how the port is shared matters most.

@@ -1,9 +1,33 @@
-// Hands a socket the addon opened to libuv: `listen({ fd })` standalone, a TCP handle in a cluster worker.
+// Makes a server listen and waits for it: on a socket the addon opened (`listen({ fd })` standalone, a
+// TCP handle in a cluster worker), or through Node's own listen for the other modes.
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { NativeSocket } from './binding';
 import { tcpHandleFromFd } from './tcp-handle';
+
+/** Runs `start` (which calls server.listen) and resolves on 'listening', rejects on 'error' or a throw. */
+export function whenListening(server: net.Server, start: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    const onError = (error: Error) => {
+      server.off('listening', onListening);
+      reject(error);
+    };
+    server.once('listening', onListening);
+    server.once('error', onError);
+    try {
+      start();
+    } catch (error) {
+      server.off('listening', onListening);
+      server.off('error', onError);
+      reject(error);
+    }
+  });
+}
 
 // Starts libuv listening on the fd; the server owns the fd from here, or it is closed on failure.
 function listenOnFd(server: net.Server, socket: NativeSocket, backlog: number): void {
@@ -34,23 +58,5 @@ function listenOnFd(server: net.Server, socket: NativeSocket, backlog: number): 
 
 /** Makes `server` listen on an already bound and listening socket; resolves on 'listening'. */
 export function adoptListener(server: net.Server, socket: NativeSocket, backlog: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    const onError = (error: Error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    server.once('listening', onListening);
-    server.once('error', onError);
-    try {
-      listenOnFd(server, socket, backlog);
-    } catch (error) {
-      server.off('listening', onListening);
-      server.off('error', onError);
-      reject(error);
-    }
-  });
+  return whenListening(server, () => listenOnFd(server, socket, backlog));
 }

@@ -93,11 +93,6 @@ export function modeUnsupported(message: string): Error {
   return nodeError(Error, 'ERR_REUSEPORT_MODE_UNSUPPORTED', message);
 }
 
-/** Kernel load balancing is not available here: no addon, or a kernel that refuses SO_REUSEPORT. */
-export function reusePortUnavailable(why: string): Error {
-  return nodeError(Error, 'ERR_REUSEPORT_UNAVAILABLE', `SO_REUSEPORT listening is unavailable: ${why}`);
-}
-
 const advice: Record<string, string> = {
   EADDRINUSE:
     'another socket already holds this address and port without SO_REUSEPORT (a plain listen), ' +

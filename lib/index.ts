@@ -4,6 +4,8 @@ export type { ClusterRole, Facts, FactSources } from './facts';
 export { listenReusePort } from './listen-reuseport';
 export type { ListenReusePortOptions } from './options';
 export { planListen } from './plan';
+export { setupPrimary } from './setup-primary';
+export type { SetupPrimaryOptions } from './setup-primary';
 export type { ModeChoice, Plan, PlanOptions } from './plan';
 export type { SystemError } from './errors';
 export type { ListenBackend, ListenMode, ListenResult } from './types';

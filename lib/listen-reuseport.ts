@@ -1,39 +1,100 @@
-// listenReusePort: validate, resolve the address, open an SO_REUSEPORT socket in the addon, hand it to libuv.
+// listenReusePort: validate -> facts -> plan -> listen, each step in its own file; this one joins them.
+import cluster from 'node:cluster';
 import net from 'node:net';
-import os from 'node:os';
-import { type Lookup, isIpv6Unavailable, resolveBindTargets } from './address';
-import { adoptListener } from './adopt';
-import { type NativeBinding, type NativeSocket, loadBinding } from './binding';
-import {
-  abortError,
-  explainListenError,
-  invalidArgType,
-  reusePortUnavailable,
-  serverAlreadyListen,
-} from './errors';
-import { type ListenRequest, normalizeListenArgs } from './options';
+import { type Lookup, resolveBindTargets } from './address';
+import { type NativeBinding, loadBinding } from './binding';
+import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from './errors';
+import { type Facts, gatherFacts } from './facts';
+import { type ListenJob, listenWithAddon, listenWithNode, reserveFirst } from './listen-modes';
+import { type ListenReusePortOptions, normalizeListenArgs } from './options';
+import { type ModeChoice, type Plan, planListen } from './plan';
+import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from './primary-link';
 import type { ListenResult } from './types';
+
+/** The system edges listenReusePort reads; tests replace them. */
+export interface ListenEdges {
+  binding: NativeBinding | undefined;
+  lookup: Lookup | undefined;
+  facts: Facts;
+  isWorker: boolean;
+  sharedPlan: SharedPlan | undefined;
+  policy: 'rr' | 'none';
+  reserve: (address: string, ipv6Only: boolean) => Promise<number>;
+}
+
+// Reads only the edges a test did not give.
+function withRealEdges(given: Partial<ListenEdges> = {}): ListenEdges {
+  const has = (key: keyof ListenEdges) => Object.hasOwn(given, key);
+  const sharedPlan = has('sharedPlan') ? given.sharedPlan : readSharedPlan();
+  const binding = has('binding') ? given.binding : loadBinding().binding;
+  return {
+    binding,
+    lookup: given.lookup,
+    facts: given.facts ?? gatherFacts(),
+    isWorker: given.isWorker ?? cluster.isWorker,
+    sharedPlan,
+    policy: given.policy ?? sharedPlan?.policy ?? inheritedPolicy(),
+    reserve: given.reserve ?? reservePort,
+  };
+}
 
 const pending = new WeakSet<net.Server>();
 
-// Tries each target in order; the IPv4 fallback only when "::" failed for want of IPv6.
-function openFirst(binding: NativeBinding, request: ListenRequest, targets: { address: string; ipv6Only: boolean }[]): NativeSocket {
-  let lastError: unknown;
-  for (const [index, target] of targets.entries()) {
-    try {
-      return binding.openListener({
-        address: target.address,
-        port: request.port,
-        ipv6Only: target.ipv6Only,
-        backlog: request.backlog,
-      });
-    } catch (error) {
-      lastError = error;
-      const hasFallback = index < targets.length - 1;
-      if (!hasFallback || !isIpv6Unavailable(error)) break;
+function isExplicit(mode: ModeChoice, facts: Facts): boolean {
+  return mode !== 'auto' || (facts.override !== undefined && facts.override !== 'auto');
+}
+
+const policyName = { rr: 'SCHED_RR', none: 'SCHED_NONE' } as const;
+
+/**
+ * The plan for this listen. In a worker, the primary's plan (from setupPrimary) wins over a fresh
+ * one, and a cluster mode is whatever the primary's scheduling policy makes it.
+ */
+export function decide(mode: ModeChoice, edges: Pick<ListenEdges, 'facts' | 'isWorker' | 'sharedPlan' | 'policy'>): Plan {
+  const { facts, isWorker, sharedPlan } = edges;
+  const role = isWorker ? 'worker' : 'none';
+  let plan: Plan;
+  if (sharedPlan && mode === 'auto') {
+    const from = `The cluster primary (pid ${sharedPlan.primaryPid}) chose '${sharedPlan.mode}' in setupPrimary().`;
+    plan = { mode: sharedPlan.mode, backend: sharedPlan.backend, reasons: [from, ...sharedPlan.reasons] };
+    if (plan.mode === 'reuseport') {
+      if (facts.addon) plan.backend = 'addon';
+      else if (facts.nodeReusePort) plan.backend = 'node';
+      else throw modeUnsupported(`${from} But this worker cannot open an SO_REUSEPORT socket: ${facts.addonError ?? 'no addon'}.`);
+    }
+  } else {
+    plan = planListen({ ...facts, role }, { mode });
+  }
+  if (isWorker && (plan.mode === 'round-robin' || plan.mode === 'shared')) {
+    const actual = edges.policy === 'rr' ? 'round-robin' : 'shared';
+    if (actual !== plan.mode) {
+      if (isExplicit(mode, facts) && !sharedPlan) {
+        throw modeUnsupported(
+          `The mode '${plan.mode}' was asked for in a worker, but the primary's cluster.schedulingPolicy is ${policyName[edges.policy]}, ` +
+            `which gives '${actual}'. A worker cannot change it: call setupPrimary({ mode: '${plan.mode}' }) in the primary before forking.`,
+        );
+      }
+      plan = {
+        ...plan,
+        mode: actual,
+        reasons: [...plan.reasons, `The primary's cluster.schedulingPolicy is ${policyName[edges.policy]}, so node:cluster uses '${actual}'.`],
+      };
     }
   }
-  throw explainListenError(lastError as Error);
+  return plan;
+}
+
+// What a lone listener should be told when its port is taken.
+function explainExclusive(plan: Plan): (error: Error) => Error {
+  return (error) => {
+    if ((error as { code?: string }).code === 'EADDRINUSE') {
+      error.message +=
+        ` (this process listens in 'exclusive' mode, so it cannot share the port: ${plan.reasons[0] ?? ''} ` +
+        'Stop the process that holds the port, or run every process as a worker of one cluster primary that calls setupPrimary().)';
+      return error;
+    }
+    return explainListenError(error);
+  };
 }
 
 // Closes the server when the signal aborts, as `server.listen({ signal })` does.
@@ -43,17 +104,45 @@ function closeOnAbort(server: net.Server, signal: AbortSignal): void {
   server.once('close', () => signal.removeEventListener('abort', onAbort));
 }
 
-function reasonsFor(socket: NativeSocket): string[] {
-  return [
-    `${os.type()} ${os.release()} accepts SO_REUSEPORT on TCP sockets and spreads new connections across every socket bound to the port`,
-    `the addon opened fd ${socket.fd} with SO_REUSEADDR and SO_REUSEPORT on ${socket.address}:${socket.port} and handed it to libuv`,
-  ];
+// Runs the plan; returns the plan as carried out (port 0 in a worker may turn reuseport into a cluster mode).
+async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit: boolean): Promise<Plan> {
+  switch (plan.mode) {
+    case 'reuseport': {
+      const reasons = [...plan.reasons];
+      if (job.port === 0 && edges.isWorker) {
+        if (!edges.sharedPlan) {
+          const why =
+            'Port 0 in a cluster worker: without setupPrimary() in the primary, workers cannot agree on one port for their own sockets';
+          if (explicit) throw modeUnsupported(`${why}. Call setupPrimary() before forking, or listen on a fixed port.`);
+          const actual = edges.policy === 'rr' ? 'round-robin' : 'shared';
+          await listenWithNode(job, {});
+          const through = `${why}, so this worker listens through the primary ('${actual}': cluster.schedulingPolicy is ${policyName[edges.policy]}).`;
+          return { mode: actual, backend: 'cluster', reasons: [...plan.reasons, through] };
+        }
+        job.port = await reserveFirst(job.targets, (target) => edges.reserve(target.address, target.ipv6Only));
+        reasons.push(`Port 0: the primary reserved port ${job.port} so that every worker binds the same one.`);
+      }
+      if (plan.backend === 'addon' && edges.binding) {
+        const socket = await listenWithAddon(edges.binding, job);
+        reasons.push(`The addon opened fd ${socket.fd} with SO_REUSEADDR and SO_REUSEPORT on ${socket.address}:${socket.port} and handed it to libuv.`);
+        return { ...plan, reasons };
+      }
+      await listenWithNode(job, { reusePort: true, exclusive: true });
+      return { ...plan, backend: 'node', reasons: [...reasons, 'Node opened the socket with listen({ reusePort: true, exclusive: true }).'] };
+    }
+    case 'round-robin':
+    case 'shared':
+      await listenWithNode(job, {});
+      return plan;
+    case 'exclusive':
+      await listenWithNode(job, { exclusive: true }, explainExclusive(plan));
+      return plan;
+  }
 }
 
-/** Internal entry with injectable addon and DNS lookup, so tests can fake the system edges. */
+/** listenReusePort with its system edges given, so tests can fake the addon, DNS, facts and cluster. */
 export async function listenWith(
-  binding: NativeBinding | undefined,
-  lookup: Lookup | undefined,
+  edgesOrUndefined: Partial<ListenEdges> | undefined,
   server: net.Server,
   portOrOptions: unknown,
   options?: unknown,
@@ -62,18 +151,14 @@ export async function listenWith(
   const request = normalizeListenArgs(portOrOptions, options);
   if (server.listening || pending.has(server)) throw serverAlreadyListen();
   if (request.signal?.aborted) throw abortError(request.signal);
-  if (!binding) throw reusePortUnavailable(loadBinding().error?.message ?? 'the native addon is not loaded');
-  const probe = binding.probeReusePort();
-  if (probe !== 0) {
-    throw reusePortUnavailable(`this kernel refuses SO_REUSEPORT on TCP sockets (errno ${probe})`);
-  }
+  const edges = withRealEdges(edgesOrUndefined);
+  const plan = decide(request.mode, edges);
 
   pending.add(server);
   try {
-    const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, lookup);
+    const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, edges.lookup);
     if (request.signal?.aborted) throw abortError(request.signal);
-    const socket = openFirst(binding, request, targets);
-    await adoptListener(server, socket, request.backlog);
+    const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
     if (request.signal) {
       if (request.signal.aborted) {
         server.close();
@@ -81,23 +166,18 @@ export async function listenWith(
       }
       closeOnAbort(server, request.signal);
     }
-    return {
-      mode: 'reuseport',
-      backend: 'addon',
-      address: server.address() as net.AddressInfo,
-      reasons: reasonsFor(socket),
-    };
+    return { ...done, address: server.address() as net.AddressInfo };
   } finally {
     pending.delete(server);
   }
 }
 
 /**
- * Listens on `port` with an SO_REUSEPORT socket, so many processes can serve it and the kernel
- * spreads connections among them. Works in a standalone process and in a cluster worker.
+ * Listens so that many processes can serve one port: with an SO_REUSEPORT socket where the kernel
+ * balances connections, else the best cluster mode; the result says which and why.
  */
-export function listenReusePort(server: net.Server, port?: number | string | null, options?: import('./options').ListenReusePortOptions): Promise<ListenResult>;
-export function listenReusePort(server: net.Server, options: import('./options').ListenReusePortOptions): Promise<ListenResult>;
+export function listenReusePort(server: net.Server, port?: number | string | null, options?: ListenReusePortOptions): Promise<ListenResult>;
+export function listenReusePort(server: net.Server, options: ListenReusePortOptions): Promise<ListenResult>;
 export function listenReusePort(server: net.Server, portOrOptions?: unknown, options?: unknown): Promise<ListenResult> {
-  return listenWith(loadBinding().binding, undefined, server, portOrOptions, options);
+  return listenWith(undefined, server, portOrOptions, options);
 }

@@ -1,5 +1,6 @@
 // Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
-import { badPort, invalidArgType, outOfRange } from './errors';
+import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { type ModeChoice, choiceList, isChoice } from './plan';
 
 /** Options of `listenReusePort(server, options)` (or its third argument). */
 export interface ListenReusePortOptions {
@@ -13,6 +14,8 @@ export interface ListenReusePortOptions {
   ipv6Only?: boolean;
   /** Aborting it before listening rejects with an AbortError; after, it closes the server. */
   signal?: AbortSignal;
+  /** 'auto' (default: the best this system can do, or REUSEPORT_MODE) or a mode to insist on. */
+  mode?: ModeChoice;
 }
 
 /** listenReusePort's arguments after validation, with every default resolved. */
@@ -22,6 +25,7 @@ export interface ListenRequest {
   backlog: number;
   ipv6Only: boolean;
   signal: AbortSignal | undefined;
+  mode: ModeChoice;
 }
 
 export const DEFAULT_BACKLOG = 511;
@@ -50,7 +54,7 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
     options = (extra ?? {}) as ListenReusePortOptions;
   }
 
-  const { host, backlog, ipv6Only, signal } = options;
+  const { host, backlog, ipv6Only, signal, mode } = options;
   if (host !== undefined && host !== null && typeof host !== 'string') {
     throw invalidArgType('options.host', 'of type string', host);
   }
@@ -66,6 +70,7 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
   }
+  if (mode !== undefined && !isChoice(mode)) throw invalidArgValue("property 'options.mode'", choiceList, mode);
   return {
     port,
     host: host || undefined,
@@ -73,5 +78,6 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
     backlog: backlog || DEFAULT_BACKLOG,
     ipv6Only: ipv6Only ?? false,
     signal,
+    mode: mode ?? 'auto',
   };
 }

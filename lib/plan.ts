@@ -25,9 +25,11 @@ export interface Plan {
 
 const modes: readonly ListenMode[] = ['reuseport', 'round-robin', 'shared', 'exclusive'];
 const choices: readonly ModeChoice[] = ['auto', ...modes];
-const choiceList = choices.map((choice) => `'${choice}'`).join(', ');
+/** The mode choices, quoted and comma-separated, for messages. */
+export const choiceList = choices.map((choice) => `'${choice}'`).join(', ');
 
-function isChoice(value: unknown): value is ModeChoice {
+/** Whether a value names a mode choice ('auto' or a listen mode). */
+export function isChoice(value: unknown): value is ModeChoice {
   return (choices as readonly unknown[]).includes(value);
 }
 

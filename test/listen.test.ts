@@ -252,7 +252,7 @@ describe('listenReusePort rejects', () => {
       throw notFound;
     };
     await expect(
-      listenWith(loadBinding().binding, lookup, track(net.createServer()), 8123, { host: 'nowhere.test' }),
+      listenWith({ lookup }, track(net.createServer()), 8123, { host: 'nowhere.test' }),
     ).rejects.toMatchObject({ code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo', address: 'nowhere.test', port: 8123 });
   });
 
@@ -329,7 +329,7 @@ describe('listenReusePort without IPv6', () => {
 
   it('falls back from "::" to "0.0.0.0" for the default host', async () => {
     const calls: string[] = [];
-    const info = await listenWith(ipv4OnlyBinding(calls), undefined, track(net.createServer()), 0);
+    const info = await listenWith({ binding: ipv4OnlyBinding(calls) }, track(net.createServer()), 0);
     expect(calls).toEqual(['::', '0.0.0.0']);
     expect(info.address).toMatchObject({ address: '0.0.0.0', family: 'IPv4' });
   });
@@ -337,7 +337,7 @@ describe('listenReusePort without IPv6', () => {
   it('does not fall back for an explicit IPv6 host', async () => {
     const calls: string[] = [];
     await expect(
-      listenWith(ipv4OnlyBinding(calls), undefined, track(net.createServer()), 0, { host: '::' }),
+      listenWith({ binding: ipv4OnlyBinding(calls) }, track(net.createServer()), 0, { host: '::' }),
     ).rejects.toMatchObject({ code: 'EAFNOSUPPORT' });
     expect(calls).toEqual(['::']);
   });

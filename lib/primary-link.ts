@@ -1,0 +1,97 @@
+// The private channel between setupPrimary() and listenReusePort() in workers: the plan the primary
+// chose (through the environment workers inherit) and port reservations (through internal IPC).
+import cluster from 'node:cluster';
+import type { Plan } from './plan';
+
+/** What the primary tells its workers: the plan and the scheduling policy in force. */
+export interface SharedPlan extends Plan {
+  /** The pid of the primary that chose it; a worker of another primary ignores it. */
+  primaryPid: number;
+  /** The cluster scheduling policy in the primary: 'rr' (round-robin) or 'none' (shared handle). */
+  policy: 'rr' | 'none';
+}
+
+/** The environment variable that carries the primary's plan to the workers it forks. */
+export const PLAN_ENV = 'REUSEPORT_PLAN';
+
+// Node delivers messages whose `cmd` starts with "NODE_" as 'internalMessage', never as 'message',
+// so the user's own cluster message handlers do not see ours (node:cluster uses the same channel).
+const COMMAND = 'NODE_REUSEPORT';
+
+/** A worker's request for the port every worker of the cluster shares for a given address. */
+export interface ReserveRequest {
+  cmd: typeof COMMAND;
+  act: 'reserve';
+  seq: number;
+  address: string;
+  ipv6Only: boolean;
+}
+
+/** The primary's answer: the shared port, or why there is none. */
+export interface ReserveReply {
+  cmd: typeof COMMAND;
+  act: 'reserved';
+  seq: number;
+  port?: number;
+  error?: { message: string; code?: string; errno?: number; syscall?: string };
+}
+
+/** The plan this worker's primary shared, if it called setupPrimary() (and is this worker's parent). */
+export function readSharedPlan(env: NodeJS.ProcessEnv = process.env): SharedPlan | undefined {
+  const text = env[PLAN_ENV];
+  if (!text || !cluster.isWorker) return undefined;
+  try {
+    const plan = JSON.parse(text) as SharedPlan;
+    return plan.primaryPid === process.ppid ? plan : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The scheduling policy of this worker's primary, when it did not share a plan: env, else Node's default. */
+export function inheritedPolicy(env: NodeJS.ProcessEnv = process.env): 'rr' | 'none' {
+  const fromEnv = env.NODE_CLUSTER_SCHED_POLICY;
+  if (fromEnv === 'rr' || fromEnv === 'none') return fromEnv;
+  return process.platform === 'win32' ? 'none' : 'rr';
+}
+
+type InternalProcess = NodeJS.Process & {
+  on(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
+  off(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
+};
+
+let sequence = 0;
+
+/** Asks the primary for the port all workers share on `address` (for port 0); rejects after a bound. */
+export function reservePort(address: string, ipv6Only: boolean, timeoutMs = 10_000): Promise<number> {
+  const channel = process as InternalProcess;
+  const seq = ++sequence;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      channel.off('internalMessage', onMessage);
+      reject(new Error(`reuseport: the cluster primary did not answer a port reservation within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (message: unknown) => {
+      const reply = message as Partial<ReserveReply>;
+      if (reply?.cmd !== COMMAND || reply.act !== 'reserved' || reply.seq !== seq) return;
+      clearTimeout(timer);
+      channel.off('internalMessage', onMessage);
+      if (reply.port !== undefined) return resolve(reply.port);
+      reject(Object.assign(new Error(reply.error?.message ?? 'port reservation failed'), reply.error));
+    };
+    channel.on('internalMessage', onMessage);
+    const request: ReserveRequest = { cmd: COMMAND, act: 'reserve', seq, address, ipv6Only };
+    process.send?.(request);
+  });
+}
+
+/** Whether a message from a worker is a port reservation request. */
+export function isReserveRequest(message: unknown): message is ReserveRequest {
+  const request = message as Partial<ReserveRequest> | null;
+  return request?.cmd === COMMAND && request.act === 'reserve' && typeof request.address === 'string';
+}
+
+/** Builds the reply to a reservation. */
+export function reserveReply(seq: number, outcome: { port: number } | { error: ReserveReply['error'] }): ReserveReply {
+  return { cmd: COMMAND, act: 'reserved', seq, ...outcome };
+}
