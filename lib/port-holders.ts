@@ -1,0 +1,115 @@
+// Who listens on a TCP port, read from Linux's /proc: the sockets, their addresses and owners' pids.
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** One listening socket on the port and the processes that hold it open. */
+export interface PortHolder {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  /** The socket's owner (uid), as the kernel records it. */
+  uid: number;
+  inode: string;
+  /** Processes with the socket open (those this user may inspect). */
+  processes: { pid: number; command: string }[];
+}
+
+/** A listening socket from /proc/net/tcp{,6}, before its owners are looked up. */
+export type ListeningSocket = Omit<PortHolder, 'processes'>;
+
+const LISTEN = '0A';
+
+// /proc prints addresses as the kernel stores them: 32-bit words in host (little-endian on x86/arm) order.
+function decodeAddress(hex: string, family: 4 | 6): string {
+  const words = hex.match(/.{8}/g) ?? [];
+  const bytes = words.flatMap((word) => (word.match(/../g) ?? []).reverse().map((pair) => Number.parseInt(pair, 16)));
+  if (family === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  // Compress the longest run of zero groups, as inet_ntop does.
+  let best = { start: -1, length: 0 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i += 1;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j += 1;
+    if (j - i > best.length && j - i > 1) best = { start: i, length: j - i };
+    i = j;
+  }
+  if (best.start < 0) return groups.join(':');
+  const head = groups.slice(0, best.start).join(':');
+  const tail = groups.slice(best.start + best.length).join(':');
+  const text = `${head}::${tail}`;
+  // IPv4-mapped addresses read better in their usual form.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
+  if (mapped?.[1] && mapped[2]) {
+    const high = Number.parseInt(mapped[1], 16);
+    const low = Number.parseInt(mapped[2], 16);
+    return `::ffff:${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  }
+  return text;
+}
+
+/** Parses a /proc/net/tcp or /proc/net/tcp6 table; returns the listening sockets on `port`. */
+export function parseListeningSockets(table: string, family: 4 | 6, port: number): ListeningSocket[] {
+  const sockets: ListeningSocket[] = [];
+  for (const line of table.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const [local, state, uid, inode] = [fields[1], fields[3], fields[7], fields[9]];
+    if (!local || state !== LISTEN || uid === undefined || inode === undefined) continue;
+    const [hexAddress = '', hexPort = ''] = local.split(':');
+    if (Number.parseInt(hexPort, 16) !== port) continue;
+    sockets.push({ address: decodeAddress(hexAddress, family), port, family, uid: Number(uid), inode });
+  }
+  return sockets;
+}
+
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+// Maps socket inodes to the processes holding them, by reading every visible /proc/<pid>/fd.
+function processesByInode(inodes: Set<string>, procRoot: string): Map<string, { pid: number; command: string }[]> {
+  const found = new Map<string, { pid: number; command: string }[]>();
+  if (inodes.size === 0) return found;
+  for (const entry of fs.readdirSync(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(path.join(procRoot, entry, 'fd'));
+    } catch {
+      continue; // another user's process, or gone
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = fs.readlinkSync(path.join(procRoot, entry, 'fd', fd));
+      } catch {
+        continue;
+      }
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (!inode || !inodes.has(inode)) continue;
+      const command = readOrEmpty(path.join(procRoot, entry, 'cmdline')).split('\0').filter(Boolean).join(' ');
+      const list = found.get(inode) ?? [];
+      if (!list.some((p) => p.pid === Number(entry))) list.push({ pid: Number(entry), command });
+      found.set(inode, list);
+    }
+  }
+  return found;
+}
+
+/** Every socket listening on `port` (IPv4 and IPv6) and who holds it; empty where /proc is missing. */
+export function findPortHolders(port: number, procRoot = '/proc'): PortHolder[] {
+  const sockets = [
+    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp')), 4, port),
+    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp6')), 6, port),
+  ];
+  const owners = processesByInode(new Set(sockets.map((s) => s.inode)), procRoot);
+  return sockets.map((socket) => ({ ...socket, processes: owners.get(socket.inode) ?? [] }));
+}
