@@ -1,0 +1,237 @@
+// Tests for the benchmark: pure statistics, the wrk parser, and one quick real bench run checked for shape (never for speed).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The bench is ESM (.mjs) and this file may compile as CommonJS: load it with import(), typed from its .d.mts.
+let stats: typeof import('../bench/stats.mjs', { with: { 'resolution-mode': 'import' } });
+let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'import' } });
+beforeAll(async () => {
+  stats = await import('../bench/stats.mjs');
+  load = await import('../bench/load.mjs');
+});
+
+const ROOT = path.resolve(__dirname, '..');
+const CONFIG_IDS = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-node'];
+const WORKLOADS = ['keepalive', 'close'];
+
+describe('bench statistics', () => {
+  it('median handles odd, even, empty and skips null/NaN', () => {
+    expect(stats.median([3, 1, 2])).toBe(2);
+    expect(stats.median([4, 1, 3, 2])).toBe(2.5);
+    expect(stats.median([])).toBeNull();
+    expect(stats.median([null, 5, Number.NaN, undefined])).toBe(5);
+    expect(stats.median([1, Infinity, Infinity])).toBe(Infinity);
+  });
+
+  it('percentiles use nearest rank', () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(stats.percentileSorted(sorted, 50)).toBe(50);
+    expect(stats.percentileSorted(sorted, 99)).toBe(99);
+    expect(stats.percentileSorted(sorted, 100)).toBe(100);
+    expect(stats.percentileSorted(sorted, 0)).toBe(1);
+    expect(stats.percentileSorted([], 50)).toBeNull();
+    expect(stats.percentiles([5, 1, 4, 2, 3], [50, 99])).toEqual({ p50: 3, p99: 5 });
+  });
+
+  it("Jain's index is 1 for equal shares and 1/n when one worker does everything", () => {
+    expect(stats.jainIndex([10, 10, 10, 10])).toBe(1);
+    expect(stats.jainIndex([40, 0, 0, 0])).toBeCloseTo(0.25, 10);
+    expect(stats.jainIndex([3, 1])).toBeCloseTo(16 / 20, 10);
+    expect(stats.jainIndex([])).toBeNull();
+    expect(stats.jainIndex([0, 0])).toBeNull();
+  });
+
+  it('max/min ratio, Infinity for an idle worker', () => {
+    expect(stats.maxMinRatio([10, 5])).toBe(2);
+    expect(stats.maxMinRatio([10, 0])).toBe(Infinity);
+    expect(stats.maxMinRatio([0, 0])).toBeNull();
+  });
+
+  it('medianByPosition and CPU per request', () => {
+    expect(stats.medianByPosition([[9, 1], [7, 3], [8, 2]])).toEqual([8, 2]);
+    expect(stats.cpuMicrosPerRequest(1000, 10)).toBe(100);
+    expect(stats.cpuMicrosPerRequest(1000, 0)).toBeNull();
+  });
+});
+
+describe('wrk output parser', () => {
+  it('reads requests, latency distribution and errors', () => {
+    const sample = `Running 5s test @ http://127.0.0.1:8080/
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.23ms  456.78us   1.02s    89.01%
+    Req/Sec    20.12k     1.23k   22.34k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%    1.40ms
+     90%    1.80ms
+     99%    1.02s
+  200234 requests in 5.00s, 24.63MB read
+  Socket errors: connect 1, read 12, write 2, timeout 3
+  Non-2xx or 3xx responses: 5
+Requests/sec:  40046.80
+Transfer/sec:      4.93MB
+`;
+    const p = load.parseWrkOutput(sample);
+    expect(p.requests).toBe(200234);
+    expect(p.durationSec).toBe(5);
+    expect(p.requestsPerSecond).toBe(40046.8);
+    expect(p.latencyMs.p50).toBeCloseTo(0.85, 10);
+    expect(p.latencyMs.p90).toBeCloseTo(1.8, 10);
+    expect(p.latencyMs.p99).toBeCloseTo(1020, 10);
+    expect(p.socketErrors).toBe(15);
+    expect(p.timeouts).toBe(3);
+    expect(p.non2xx).toBe(5);
+  });
+
+  it('reads a clean run without error lines', () => {
+    const p = load.parseWrkOutput('  Latency Distribution\n     50%   1.00ms\n     99%   2.00ms\n  10 requests in 1.00s, 1KB read\nRequests/sec:     10.00\n');
+    expect(p).toMatchObject({ requests: 10, socketErrors: 0, timeouts: 0, non2xx: 0, latencyMs: { p50: 1, p99: 2 } });
+  });
+
+  it('throws on output it does not understand', () => {
+    expect(() => load.parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused')).toThrow(/cannot read wrk output/);
+  });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Runs `node bench/run.mjs args`, killed by pid after `ms`; resolves with exit code and output. */
+function runBenchCli(args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench/run.mjs'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      // SIGTERM lets the bench kill its own servers by pid before it exits.
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      reject(new Error(`bench did not finish within ${ms} ms\n${stderr}`));
+    }, ms);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('quick bench run', () => {
+  let outDir: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON is checked field by field below.
+  let result: any;
+  let files: string[];
+  let run: { code: number | null; stdout: string; stderr: string };
+
+  beforeAll(async () => {
+    outDir = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-'));
+    run = await runBenchCli(['--quick', '--workers', '2', '--out', outDir], 150_000);
+    files = readdirSync(outDir);
+    const json = files.find((f) => f.endsWith('.json'));
+    if (json) result = JSON.parse(readFileSync(path.join(outDir, json), 'utf8'));
+  }, 180_000);
+
+  afterAll(() => {
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('exits 0, prints the table and writes JSON, Markdown and SVG', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('new connection per request');
+    expect(run.stdout).toMatch(/trust CPU\s+per request and fairness/);
+    expect(files.filter((f) => f.endsWith('.json'))).toHaveLength(1);
+    const md = files.find((f) => f.endsWith('.md'));
+    const svg = files.find((f) => f.endsWith('.svg'));
+    expect(md).toBeDefined();
+    expect(svg).toBeDefined();
+    const mdText = readFileSync(path.join(outDir, md as string), 'utf8');
+    expect(mdText).toContain('## keep-alive');
+    expect(mdText).toContain('## new connection per request');
+    expect(mdText).toContain(svg as string);
+    const svgText = readFileSync(path.join(outDir, svg as string), 'utf8');
+    expect(svgText.startsWith('<svg')).toBe(true);
+    expect(svgText).toContain('CPU microseconds per request');
+  });
+
+  it('records the machine and settings', () => {
+    expect(result.machine.cores).toBeGreaterThan(0);
+    expect(result.machine.kernel).toBe(os.release());
+    expect(result.machine.benchNode).toBe(process.version);
+    expect(result.settings).toMatchObject({ workers: 2, rounds: 1, durationSec: 1 });
+    expect(result.workloads).toEqual(WORKLOADS);
+  });
+
+  it('has every configuration and workload with the reported fields', () => {
+    expect(result.configurations.map((c: { id: string }) => c.id)).toEqual(CONFIG_IDS);
+    for (const cfg of result.configurations) {
+      const workers = cfg.id === 'single' ? 1 : 2;
+      expect(cfg.workers).toBe(workers);
+      expect(typeof cfg.available).toBe('boolean');
+      for (const workload of WORKLOADS) {
+        const s = result.summary[cfg.id][workload];
+        if (!cfg.available) {
+          // Only Node's own reusePort may be missing, and then it says why.
+          expect(cfg.id).toBe('reuseport-node');
+          expect(cfg.reason).toMatch(/reusePort/);
+          expect(s).toBeNull();
+          continue;
+        }
+        expect(s, `${cfg.id} ${workload}`).not.toBeNull();
+        expect(s.rounds).toBe(1);
+        expect(s.requestsPerSecond).toBeGreaterThan(0);
+        expect(s.serverRequests).toBeGreaterThan(0);
+        expect(s.latencyP50Ms).toBeGreaterThanOrEqual(0);
+        expect(s.latencyP99Ms).toBeGreaterThanOrEqual(s.latencyP50Ms);
+        expect(s.errors).toBeGreaterThanOrEqual(0);
+        expect(s.cpuMicrosPerRequest).toBeGreaterThan(0);
+        expect(s.primaryCpuMicrosPerRequest).toBeGreaterThanOrEqual(0);
+        expect(s.jainIndex).toBeGreaterThan(0);
+        expect(s.jainIndex).toBeLessThanOrEqual(1 + 1e-9);
+        expect(s.maxMinRatio === 'Infinity' || s.maxMinRatio >= 1).toBe(true);
+        expect(s.perWorkerRequests).toHaveLength(workers);
+
+        const records = result.rounds.filter((r: { configuration: string; workload: string }) => r.configuration === cfg.id && r.workload === workload);
+        expect(records).toHaveLength(1);
+        const rec = records[0];
+        expect(rec.server.perWorker).toHaveLength(workers);
+        for (const w of rec.server.perWorker) {
+          expect(Number.isInteger(w.pid)).toBe(true);
+          expect(Number.isInteger(w.requests)).toBe(true);
+          expect(w.cpuMicros).toBeGreaterThanOrEqual(0);
+        }
+        expect(rec.server.requests).toBe(rec.server.perWorker.reduce((a: number, w: { requests: number }) => a + w.requests, 0));
+        expect(rec.errors).toMatchObject({ non2xx: expect.any(Number), socketErrors: expect.any(Number), timeouts: expect.any(Number), total: expect.any(Number) });
+        expect(rec.cpu.totalMicros).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('opens one connection per request in the close workload, and reuses connections in keep-alive (counted by the servers)', () => {
+    for (const cfg of result.configurations.filter((c: { available: boolean }) => c.available)) {
+      const close = result.summary[cfg.id].close;
+      const keep = result.summary[cfg.id].keepalive;
+      // Connections opened at the very end may not have carried a request yet, hence a range.
+      expect(close.requestsPerConnection).toBeGreaterThan(0.8);
+      expect(close.requestsPerConnection).toBeLessThanOrEqual(1.0001);
+      expect(keep.requestsPerConnection).toBeGreaterThan(2);
+    }
+  });
+
+  it('leaves no server process running', () => {
+    const pids: number[] = result.rounds.flatMap((r: { primaryPid: number; workerPids: number[] }) => [r.primaryPid, ...r.workerPids]);
+    expect(pids.length).toBeGreaterThan(0);
+    expect(pids.filter(isAlive)).toEqual([]);
+  });
+});
