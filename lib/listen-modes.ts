@@ -6,6 +6,7 @@ import { adoptListener, whenListening } from './adopt';
 import type { NativeBinding, NativeSocket } from './binding';
 import { explainListenError } from './errors';
 import type { ListenRequest } from './options';
+import type { TcpHandle } from './tcp-handle';
 
 /** Where and how to listen, once validated and resolved. */
 export interface ListenJob {
@@ -17,8 +18,8 @@ export interface ListenJob {
   port: number;
 }
 
-// Tries each target in order; the next one only when the last failed for want of IPv6.
-async function firstThatWorks<T>(targets: BindTarget[], attempt: (target: BindTarget) => Promise<T> | T): Promise<T> {
+/** Tries each target in order; the next one only when the last failed for want of IPv6. */
+export async function firstThatWorks<T>(targets: BindTarget[], attempt: (target: BindTarget) => Promise<T> | T): Promise<T> {
   let lastError: unknown;
   for (const [index, target] of targets.entries()) {
     try {
@@ -72,7 +73,12 @@ export async function listenWithNode(
   }
 }
 
-/** Reserves the cluster-wide port for a worker's port 0, trying the targets in order. */
-export function reserveFirst(targets: BindTarget[], reserve: (target: BindTarget) => Promise<number>): Promise<number> {
-  return firstThatWorks(targets, reserve);
+/** Listens on a slot socket the supervisor lent (bound in the primary, listening from here on). */
+export async function listenOnLentSocket(job: ListenJob, handle: TcpHandle): Promise<void> {
+  try {
+    await whenListening(job.server, () => job.server.listen(handle as unknown as net.ListenOptions, job.request.backlog));
+  } catch (error) {
+    if (job.server.listening === false) handle.close();
+    throw explainListenError(error as Error);
+  }
 }

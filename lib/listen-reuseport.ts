@@ -5,10 +5,11 @@ import { type Lookup, resolveBindTargets } from './address';
 import { type NativeBinding, loadBinding } from './binding';
 import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from './errors';
 import { type Facts, gatherFacts } from './facts';
-import { type ListenJob, listenWithAddon, listenWithNode, reserveFirst } from './listen-modes';
+import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from './plan';
 import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from './primary-link';
+import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor } from './supervised-worker';
 import type { ListenResult } from './types';
 
 /** The system edges listenReusePort reads; tests replace them. */
@@ -20,6 +21,9 @@ export interface ListenEdges {
   sharedPlan: SharedPlan | undefined;
   policy: 'rr' | 'none';
   reserve: (address: string, ipv6Only: boolean) => Promise<number>;
+  /** The slot this worker fills, when startCluster() forked it. */
+  supervision: Supervision | undefined;
+  borrow: typeof borrowSlotSocket;
 }
 
 // Reads only the edges a test did not give.
@@ -35,6 +39,8 @@ function withRealEdges(given: Partial<ListenEdges> = {}): ListenEdges {
     sharedPlan,
     policy: given.policy ?? sharedPlan?.policy ?? inheritedPolicy(),
     reserve: given.reserve ?? reservePort,
+    supervision: has('supervision') ? given.supervision : readSupervision(),
+    borrow: given.borrow ?? borrowSlotSocket,
   };
 }
 
@@ -109,6 +115,18 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
   switch (plan.mode) {
     case 'reuseport': {
       const reasons = [...plan.reasons];
+      const { supervision } = edges;
+      if (supervision && plan.backend === 'addon') {
+        const lent = await firstThatWorks(job.targets, (target) =>
+          edges.borrow({ address: target.address, port: job.port, ipv6Only: target.ipv6Only }),
+        );
+        await listenOnLentSocket(job, lent.handle);
+        reasons.push(
+          `The supervisor (pid ${supervision.supervisorPid}) lent slot ${supervision.slot}'s SO_REUSEPORT socket on port ${lent.port}; ` +
+            'it stays open in the primary when this worker exits, so connections waiting in it are served by the next worker of the slot.',
+        );
+        return { ...plan, reasons };
+      }
       if (job.port === 0 && edges.isWorker) {
         if (!edges.sharedPlan) {
           const why =
@@ -119,7 +137,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
           const through = `${why}, so this worker listens through the primary ('${actual}': cluster.schedulingPolicy is ${policyName[edges.policy]}).`;
           return { mode: actual, backend: 'cluster', reasons: [...plan.reasons, through] };
         }
-        job.port = await reserveFirst(job.targets, (target) => edges.reserve(target.address, target.ipv6Only));
+        job.port = await firstThatWorks(job.targets, (target) => edges.reserve(target.address, target.ipv6Only));
         reasons.push(`Port 0: the primary reserved port ${job.port} so that every worker binds the same one.`);
       }
       if (plan.backend === 'addon' && edges.binding) {
@@ -159,6 +177,7 @@ export async function listenWith(
     const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, edges.lookup);
     if (request.signal?.aborted) throw abortError(request.signal);
     const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
+    if (edges.supervision) registerWithSupervisor(server, edges.supervision);
     if (request.signal) {
       if (request.signal.aborted) {
         server.close();

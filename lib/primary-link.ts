@@ -85,6 +85,35 @@ export function reservePort(address: string, ipv6Only: boolean, timeoutMs = 10_0
   });
 }
 
+/** Messages between startCluster() and its workers, on the same internal channel. */
+export type SupervisorMessage =
+  | { cmd: typeof COMMAND; act: 'slot'; seq: number; address: string; port: number; ipv6Only: boolean }
+  | SlotReply
+  | { cmd: typeof COMMAND; act: 'listening'; slot: number; port: number }
+  | { cmd: typeof COMMAND; act: 'drain'; timeoutMs?: number }
+  | { cmd: typeof COMMAND; act: 'drained'; destroyed: number };
+
+/** The primary's answer to a worker that asked for its slot's socket (the handle travels beside it). */
+export interface SlotReply {
+  cmd: typeof COMMAND;
+  act: 'slot-reply';
+  seq: number;
+  port?: number;
+  error?: { message: string; code?: string; errno?: number; syscall?: string; address?: string; port?: number };
+}
+
+type WithoutCmd<T> = T extends unknown ? Omit<T, 'cmd'> : never;
+
+/** Wraps a supervisor message for the internal channel. */
+export function supervisorMessage(body: WithoutCmd<SupervisorMessage>): SupervisorMessage {
+  return { cmd: COMMAND, ...body } as SupervisorMessage;
+}
+
+/** Whether a message is one of ours. */
+export function isSupervisorMessage(message: unknown): message is SupervisorMessage {
+  return (message as { cmd?: unknown } | null)?.cmd === COMMAND;
+}
+
 /** Whether a message from a worker is a port reservation request. */
 export function isReserveRequest(message: unknown): message is ReserveRequest {
   const request = message as Partial<ReserveRequest> | null;

@@ -1,0 +1,134 @@
+// startCluster: slots that outlive their workers, reloads one slot at a time, crash replacement, close.
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCluster } from '../lib/index';
+import { countResponses, fetchOnce } from './helpers/http';
+import { type Fixture, startFixture, stopAll } from './helpers/processes';
+import { listeningInodes, socketInodesOf } from './helpers/proc-net';
+
+interface State {
+  pid: number;
+  pids: number[];
+  ports: number[];
+  plan: { mode: string; backend: string };
+  events: { name: string; slot?: number; pid?: number; expected?: boolean }[];
+}
+
+const workerPids: number[] = [];
+afterEach(async () => {
+  for (const pid of workerPids.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  await stopAll();
+});
+
+async function start(options: object): Promise<{ fixture: Fixture; state: State }> {
+  const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', ...options })]);
+  const state = await fixture.next<State>('ready', 20_000);
+  workerPids.push(...state.pids);
+  return { fixture, state };
+}
+
+async function ask<T = State>(fixture: Fixture, type: string, reply: string, extra: object = {}): Promise<T> {
+  fixture.child.send({ type, ...extra });
+  const state = await fixture.next<T & State>(reply, 30_000);
+  workerPids.push(...state.pids);
+  return state;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('startCluster', () => {
+  it('starts every worker on one port; each slot socket is held by the primary and its worker', async () => {
+    const { state } = await start({ workers: 3 });
+    expect(state.plan).toMatchObject({ mode: 'reuseport', backend: 'addon' });
+    expect(state.pids).toHaveLength(3);
+    expect(state.ports).toHaveLength(1);
+    const [port] = state.ports as [number];
+    const inodes = listeningInodes(port);
+    expect(inodes).toHaveLength(3);
+    const primary = socketInodesOf(state.pid);
+    for (const inode of inodes) expect(primary.has(inode)).toBe(true);
+    const owners = inodes.map((inode) => state.pids.filter((pid) => socketInodesOf(pid).has(inode)));
+    expect(owners.map((o) => o.length)).toEqual([1, 1, 1]);
+    const counts = await countResponses(port, 150);
+    expect([...counts.keys()].sort()).toEqual(state.pids.map(String).sort());
+  });
+
+  it('reload replaces every worker, one slot at a time, on the same sockets', async () => {
+    const { fixture, state } = await start({ workers: 2 });
+    const [port] = state.ports as [number];
+    const before = listeningInodes(port).sort();
+    const after = await ask(fixture, 'reload', 'reloaded');
+    expect(after.pids).toHaveLength(2);
+    for (const pid of after.pids) expect(state.pids).not.toContain(pid);
+    for (const pid of state.pids) expect(alive(pid)).toBe(false);
+    expect(listeningInodes(port).sort()).toEqual(before);
+    const exits = after.events.filter((e) => e.name === 'exit');
+    expect(exits.map((e) => e.expected)).toEqual([true, true]);
+    const counts = await countResponses(port, 60);
+    expect([...counts.keys()].sort()).toEqual(after.pids.map(String).sort());
+  });
+
+  it('replaces a worker killed with SIGKILL, and its slot socket never closes', async () => {
+    const { fixture, state } = await start({ workers: 2 });
+    const [port] = state.ports as [number];
+    const before = listeningInodes(port).sort();
+    const victim = state.pids[0] as number;
+    fixture.child.send({ type: 'kill', slot: 0 });
+    let now = state;
+    for (let i = 0; i < 100; i++) {
+      now = await ask(fixture, 'state', 'state');
+      if (now.pids.length === 2 && !now.pids.includes(victim)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(now.pids).toHaveLength(2);
+    expect(now.pids).not.toContain(victim);
+    expect(now.events.find((e) => e.name === 'exit')).toMatchObject({ slot: 0, pid: victim, expected: false });
+    expect(listeningInodes(port).sort()).toEqual(before);
+    expect(await fetchOnce(port)).toMatch(/^\d+$/);
+  });
+
+  it('close drains and stops every worker and closes the slot sockets', async () => {
+    const { fixture, state } = await start({ workers: 2 });
+    const [port] = state.ports as [number];
+    const closed = await ask(fixture, 'close', 'closed');
+    expect(closed.pids).toEqual([]);
+    for (const pid of state.pids) expect(alive(pid)).toBe(false);
+    expect(listeningInodes(port)).toEqual([]);
+  });
+
+  it.each([
+    ['round-robin', 'cluster'],
+    ['shared', 'cluster'],
+  ])('reloads in %s mode through the cluster module', async (mode, backend) => {
+    const { fixture, state } = await start({ workers: 2, mode });
+    expect(state.plan).toMatchObject({ mode, backend });
+    const [port] = state.ports as [number];
+    const after = await ask(fixture, 'reload', 'reloaded');
+    for (const pid of after.pids) expect(state.pids).not.toContain(pid);
+    expect(await fetchOnce(port)).toMatch(/^\d+$/);
+  });
+
+  it.each<[string, object, string]>([
+    ['no options', undefined as unknown as object, 'ERR_INVALID_ARG_TYPE'],
+    ['no exec', {}, 'ERR_INVALID_ARG_TYPE'],
+    ['zero workers', { exec: 'x.js', workers: 0 }, 'ERR_OUT_OF_RANGE'],
+    ['fractional workers', { exec: 'x.js', workers: 1.5 }, 'ERR_OUT_OF_RANGE'],
+    ['string workers', { exec: 'x.js', workers: '2' }, 'ERR_INVALID_ARG_TYPE'],
+    ['args not an array', { exec: 'x.js', args: 'a' }, 'ERR_INVALID_ARG_TYPE'],
+    ['an unknown mode', { exec: 'x.js', mode: 'fast' }, 'ERR_INVALID_ARG_VALUE'],
+  ])('rejects %s', async (_name, options, code) => {
+    await expect(startCluster(options as never)).rejects.toMatchObject({ code });
+  });
+});
