@@ -9,8 +9,10 @@ interface ConnectionState {
   requests: number;
   /** Requests not yet answered. */
   active: number;
-  /** When it was accepted (ms, monotonic). */
-  since: number;
+  /** When it was accepted or last answered a request (ms, monotonic). */
+  lastActive: number;
+  /** Responses not yet sent, to be marked `Connection: close` when a drain starts. */
+  pending: Set<http.ServerResponse>;
 }
 
 const tracked = new WeakMap<net.Server, Map<net.Socket, ConnectionState>>();
@@ -19,6 +21,12 @@ const sessions = new WeakMap<net.Server, Set<http2.Http2Session>>();
 
 /** How long a connection that has sent nothing yet may take to send its first request while draining. */
 export const FIRST_REQUEST_GRACE_MS = 2_000;
+/**
+ * How long a keep-alive connection must have been idle before a drain closes it. A client that is
+ * using the connection sends its next request sooner, and gets `Connection: close` with the answer;
+ * closing a connection the instant it goes idle would race that next request.
+ */
+export const IDLE_GRACE_MS = 250;
 
 /** Starts counting connections and requests, so a later drain knows which connections are idle. */
 export function trackConnections(server: net.Server): void {
@@ -26,7 +34,7 @@ export function trackConnections(server: net.Server): void {
   const connections = new Map<net.Socket, ConnectionState>();
   tracked.set(server, connections);
   server.on('connection', (socket: net.Socket) => {
-    connections.set(socket, { requests: 0, active: 0, since: performance.now() });
+    connections.set(socket, { requests: 0, active: 0, lastActive: performance.now(), pending: new Set() });
     socket.once('close', () => connections.delete(socket));
   });
   if (server instanceof http.Server) {
@@ -36,8 +44,11 @@ export function trackConnections(server: net.Server): void {
       if (state) {
         state.requests += 1;
         state.active += 1;
+        state.pending.add(response);
         response.once('close', () => {
           state.active -= 1;
+          state.lastActive = performance.now();
+          state.pending.delete(response);
         });
       }
       if (draining.has(server) && !response.headersSent) response.setHeader('connection', 'close');
@@ -67,6 +78,10 @@ export async function drainServer(server: net.Server, timeoutMs: number): Promis
   // which include connections accepted a moment ago whose first request has not arrived yet.
   if (server.listening) net.Server.prototype.close.call(server);
   for (const session of sessions.get(server) ?? []) session.close();
+  // Requests in flight are answered, and their keep-alive connections then close.
+  for (const state of connections.values()) {
+    for (const response of state.pending) if (!response.headersSent) response.setHeader('connection', 'close');
+  }
 
   const deadline = performance.now() + timeoutMs;
   const isHttp = server instanceof http.Server;
@@ -74,8 +89,9 @@ export async function drainServer(server: net.Server, timeoutMs: number): Promis
     if (isHttp) {
       const now = performance.now();
       for (const [socket, state] of connections) {
-        const idleKeepAlive = state.requests > 0 && state.active === 0;
-        const silent = state.requests === 0 && now - state.since > FIRST_REQUEST_GRACE_MS;
+        const idleFor = state.active === 0 ? now - state.lastActive : 0;
+        const idleKeepAlive = state.requests > 0 && idleFor > IDLE_GRACE_MS;
+        const silent = state.requests === 0 && idleFor > FIRST_REQUEST_GRACE_MS;
         if (idleKeepAlive || silent) socket.end();
       }
     }

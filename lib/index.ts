@@ -1,4 +1,6 @@
 // Public entry: re-exports only.
+export { closeListener } from './close-listener';
+export type { CloseListenerOptions, CloseListenerResult } from './close-listener';
 export { gatherFacts } from './facts';
 export type { ClusterRole, Facts, FactSources } from './facts';
 export { listenReusePort } from './listen-reuseport';

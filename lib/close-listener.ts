@@ -1,0 +1,74 @@
+// closeListener(): stop listening losing as little as possible, for processes that each bind their
+// own SO_REUSEPORT socket (no supervisor). Closing such a socket resets the connections waiting in
+// its accept queue unless net.ipv4.tcp_migrate_req=1 moves them to the other sockets of the port.
+import fs from 'node:fs';
+import type net from 'node:net';
+
+/** Options of closeListener. */
+export interface CloseListenerOptions {
+  /** How long to wait for the accept queue to empty before closing anyway. Default 500 ms. */
+  queueTimeoutMs?: number;
+}
+
+/** How it went: whether the kernel migrates queues here, and how many connections were still queued at close. */
+export interface CloseListenerResult {
+  migrates: boolean;
+  queuedAtClose: number | undefined;
+}
+
+function readMigrateReq(): number | undefined {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+// The accept-queue length of a listening socket, from /proc/net/tcp{,6} (rx_queue of a LISTEN row).
+function acceptQueue(inode: number): number | undefined {
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[9] === String(inode) && fields[3] === '0A') return Number.parseInt((fields[4] ?? '0:0').split(':')[1] ?? '0', 16);
+    }
+  }
+  return undefined;
+}
+
+interface ListeningHandle {
+  fd?: number;
+  listen?(backlog: number): number;
+}
+
+/**
+ * Closes a listening server's socket. Where the kernel migrates queued connections
+ * (tcp_migrate_req=1) it simply closes. Otherwise it first shrinks the accept queue to nothing, so
+ * new connections go to the port's other sockets (a refused SYN is retried by the client and hashed
+ * again), keeps accepting until the queue is empty, and only then closes.
+ */
+export async function closeListener(server: net.Server, options: CloseListenerOptions = {}): Promise<CloseListenerResult> {
+  const timeoutMs = options.queueTimeoutMs ?? 500;
+  const migrates = readMigrateReq() === 1;
+  const handle = (server as unknown as { _handle?: ListeningHandle })._handle;
+  let queuedAtClose: number | undefined;
+  if (!migrates && server.listening && handle?.fd !== undefined && handle.fd >= 0 && handle.listen) {
+    const inode = fs.fstatSync(handle.fd).ino;
+    handle.listen(0);
+    const deadline = performance.now() + timeoutMs;
+    let emptyChecks = 0;
+    while (performance.now() < deadline && emptyChecks < 3) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      emptyChecks = acceptQueue(inode) === 0 ? emptyChecks + 1 : 0;
+    }
+    queuedAtClose = acceptQueue(inode);
+  }
+  // The listening socket closes at once; open connections go on until they end, as with close().
+  server.close();
+  return { migrates, queuedAtClose };
+}

@@ -1,0 +1,162 @@
+// One reload or crash scenario, run inside a network namespace the test made (see test/helpers/netns.ts):
+// starts the workers (supervised or not), drives load from a child process, reloads or kills, and
+// prints one JSON line with what the client saw. argv[2] is the JSON config.
+'use strict';
+const cluster = require('node:cluster');
+const fs = require('node:fs');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { setupPrimary, startCluster } = require('../..');
+
+const config = {
+  scenario: 'reload', // 'reload' | 'crash' | 'keepalive'
+  way: 'supervised', // 'supervised' | 'plain' (each worker its own socket, server.close) | 'plain-helper' (closeListener)
+  mode: 'reuseport',
+  workers: 3,
+  reloads: 5,
+  concurrency: 64,
+  rate: 2000,
+  durationMs: 4000,
+  killAtMs: 1500,
+  port: 8000,
+  ...JSON.parse(process.argv[2] ?? '{}'),
+};
+const worker = path.join(__dirname, 'worker.js');
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
+
+function once(emitter, type, timeoutMs = 20_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (message) => {
+      if (message?.type !== type) return;
+      clearTimeout(timer);
+      emitter.off('message', onMessage);
+      resolve(message);
+    };
+    emitter.on('message', onMessage);
+  });
+}
+
+// Workers without the supervisor: each binds its own socket (reuseport) or listens through the primary.
+function plainCluster() {
+  setupPrimary({ mode: config.mode });
+  cluster.setupPrimary({ exec: worker });
+  const workers = [];
+  const forkOne = async () => {
+    const w = cluster.fork({ SCENARIO_PORT: String(config.port) });
+    await once(w, 'ready');
+    return w;
+  };
+  return {
+    async start() {
+      for (let i = 0; i < config.workers; i++) workers.push(await forkOne());
+    },
+    async reload() {
+      for (let i = 0; i < workers.length; i++) {
+        const old = workers[i];
+        workers[i] = await forkOne();
+        const exited = new Promise((resolve) => old.once('exit', resolve));
+        old.send({ type: 'stop', helper: config.way === 'plain-helper' });
+        await exited;
+      }
+    },
+    async killOne() {
+      const victim = workers[0];
+      const replaced = new Promise((resolve) =>
+        victim.once('exit', async () => {
+          workers[0] = await forkOne();
+          resolve(workers[0].process.pid);
+        }),
+      );
+      victim.process.kill('SIGKILL');
+      return replaced;
+    },
+    async close() {
+      for (const w of workers) w.process.kill('SIGKILL');
+    },
+  };
+}
+
+function supervisedCluster() {
+  let supervisor;
+  return {
+    async start() {
+      supervisor = await startCluster({ exec: worker, workers: config.workers, mode: config.mode, env: { SCENARIO_PORT: String(config.port) } });
+    },
+    reload: () => supervisor.reload(),
+    async killOne() {
+      const victim = supervisor.pids[0];
+      const replaced = new Promise((resolve) => {
+        const onListening = (event) => {
+          if (event.slot !== 0 || event.pid === victim) return;
+          supervisor.off('listening', onListening);
+          resolve(event.pid);
+        };
+        supervisor.on('listening', onListening);
+      });
+      process.kill(victim, 'SIGKILL');
+      return replaced;
+    },
+    close: () => supervisor.close(),
+  };
+}
+
+async function main() {
+  const workers = config.way === 'supervised' ? supervisedCluster() : plainCluster();
+  await workers.start();
+  const client = fork(path.join(__dirname, 'load-child.js'));
+  const out = { config, migrate };
+  try {
+    if (config.scenario === 'reload' || config.scenario === 'keepalive') {
+      const keepAlive = config.scenario === 'keepalive';
+      client.send({ type: 'closed', options: { port: config.port, concurrency: keepAlive ? 8 : config.concurrency, keepAlive } });
+      await once(client, 'started');
+      if (keepAlive) {
+        client.send({ type: 'idle', port: config.port });
+        await once(client, 'idling');
+      }
+      await sleep(500);
+      out.reloadMs = [];
+      let slow;
+      for (let i = 0; i < config.reloads; i++) {
+        if (keepAlive && i === 0) {
+          // Requests in flight on the old workers when the reload starts.
+          client.send({ type: 'requests', port: config.port, paths: Array.from({ length: 6 }, () => '/slow?ms=800') });
+          slow = once(client, 'responses');
+          await sleep(100);
+        }
+        const started = Date.now();
+        await workers.reload();
+        out.reloadMs.push(Date.now() - started);
+        await sleep(200);
+      }
+      if (slow) out.slow = (await slow).results;
+      if (keepAlive) {
+        client.send({ type: 'idle-result' });
+        out.idleClosedByServer = (await once(client, 'idle-result')).closedByServer;
+      }
+      await sleep(300);
+      client.send({ type: 'stop' });
+      out.load = (await once(client, 'result')).result;
+    } else if (config.scenario === 'crash') {
+      client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs: config.durationMs } });
+      const result = once(client, 'result', config.durationMs + 30_000);
+      await sleep(config.killAtMs);
+      const killedAt = Date.now();
+      const replacement = await Promise.race([workers.killOne(), sleep(10_000).then(() => undefined)]);
+      out.replacedInMs = replacement ? Date.now() - killedAt : undefined;
+      out.load = (await result).result;
+    }
+  } finally {
+    client.kill('SIGKILL');
+    await workers.close();
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

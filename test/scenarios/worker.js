@@ -1,0 +1,33 @@
+// Scenario worker: serves its pid; '/slow?ms=N' answers after N ms. Supervised or not, it calls
+// listenReusePort as any app would; unsupervised it also obeys 'stop' (close, plain or with closeListener).
+'use strict';
+const http = require('node:http');
+const { closeListener, listenReusePort } = require('../..');
+
+const server = http.createServer((request, response) => {
+  const url = new URL(request.url, 'http://x');
+  const ms = Number(url.searchParams.get('ms') ?? 0);
+  if (url.pathname === '/slow') setTimeout(() => response.end(String(process.pid)), ms);
+  else response.end(String(process.pid));
+});
+const port = Number(process.env.SCENARIO_PORT ?? 0);
+listenReusePort(server, port, { host: '127.0.0.1' }).then(
+  (info) => process.send?.({ type: 'ready', port: info.address.port, mode: info.mode }),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
+process.on('message', async (message) => {
+  if (message?.type !== 'stop') return;
+  if (message.helper) await closeListener(server);
+  else server.close();
+  // Exit once the connections in flight are answered (bounded).
+  const deadline = Date.now() + 5_000;
+  const poll = () =>
+    server.getConnections((error, count) => {
+      if (error || count === 0 || Date.now() > deadline) process.exit(0);
+      else setTimeout(poll, 20);
+    });
+  poll();
+});
