@@ -29,6 +29,8 @@ export async function resolveBindTargets(
   }
   if (net.isIP(host) !== 0) return [{ address: host, ipv6Only }];
   try {
+    // RFC 6761: names under .invalid never exist; say so without asking a DNS server.
+    if (/\.invalid\.?$/i.test(host) || host.toLowerCase() === 'invalid') throw notFound(host);
     // server.listen(port, name) binds the first address dns.lookup returns; so do we.
     const { address } = await lookup(host);
     return [{ address, ipv6Only }];
@@ -38,6 +40,16 @@ export async function resolveBindTargets(
     failure.port = port;
     throw failure;
   }
+}
+
+// The error dns.lookup gives for a name that does not exist.
+function notFound(host: string): SystemError {
+  return Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), {
+    errno: -3008,
+    code: 'ENOTFOUND',
+    syscall: 'getaddrinfo',
+    hostname: host,
+  });
 }
 
 const ipv6Missing = new Set(['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'EADDRNOTAVAIL']);

@@ -195,7 +195,7 @@ export async function listenWith(
  * Listens so that many processes can serve one port: with an SO_REUSEPORT socket where the kernel
  * balances connections, else the best cluster mode; the result says which and why.
  */
-export function listenReusePort(server: net.Server, port?: number | string | null, options?: ListenReusePortOptions): Promise<ListenResult>;
+export function listenReusePort(server: net.Server, port?: number | string, options?: ListenReusePortOptions): Promise<ListenResult>;
 export function listenReusePort(server: net.Server, options: ListenReusePortOptions): Promise<ListenResult>;
 export function listenReusePort(server: net.Server, portOrOptions?: unknown, options?: unknown): Promise<ListenResult> {
   return listenWith(undefined, server, portOrOptions, options);

@@ -1,12 +1,13 @@
 // Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
+import net from 'node:net';
 import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { type ModeChoice, choiceList, isChoice } from './plan';
 
 /** Options of `listenReusePort(server, options)` (or its third argument). */
 export interface ListenReusePortOptions {
-  /** TCP port; 0 (the default) lets the kernel choose. A numeric string is accepted, as by Node. */
-  port?: number | string | null;
-  /** Host name or numeric address. Default: `::` (dual-stack), or `0.0.0.0` where IPv6 is unavailable. */
+  /** TCP port; 0 (the default) lets the kernel choose. A numeric string is accepted, as by Node; null is refused. */
+  port?: number | string;
+  /** Host name or numeric address. Default (undefined or null): `::` (dual-stack), or `0.0.0.0` where IPv6 is unavailable. */
   host?: string | null;
   /** Accept-queue length for listen(2), capped by net.core.somaxconn. Default (and for 0, as in Node) 511. */
   backlog?: number;
@@ -30,13 +31,28 @@ export interface ListenRequest {
 
 export const DEFAULT_BACKLOG = 511;
 
-// Node's validatePort: a number or numeric string, an integer in 0..65535.
+// Node's validatePort: a number or numeric string, an integer in 0..65535. Unlike server.listen,
+// an explicit null is refused: it is far more often a failed PORT parse than a wish for any port.
 function validatePort(value: unknown, name: string): number {
-  if (value === undefined || value === null) return 0;
+  if (value === undefined) return 0;
   const numeric = typeof value === 'number' || (typeof value === 'string' && value.trim() !== '');
   const port = Number(value);
   if (!numeric || port !== port >>> 0 || port > 0xffff) throw badPort(name, value);
   return port;
+}
+
+const label = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/**
+ * Whether a host can be an address or a name. Refused without asking DNS: the empty string, a
+ * dotted quad that is no IPv4 address ("999.1.1.1"), something with a colon that is no IPv6
+ * address ("::zz"), and names that break DNS label rules.
+ */
+export function isHostSyntax(host: string): boolean {
+  if (net.isIP(host) !== 0) return true;
+  if (host === '' || host.length > 253 || host.includes(':') || /^[\d.]+$/.test(host)) return false;
+  const labels = (host.endsWith('.') ? host.slice(0, -1) : host).split('.');
+  return labels.every((part) => label.test(part));
 }
 
 /** Turns `(port, options)` or `(options)` into a ListenRequest; throws Node-style errors. */
@@ -58,6 +74,9 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
   if (host !== undefined && host !== null && typeof host !== 'string') {
     throw invalidArgType('options.host', 'of type string', host);
   }
+  if (typeof host === 'string' && !isHostSyntax(host)) {
+    throw invalidArgValue("property 'options.host'", 'a host name or an IP address', host);
+  }
   if (backlog !== undefined) {
     if (typeof backlog !== 'number') throw invalidArgType('options.backlog', 'of type number', backlog);
     if (!Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
@@ -73,7 +92,7 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
   if (mode !== undefined && !isChoice(mode)) throw invalidArgValue("property 'options.mode'", choiceList, mode);
   return {
     port,
-    host: host || undefined,
+    host: host ?? undefined,
     // As in server.listen(), a backlog of 0 means the default.
     backlog: backlog || DEFAULT_BACKLOG,
     ipv6Only: ipv6Only ?? false,
