@@ -1,11 +1,12 @@
-// The demo: several cluster workers serve one port through listenReusePort, a short load runs, and
-// the chosen mode and the spread of connections across workers are printed. Exits by itself.
+// The demo: startCluster runs several workers that serve one port through listenReusePort; a short
+// load runs, then a second one while every worker is replaced; it prints the mode chosen, why, how
+// the connections spread across workers, and what the reload cost. Exits by itself.
 'use strict';
 const cluster = require('node:cluster');
 const http = require('node:http');
 const os = require('node:os');
 const { parseArgs } = require('node:util');
-const { listenReusePort, setupPrimary } = require('..');
+const { listenReusePort, startCluster } = require('..');
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,19 +37,18 @@ if (cluster.isWorker) {
   });
 }
 
-// setupPrimary() picks the mode once for all workers (and, for port 0, one port they all share).
+// startCluster picks the mode once for all workers, gives them one port (port 0 included), and
+// owns each worker's listening socket so that replacing a worker loses no connection.
 async function startWorkers(count, port) {
-  setupPrimary();
-  const fork = () =>
-    new Promise((resolve, reject) => {
-      const worker = cluster.fork({ DEMO_PORT: String(port) });
-      worker.once('exit', (code) => reject(new Error(`worker ${worker.process.pid} exited with ${code}`)));
-      worker.once('message', (message) => {
-        if (message.type === 'ready') resolve({ pid: worker.process.pid, info: message.info });
-      });
-    });
-  const ready = await Promise.all(Array.from({ length: count }, fork));
-  return { port: ready[0].info.address.port, ready };
+  const infos = new Map();
+  cluster.on('message', (worker, message) => {
+    if (message.type === 'ready') infos.set(worker.process.pid, message.info);
+  });
+  const supervisor = await startCluster({ exec: __filename, workers: count, env: { DEMO_PORT: String(port) } });
+  const deadline = Date.now() + 5000;
+  while (supervisor.pids.some((pid) => !infos.has(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const ready = supervisor.pids.map((pid) => ({ pid, info: infos.get(pid) }));
+  return { supervisor, port: supervisor.ports[0], ready };
 }
 
 // A new TCP connection for every request, the case where how the port is shared matters most.
@@ -92,7 +92,7 @@ function jain(values) {
 async function main() {
   const workers = Number(flags.workers);
   const total = Number(flags.requests);
-  const { port, ready } = await startWorkers(workers, Number(flags.port));
+  const { supervisor, port, ready } = await startWorkers(workers, Number(flags.port));
   const { mode, backend, reasons } = ready[0].info;
   console.log(`reuseport demo: ${workers} workers on 127.0.0.1:${port}`);
   console.log(`mode: ${mode} (backend: ${backend})`);
@@ -110,9 +110,19 @@ async function main() {
   const min = Math.min(...counts);
   console.log(`fairness: Jain's index ${jain(counts).toFixed(3)} (1 = perfectly even), max/min ${min ? (Math.max(...counts) / min).toFixed(2) : 'inf'}`);
 
-  for (const worker of Object.values(cluster.workers ?? {})) {
-    worker.removeAllListeners('exit');
-    worker.process.kill('SIGTERM');
-  }
-  process.exitCode = failed === 0 && counts.every((c) => c > 0) ? 0 : 1;
+  // The same load again while every worker is replaced, one slot at a time.
+  const during = drive(port, total, Number(flags.concurrency));
+  const before = supervisor.pids;
+  const started = Date.now();
+  await supervisor.reload();
+  const reloadMs = Date.now() - started;
+  const second = await during;
+  const replaced = supervisor.pids.filter((pid) => !before.includes(pid)).length;
+  console.log(
+    `\nreload under load: ${replaced} of ${workers} workers replaced in ${reloadMs} ms; ` +
+      `${total} more requests, ${second.failed} failed`,
+  );
+
+  await supervisor.close();
+  process.exitCode = failed === 0 && second.failed === 0 && counts.every((c) => c > 0) ? 0 : 1;
 }

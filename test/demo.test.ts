@@ -17,4 +17,5 @@ it('prints the mode, the reasons and a spread over every worker, then exits 0', 
   expect(workerLines).toHaveLength(3);
   for (const line of workerLines) expect(Number(line.trim().split(/\s+/)[2])).toBeGreaterThan(0);
   expect(stdout).toMatch(/fairness: Jain's index \d\.\d{3}/);
+  expect(stdout).toMatch(/reload under load: 3 of 3 workers replaced in \d+ ms; 300 more requests, 0 failed/);
 });
