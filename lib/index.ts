@@ -8,7 +8,7 @@ export type { ListenReusePortOptions } from './options';
 export { planListen } from './plan';
 export { setupPrimary } from './setup-primary';
 export { startCluster } from './start-cluster';
-export type { StartClusterOptions, Supervisor, WorkerExit } from './start-cluster';
+export type { SlotStats, StallEvent, StartClusterOptions, Supervisor, WorkerExit } from './start-cluster';
 export type { SetupPrimaryOptions } from './setup-primary';
 export type { ModeChoice, Plan, PlanOptions } from './plan';
 export type { SystemError } from './errors';

@@ -91,7 +91,10 @@ export type SupervisorMessage =
   | SlotReply
   | { cmd: typeof COMMAND; act: 'listening'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'drain'; timeoutMs?: number }
-  | { cmd: typeof COMMAND; act: 'drained'; destroyed: number };
+  | { cmd: typeof COMMAND; act: 'drained'; destroyed: number }
+  | { cmd: typeof COMMAND; act: 'beat'; slot: number; accepted: Record<string, number> }
+  | { cmd: typeof COMMAND; act: 'lend'; slot: number; port: number }
+  | { cmd: typeof COMMAND; act: 'recall'; slot: number };
 
 /** The primary's answer to a worker that asked for its slot's socket (the handle travels beside it). */
 export interface SlotReply {

@@ -60,6 +60,11 @@ export class SlotSockets {
     return socket;
   }
 
+  /** A slot's sockets (one per address and port it serves). */
+  socketsOf(slot: number): SlotSocket[] {
+    return [...(this.#sockets.get(slot)?.values() ?? [])];
+  }
+
   /** Whether a slot holds any socket. */
   has(slot: number): boolean {
     return (this.#sockets.get(slot)?.size ?? 0) > 0;

@@ -35,6 +35,35 @@ export interface StartClusterOptions {
   restartDelayMs?: number;
   /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it). Default 30 s. */
   slotTimeoutMs?: number;
+  /**
+   * Stall protection (reuseport mode): a worker whose heartbeats stop for this long, or a slot with
+   * no worker, has its slot socket lent to a live worker until it is back. 0 turns it off. Default 80 ms.
+   */
+  stallThresholdMs?: number;
+  /** A worker that has not answered for this long is killed and replaced (its slot is served meanwhile). 0: never. Default 30 s. */
+  stallReplaceMs?: number;
+}
+
+/** A slot whose worker stopped answering, or came back. */
+export interface StallEvent {
+  slot: number;
+  pid: number | undefined;
+  /** The worker that serves the slot meanwhile. */
+  lentTo?: number | undefined;
+  /** On recovery: how long the slot was served by another worker. */
+  stalledMs?: number;
+}
+
+/** Per-slot figures from stats(). */
+export interface SlotStats {
+  slot: number;
+  pid: number | undefined;
+  /** Connections accepted from this slot's socket, by its worker or a borrower. */
+  accepted: number;
+  /** Stalls seen (its worker stopped answering while listening). */
+  stalls: number;
+  /** The worker serving the slot for another right now, if any. */
+  lentTo: number | undefined;
 }
 
 /** Why a worker left. */
@@ -47,7 +76,7 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `close()`, and events 'listening', 'exit', 'slot-closed', 'reload'. */
+/** The running cluster: `pids`, `reload()`, `close()`, `stats()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'slot-closed', 'reload'. */
 export interface Supervisor extends EventEmitter {
   /** The plan every worker follows. */
   readonly plan: Plan;
@@ -59,6 +88,8 @@ export interface Supervisor extends EventEmitter {
   reload(): Promise<void>;
   /** Drains and stops every worker and closes the slot sockets. */
   close(): Promise<void>;
+  /** Per slot: connections accepted, stalls seen, and who serves it now if not its own worker. */
+  stats(): SlotStats[];
 }
 
 interface Slot {
@@ -68,7 +99,14 @@ interface Slot {
   failures: number;
   restartTimer: NodeJS.Timeout | undefined;
   closeTimer: NodeJS.Timeout | undefined;
+  accepted: number;
+  stalls: number;
+  /** When the slot stopped being served by its own worker (monotonic ms), while lent. */
+  unservedSince: number | undefined;
 }
+
+/** How often the supervisor checks that every slot is served. */
+const MONITOR_MS = 20;
 
 function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -90,6 +128,12 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #waiters = new Map<Worker, { listening: () => void; drained: () => void }>();
   #closing = false;
   #reloading: Promise<void> = Promise.resolve();
+  readonly #lastBeat = new Map<Worker, number>();
+  readonly #lastAccepted = new Map<Worker, Record<string, number>>();
+  /** Slot -> the worker it is lent to. */
+  readonly #loans = new Map<number, Worker>();
+  #monitor: NodeJS.Timeout | undefined;
+  readonly #condemned = new WeakSet<Worker>();
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
   };
@@ -105,6 +149,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       failures: 0,
       restartTimer: undefined,
       closeTimer: undefined,
+      accepted: 0,
+      stalls: 0,
+      unservedSince: undefined,
     }));
     const { binding } = loadBinding();
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding) : undefined;
@@ -122,6 +169,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   }
 
   async start(): Promise<void> {
+    if (this.#sockets && this.#options.stallThresholdMs > 0) {
+      this.#monitor = setInterval(() => this.#watch(), MONITOR_MS);
+      this.#monitor.unref();
+    }
     try {
       await Promise.all(this.#slots.map((slot) => this.#startWorker(slot)));
     } catch (error) {
@@ -184,7 +235,16 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
         const reply = { act: 'slot-reply' as const, seq: message.seq, error: { message: (error as Error).message, code, errno, syscall, address, port } };
         worker.process.send(supervisorMessage(reply) as never);
       }
+    } else if (message.act === 'beat') {
+      this.#lastBeat.set(worker, performance.now());
+      const last = this.#lastAccepted.get(worker) ?? {};
+      for (const [index, total] of Object.entries(message.accepted)) {
+        const target = this.#slots[Number(index)];
+        if (target) target.accepted += total - (last[index] ?? 0);
+      }
+      this.#lastAccepted.set(worker, message.accepted);
     } else if (message.act === 'listening') {
+      this.#lastBeat.set(worker, performance.now());
       if (slot.worker === worker || !slot.ready) slot.ready = true;
       slot.failures = 0;
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
@@ -202,6 +262,11 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
     this.#waiters.delete(worker);
+    this.#lastBeat.delete(worker);
+    this.#lastAccepted.delete(worker);
+    for (const [index, borrower] of this.#loans) if (borrower === worker) this.#loans.delete(index);
+    // Lend the dead worker's slot (and what it borrowed) at once, not at the next check.
+    if (this.#monitor) setImmediate(() => this.#watch());
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
     this.emit('exit', exit);
     if (slot.worker !== worker) return;
@@ -251,6 +316,93 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     await exited;
   }
 
+  // Whether a worker answers: alive, connected, not leaving, and its heartbeat is recent.
+  #answers(worker: Worker | undefined, now: number): worker is Worker {
+    if (!worker || worker.isDead() || !worker.isConnected() || this.#leaving.has(worker)) return false;
+    return now - (this.#lastBeat.get(worker) ?? Number.NEGATIVE_INFINITY) < this.#options.stallThresholdMs;
+  }
+
+  // Every slot whose own worker cannot accept (stalled, dead, starting, draining) is lent to a live
+  // worker, and recalled when its own worker answers again. Nothing is closed, so nothing is lost.
+  #watch(): void {
+    if (!this.#sockets || this.#closing) return;
+    const now = performance.now();
+    for (const slot of this.#slots) {
+      if (!this.#sockets.has(slot.index)) continue;
+      const borrower = this.#loans.get(slot.index);
+      if (slot.ready && this.#answers(slot.worker, now)) {
+        if (borrower) this.#recall(slot, borrower, now);
+        continue;
+      }
+      this.#replaceIfHopeless(slot, now);
+      if (borrower && this.#answers(borrower, now)) continue;
+      if (borrower) this.#recall(slot, borrower, now);
+      const next = this.#pickBorrower(slot, now);
+      if (next) this.#lend(slot, next, now);
+    }
+  }
+
+  // A worker stalled for longer than stallReplaceMs is not coming back soon enough: replace it.
+  #replaceIfHopeless(slot: Slot, now: number): void {
+    const { worker } = slot;
+    const limit = this.#options.stallReplaceMs;
+    if (!limit || !worker || !slot.ready || worker.isDead() || this.#leaving.has(worker) || this.#condemned.has(worker)) return;
+    const silentFor = now - (this.#lastBeat.get(worker) ?? now);
+    if (silentFor < limit) return;
+    this.emit('stall-replace', { slot: slot.index, pid: worker.process.pid, stalledMs: Math.round(silentFor) } satisfies StallEvent);
+    this.#condemned.add(worker);
+    worker.process.kill('SIGKILL');
+  }
+
+  #pickBorrower(slot: Slot, now: number): Worker | undefined {
+    let best: Worker | undefined;
+    let fewest = Number.POSITIVE_INFINITY;
+    for (const other of this.#slots) {
+      if (other === slot || !other.ready || !this.#answers(other.worker, now)) continue;
+      const loans = [...this.#loans.values()].filter((w) => w === other.worker).length;
+      if (loans < fewest) {
+        fewest = loans;
+        best = other.worker;
+      }
+    }
+    return best;
+  }
+
+  #lend(slot: Slot, borrower: Worker, now: number): void {
+    for (const socket of this.#sockets?.socketsOf(slot.index) ?? []) {
+      borrower.process.send(supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }) as never, socket.handle as never);
+    }
+    this.#loans.set(slot.index, borrower);
+    if (slot.unservedSince === undefined) {
+      slot.unservedSince = now;
+      // A slot whose worker was listening and stopped answering is a stall; dead or starting is not.
+      if (slot.ready && slot.worker && !slot.worker.isDead() && !this.#leaving.has(slot.worker)) {
+        slot.stalls += 1;
+        this.emit('stall', { slot: slot.index, pid: slot.worker.process.pid, lentTo: borrower.process.pid } satisfies StallEvent);
+      }
+    }
+  }
+
+  #recall(slot: Slot, borrower: Worker, now: number): void {
+    if (borrower.isConnected()) borrower.process.send(supervisorMessage({ act: 'recall', slot: slot.index }) as never);
+    this.#loans.delete(slot.index);
+    if (slot.unservedSince !== undefined && slot.ready && this.#answers(slot.worker, now)) {
+      const stalledMs = Math.round(now - slot.unservedSince);
+      slot.unservedSince = undefined;
+      this.emit('recover', { slot: slot.index, pid: slot.worker.process.pid, stalledMs } satisfies StallEvent);
+    }
+  }
+
+  stats(): SlotStats[] {
+    return this.#slots.map((slot) => ({
+      slot: slot.index,
+      pid: slot.worker?.process.pid,
+      accepted: slot.accepted,
+      stalls: slot.stalls,
+      lentTo: this.#loans.get(slot.index)?.process.pid,
+    }));
+  }
+
   reload(): Promise<void> {
     const run = async () => {
       for (const slot of this.#slots) {
@@ -271,6 +423,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   async close(): Promise<void> {
     this.#closing = true;
     process.off('SIGHUP', this.#onSighup);
+    if (this.#monitor) clearInterval(this.#monitor);
     for (const slot of this.#slots) {
       if (slot.restartTimer) clearTimeout(slot.restartTimer);
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
@@ -297,6 +450,8 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     reloadOnSighup: options.reloadOnSighup === true,
     restartDelayMs: positiveInteger(options.restartDelayMs, 'options.restartDelayMs', 100, 0),
     slotTimeoutMs: positiveInteger(options.slotTimeoutMs, 'options.slotTimeoutMs', 30_000),
+    stallThresholdMs: positiveInteger(options.stallThresholdMs, 'options.stallThresholdMs', 80, 0),
+    stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
     env: { ...options.env },
   };
   const plan = setupPrimary({ mode: options.mode ?? 'auto' });

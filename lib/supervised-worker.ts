@@ -1,7 +1,7 @@
 // The worker's side of startCluster(): borrow the slot's listening socket from the primary, tell the
 // primary when listening, and drain on its word. Used by listenReusePort when the worker is supervised.
 import cluster from 'node:cluster';
-import type net from 'node:net';
+import net from 'node:net';
 import { drainServer, trackConnections } from './drain';
 import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from './primary-link';
 import type { TcpHandle } from './tcp-handle';
@@ -60,27 +60,83 @@ export function borrowSlotSocket(
 }
 
 const servers = new Set<net.Server>();
-let listeningForDrain = false;
+// Slot sockets lent to this worker while their own worker cannot accept: slot -> listeners.
+const loans = new Map<number, net.Server[]>();
+// Connections accepted per slot (own slot and borrowed ones), reported with every heartbeat.
+const accepted = new Map<number, number>();
+const borrowedSockets = new WeakSet<net.Socket>();
+let started = false;
 
-// One drain order drains every server this worker registered, then reports back.
-function onSupervisorMessage(message: unknown): void {
-  const order = message as SupervisorMessage;
-  if (!isSupervisorMessage(order) || order.act !== 'drain') return;
-  const timeoutMs = order.timeoutMs ?? 10_000;
-  Promise.all([...servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
-    process.send?.(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
-  });
+/** How often a supervised worker tells the primary it is alive; a blocked event loop stops it. */
+export const HEARTBEAT_MS = 20;
+
+function count(slot: number): void {
+  accepted.set(slot, (accepted.get(slot) ?? 0) + 1);
 }
 
-/** Registers a listening server with the supervisor: it is drained on reload, and the primary told it listens. */
+// A borrowed socket feeds the application's own server, so its handlers, connection tracking and
+// drain see those connections like any other ('connection' is the documented way in).
+function borrow(slot: number, port: number, handle: unknown): void {
+  const target = [...servers].find((server) => (server.address() as net.AddressInfo | null)?.port === port) ?? [...servers][0];
+  if (!target) {
+    (handle as { close?: () => void }).close?.();
+    return;
+  }
+  const listener = net.createServer((socket) => {
+    count(slot);
+    borrowedSockets.add(socket);
+    (socket as net.Socket & { server: net.Server }).server = target;
+    target.emit('connection', socket);
+  });
+  listener.on('error', () => listener.close());
+  listener.listen(handle as net.ListenOptions);
+  loans.set(slot, [...(loans.get(slot) ?? []), listener]);
+}
+
+// Gives a borrowed slot back: closing this process's copy of the socket leaves its queue intact.
+function giveBack(slot: number): void {
+  for (const listener of loans.get(slot) ?? []) if (listener.listening) net.Server.prototype.close.call(listener);
+  loans.delete(slot);
+}
+
+function onSupervisorMessage(message: unknown, handle: unknown): void {
+  const order = message as SupervisorMessage;
+  if (!isSupervisorMessage(order)) return;
+  if (order.act === 'lend') {
+    if (handle) borrow(order.slot, order.port, handle);
+  } else if (order.act === 'recall') {
+    giveBack(order.slot);
+  } else if (order.act === 'drain') {
+    // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
+    for (const slot of [...loans.keys()]) giveBack(slot);
+    const timeoutMs = order.timeoutMs ?? 10_000;
+    Promise.all([...servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
+      process.send?.(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
+    });
+  }
+}
+
+function start(supervision: Supervision): void {
+  if (started) return;
+  started = true;
+  channel.on('internalMessage', onSupervisorMessage);
+  const beat = setInterval(() => {
+    if (!process.connected) return clearInterval(beat);
+    process.send?.(supervisorMessage({ act: 'beat', slot: supervision.slot, accepted: Object.fromEntries(accepted) }));
+  }, HEARTBEAT_MS);
+  beat.unref();
+}
+
+/** Registers a listening server with the supervisor: drained on reload, fed by lent slots, announced to the primary. */
 export function registerWithSupervisor(server: net.Server, supervision: Supervision): void {
   trackConnections(server);
   servers.add(server);
+  server.on('connection', (socket: net.Socket) => {
+    // Connections handed in from a borrowed slot were counted there.
+    if (!borrowedSockets.has(socket)) count(supervision.slot);
+  });
   server.once('close', () => servers.delete(server));
-  if (!listeningForDrain) {
-    listeningForDrain = true;
-    channel.on('internalMessage', onSupervisorMessage);
-  }
+  start(supervision);
   const address = server.address() as net.AddressInfo | null;
   process.send?.(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address?.port ?? 0 }));
 }

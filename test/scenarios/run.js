@@ -9,7 +9,7 @@ const { fork } = require('node:child_process');
 const { setupPrimary, startCluster } = require('../..');
 
 const config = {
-  scenario: 'reload', // 'reload' | 'crash' | 'keepalive'
+  scenario: 'reload', // 'reload' | 'crash' | 'keepalive' | 'stall'
   way: 'supervised', // 'supervised' | 'plain' (each worker its own socket, server.close) | 'plain-helper' (closeListener)
   mode: 'reuseport',
   workers: 3,
@@ -18,6 +18,12 @@ const config = {
   rate: 2000,
   durationMs: 4000,
   killAtMs: 1500,
+  blockAtMs: 1500,
+  blockMs: 2000,
+  blocks: 1,
+  blockEveryMs: 400,
+  stallReplaceMs: undefined,
+  stallThresholdMs: undefined,
   port: 8000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -61,6 +67,9 @@ function plainCluster() {
         await exited;
       }
     },
+    blockOne(ms) {
+      workers[0].send({ type: 'block', ms });
+    },
     async killOne() {
       const victim = workers[0];
       const replaced = new Promise((resolve) =>
@@ -78,12 +87,31 @@ function plainCluster() {
   };
 }
 
+const events = [];
+
 function supervisedCluster() {
   let supervisor;
   return {
     async start() {
-      supervisor = await startCluster({ exec: worker, workers: config.workers, mode: config.mode, env: { SCENARIO_PORT: String(config.port) } });
+      supervisor = await startCluster({
+        exec: worker,
+        workers: config.workers,
+        mode: config.mode,
+        env: { SCENARIO_PORT: String(config.port) },
+        ...(config.stallThresholdMs === undefined ? {} : { stallThresholdMs: config.stallThresholdMs }),
+        ...(config.stallReplaceMs === undefined ? {} : { stallReplaceMs: config.stallReplaceMs }),
+      });
+      supervisor.on('stall', (event) => events.push({ name: 'stall', ...event }));
+      supervisor.on('recover', (event) => events.push({ name: 'recover', ...event }));
+      supervisor.on('stall-replace', (event) => events.push({ name: 'stall-replace', ...event }));
+      supervisor.on('exit', (event) => events.push({ name: 'exit', ...event }));
     },
+    blockOne(ms) {
+      const pid = supervisor.pids[0];
+      Object.values(cluster.workers).find((w) => w.process.pid === pid)?.send({ type: 'block', ms });
+    },
+    stats: () => supervisor.stats(),
+    pids: () => supervisor.pids,
     reload: () => supervisor.reload(),
     async killOne() {
       const victim = supervisor.pids[0];
@@ -139,6 +167,21 @@ async function main() {
       await sleep(300);
       client.send({ type: 'stop' });
       out.load = (await once(client, 'result')).result;
+    } else if (config.scenario === 'stall') {
+      client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs: config.durationMs } });
+      const result = once(client, 'result', config.durationMs + 30_000);
+      const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
+      await sleep(config.blockAtMs);
+      out.fdsBefore = fds();
+      for (let i = 0; i < config.blocks; i++) {
+        workers.blockOne(config.blockMs);
+        if (i < config.blocks - 1) await sleep(config.blockMs + config.blockEveryMs);
+      }
+      out.load = (await result).result;
+      await sleep(200);
+      out.fdsAfter = fds();
+      out.events = events;
+      out.stats = workers.stats?.();
     } else if (config.scenario === 'crash') {
       client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs: config.durationMs } });
       const result = once(client, 'result', config.durationMs + 30_000);
@@ -147,6 +190,7 @@ async function main() {
       const replacement = await Promise.race([workers.killOne(), sleep(10_000).then(() => undefined)]);
       out.replacedInMs = replacement ? Date.now() - killedAt : undefined;
       out.load = (await result).result;
+      out.events = events;
     }
   } finally {
     client.kill('SIGKILL');

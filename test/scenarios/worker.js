@@ -19,6 +19,12 @@ listenReusePort(server, port, { host: '127.0.0.1' }).then(
   },
 );
 process.on('message', async (message) => {
+  if (message?.type === 'block') {
+    // A long synchronous task: the event loop (and so accept) stops for `ms`.
+    const until = Date.now() + message.ms;
+    while (Date.now() < until);
+    return;
+  }
   if (message?.type !== 'stop') return;
   if (message.helper) await closeListener(server);
   else server.close();

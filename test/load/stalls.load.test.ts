@@ -1,0 +1,85 @@
+// Stalls under load, each in a network namespace the test makes: no client waits behind a busy or
+// dead worker when the supervisor lends its slot, while every worker keeps its own socket.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { namespaceUnavailable, runScenario } from '../helpers/netns';
+
+interface Report {
+  load: { sent: number; failed: number; errors: Record<string, number>; p99: number; max: number; over500ms: number };
+  events?: { name: string; slot?: number; pid?: number; signal?: string | null; expected?: boolean }[];
+  stats?: { slot: number; pid: number; accepted: number; stalls: number; lentTo?: number }[];
+  fdsBefore?: Record<string, number>;
+  fdsAfter?: Record<string, number>;
+  replacedInMs?: number;
+}
+
+let unavailable: string | undefined;
+beforeAll(async () => {
+  unavailable = await namespaceUnavailable();
+  if (unavailable) console.warn(`stall tests skipped: ${unavailable}`);
+});
+
+const load = { rate: 800, durationMs: 5000 };
+
+function show(name: string, { load: l }: Report): void {
+  console.log(`${name}: ${l.failed} of ${l.sent} failed ${JSON.stringify(l.errors)}, ${l.over500ms} over 500 ms, p99 ${l.p99} ms, max ${l.max} ms`);
+}
+
+describe('one of 3 workers blocked for 2 s under 800 new connections/s', () => {
+  it('through the supervisor: none fails, at most 5 take over 500 ms, p99 <= 100 ms', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ scenario: 'stall', way: 'supervised', ...load }, 0);
+    show('supervised reuseport', report);
+    const plain = await runScenario<Report>({ scenario: 'stall', way: 'plain', ...load }, 0);
+    show('plain reuseport, for comparison', plain);
+    expect(report.load.sent).toBeGreaterThan(3600);
+    expect(report.load.failed).toBe(0);
+    expect(report.load.over500ms).toBeLessThanOrEqual(5);
+    expect(report.load.p99).toBeLessThanOrEqual(100);
+    expect(report.events?.filter((e) => e.name === 'stall')).toHaveLength(1);
+    expect(report.stats?.map((s) => s.lentTo)).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+describe('a worker killed with SIGKILL under 800 new connections/s', () => {
+  it('at most 2 fail, at most 5 take over 500 ms, p99 <= 100 ms, and it is replaced', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ scenario: 'crash', way: 'supervised', ...load, killAtMs: 1500 }, 0);
+    show('supervised kill -9', report);
+    expect(report.load.failed).toBeLessThanOrEqual(2);
+    expect(report.load.over500ms).toBeLessThanOrEqual(5);
+    expect(report.load.p99).toBeLessThanOrEqual(100);
+    expect(report.replacedInMs).toBeGreaterThan(0);
+  });
+});
+
+describe('repeated and endless stalls', () => {
+  it('a worker that stalls and recovers 10 times loses nothing, leaks no fd, and ends with every slot its own', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>(
+      { scenario: 'stall', way: 'supervised', rate: 800, durationMs: 7000, blockAtMs: 500, blocks: 10, blockMs: 250, blockEveryMs: 300 },
+      0,
+    );
+    show('10 stalls', report);
+    expect(report.load.failed).toBe(0);
+    const stalls = report.events?.filter((e) => e.name === 'stall') ?? [];
+    expect(stalls.length).toBeGreaterThanOrEqual(10);
+    expect(report.stats?.map((s) => s.lentTo)).toEqual([undefined, undefined, undefined]);
+    expect(report.fdsAfter).toEqual(report.fdsBefore);
+  });
+
+  it('a worker that never recovers is replaced after the bound, and its slot goes to the new worker', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>(
+      { scenario: 'stall', way: 'supervised', rate: 400, durationMs: 4000, blockAtMs: 500, blockMs: 20_000, stallReplaceMs: 1000 },
+      0,
+    );
+    show('endless stall', report);
+    expect(report.load.failed).toBe(0);
+    const replaced = report.events?.find((e) => e.name === 'stall-replace');
+    expect(replaced).toMatchObject({ slot: 0 });
+    expect(report.events?.find((e) => e.name === 'exit')).toMatchObject({ slot: 0, pid: replaced?.pid, signal: 'SIGKILL', expected: false });
+    const slot0 = report.stats?.[0];
+    expect(slot0?.pid).not.toBe(replaced?.pid);
+    expect(slot0?.lentTo).toBeUndefined();
+  });
+});
