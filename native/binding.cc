@@ -10,10 +10,18 @@
 namespace reuseport {
 namespace {
 
+// Reads options[name]; false when reading threw (a getter or a Proxy trap): that exception is left
+// pending for JavaScript, and nothing else may be thrown on top of it.
+bool ReadProperty(Napi::Env env, Napi::Object options, const char* name, Napi::Value* out) {
+  *out = options.Get(name);
+  return !env.IsExceptionPending();
+}
+
 // Reads options[name] as an integer in [min, max]; throws a JS error and returns false otherwise.
 bool ReadInteger(Napi::Env env, Napi::Object options, const char* name, double min, double max,
                  int* out) {
-  Napi::Value value = options.Get(name);
+  Napi::Value value;
+  if (!ReadProperty(env, options, name, &value)) return false;
   if (!value.IsNumber()) {
     ArgumentTypeError(env, std::string("options.") + name + " must be a number")
         .ThrowAsJavaScriptException();
@@ -33,7 +41,8 @@ bool ReadInteger(Napi::Env env, Napi::Object options, const char* name, double m
 
 bool ReadBoolean(Napi::Env env, Napi::Object options, const char* name, bool fallback,
                  bool* out) {
-  Napi::Value value = options.Get(name);
+  Napi::Value value;
+  if (!ReadProperty(env, options, name, &value)) return false;
   if (value.IsUndefined()) {
     *out = fallback;
     return true;
@@ -56,7 +65,8 @@ Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
   }
   Napi::Object options = info[0].As<Napi::Object>();
 
-  Napi::Value address = options.Get("address");
+  Napi::Value address;
+  if (!ReadProperty(env, options, "address", &address)) return env.Undefined();
   if (!address.IsString()) {
     ArgumentTypeError(env, "options.address must be a string").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -74,7 +84,9 @@ Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
       !ReadBoolean(env, options, "listen", true, &spec.listen)) {
     return env.Undefined();
   }
-  if (spec.listen && !options.Get("backlog").IsUndefined() &&
+  Napi::Value backlog;
+  if (!ReadProperty(env, options, "backlog", &backlog)) return env.Undefined();
+  if (spec.listen && !backlog.IsUndefined() &&
       !ReadInteger(env, options, "backlog", 0, std::numeric_limits<int>::max(), &spec.backlog)) {
     return env.Undefined();
   }

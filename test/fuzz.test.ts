@@ -1,0 +1,115 @@
+// The raw binding never crashes: 10,000 random calls of each native function (random types, sizes,
+// negative and huge numbers) throw a TypeError or RangeError with a code, or an OS error, and the
+// process's fd count is unchanged afterwards.
+import fs from 'node:fs';
+import util from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { loadBinding } from '../lib/binding';
+import { openFdCount } from './helpers/proc-net';
+
+const loaded = loadBinding();
+if (!loaded.binding) throw loaded.error;
+const binding = loaded.binding as unknown as Record<string, (...args: unknown[]) => unknown>;
+
+// A small deterministic generator (mulberry32), so a failure can be replayed from its seed.
+function generator(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomValue(random: () => number, depth = 0): unknown {
+  const pick = Math.floor(random() * 22);
+  switch (pick) {
+    case 0:
+      return undefined;
+    case 1:
+      return null;
+    case 2:
+      return Math.floor(random() * 70000);
+    case 3:
+      return -Math.floor(random() * 2 ** 40);
+    case 4:
+      return 2 ** (10 + Math.floor(random() * 60));
+    case 5:
+      return [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, 1.5, Number.MAX_SAFE_INTEGER][Math.floor(random() * 6)];
+    case 6:
+      return ['127.0.0.1', '::1', '::', '0.0.0.0', '192.0.2.1', 'fe80::1%lo', 'localhost', '', '999.1.1.1', '::zz'][Math.floor(random() * 10)];
+    case 7:
+      return 'x'.repeat(Math.floor(random() * 5000));
+    case 8:
+      return String.fromCharCode(...Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 0x10000)));
+    case 9:
+      return random() < 0.5;
+    case 10:
+      return BigInt(Math.floor(random() * 1e9));
+    case 11:
+      return Symbol('fuzz');
+    case 12:
+      return () => 1;
+    case 13:
+      return Buffer.alloc(Math.floor(random() * 64));
+    case 14:
+      return depth > 2 ? {} : Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth + 1));
+    case 15:
+      return new Proxy({}, { get: () => { throw new Error('trap'); } });
+    default:
+      return depth > 2 ? {} : randomSpec(random, depth + 1);
+  }
+}
+
+// An object shaped like openListener's options, each field random, often plausible.
+function randomSpec(random: () => number, depth = 0): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  for (const key of ['address', 'port', 'ipv6Only', 'listen', 'backlog']) if (random() < 0.8) spec[key] = randomValue(random, depth + 1);
+  if (random() < 0.6) spec.address = ['127.0.0.1', '::1', '::', '192.0.2.1'][Math.floor(random() * 4)];
+  if (random() < 0.6) spec.port = random() < 0.5 ? 0 : Math.floor(random() * 65536);
+  if (random() < 0.5) spec.ipv6Only = random() < 0.5;
+  if (random() < 0.5) spec.listen = random() < 0.5;
+  if (random() < 0.5) spec.backlog = Math.floor(random() * 1000);
+  return spec;
+}
+
+const accepted = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']);
+
+describe.each(['openListener', 'probeReusePort'])('%s under 10,000 random calls', (name) => {
+  it('never crashes, throws only coded errors, and leaks no fd', () => {
+    const random = generator(name.length * 7919);
+    const fn = binding[name] as (...args: unknown[]) => unknown;
+    const before = openFdCount();
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 10_000; i++) {
+      // Most calls get an options-shaped object, so the checks past the first one are reached too.
+      const args = random() < 0.7 ? [randomSpec(random)] : Array.from({ length: Math.floor(random() * 3) }, () => randomValue(random));
+      // Never listen on a port of someone else's: other test files run beside this one, and a
+      // listener that joins their SO_REUSEPORT group would take (and drop) their connections.
+      for (const arg of args) {
+        if (arg && typeof arg === 'object' && !Array.isArray(arg) && !util.types.isProxy(arg)) {
+          const spec = arg as Record<string, unknown>;
+          if (spec.listen !== false && spec.port !== 0) spec.port = 0;
+        }
+      }
+      let outcome: string;
+      try {
+        const result = fn(...args) as { fd?: number } | number;
+        if (typeof result === 'object' && result !== null && typeof result.fd === 'number') fs.closeSync(result.fd);
+        outcome = 'returned';
+      } catch (error) {
+        const { code, syscall } = error as { code?: string; syscall?: string };
+        const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
+        const isSystemError = typeof syscall === 'string' && typeof code === 'string';
+        const fromProxy = (error as Error).message === 'trap';
+        if (!isArgumentError && !isSystemError && !fromProxy) throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
+        outcome = code ?? 'trap';
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    expect(openFdCount()).toBe(before);
+    console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  });
+});
