@@ -6,8 +6,15 @@
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror"],
+      "xcode_settings": {
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_CPLUSPLUSFLAGS": ["-Wall", "-Wextra", "-Werror"]
+      },
+      "msvs_settings": {
+        "VCCLCompilerTool": {"AdditionalOptions": ["/std:c++17"]}
+      },
       "conditions": [
-        ["OS!='win'", {"sources": ["native/socket_posix.cc"]}]
+        ["OS=='win'", {"sources": ["native/socket_win.cc"]}, {"sources": ["native/socket_posix.cc"]}]
       ]
     }
   ]

@@ -1,0 +1,34 @@
+// Windows implementation of socket.h: Windows has no SO_REUSEPORT, so every open fails cleanly.
+//
+// Winsock cannot let several processes share one port with kernel load balancing. Its nearest
+// options are not substitutes:
+// - SO_REUSEADDR on Windows lets ANY later socket bind the same address and port, even one from
+//   another user's process, which then silently takes over connections (port hijacking). It is
+//   never set here, so this addon cannot open a port to theft. (POSIX SO_REUSEADDR only allows
+//   rebinding past TIME_WAIT, which is why socket_posix.cc sets it.)
+// - SO_EXCLUSIVEADDRUSE is the opposite (no sharing at all).
+// The TypeScript layer plans a cluster shared handle on Windows instead (libuv's default there).
+//
+// No Winsock call is made, so nothing needs WSAStartup, nothing is opened and nothing can leak.
+#include <errno.h>
+
+#include "socket.h"
+
+namespace reuseport {
+namespace {
+
+// What Windows lacks: the socket option itself, as POSIX would report an unsupported option.
+constexpr int kUnsupported = ENOTSUP;
+
+}  // namespace
+
+bool OpenListener(const ListenSpec& /*spec*/, BoundSocket* out, SocketFailure* failure) {
+  *out = BoundSocket();
+  failure->err = kUnsupported;
+  failure->syscall = "setsockopt";
+  return false;
+}
+
+int ProbeReusePort() { return kUnsupported; }
+
+}  // namespace reuseport

@@ -1,0 +1,52 @@
+// Checks `npm pack --json` output: the tarball holds exactly what a user needs (package.json,
+// README, licence, dist/, native/ sources, the two build files and the linux-x64 prebuild),
+// nothing else (no tests, bench, examples, scripts, lib/ sources, build outputs).
+// Usage: node check-pack.mjs <pack.json>
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const [report] = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const files = report.files.map((file) => file.path).sort();
+
+const allowed = [
+  /^package\.json$/,
+  /^README(\.md)?$/i,
+  /^(LICEN[CS]E|COPYING|NOTICE)(\.\w+)?$/i,
+  /^binding\.gyp$/,
+  /^CMakeLists\.txt$/,
+  /^dist\/[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
+  /^native\/[^/]+\.(cc|h)$/,
+  /^prebuilds\/linux-x64\/[^/]+\.node$/,
+];
+const nativeSources = fs.readdirSync(path.join(root, 'native')).map((name) => `native/${name}`);
+const required = [
+  'package.json',
+  'README.md',
+  'binding.gyp',
+  'CMakeLists.txt',
+  'dist/index.js',
+  'dist/index.mjs',
+  'dist/index.d.ts',
+  'dist/index.d.mts',
+  ...nativeSources,
+];
+
+const problems = [];
+const unexpected = files.filter((file) => !allowed.some((pattern) => pattern.test(file)));
+if (unexpected.length > 0) problems.push(`unexpected files: ${unexpected.join(', ')}`);
+const missing = required.filter((file) => !files.includes(file));
+if (missing.length > 0) problems.push(`missing files: ${missing.join(', ')}`);
+if (!files.some((file) => file.startsWith('prebuilds/linux-x64/'))) problems.push('no linux-x64 prebuild');
+const bin = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).bin ?? {};
+for (const target of Object.values(bin)) {
+  if (!files.includes(path.posix.normalize(target))) problems.push(`bin ${target} is not in the tarball`);
+}
+
+if (problems.length > 0) {
+  console.error(`check-pack: ${report.filename}: ${problems.join('; ')}`);
+  process.exit(1);
+}
+const licence = files.some((file) => /^(LICEN[CS]E|COPYING)/i.test(file)) ? '' : ' (no licence file in the repo)';
+console.log(`check-pack: ${report.filename}: ${files.length} files, ${report.size} bytes packed${licence}`);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the package as a user would: prebuild, pack, then `npm install <tarball>` in a new
+# project outside the repo with no compiler, make or python on PATH, so the prebuild must be used.
+# Then a require() user and an import user each listen and serve one HTTP request on 127.0.0.1,
+# and tsc type-checks a .mts and a .cts consumer against the installed types.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/reuseport-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+echo "install-test: prebuildify"
+npm run prebuild --silent
+ls prebuilds/linux-x64/*.node
+
+echo "install-test: npm pack"
+npm pack --json --pack-destination "$work" >"$work/pack.json"
+node scripts/ci/check-pack.mjs "$work/pack.json"
+tarball=$work/$(node -p "require('$work/pack.json')[0].filename")
+
+echo "install-test: npm install the tarball, no compiler on PATH"
+project=$work/project
+mkdir -p "$project/bin"
+for tool in node npm npx sh; do ln -s "$(command -v "$tool")" "$project/bin/$tool"; done
+for tool in g++ c++ gcc cc make python3; do
+  PATH=$project/bin command -v "$tool" >/dev/null && { echo "install-test: $tool still on PATH" >&2; exit 1; }
+done
+cp scripts/ci/consumer/* "$project/"
+(
+  cd "$project"
+  echo '{ "name": "reuseport-install-test", "private": true, "version": "1.0.0" }' >package.json
+  PATH=$project/bin npm_config_build_from_source=false \
+    npm install --no-audit --no-fund --loglevel=error "$tarball"
+)
+installed=$project/node_modules/reuseport
+[ ! -e "$installed/build" ] || { echo "install-test: a build/ dir appeared: something compiled" >&2; exit 1; }
+ls "$installed/prebuilds/linux-x64/"
+
+echo "install-test: consumers"
+limit=$(command -v timeout)
+(
+  cd "$project"
+  PATH=$project/bin "$limit" 30 node require.cjs
+  PATH=$project/bin "$limit" 30 node import.mjs
+)
+
+echo "install-test: tsc on consumer.mts and consumer.cts"
+cat >"$project/tsconfig.json" <<JSON
+{
+  "compilerOptions": {
+    "module": "nodenext",
+    "moduleResolution": "nodenext",
+    "target": "es2022",
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": false,
+    "types": ["node"],
+    "typeRoots": ["$root/node_modules/@types"]
+  },
+  "files": ["consumer.mts", "consumer.cts"]
+}
+JSON
+node "$root/node_modules/typescript/bin/tsc" -p "$project/tsconfig.json"
+echo "install-test: passed"
