@@ -1,11 +1,13 @@
 // One way to listen per plan: the addon's SO_REUSEPORT socket, Node's own reusePort, a cluster listen
 // through the primary, or a plain exclusive listen. Each resolves once the server is listening.
+import fs from 'node:fs';
 import type net from 'node:net';
 import { type BindTarget, isIpv6Unavailable } from './address';
 import { adoptListener, whenListening } from './adopt';
 import type { NativeBinding, NativeSocket } from './binding';
 import { explainListenError } from './errors';
 import type { ListenRequest } from './options';
+import { defaultGroup, foreignHolderError, foreignHolders, registerSocket } from './ownership';
 import type { TcpHandle } from './tcp-handle';
 
 /** Where and how to listen, once validated and resolved. */
@@ -32,21 +34,60 @@ export async function firstThatWorks<T>(targets: BindTarget[], attempt: (target:
   throw lastError;
 }
 
-/** reuseport through the addon: it opens the socket, libuv adopts it. Returns the socket opened. */
-export async function listenWithAddon(binding: NativeBinding, job: ListenJob): Promise<NativeSocket> {
-  const socket = await firstThatWorks(job.targets, (target) => {
-    try {
-      return binding.openListener({
-        address: target.address,
-        port: job.port,
-        ipv6Only: target.ipv6Only,
-        backlog: job.request.backlog,
+// Refuses a port that a listener of another sharing group holds, once our socket is bound (a holder
+// without SO_REUSEPORT already made the bind fail) and registered, so a process racing us sees ours.
+// With { group: false } it only warns. Returns how to unregister our socket.
+function guardOwnership(job: ListenJob, bound: { fd: number; address: string; port: number }): () => void {
+  const { group } = job.request;
+  const ours = new Set([String(fs.fstatSync(bound.fd).ino)]);
+  if (group === false) {
+    const foreign = foreignHolders(bound.address, bound.port, defaultGroup(), ours);
+    if (foreign.length > 0) {
+      process.emitWarning(`listenReusePort with { group: false } shares ${bound.address}:${bound.port} with processes outside this app`, {
+        code: 'REUSEPORT_GROUP_DISABLED',
+        detail: foreignHolderError(foreign, bound.address, bound.port, defaultGroup()).message,
       });
+    }
+    return () => undefined;
+  }
+  const unregister = registerSocket(bound.fd, group);
+  const foreign = foreignHolders(bound.address, bound.port, group, ours);
+  if (foreign.length > 0) {
+    unregister();
+    throw foreignHolderError(foreign, bound.address, bound.port, group);
+  }
+  return unregister;
+}
+
+/**
+ * reuseport through the addon: it binds the socket, the sharing group is checked and the socket
+ * registered, and libuv listens on it. A holder without SO_REUSEPORT makes the bind itself fail
+ * (EADDRINUSE from the kernel); one with it but of another group is refused here, before listening.
+ */
+export async function listenWithAddon(binding: NativeBinding, job: ListenJob): Promise<NativeSocket> {
+  let unregister: () => void = () => undefined;
+  const socket = await firstThatWorks(job.targets, (target) => {
+    let bound: NativeSocket;
+    try {
+      bound = binding.openListener({ address: target.address, port: job.port, ipv6Only: target.ipv6Only, listen: false });
     } catch (error) {
       throw explainListenError(error as Error);
     }
+    try {
+      unregister = guardOwnership(job, bound);
+    } catch (error) {
+      fs.closeSync(bound.fd);
+      throw error;
+    }
+    return bound;
   });
-  await adoptListener(job.server, socket, job.request.backlog);
+  try {
+    await adoptListener(job.server, socket, job.request.backlog);
+  } catch (error) {
+    unregister();
+    throw error;
+  }
+  job.server.once('close', unregister);
   return socket;
 }
 
@@ -70,6 +111,17 @@ export async function listenWithNode(
     await whenListening(job.server, () => job.server.listen(options));
   } catch (error) {
     throw explain(error as Error);
+  }
+  const fd = (job.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (flags.reusePort && fd !== undefined && fd >= 0) {
+    const { address, port } = job.server.address() as net.AddressInfo;
+    try {
+      // Node binds and listens in one step, so here the check can only follow.
+      job.server.once('close', guardOwnership(job, { fd, address, port }));
+    } catch (error) {
+      job.server.close();
+      throw error;
+    }
   }
 }
 

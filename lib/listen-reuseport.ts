@@ -114,11 +114,17 @@ function closeOnAbort(server: net.Server, signal: AbortSignal): void {
 async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit: boolean): Promise<Plan> {
   switch (plan.mode) {
     case 'reuseport': {
-      const reasons = [...plan.reasons];
+      const { group } = job.request;
+      const reasons = [
+        ...plan.reasons,
+        group === false
+          ? 'The sharing-group check is off ({ group: false }): any process of this user may join the port and take part of its connections.'
+          : `Only processes of the sharing group "${group}" may share this port; a listener of another app on it is refused${process.platform === 'linux' ? '' : ' (where /proc can show it: not on this platform)'}.`,
+      ];
       const { supervision } = edges;
       if (supervision && plan.backend === 'addon') {
         const lent = await firstThatWorks(job.targets, (target) =>
-          edges.borrow({ address: target.address, port: job.port, ipv6Only: target.ipv6Only }),
+          edges.borrow({ address: target.address, port: job.port, ipv6Only: target.ipv6Only, group: job.request.group }),
         );
         await listenOnLentSocket(job, lent.handle);
         reasons.push(

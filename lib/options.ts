@@ -1,6 +1,7 @@
 // Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
 import net from 'node:net';
 import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { defaultGroup, normalizeGroup } from './ownership';
 import { type ModeChoice, choiceList, isChoice } from './plan';
 
 /** Options of `listenReusePort(server, options)` (or its third argument). */
@@ -17,6 +18,12 @@ export interface ListenReusePortOptions {
   signal?: AbortSignal;
   /** 'auto' (default: the best this system can do, or REUSEPORT_MODE) or a mode to insist on. */
   mode?: ModeChoice;
+  /**
+   * Who may share the port: a name (apps that give the same name share), by default this app (its
+   * main script's real path). A listener of another group on the port is refused with EADDRINUSE.
+   * false turns the check off, which is unsafe: any process of this user could then take connections.
+   */
+  group?: string | false;
 }
 
 /** listenReusePort's arguments after validation, with every default resolved. */
@@ -27,6 +34,8 @@ export interface ListenRequest {
   ipv6Only: boolean;
   signal: AbortSignal | undefined;
   mode: ModeChoice;
+  /** The resolved sharing group ("app:<path>" or "name:<name>"), or false for none. */
+  group: string | false;
 }
 
 export const DEFAULT_BACKLOG = 511;
@@ -71,6 +80,7 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
   }
 
   const { host, backlog, ipv6Only, signal, mode } = options;
+  const group = normalizeGroup(options.group);
   if (host !== undefined && host !== null && typeof host !== 'string') {
     throw invalidArgType('options.host', 'of type string', host);
   }
@@ -98,5 +108,6 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
     ipv6Only: ipv6Only ?? false,
     signal,
     mode: mode ?? 'auto',
+    group: group ?? defaultGroup(),
   };
 }

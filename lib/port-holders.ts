@@ -74,8 +74,8 @@ function readOrEmpty(file: string): string {
   }
 }
 
-// Maps socket inodes to the processes holding them, by reading every visible /proc/<pid>/fd.
-function processesByInode(inodes: Set<string>, procRoot: string): Map<string, { pid: number; command: string }[]> {
+/** Maps socket inodes to the processes holding them, by reading every visible /proc/<pid>/fd. */
+export function processesByInode(inodes: Set<string>, procRoot: string): Map<string, { pid: number; command: string }[]> {
   const found = new Map<string, { pid: number; command: string }[]>();
   if (inodes.size === 0) return found;
   for (const entry of fs.readdirSync(procRoot)) {
@@ -104,12 +104,17 @@ function processesByInode(inodes: Set<string>, procRoot: string): Map<string, { 
   return found;
 }
 
-/** Every socket listening on `port` (IPv4 and IPv6) and who holds it; empty where /proc is missing. */
-export function findPortHolders(port: number, procRoot = '/proc'): PortHolder[] {
-  const sockets = [
+/** Every socket listening on `port` (IPv4 and IPv6), without its owners; empty where /proc is missing. */
+export function listeningSocketsOn(port: number, procRoot = '/proc'): ListeningSocket[] {
+  return [
     ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp')), 4, port),
     ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp6')), 6, port),
   ];
+}
+
+/** Every socket listening on `port` (IPv4 and IPv6) and who holds it; empty where /proc is missing. */
+export function findPortHolders(port: number, procRoot = '/proc'): PortHolder[] {
+  const sockets = listeningSocketsOn(port, procRoot);
   const owners = processesByInode(new Set(sockets.map((s) => s.inode)), procRoot);
   return sockets.map((socket) => ({ ...socket, processes: owners.get(socket.inode) ?? [] }));
 }

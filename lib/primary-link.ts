@@ -87,7 +87,7 @@ export function reservePort(address: string, ipv6Only: boolean, timeoutMs = 10_0
 
 /** Messages between startCluster() and its workers, on the same internal channel. */
 export type SupervisorMessage =
-  | { cmd: typeof COMMAND; act: 'slot'; seq: number; address: string; port: number; ipv6Only: boolean }
+  | { cmd: typeof COMMAND; act: 'slot'; seq: number; address: string; port: number; ipv6Only: boolean; group: string | false }
   | SlotReply
   | { cmd: typeof COMMAND; act: 'listening'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'drain'; timeoutMs?: number }

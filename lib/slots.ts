@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { NativeBinding } from './binding';
 import { explainListenError } from './errors';
+import { foreignHolderError, foreignHolders, registerSocket } from './ownership';
 import { type TcpHandle, tcpHandleFromFd } from './tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
@@ -12,6 +13,7 @@ export interface SlotSocket {
   address: string;
   port: number;
   ipv6Only: boolean;
+  unregister: () => void;
 }
 
 /** What a worker asks for: the slot's socket on address:port (0 = the port the first slot got). */
@@ -19,6 +21,8 @@ export interface SlotRequest {
   address: string;
   port: number;
   ipv6Only: boolean;
+  /** The worker's sharing group; false: no ownership check. */
+  group: string | false;
 }
 
 /** Slot sockets by slot and address; creates them on first request, closes them on demand. */
@@ -41,6 +45,7 @@ export class SlotSockets {
     this.#sockets.set(slot, perSlot);
     const known = perSlot.get(key);
     if (known) return known;
+    const { group } = request;
     let opened: ReturnType<NativeBinding['openListener']>;
     try {
       opened = this.#binding.openListener({ address: request.address, port, ipv6Only: request.ipv6Only, listen: false });
@@ -48,14 +53,23 @@ export class SlotSockets {
       throw explainListenError(error as Error);
     }
     let handle: TcpHandle;
+    let unregister: () => void = () => undefined;
     try {
+      if (group !== false) {
+        // Bound but not listening: a holder without SO_REUSEPORT would have made the bind fail;
+        // one with it must be of the group.
+        unregister = registerSocket(opened.fd, group);
+        const foreign = foreignHolders(opened.address, opened.port, group, new Set([String(fs.fstatSync(opened.fd).ino)]));
+        if (foreign.length > 0) throw foreignHolderError(foreign, opened.address, opened.port, group);
+      }
       handle = tcpHandleFromFd(opened.fd, opened.address, opened.port);
     } catch (error) {
+      unregister();
       fs.closeSync(opened.fd);
       throw error;
     }
     if (request.port === 0) this.#chosenPorts.set(wildcardKey, opened.port);
-    const socket = { handle, address: opened.address, port: opened.port, ipv6Only: request.ipv6Only };
+    const socket = { handle, address: opened.address, port: opened.port, ipv6Only: request.ipv6Only, unregister };
     perSlot.set(`${request.address}|${opened.port}|${request.ipv6Only}`, socket);
     return socket;
   }
@@ -72,7 +86,10 @@ export class SlotSockets {
 
   /** Closes a slot's sockets (with net.ipv4.tcp_migrate_req=1 the kernel moves their queues). */
   close(slot: number): void {
-    for (const socket of this.#sockets.get(slot)?.values() ?? []) socket.handle.close();
+    for (const socket of this.#sockets.get(slot)?.values() ?? []) {
+      socket.handle.close();
+      socket.unregister();
+    }
     this.#sockets.delete(slot);
   }
 

@@ -34,7 +34,7 @@ let sequence = 0;
 
 /** Asks the primary for this slot's socket on address:port; resolves with the handle it lends. */
 export function borrowSlotSocket(
-  target: { address: string; port: number; ipv6Only: boolean },
+  target: { address: string; port: number; ipv6Only: boolean; group: string | false },
   timeoutMs = 10_000,
 ): Promise<{ handle: TcpHandle; port: number }> {
   const seq = ++sequence;

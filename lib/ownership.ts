@@ -1,0 +1,114 @@
+// Port ownership: SO_REUSEPORT lets any process of the same user join a port and silently take part
+// of its connections. Processes of one sharing group register their sockets (by inode) in a private
+// per-user directory; a listener on the port that is not registered to our group is foreign.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type SystemError, nodeError } from './errors';
+import { type PortHolder, listeningSocketsOn, processesByInode } from './port-holders';
+
+/** The sharing group of this process when none is named: the user's app, by its main script's real path. */
+export function defaultGroup(main = process.env.pm_exec_path ?? process.argv[1] ?? process.execPath): string {
+  // pm2 runs every app through its own container script; pm_exec_path is the app's.
+  let resolved = main;
+  try {
+    resolved = fs.realpathSync(main);
+  } catch {
+    // a script that is gone still names the app
+  }
+  return `app:${resolved}`;
+}
+
+/** Validates the `group` option: a non-empty name, or false to turn the check off. */
+export function normalizeGroup(value: unknown): string | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (typeof value !== 'string' || value === '' || value.length > 200) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "options.group" property must be a non-empty string of at most 200 characters, or false. Received ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : typeof value}`);
+  }
+  return `name:${value}`;
+}
+
+// The registry directory, private to this user: XDG_RUNTIME_DIR, else <tmp>/reuseport-<uid>.
+function registryDir(): string {
+  const uid = process.getuid?.() ?? 0;
+  const base = process.env.XDG_RUNTIME_DIR;
+  const dir = base && path.isAbsolute(base) ? path.join(base, 'reuseport') : path.join(os.tmpdir(), `reuseport-${uid}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = fs.lstatSync(dir);
+  // Another user could have made the directory first, to forge registrations: refuse it.
+  if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
+    throw new Error(`reuseport: ${dir} must be a directory owned by uid ${uid} with mode 0700; remove it and try again`);
+  }
+  return dir;
+}
+
+interface Registration {
+  group: string;
+  pid: number;
+}
+
+/** Records that the socket `fd` belongs to `group`; returns a function that removes the record. */
+export function registerSocket(fd: number, group: string): () => void {
+  const inode = fs.fstatSync(fd).ino;
+  const file = path.join(registryDir(), `${inode}.json`);
+  const record: Registration = { group, pid: process.pid };
+  fs.writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
+  return () => fs.rmSync(file, { force: true });
+}
+
+function readRegistration(inode: string): Registration | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(registryDir(), `${inode}.json`), 'utf8')) as Registration;
+  } catch {
+    return undefined;
+  }
+}
+
+// Whether two listening addresses can receive the same connections: equal, or one a wildcard.
+function overlaps(a: string, b: string): boolean {
+  const plain = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
+  const [x, y] = [plain(a), plain(b)];
+  return x === y || ['0.0.0.0', '::'].includes(x) || ['0.0.0.0', '::'].includes(y);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Listeners on address:port that are not of `group`: unregistered, registered to another group, or
+ * registered by a process that is gone. `except` leaves out sockets of ours (by inode). Only foreign
+ * sockets cost a scan of /proc for their owners.
+ */
+export function foreignHolders(address: string, port: number, group: string, except: Set<string> = new Set()): PortHolder[] {
+  const foreign = listeningSocketsOn(port).filter((socket) => {
+    if (except.has(socket.inode) || !overlaps(socket.address, address)) return false;
+    const registration = readRegistration(socket.inode);
+    return !registration || registration.group !== group || !alive(registration.pid);
+  });
+  if (foreign.length === 0) return [];
+  const owners = processesByInode(new Set(foreign.map((socket) => socket.inode)), '/proc');
+  return foreign.map((socket) => ({ ...socket, processes: owners.get(socket.inode) ?? [] }));
+}
+
+/** EADDRINUSE naming who holds the port and how to share it on purpose. */
+export function foreignHolderError(holders: PortHolder[], address: string, port: number, group: string): SystemError {
+  const who = holders
+    .map((holder) => {
+      const owners = holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ');
+      return `${holder.address}:${holder.port} by ${owners || `a process of uid ${holder.uid}`}`;
+    })
+    .join('; ');
+  const error = new Error(
+    `bind EADDRINUSE: address already in use ${address}:${port} (held by ${who}, which is not of this app's sharing group ` +
+      `"${group}": with SO_REUSEPORT the kernel would silently give it part of this port's connections. To share on purpose, ` +
+      "give every app the same { group: 'name' } option; { group: false } turns this check off, which is unsafe.)",
+  ) as SystemError;
+  Object.assign(error, { code: 'EADDRINUSE', errno: -(os.constants.errno.EADDRINUSE ?? 98), syscall: 'bind', address, port });
+  return error;
+}
