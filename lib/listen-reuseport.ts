@@ -6,10 +6,10 @@ import { type NativeBinding, loadBinding } from './binding';
 import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from './errors';
 import { type Facts, gatherFacts } from './facts';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
-import { type ListenReusePortOptions, normalizeListenArgs } from './options';
+import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from './plan';
 import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from './primary-link';
-import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor } from './supervised-worker';
+import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure } from './supervised-worker';
 import type { ListenResult } from './types';
 
 /** The system edges listenReusePort reads; tests replace them. */
@@ -180,21 +180,29 @@ export async function listenWith(
 
   pending.add(server);
   try {
-    const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, edges.lookup);
-    if (request.signal?.aborted) throw abortError(request.signal);
-    const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
-    if (edges.supervision) registerWithSupervisor(server, edges.supervision);
-    if (request.signal) {
-      if (request.signal.aborted) {
-        server.close();
-        throw abortError(request.signal);
-      }
-      closeOnAbort(server, request.signal);
-    }
-    return { ...done, address: server.address() as net.AddressInfo };
+    return await listenPlanned(server, request, edges, plan);
+  } catch (error) {
+    if (edges.supervision) reportListenFailure(error, edges.supervision);
+    throw error;
   } finally {
     pending.delete(server);
   }
+}
+
+// The part of a listen that has side effects, once the arguments and the plan are settled.
+async function listenPlanned(server: net.Server, request: ListenRequest, edges: ListenEdges, plan: Plan): Promise<ListenResult> {
+  const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, edges.lookup);
+  if (request.signal?.aborted) throw abortError(request.signal);
+  const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
+  if (edges.supervision) registerWithSupervisor(server, edges.supervision);
+  if (request.signal) {
+    if (request.signal.aborted) {
+      server.close();
+      throw abortError(request.signal);
+    }
+    closeOnAbort(server, request.signal);
+  }
+  return { ...done, address: server.address() as net.AddressInfo };
 }
 
 /**

@@ -94,7 +94,8 @@ export type SupervisorMessage =
   | { cmd: typeof COMMAND; act: 'drained'; destroyed: number }
   | { cmd: typeof COMMAND; act: 'beat'; slot: number; accepted: Record<string, number> }
   | { cmd: typeof COMMAND; act: 'lend'; slot: number; port: number }
-  | { cmd: typeof COMMAND; act: 'recall'; slot: number };
+  | { cmd: typeof COMMAND; act: 'recall'; slot: number }
+  | { cmd: typeof COMMAND; act: 'failed'; slot: number; error: { message: string; code?: string; errno?: number; syscall?: string; address?: string; port?: number } };
 
 /** The primary's answer to a worker that asked for its slot's socket (the handle travels beside it). */
 export interface SlotReply {

@@ -103,6 +103,8 @@ interface Slot {
   stalls: number;
   /** When the slot stopped being served by its own worker (monotonic ms), while lent. */
   unservedSince: number | undefined;
+  /** Whether a worker ever listened on the slot's socket (before that it has no queue to serve). */
+  everListened: boolean;
 }
 
 /** How often the supervisor checks that every slot is served. */
@@ -125,7 +127,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #sockets: SlotSockets | undefined;
   readonly #slotOf = new Map<Worker, number>();
   readonly #leaving = new Set<Worker>();
-  readonly #waiters = new Map<Worker, { listening: () => void; drained: () => void }>();
+  readonly #waiters = new Map<Worker, { listening: () => void; drained: () => void; failed?: (error: Error) => void }>();
   #closing = false;
   #reloading: Promise<void> = Promise.resolve();
   readonly #lastBeat = new Map<Worker, number>();
@@ -152,6 +154,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       accepted: 0,
       stalls: 0,
       unservedSince: undefined,
+      everListened: false,
     }));
     const { binding } = loadBinding();
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding) : undefined;
@@ -205,6 +208,12 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
           worker.off('exit', exitedEarly);
           resolve();
         },
+        failed: (error: Error) => {
+          clearTimeout(timer);
+          worker.off('exit', exitedEarly);
+          reject(error);
+          this.#stop(worker).catch(() => undefined);
+        },
         drained: () => undefined,
       });
     });
@@ -224,16 +233,16 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     const message = raw as SupervisorMessage;
     if (message.act === 'slot') {
       if (!this.#sockets) {
-        worker.process.send(supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }) as never);
+        this.#send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }));
         return;
       }
       try {
         const socket = this.#sockets.get(slot.index, message);
-        worker.process.send(supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port }) as never, socket.handle as never);
+        this.#send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port }), socket.handle);
       } catch (error) {
         const { code, errno, syscall, address, port } = error as Record<string, never>;
         const reply = { act: 'slot-reply' as const, seq: message.seq, error: { message: (error as Error).message, code, errno, syscall, address, port } };
-        worker.process.send(supervisorMessage(reply) as never);
+        this.#send(worker, supervisorMessage(reply));
       }
     } else if (message.act === 'beat') {
       this.#lastBeat.set(worker, performance.now());
@@ -250,8 +259,15 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
       slot.closeTimer = undefined;
       if (message.port > 0) this.#ports.add(message.port);
+      if (slot.worker === worker) slot.everListened = true;
       this.#waiters.get(worker)?.listening();
+      // Give a lent slot back as soon as its own worker listens again.
+      if (this.#monitor && this.#loans.has(slot.index)) this.#watch();
       this.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
+    } else if (message.act === 'failed') {
+      const { message: text, ...fields } = message.error;
+      const error = Object.assign(new Error(`${text} (worker pid ${worker.process.pid}, slot ${slot.index})`), fields);
+      this.#waiters.get(worker)?.failed?.(error);
     } else if (message.act === 'drained') {
       this.#waiters.get(worker)?.drained();
     }
@@ -305,15 +321,23 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     const drained = new Promise<void>((resolve) => {
       const waiter = this.#waiters.get(worker);
-      this.#waiters.set(worker, { listening: waiter?.listening ?? (() => undefined), drained: resolve });
+      this.#waiters.set(worker, { ...waiter, listening: waiter?.listening ?? (() => undefined), drained: resolve });
     });
-    if (worker.isConnected()) worker.process.send(supervisorMessage({ act: 'drain', timeoutMs: this.#options.drainTimeoutMs }) as never);
+    this.#send(worker, supervisorMessage({ act: 'drain', timeoutMs: this.#options.drainTimeoutMs }));
     const bound = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
     await Promise.race([drained, exited, bound(this.#options.drainTimeoutMs + 2_000)]);
     if (!worker.isDead()) worker.process.kill('SIGTERM');
     await Promise.race([exited, bound(5_000)]);
     if (!worker.isDead()) worker.process.kill('SIGKILL');
     await exited;
+  }
+
+  // Sends over IPC; a worker that is gone cannot be told anything, and its exit is handled elsewhere.
+  #send(worker: Worker, message: SupervisorMessage, handle?: unknown): void {
+    if (!worker.isConnected()) return;
+    const ignore = () => undefined;
+    if (handle) worker.process.send(message as never, handle as never, {}, ignore);
+    else worker.process.send(message as never, ignore);
   }
 
   // Whether a worker answers: alive, connected, not leaving, and its heartbeat is recent.
@@ -328,7 +352,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     if (!this.#sockets || this.#closing) return;
     const now = performance.now();
     for (const slot of this.#slots) {
-      if (!this.#sockets.has(slot.index)) continue;
+      if (!slot.everListened || !this.#sockets.has(slot.index)) continue;
       const borrower = this.#loans.get(slot.index);
       if (slot.ready && this.#answers(slot.worker, now)) {
         if (borrower) this.#recall(slot, borrower, now);
@@ -370,7 +394,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
 
   #lend(slot: Slot, borrower: Worker, now: number): void {
     for (const socket of this.#sockets?.socketsOf(slot.index) ?? []) {
-      borrower.process.send(supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }) as never, socket.handle as never);
+      this.#send(borrower, supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }), socket.handle);
     }
     this.#loans.set(slot.index, borrower);
     if (slot.unservedSince === undefined) {
@@ -384,7 +408,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   }
 
   #recall(slot: Slot, borrower: Worker, now: number): void {
-    if (borrower.isConnected()) borrower.process.send(supervisorMessage({ act: 'recall', slot: slot.index }) as never);
+    this.#send(borrower, supervisorMessage({ act: 'recall', slot: slot.index }));
     this.#loans.delete(slot.index);
     if (slot.unservedSince !== undefined && slot.ready && this.#answers(slot.worker, now)) {
       const stalledMs = Math.round(now - slot.unservedSince);

@@ -32,6 +32,11 @@ const channel = process as InternalProcess;
 
 let sequence = 0;
 
+// Sends to the primary; once the channel is gone there is no one to tell (and cluster exits the worker).
+function toPrimary(message: SupervisorMessage): void {
+  if (process.connected) process.send?.(message, undefined, {}, () => undefined);
+}
+
 /** Asks the primary for this slot's socket on address:port; resolves with the handle it lends. */
 export function borrowSlotSocket(
   target: { address: string; port: number; ipv6Only: boolean; group: string | false },
@@ -55,7 +60,7 @@ export function borrowSlotSocket(
       resolve({ handle: handle as TcpHandle, port: reply.port ?? target.port });
     };
     channel.on('internalMessage', onMessage);
-    process.send?.(supervisorMessage({ act: 'slot', seq, ...target }));
+    toPrimary(supervisorMessage({ act: 'slot', seq, ...target }));
   });
 }
 
@@ -111,7 +116,7 @@ function onSupervisorMessage(message: unknown, handle: unknown): void {
     for (const slot of [...loans.keys()]) giveBack(slot);
     const timeoutMs = order.timeoutMs ?? 10_000;
     Promise.all([...servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
-      process.send?.(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
+      toPrimary(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
     });
   }
 }
@@ -122,9 +127,15 @@ function start(supervision: Supervision): void {
   channel.on('internalMessage', onSupervisorMessage);
   const beat = setInterval(() => {
     if (!process.connected) return clearInterval(beat);
-    process.send?.(supervisorMessage({ act: 'beat', slot: supervision.slot, accepted: Object.fromEntries(accepted) }));
+    toPrimary(supervisorMessage({ act: 'beat', slot: supervision.slot, accepted: Object.fromEntries(accepted) }));
   }, HEARTBEAT_MS);
   beat.unref();
+}
+
+/** Tells the supervisor that a listen failed, so startCluster() or reload() rejects with the real error. */
+export function reportListenFailure(error: unknown, supervision: Supervision): void {
+  const { message, code, errno, syscall, address, port } = error as Error & Record<string, never>;
+  toPrimary(supervisorMessage({ act: 'failed', slot: supervision.slot, error: { message, code, errno, syscall, address, port } }));
 }
 
 /** Registers a listening server with the supervisor: drained on reload, fed by lent slots, announced to the primary. */
@@ -138,5 +149,5 @@ export function registerWithSupervisor(server: net.Server, supervision: Supervis
   server.once('close', () => servers.delete(server));
   start(supervision);
   const address = server.address() as net.AddressInfo | null;
-  process.send?.(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address?.port ?? 0 }));
+  toPrimary(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address?.port ?? 0 }));
 }
