@@ -25,6 +25,10 @@ export interface NativeBinding {
   openListener(spec: NativeListenSpec): NativeSocket;
   /** 0 when the kernel accepts SO_REUSEPORT on a TCP socket, else a negative errno. */
   probeReusePort(): number;
+  /** listen(2) on an SO_REUSEPORT TCP socket; refuses any other fd (EPROTOTYPE, EINVAL, ENOTSOCK). */
+  listenSocket(fd: number, backlog: number): void;
+  /** Attaches a classic BPF program ([code, jt, jf, k, ...]) to the fd's SO_REUSEPORT group (Linux). */
+  attachReusePortProgram(fd: number, program: number[]): void;
 }
 
 /** The addon, or why it could not be loaded. */

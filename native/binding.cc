@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "errors.h"
 #include "socket.h"
@@ -112,9 +113,97 @@ Napi::Value ProbeReusePortJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -err);
 }
 
+// Reads info[index] as an fd: an integer in [0, INT_MAX]; throws and returns false otherwise.
+bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    ArgumentTypeError(env, "fd must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double number = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
+      number > std::numeric_limits<int>::max()) {
+    ArgumentRangeError(env, "fd must be an integer >= 0").ThrowAsJavaScriptException();
+    return false;
+  }
+  *fd = static_cast<int>(number);
+  return true;
+}
+
+// listenSocket(fd, backlog): listen(2) on an SO_REUSEPORT TCP socket (a slot socket of the primary).
+Napi::Value ListenSocketJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsNumber()) {
+    ArgumentTypeError(env, "backlog must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double backlog = info[1].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(backlog) || std::trunc(backlog) != backlog || backlog < 0 ||
+      backlog > std::numeric_limits<int>::max()) {
+    ArgumentRangeError(env, "backlog must be an integer >= 0").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int err = ListenSocket(fd, static_cast<int>(backlog));
+  if (err != 0) SystemFdError(env, err, "listen", fd).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// attachReusePortProgram(fd, program) where program is a flat array [code, jt, jf, k, ...].
+Napi::Value AttachReusePortProgramJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsArray()) {
+    ArgumentTypeError(env, "program must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array flat = info[1].As<Napi::Array>();
+  const uint32_t length = flat.Length();
+  // BPF_MAXINSNS is 4096 instructions of 4 numbers each.
+  if (length == 0 || length % 4 != 0 || length > 4096 * 4) {
+    ArgumentRangeError(env, "program must hold 1 to 4096 instructions of 4 numbers each")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<BpfInstruction> program(length / 4);
+  const double limits[4] = {65535, 255, 255, 4294967295.0};
+  for (uint32_t i = 0; i < length; ++i) {
+    Napi::Value value = flat.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!value.IsNumber()) {
+      ArgumentTypeError(env, "program must be an array of numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number > limits[i % 4]) {
+      ArgumentRangeError(env, "program holds a field out of range (code u16, jt u8, jf u8, k u32)")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    BpfInstruction& instruction = program[i / 4];
+    switch (i % 4) {
+      case 0: instruction.code = static_cast<unsigned short>(number); break;
+      case 1: instruction.jt = static_cast<unsigned char>(number); break;
+      case 2: instruction.jf = static_cast<unsigned char>(number); break;
+      default: instruction.k = static_cast<unsigned int>(number); break;
+    }
+  }
+  int err = AttachReusePortProgram(fd, program.data(), static_cast<int>(program.size()));
+  if (err != 0) {
+    SystemFdError(env, err, "setsockopt", fd).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
+  exports.Set("listenSocket", Napi::Function::New(env, ListenSocketJs, "listenSocket"));
+  exports.Set("attachReusePortProgram",
+              Napi::Function::New(env, AttachReusePortProgramJs, "attachReusePortProgram"));
   return exports;
 }
 

@@ -66,6 +66,9 @@ inline const char* ErrnoName(int err) {
 #ifdef EPERM
   REUSEPORT_ERRNO_NAME(EPERM)
 #endif
+#ifdef ENOTCONN
+  REUSEPORT_ERRNO_NAME(ENOTCONN)
+#endif
 #ifdef EPROTONOSUPPORT
   REUSEPORT_ERRNO_NAME(EPROTONOSUPPORT)
 #endif

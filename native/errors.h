@@ -35,6 +35,19 @@ inline Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
   return error;
 }
 
+// The same shape for a call on an fd: code, errno, syscall and fd ("setsockopt EINVAL: invalid argument (fd 12)").
+inline Napi::Error SystemFdError(Napi::Env env, int err, const char* syscall, int fd) {
+  const char* code = ErrnoName(err);
+  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " (fd " + std::to_string(fd) + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  Napi::Object object = error.Value();
+  object.Set("errno", Napi::Number::New(env, -err));
+  object.Set("code", Napi::String::New(env, code));
+  object.Set("syscall", Napi::String::New(env, syscall));
+  object.Set("fd", Napi::Number::New(env, fd));
+  return error;
+}
+
 // TypeError / RangeError carrying a Node-style `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE).
 inline Napi::Error ArgumentTypeError(Napi::Env env, const std::string& message) {
   Napi::TypeError error = Napi::TypeError::New(env, message);

@@ -34,4 +34,24 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 // 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the errno.
 int ProbeReusePort();
 
+// One classic BPF instruction (struct sock_filter's fields).
+struct BpfInstruction {
+  unsigned short code;
+  unsigned char jt;
+  unsigned char jf;
+  unsigned int k;
+};
+
+// 0 when fd is a TCP socket with SO_REUSEPORT (bound or listening), else the errno that says why not
+// (ENOTSOCK, EPROTOTYPE for another kind of socket, EINVAL without SO_REUSEPORT): fds that are not
+// ours are never changed.
+int CheckReusePortSocket(int fd);
+
+// listen(2) on a socket CheckReusePortSocket accepts. 0 or the errno.
+int ListenSocket(int fd, int backlog);
+
+// Attaches a classic BPF program to fd's SO_REUSEPORT group (Linux SO_ATTACH_REUSEPORT_CBPF): it
+// picks the group's socket for each new connection. 0 or the errno (ENOTSUP where there is none).
+int AttachReusePortProgram(int fd, const BpfInstruction* program, int length);
+
 }  // namespace reuseport

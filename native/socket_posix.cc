@@ -2,6 +2,9 @@
 #include "socket.h"
 
 #include <arpa/inet.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 namespace reuseport {
 namespace {
@@ -170,6 +174,61 @@ int ProbeReusePort() {
   }
   return SetFlag(fd.get(), SOL_SOCKET, option, 1) == 0 ? 0 : errno;
 #else
+  return ENOTSUP;
+#endif
+}
+
+int CheckReusePortSocket(int fd) {
+  int type = 0;
+  socklen_t length = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) return errno;
+  if (type != SOCK_STREAM) return EPROTOTYPE;
+  sockaddr_storage address;
+  socklen_t address_length = sizeof(address);
+  std::memset(&address, 0, sizeof(address));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) return errno;
+  if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return EAFNOSUPPORT;
+#if defined(SO_REUSEPORT_LB) || defined(SO_REUSEPORT)
+#if defined(SO_REUSEPORT_LB)
+  const int option = SO_REUSEPORT_LB;
+#else
+  const int option = SO_REUSEPORT;
+#endif
+  int reuse = 0;
+  length = sizeof(reuse);
+  if (getsockopt(fd, SOL_SOCKET, option, &reuse, &length) != 0) return errno;
+  if (!reuse) return EINVAL;
+  return 0;
+#else
+  return ENOTSUP;
+#endif
+}
+
+int ListenSocket(int fd, int backlog) {
+  int err = CheckReusePortSocket(fd);
+  if (err != 0) return err;
+  return listen(fd, backlog) == 0 ? 0 : errno;
+}
+
+int AttachReusePortProgram(int fd, const BpfInstruction* program, int length) {
+  int err = CheckReusePortSocket(fd);
+  if (err != 0) return err;
+#if defined(__linux__) && defined(SO_ATTACH_REUSEPORT_CBPF)
+  std::vector<sock_filter> filter(static_cast<size_t>(length));
+  for (int i = 0; i < length; ++i) {
+    filter[i].code = program[i].code;
+    filter[i].jt = program[i].jt;
+    filter[i].jf = program[i].jf;
+    filter[i].k = program[i].k;
+  }
+  sock_fprog fprog;
+  fprog.len = static_cast<unsigned short>(length);
+  fprog.filter = filter.data();
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) != 0) return errno;
+  return 0;
+#else
+  (void)program;
+  (void)length;
   return ENOTSUP;
 #endif
 }

@@ -31,4 +31,12 @@ bool OpenListener(const ListenSpec& /*spec*/, BoundSocket* out, SocketFailure* f
 
 int ProbeReusePort() { return kUnsupported; }
 
+int CheckReusePortSocket(int /*fd*/) { return kUnsupported; }
+
+int ListenSocket(int /*fd*/, int /*backlog*/) { return kUnsupported; }
+
+int AttachReusePortProgram(int /*fd*/, const BpfInstruction* /*program*/, int /*length*/) {
+  return kUnsupported;
+}
+
 }  // namespace reuseport

@@ -1,5 +1,5 @@
 // The raw binding never crashes: 10,000 random calls of each native function (random types, sizes,
-// negative and huge numbers) throw a TypeError or RangeError with a code, or an OS error, and the
+// negative and huge numbers, closed and foreign fds) throw a TypeError or RangeError with a code, or an OS error, and the
 // process's fd count is unchanged afterwards.
 import fs from 'node:fs';
 import util from 'node:util';
@@ -77,7 +77,17 @@ function randomSpec(random: () => number, depth = 0): Record<string, unknown> {
 
 const accepted = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE']);
 
-describe.each(['openListener', 'probeReusePort'])('%s under 10,000 random calls', (name) => {
+// fd functions get small fds (open files, pipes, IPC and sockets of this process), closed ones, and junk.
+function randomFdCall(random: () => number): unknown[] {
+  const fd = random() < 0.7 ? Math.floor(random() * 64) : randomValue(random);
+  const second =
+    random() < 0.5
+      ? Array.from({ length: 4 * Math.floor(random() * 6) }, () => (random() < 0.8 ? Math.floor(random() * 300) : randomValue(random)))
+      : randomValue(random);
+  return [fd, second];
+}
+
+describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram'])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     const random = generator(name.length * 7919);
     const fn = binding[name] as (...args: unknown[]) => unknown;
@@ -85,7 +95,12 @@ describe.each(['openListener', 'probeReusePort'])('%s under 10,000 random calls'
     const outcomes = new Map<string, number>();
     for (let i = 0; i < 10_000; i++) {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.
-      const args = random() < 0.7 ? [randomSpec(random)] : Array.from({ length: Math.floor(random() * 3) }, () => randomValue(random));
+      const args =
+        name === 'listenSocket' || name === 'attachReusePortProgram'
+          ? randomFdCall(random)
+          : random() < 0.7
+            ? [randomSpec(random)]
+            : Array.from({ length: Math.floor(random() * 3) }, () => randomValue(random));
       // Never listen on a port of someone else's: other test files run beside this one, and a
       // listener that joins their SO_REUSEPORT group would take (and drop) their connections.
       for (const arg of args) {

@@ -80,7 +80,7 @@ describe('for comparison', () => {
     expect(crash.load.ok).toBeGreaterThan(1000);
   });
 
-  it('without the supervisor, closeListener loses no more than server.close(), and nothing where the kernel migrates', async (context) => {
+  it('without the supervisor, closeListener loses nothing where the kernel migrates, and little where it does not', async (context) => {
     if (unavailable) return context.skip();
     const runs: Record<string, Report> = {};
     for (const way of ['plain', 'plain-helper'] as const) {
@@ -90,6 +90,10 @@ describe('for comparison', () => {
       }
     }
     expect(runs['plain-helper/1']?.load.failed).toBe(0);
-    expect(runs['plain-helper/0']?.load.failed).toBeLessThanOrEqual(runs['plain/0']?.load.failed ?? 0);
+    expect(runs['plain/1']?.load.failed).toBe(0);
+    // Without migration some loss remains (connections mid-handshake when the socket closes): at
+    // most 2 per close here, 6 closes. Over many runs it is about a quarter of server.close()'s
+    // (docs/reloads.md), but a run of 6 closes is too small to compare the two reliably.
+    expect(runs['plain-helper/0']?.load.failed).toBeLessThanOrEqual(12);
   });
 });

@@ -133,8 +133,10 @@ function supervisedCluster() {
 async function main() {
   const workers = config.way === 'supervised' ? supervisedCluster() : plainCluster();
   await workers.start();
+  // Open fds of each worker, counted while no client connection is open.
+  const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
+  const out = { config, migrate, fdsBefore: fds() };
   const client = fork(path.join(__dirname, 'load-child.js'));
-  const out = { config, migrate };
   try {
     if (config.scenario === 'reload' || config.scenario === 'keepalive') {
       const keepAlive = config.scenario === 'keepalive';
@@ -170,15 +172,13 @@ async function main() {
     } else if (config.scenario === 'stall') {
       client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs: config.durationMs } });
       const result = once(client, 'result', config.durationMs + 30_000);
-      const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
       await sleep(config.blockAtMs);
-      out.fdsBefore = fds();
       for (let i = 0; i < config.blocks; i++) {
         workers.blockOne(config.blockMs);
         if (i < config.blocks - 1) await sleep(config.blockMs + config.blockEveryMs);
       }
       out.load = (await result).result;
-      await sleep(200);
+      await sleep(500);
       out.fdsAfter = fds();
       out.events = events;
       out.stats = workers.stats?.();

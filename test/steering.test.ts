@@ -1,0 +1,152 @@
+// The steering program: run in a small classic-BPF interpreter on IPv4 and IPv6 SYNs, and for real
+// on a kernel SO_REUSEPORT group.
+import fs from 'node:fs';
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { loadBinding } from '../lib/binding';
+import { type Instruction, flatten, opcodes as op, steeringProgram } from '../lib/steering';
+
+// Just the classic BPF this program uses; `packet` starts at the IP header (SKF_NET_OFF).
+function run(program: Instruction[], packet: Buffer): number {
+  let a = 0;
+  let x = 0;
+  for (let pc = 0; pc < program.length; pc++) {
+    const [code, jt, jf, k] = program[pc] as Instruction;
+    const cls = code & 0x07;
+    if (cls === op.LD) {
+      const offset = k - op.NET;
+      a = (code & 0x18) === op.B ? packet.readUInt8(offset) : packet.readUInt16BE(offset);
+    } else if (cls === op.ALU) {
+      const operand = code & op.X ? x : k;
+      switch (code & 0xf0) {
+        case op.RSH: a = a >>> operand; break;
+        case op.LSH: a = (a << operand) >>> 0; break;
+        case op.OR: a = (a | operand) >>> 0; break;
+        case op.MUL: a = Math.imul(a, operand) >>> 0; break;
+        case op.MOD: a = a % operand; break;
+        default: throw new Error(`alu ${code}`);
+      }
+    } else if (cls === op.MISC) {
+      x = a;
+    } else if (cls === op.JMP) {
+      if ((code & 0xf0) === op.JA) pc += k;
+      else pc += a === k ? jt : jf;
+    } else if (cls === op.RET) {
+      return k;
+    }
+  }
+  throw new Error('fell off the end');
+}
+
+function syn(family: 4 | 6, sourcePort: number, sourceLow: number): Buffer {
+  const header = family === 4 ? 20 : 40;
+  const packet = Buffer.alloc(header + 20);
+  packet.writeUInt8(family === 4 ? 0x45 : 0x60, 0);
+  packet.writeUInt16BE(sourceLow, family === 4 ? 14 : 38);
+  packet.writeUInt16BE(sourcePort, header);
+  return packet;
+}
+
+describe('steeringProgram', () => {
+  it.each<[string, number[], 4 | 6]>([
+    ['all of three sockets, IPv4', [0, 1, 2], 4],
+    ['two of three (one stalled), IPv4', [0, 2], 4],
+    ['one socket, IPv6', [1], 6],
+    ['four of five, IPv6', [0, 1, 3, 4], 6],
+  ])('%s: every connection goes to an allowed socket, evenly', (_name, allowed, family) => {
+    const program = steeringProgram(allowed);
+    const counts = new Map<number, number>();
+    // Ephemeral ports step by 2 on Linux: the hash must not map them all to a few sockets.
+    for (let port = 32768; port < 32768 + 3000 * 2; port += 2) {
+      const index = run(program, syn(family, port, 0x0001));
+      counts.set(index, (counts.get(index) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual([...allowed].sort());
+    const share = 3000 / allowed.length;
+    for (const count of counts.values()) expect(Math.abs(count - share)).toBeLessThan(share * 0.2);
+  });
+
+  it('sends a retransmitted SYN where the first one went', () => {
+    const program = steeringProgram([0, 1, 2]);
+    expect(run(program, syn(4, 40000, 7))).toBe(run(program, syn(4, 40000, 7)));
+  });
+
+  it.each([[[]], [[-1]], [[1.5]], [[70000]]])('refuses %j', (allowed) => {
+    expect(() => steeringProgram(allowed)).toThrow(RangeError);
+  });
+});
+
+describe('on a real SO_REUSEPORT group', () => {
+  const loaded = loadBinding();
+  if (!loaded.binding) throw loaded.error;
+  const binding = loaded.binding;
+
+  function connectMany(port: number, count: number): Promise<void> {
+    let chain = Promise.resolve();
+    for (let i = 0; i < count; i++) {
+      chain = chain.then(
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(port, '127.0.0.1');
+            socket.on('close', () => resolve());
+            socket.on('error', () => resolve());
+            socket.resume();
+          }),
+      );
+    }
+    return chain;
+  }
+
+  it('keeps new connections off excluded sockets, and off a socket that joins later', async () => {
+    const counts = [0, 0, 0, 0];
+    const servers: net.Server[] = [];
+    let port = 0;
+    const listen = (index: number) => {
+      const socket = binding.openListener({ address: '127.0.0.1', port, listen: false });
+      port = socket.port;
+      binding.listenSocket(socket.fd, 64);
+      const server = net.createServer((c) => {
+        counts[index] = (counts[index] ?? 0) + 1;
+        c.end();
+      });
+      server.listen({ fd: socket.fd });
+      servers.push(server);
+      return socket;
+    };
+    try {
+      const [first] = [listen(0), listen(1), listen(2)];
+      binding.attachReusePortProgram(first.fd, flatten(steeringProgram([0, 2])));
+      listen(3); // joins after the program: index 3, never chosen
+      await connectMany(port, 300);
+      expect(counts[1]).toBe(0);
+      expect(counts[3]).toBe(0);
+      expect((counts[0] ?? 0) + (counts[2] ?? 0)).toBe(300);
+      expect(Math.min(counts[0] ?? 0, counts[2] ?? 0)).toBeGreaterThan(100);
+    } finally {
+      for (const server of servers) server.close();
+    }
+  });
+
+  it.each<[string, () => number]>([
+    ['a file that is no socket', () => fs.openSync('/dev/null', 'r')],
+  ])('refuses %s', (_name, open) => {
+    const fd = open();
+    try {
+      expect(() => binding.attachReusePortProgram(fd, flatten(steeringProgram([0])))).toThrow(expect.objectContaining({ code: 'ENOTSOCK', syscall: 'setsockopt', fd }));
+      expect(() => binding.listenSocket(fd, 1)).toThrow(expect.objectContaining({ code: 'ENOTSOCK', syscall: 'listen', fd }));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('refuses a TCP socket without SO_REUSEPORT', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+    try {
+      expect(() => binding.attachReusePortProgram(fd, flatten(steeringProgram([0])))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    } finally {
+      server.close();
+    }
+  });
+});
