@@ -10,6 +10,12 @@ function addonProbing(probe: () => number): () => BindingLoad {
     openListener: () => {
       throw new Error('not used by gatherFacts');
     },
+    listenSocket: () => {
+      throw new Error('not used by gatherFacts');
+    },
+    attachReusePortProgram: () => {
+      throw new Error('not used by gatherFacts');
+    },
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

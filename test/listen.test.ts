@@ -312,6 +312,7 @@ describe('listenReusePort without IPv6', () => {
   function ipv4OnlyBinding(calls: string[]): NativeBinding {
     const real = loadBinding().binding!;
     return {
+      ...real,
       probeReusePort: () => 0,
       openListener(spec) {
         calls.push(spec.address);
