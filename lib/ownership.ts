@@ -64,8 +64,8 @@ function readRegistration(inode: string): Registration | undefined {
   }
 }
 
-// Whether two listening addresses can receive the same connections: equal, or one a wildcard.
-function overlaps(a: string, b: string): boolean {
+/** Whether two listening addresses can receive the same connections: equal, or one a wildcard. */
+export function overlaps(a: string, b: string): boolean {
   const plain = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
   const [x, y] = [plain(a), plain(b)];
   return x === y || ['0.0.0.0', '::'].includes(x) || ['0.0.0.0', '::'].includes(y);

@@ -75,7 +75,7 @@ function readOrEmpty(file: string): string {
 }
 
 /** Maps socket inodes to the processes holding them, by reading every visible /proc/<pid>/fd. */
-export function processesByInode(inodes: Set<string>, procRoot: string): Map<string, { pid: number; command: string }[]> {
+export function processesByInode(inodes: Set<string>, procRoot = '/proc'): Map<string, { pid: number; command: string }[]> {
   const found = new Map<string, { pid: number; command: string }[]>();
   if (inodes.size === 0) return found;
   for (const entry of fs.readdirSync(procRoot)) {

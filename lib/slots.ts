@@ -1,15 +1,22 @@
-// The supervisor's slot sockets: per worker slot and address, one SO_REUSEPORT socket that the
-// primary opens (bound, never accepted on) and lends to whichever worker fills the slot, so a
-// worker's exit never closes the socket, and connections waiting in its queue wait for the next one.
+// The supervisor's slot sockets: for each address the workers listen on, one SO_REUSEPORT socket per
+// worker slot, opened and listened by the primary in slot order (so each slot's index in the kernel's
+// group is known) and lent to whichever worker fills the slot. A worker's exit never closes its
+// socket, so connections waiting in its queue wait for the next one; a steering program attached
+// to the group sends new connections only to slots whose worker answers, and none to a socket of
+// another app that joins the group later.
 import fs from 'node:fs';
-import type { NativeBinding } from './binding';
+import type { NativeBinding, NativeSocket } from './binding';
 import { explainListenError } from './errors';
-import { foreignHolderError, foreignHolders, registerSocket } from './ownership';
+import { foreignHolderError, foreignHolders, overlaps, registerSocket } from './ownership';
+import { type ListeningSocket, listeningSocketsOn } from './port-holders';
+import { flatten, steeringProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from './tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {
   handle: TcpHandle;
+  fd: number;
+  inode: string;
   address: string;
   port: number;
   ipv6Only: boolean;
@@ -25,76 +32,215 @@ export interface SlotRequest {
   group: string | false;
 }
 
-/** Slot sockets by slot and address; creates them on first request, closes them on demand. */
+/** Whether new connections are steered on one address, and why (not). */
+export interface SteeringState {
+  address: string;
+  port: number;
+  enabled: boolean;
+  reason: string;
+}
+
+interface SocketGroup {
+  address: string;
+  port: number;
+  ipv6Only: boolean;
+  /** By slot; undefined once a slot's socket was closed. */
+  sockets: (SlotSocket | undefined)[];
+  steering: SteeringState;
+  /** The allowed slots of the program attached now ("0,2"), if any. */
+  attached: string | undefined;
+}
+
+const BACKLOG = 511;
+// An index past the end of the group: the kernel then picks by its own hash, as with no program.
+const NO_STEERING = [0x06, 0, 0, 0xffffffff];
+
+/** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
   readonly #binding: NativeBinding;
-  readonly #sockets = new Map<number, Map<string, SlotSocket>>();
+  readonly #slots: number;
+  readonly #groups = new Map<string, SocketGroup>();
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
   readonly #chosenPorts = new Map<string, number>();
 
-  constructor(binding: NativeBinding) {
+  constructor(binding: NativeBinding, slots: number) {
     this.#binding = binding;
+    this.#slots = slots;
   }
 
-  /** The socket for `slot` on the requested address, opened with SO_REUSEPORT if it is new. */
+  /** The socket for `slot` on the requested address; the first request opens every slot's. */
   get(slot: number, request: SlotRequest): SlotSocket {
     const wildcardKey = `${request.address}|${request.port}|${request.ipv6Only}`;
     const port = request.port === 0 ? (this.#chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = `${request.address}|${port}|${request.ipv6Only}`;
-    const perSlot = this.#sockets.get(slot) ?? new Map<string, SlotSocket>();
-    this.#sockets.set(slot, perSlot);
-    const known = perSlot.get(key);
+    let group = this.#groups.get(key);
+    if (!group) {
+      group = this.#open(request, port);
+      this.#groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
+      if (request.port === 0) this.#chosenPorts.set(wildcardKey, group.port);
+    }
+    const known = group.sockets[slot];
     if (known) return known;
-    const { group } = request;
-    let opened: ReturnType<NativeBinding['openListener']>;
-    try {
-      opened = this.#binding.openListener({ address: request.address, port, ipv6Only: request.ipv6Only, listen: false });
-    } catch (error) {
-      throw explainListenError(error as Error);
-    }
-    let handle: TcpHandle;
-    let unregister: () => void = () => undefined;
-    try {
-      if (group !== false) {
-        // Bound but not listening: a holder without SO_REUSEPORT would have made the bind fail;
-        // one with it must be of the group.
-        unregister = registerSocket(opened.fd, group);
-        const foreign = foreignHolders(opened.address, opened.port, group, new Set([String(fs.fstatSync(opened.fd).ino)]));
-        if (foreign.length > 0) throw foreignHolderError(foreign, opened.address, opened.port, group);
-      }
-      handle = tcpHandleFromFd(opened.fd, opened.address, opened.port);
-    } catch (error) {
-      unregister();
-      fs.closeSync(opened.fd);
-      throw error;
-    }
-    if (request.port === 0) this.#chosenPorts.set(wildcardKey, opened.port);
-    const socket = { handle, address: opened.address, port: opened.port, ipv6Only: request.ipv6Only, unregister };
-    perSlot.set(`${request.address}|${opened.port}|${request.ipv6Only}`, socket);
+    // A slot whose socket was closed: a new one joins at the end of the kernel's group.
+    const [reopened] = this.#bindAll(request, group.port, 1);
+    if (!reopened) throw new Error('reuseport: no socket was opened');
+    const socket = this.#adopt(reopened, request.ipv6Only, true);
+    group.sockets[slot] = socket;
     return socket;
   }
 
-  /** A slot's sockets (one per address and port it serves). */
+  // Binds `count` sockets (not listening yet), registers them and checks the port's other holders.
+  #bindAll(request: SlotRequest, port: number, count: number): { socket: NativeSocket; unregister: () => void }[] {
+    const bound: { socket: NativeSocket; unregister: () => void }[] = [];
+    const release = () => {
+      for (const { socket, unregister } of bound) {
+        unregister();
+        fs.closeSync(socket.fd);
+      }
+    };
+    try {
+      for (let i = 0; i < count; i++) {
+        let socket: NativeSocket;
+        try {
+          socket = this.#binding.openListener({ address: request.address, port: bound[0]?.socket.port ?? port, ipv6Only: request.ipv6Only, listen: false });
+        } catch (error) {
+          throw explainListenError(error as Error);
+        }
+        const unregister = request.group === false ? () => undefined : registerSocket(socket.fd, request.group);
+        bound.push({ socket, unregister });
+      }
+      const first = bound[0]?.socket;
+      if (first && request.group !== false) {
+        // Bound, not listening: a holder without SO_REUSEPORT made the bind fail; one with it must be of the group.
+        const ours = new Set(bound.map(({ socket }) => String(fs.fstatSync(socket.fd).ino)));
+        const foreign = foreignHolders(first.address, first.port, request.group, ours);
+        if (foreign.length > 0) throw foreignHolderError(foreign, first.address, first.port, request.group);
+      }
+      return bound;
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  // Listens (if asked) and wraps a bound socket in the handle that is sent to workers.
+  #adopt({ socket, unregister }: { socket: NativeSocket; unregister: () => void }, ipv6Only: boolean, listen: boolean): SlotSocket {
+    try {
+      if (listen) this.#binding.listenSocket(socket.fd, BACKLOG);
+      const handle = tcpHandleFromFd(socket.fd, socket.address, socket.port);
+      const inode = String(fs.fstatSync(socket.fd).ino);
+      return { handle, fd: socket.fd, inode, address: socket.address, port: socket.port, ipv6Only, unregister };
+    } catch (error) {
+      unregister();
+      fs.closeSync(socket.fd);
+      throw error;
+    }
+  }
+
+  #open(request: SlotRequest, port: number): SocketGroup {
+    const bound = this.#bindAll(request, port, this.#slots);
+    const first = bound[0]?.socket as NativeSocket;
+    // Steering needs each slot's index in the kernel's group: the group must be ours alone, joined in
+    // slot order. Where another listener (even of our app) is there first, the indexes are unknown.
+    const others = listeningSocketsOn(first.port).filter((socket) => overlaps(socket.address, first.address));
+    const steerable = process.platform === 'linux' && others.length === 0;
+    const sockets: SlotSocket[] = [];
+    try {
+      for (const entry of bound) sockets.push(this.#adopt(entry, request.ipv6Only, true));
+    } catch (error) {
+      for (const socket of sockets) {
+        socket.handle.close();
+        socket.unregister();
+      }
+      for (const entry of bound.slice(sockets.length + 1)) {
+        entry.unregister();
+        fs.closeSync(entry.socket.fd);
+      }
+      throw error;
+    }
+    const reason = steerable
+      ? 'a cBPF program on the SO_REUSEPORT group sends new connections only to slots whose worker answers, and none to a socket that joins later'
+      : process.platform !== 'linux'
+        ? 'no steering: classic BPF on SO_REUSEPORT groups is Linux only; stall protection lends the slot instead'
+        : `no steering: ${others.length} other listener(s) were on the port first, so the slots' places in the kernel's group are unknown`;
+    return {
+      address: first.address,
+      port: first.port,
+      ipv6Only: request.ipv6Only,
+      sockets,
+      steering: { address: first.address, port: first.port, enabled: steerable, reason },
+      attached: undefined,
+    };
+  }
+
+  /** Points every steerable group at `slots` (those whose worker answers); a no-op when unchanged. */
+  steer(slots: number[]): void {
+    for (const group of this.#groups.values()) {
+      if (!group.steering.enabled) continue;
+      const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
+      const key = allowed.join(',');
+      if (allowed.length === 0 || key === group.attached) continue;
+      const any = group.sockets.find((socket) => socket !== undefined);
+      if (!any) continue;
+      try {
+        this.#binding.attachReusePortProgram(any.fd, flatten(steeringProgram(allowed)));
+        group.attached = key;
+      } catch (error) {
+        group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
+      }
+    }
+  }
+
+  /** Steering on each address, for reasons and stats. */
+  steering(): SteeringState[] {
+    return [...this.#groups.values()].map((group) => group.steering);
+  }
+
+  /** Listening sockets on our ports that are not ours (a process that set SO_REUSEPORT itself). */
+  strangers(): ListeningSocket[] {
+    const found: ListeningSocket[] = [];
+    for (const group of this.#groups.values()) {
+      const ours = new Set(group.sockets.flatMap((socket) => (socket ? [socket.inode] : [])));
+      for (const socket of listeningSocketsOn(group.port)) {
+        if (!ours.has(socket.inode) && overlaps(socket.address, group.address)) found.push(socket);
+      }
+    }
+    return found;
+  }
+
+  /** A slot's sockets (one per address it serves). */
   socketsOf(slot: number): SlotSocket[] {
-    return [...(this.#sockets.get(slot)?.values() ?? [])];
+    return [...this.#groups.values()].flatMap((group) => (group.sockets[slot] ? [group.sockets[slot] as SlotSocket] : []));
   }
 
   /** Whether a slot holds any socket. */
   has(slot: number): boolean {
-    return (this.#sockets.get(slot)?.size ?? 0) > 0;
+    return this.socketsOf(slot).length > 0;
   }
 
   /** Closes a slot's sockets (with net.ipv4.tcp_migrate_req=1 the kernel moves their queues). */
   close(slot: number): void {
-    for (const socket of this.#sockets.get(slot)?.values() ?? []) {
+    for (const group of this.#groups.values()) {
+      const socket = group.sockets[slot];
+      if (!socket) continue;
+      // Closing moves another socket into this one's place in the kernel's group: stop steering first.
+      if (group.steering.enabled) {
+        try {
+          this.#binding.attachReusePortProgram(socket.fd, NO_STEERING);
+        } catch {
+          // the close below is what matters
+        }
+        group.steering = { ...group.steering, enabled: false, reason: `no steering: slot ${slot}'s socket was closed, which reorders the kernel's group` };
+      }
       socket.handle.close();
       socket.unregister();
+      group.sockets[slot] = undefined;
     }
-    this.#sockets.delete(slot);
   }
 
   /** Closes every slot's sockets. */
   closeAll(): void {
-    for (const slot of [...this.#sockets.keys()]) this.close(slot);
+    for (let slot = 0; slot < this.#slots; slot++) this.close(slot);
+    this.#groups.clear();
   }
 }

@@ -10,7 +10,8 @@ import type { Plan } from './plan';
 import type { ModeChoice } from './plan';
 import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from './primary-link';
 import { setupPrimary } from './setup-primary';
-import { SlotSockets } from './slots';
+import { SlotSockets, type SteeringState } from './slots';
+import { processesByInode } from './port-holders';
 import { SLOT_ENV, SUPERVISOR_ENV } from './supervised-worker';
 
 /** Options of startCluster. */
@@ -54,6 +55,17 @@ export interface StallEvent {
   stalledMs?: number;
 }
 
+/** A socket of another process that joined one of the supervisor's ports. */
+export interface ForeignSocketEvent {
+  address: string;
+  port: number;
+  inode: string;
+  uid: number;
+  processes: { pid: number; command: string }[];
+  /** True when the steering program keeps every new connection away from it. */
+  steeredAway: boolean;
+}
+
 /** Per-slot figures from stats(). */
 export interface SlotStats {
   slot: number;
@@ -76,7 +88,7 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `close()`, `stats()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'slot-closed', 'reload'. */
+/** The running cluster: `pids`, `reload()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'reload'. */
 export interface Supervisor extends EventEmitter {
   /** The plan every worker follows. */
   readonly plan: Plan;
@@ -90,6 +102,8 @@ export interface Supervisor extends EventEmitter {
   close(): Promise<void>;
   /** Per slot: connections accepted, stalls seen, and who serves it now if not its own worker. */
   stats(): SlotStats[];
+  /** Per address: whether new connections are steered (Linux cBPF), and why not. */
+  steering(): SteeringState[];
 }
 
 interface Slot {
@@ -109,6 +123,8 @@ interface Slot {
 
 /** How often the supervisor checks that every slot is served. */
 const MONITOR_MS = 20;
+/** How often it looks for sockets of other processes on its ports. */
+const STRANGER_CHECK_MS = 500;
 
 function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -135,6 +151,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   /** Slot -> the worker it is lent to. */
   readonly #loans = new Map<number, Worker>();
   #monitor: NodeJS.Timeout | undefined;
+  #strangerWatch: NodeJS.Timeout | undefined;
+  readonly #strangersSeen = new Set<string>();
   readonly #condemned = new WeakSet<Worker>();
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
@@ -157,7 +175,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       everListened: false,
     }));
     const { binding } = loadBinding();
-    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding) : undefined;
+    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, options.workers) : undefined;
     if (options.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
   }
 
@@ -175,6 +193,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     if (this.#sockets && this.#options.stallThresholdMs > 0) {
       this.#monitor = setInterval(() => this.#watch(), MONITOR_MS);
       this.#monitor.unref();
+    }
+    if (this.#sockets) {
+      this.#strangerWatch = setInterval(() => this.#lookForStrangers(), STRANGER_CHECK_MS);
+      this.#strangerWatch.unref();
     }
     try {
       await Promise.all(this.#slots.map((slot) => this.#startWorker(slot)));
@@ -261,8 +283,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       if (message.port > 0) this.#ports.add(message.port);
       if (slot.worker === worker) slot.everListened = true;
       this.#waiters.get(worker)?.listening();
-      // Give a lent slot back as soon as its own worker listens again.
-      if (this.#monitor && this.#loans.has(slot.index)) this.#watch();
+      // Steer to it, and give a lent slot back, as soon as its own worker listens again.
+      if (this.#monitor) this.#watch();
+      else this.#sockets?.steer(this.#slots.filter((s) => s.ready && s.worker && !s.worker.isDead()).map((s) => s.index));
       this.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
     } else if (message.act === 'failed') {
       const { message: text, ...fields } = message.error;
@@ -351,6 +374,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   #watch(): void {
     if (!this.#sockets || this.#closing) return;
     const now = performance.now();
+    this.#steer(now);
     for (const slot of this.#slots) {
       if (!slot.everListened || !this.#sockets.has(slot.index)) continue;
       const borrower = this.#loans.get(slot.index);
@@ -376,6 +400,25 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.emit('stall-replace', { slot: slot.index, pid: worker.process.pid, stalledMs: Math.round(silentFor) } satisfies StallEvent);
     this.#condemned.add(worker);
     worker.process.kill('SIGKILL');
+  }
+
+  // New connections go only to slots whose own worker answers (where the kernel lets us steer).
+  #steer(now: number): void {
+    const serving = this.#slots.filter((slot) => slot.ready && this.#answers(slot.worker, now)).map((slot) => slot.index);
+    this.#sockets?.steer(serving);
+  }
+
+  // A socket of another process that joined one of our ports (it set SO_REUSEPORT itself): said once.
+  #lookForStrangers(): void {
+    if (!this.#sockets || this.#closing) return;
+    const strangers = this.#sockets.strangers().filter((socket) => !this.#strangersSeen.has(socket.inode));
+    if (strangers.length === 0) return;
+    const owners = processesByInode(new Set(strangers.map((socket) => socket.inode)));
+    for (const socket of strangers) {
+      this.#strangersSeen.add(socket.inode);
+      const steered = this.#sockets.steering().some((state) => state.port === socket.port && state.enabled);
+      this.emit('foreign', { ...socket, processes: owners.get(socket.inode) ?? [], steeredAway: steered } satisfies ForeignSocketEvent);
+    }
   }
 
   #pickBorrower(slot: Slot, now: number): Worker | undefined {
@@ -417,6 +460,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     }
   }
 
+  steering(): SteeringState[] {
+    return this.#sockets?.steering() ?? [];
+  }
+
   stats(): SlotStats[] {
     return this.#slots.map((slot) => ({
       slot: slot.index,
@@ -448,6 +495,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#closing = true;
     process.off('SIGHUP', this.#onSighup);
     if (this.#monitor) clearInterval(this.#monitor);
+    if (this.#strangerWatch) clearInterval(this.#strangerWatch);
     for (const slot of this.#slots) {
       if (slot.restartTimer) clearTimeout(slot.restartTimer);
       if (slot.closeTimer) clearTimeout(slot.closeTimer);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenReusePort } from '../lib/index';
 import { defaultGroup, normalizeGroup } from '../lib/ownership';
+import { fetchOnce } from './helpers/http';
 import { startFixture, stopAll } from './helpers/processes';
 import { openFdCount } from './helpers/proc-net';
 
@@ -127,5 +128,30 @@ describe('through the supervisor', () => {
     const failed = await supervisor.next<{ error: { code: string; message: string; port: number } }>('failed', 20_000);
     expect(failed.error).toMatchObject({ code: 'EADDRINUSE', port: foreign.port });
     expect(failed.error.message).toMatch(new RegExp(`pid ${foreign.pid} .*foreign-reuseport\\.js`));
+  });
+});
+
+describe('a foreign socket that joins after the supervisor started', () => {
+  it('is reported, and steering gives it none of 300 connections', async () => {
+    const supervisor = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 3 })]);
+    const ready = await supervisor.next<{ pids: number[]; ports: number[]; steering: { enabled: boolean }[] }>('ready', 20_000);
+    const [port] = ready.ports as [number];
+    expect(ready.steering).toMatchObject([{ port, enabled: true }]);
+    const joiner = startFixture('foreign-reuseport.js', [String(port)]);
+    const foreign = await joiner.next<{ pid: number }>('ready');
+    let events: { name: string; port?: number; processes?: { pid: number }[]; steeredAway?: boolean }[] = [];
+    for (let i = 0; i < 40 && !events.some((e) => e.name === 'foreign'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      supervisor.child.send({ type: 'state' });
+      events = (await supervisor.next<{ events: typeof events }>('state')).events;
+    }
+    expect(events.find((e) => e.name === 'foreign')).toMatchObject({ port, processes: [{ pid: foreign.pid }], steeredAway: true });
+    const bodies = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const body = await fetchOnce(port).catch(() => 'not http: the foreign socket answered');
+      bodies.set(body, (bodies.get(body) ?? 0) + 1);
+    }
+    expect([...bodies.keys()].sort()).toEqual(ready.pids.map(String).sort());
+    for (const pid of ready.pids) process.kill(pid, 'SIGKILL');
   });
 });
