@@ -39,7 +39,7 @@ export type BindingLoad =
 const packageRoot = path.join(__dirname, '..');
 let loaded: BindingLoad | undefined;
 
-/** Loads the addon on first use; never throws, so importing the library never crashes. */
+/** Loads the addon on first use; never throws (importing the library never crashes), warns once if it cannot. */
 export function loadBinding(): BindingLoad {
   if (loaded) return loaded;
   try {
@@ -53,6 +53,10 @@ export function loadBinding(): BindingLoad {
       { cause },
     );
     loaded = { binding: undefined, error };
+    // Said once; every plan made without the addon also gives it as a reason.
+    process.emitWarning(`${error.message}. Until then reuseport uses Node's own reusePort where this Node has it, else a cluster mode.`, {
+      code: 'REUSEPORT_NO_ADDON',
+    });
   }
   return loaded;
 }
