@@ -131,6 +131,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
           `The supervisor (pid ${supervision.supervisorPid}) lent slot ${supervision.slot}'s SO_REUSEPORT socket on port ${lent.port}; ` +
             'it stays open in the primary when this worker exits, so connections waiting in it are served by the next worker of the slot.',
         );
+        if (lent.steering) reasons.push(lent.steering);
         return { ...plan, reasons };
       }
       if (job.port === 0 && edges.isWorker) {

@@ -103,6 +103,8 @@ export interface SlotReply {
   act: 'slot-reply';
   seq: number;
   port?: number;
+  /** How the supervisor steers connections on this address, for the worker's reasons. */
+  steering?: string;
   error?: { message: string; code?: string; errno?: number; syscall?: string; address?: string; port?: number };
 }
 

@@ -260,7 +260,12 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       }
       try {
         const socket = this.#sockets.get(slot.index, message);
-        this.#send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port }), socket.handle);
+        const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
+        const protection =
+          this.#options.stallThresholdMs > 0
+            ? `Stall protection: a slot whose worker is silent for ${this.#options.stallThresholdMs} ms is lent to a live worker; ${steering?.reason ?? 'no steering'}.`
+            : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
+        this.#send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
       } catch (error) {
         const { code, errno, syscall, address, port } = error as Record<string, never>;
         const reply = { act: 'slot-reply' as const, seq: message.seq, error: { message: (error as Error).message, code, errno, syscall, address, port } };

@@ -41,7 +41,7 @@ function toPrimary(message: SupervisorMessage): void {
 export function borrowSlotSocket(
   target: { address: string; port: number; ipv6Only: boolean; group: string | false },
   timeoutMs = 10_000,
-): Promise<{ handle: TcpHandle; port: number }> {
+): Promise<{ handle: TcpHandle; port: number; steering: string | undefined }> {
   const seq = ++sequence;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -57,7 +57,7 @@ export function borrowSlotSocket(
         reject(Object.assign(new Error(reply.error?.message ?? 'the supervisor lent no socket'), reply.error));
         return;
       }
-      resolve({ handle: handle as TcpHandle, port: reply.port ?? target.port });
+      resolve({ handle: handle as TcpHandle, port: reply.port ?? target.port, steering: reply.steering });
     };
     channel.on('internalMessage', onMessage);
     toPrimary(supervisorMessage({ act: 'slot', seq, ...target }));
