@@ -3,6 +3,7 @@
 // its accept queue unless net.ipv4.tcp_migrate_req=1 moves them to the other sockets of the port.
 import fs from 'node:fs';
 import type net from 'node:net';
+import { listeningSocketsOn } from './port-holders';
 
 /** Options of closeListener. */
 export interface CloseListenerOptions {
@@ -24,21 +25,9 @@ function readMigrateReq(): number | undefined {
   }
 }
 
-// The accept-queue length of a listening socket, from /proc/net/tcp{,6} (rx_queue of a LISTEN row).
-function acceptQueue(inode: number): number | undefined {
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = fs.readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[9] === String(inode) && fields[3] === '0A') return Number.parseInt((fields[4] ?? '0:0').split(':')[1] ?? '0', 16);
-    }
-  }
-  return undefined;
+// The accept-queue length of our listening socket, by its inode.
+function acceptQueue(port: number, inode: number): number | undefined {
+  return listeningSocketsOn(port).find((socket) => socket.inode === String(inode))?.queued;
 }
 
 interface ListeningHandle {
@@ -59,14 +48,15 @@ export async function closeListener(server: net.Server, options: CloseListenerOp
   let queuedAtClose: number | undefined;
   if (!migrates && server.listening && handle?.fd !== undefined && handle.fd >= 0 && handle.listen) {
     const inode = fs.fstatSync(handle.fd).ino;
+    const { port } = server.address() as net.AddressInfo;
     handle.listen(0);
     const deadline = performance.now() + timeoutMs;
     let emptyChecks = 0;
     while (performance.now() < deadline && emptyChecks < 3) {
       await new Promise((resolve) => setTimeout(resolve, 2));
-      emptyChecks = acceptQueue(inode) === 0 ? emptyChecks + 1 : 0;
+      emptyChecks = acceptQueue(port, inode) === 0 ? emptyChecks + 1 : 0;
     }
-    queuedAtClose = acceptQueue(inode);
+    queuedAtClose = acceptQueue(port, inode);
   }
   // The listening socket closes at once; open connections go on until they end, as with close().
   server.close();

@@ -15,7 +15,10 @@ export interface PortHolder {
 }
 
 /** A listening socket from /proc/net/tcp{,6}, before its owners are looked up. */
-export type ListeningSocket = Omit<PortHolder, 'processes'>;
+export type ListeningSocket = Omit<PortHolder, 'processes'> & {
+  /** Connections waiting in its accept queue now (rx_queue of a listening row). */
+  queued: number;
+};
 
 const LISTEN = '0A';
 
@@ -57,11 +60,12 @@ export function parseListeningSockets(table: string, family: 4 | 6, port: number
   const sockets: ListeningSocket[] = [];
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    const [local, state, uid, inode] = [fields[1], fields[3], fields[7], fields[9]];
+    const [local, state, queues, uid, inode] = [fields[1], fields[3], fields[4], fields[7], fields[9]];
     if (!local || state !== LISTEN || uid === undefined || inode === undefined) continue;
     const [hexAddress = '', hexPort = ''] = local.split(':');
     if (Number.parseInt(hexPort, 16) !== port) continue;
-    sockets.push({ address: decodeAddress(hexAddress, family), port, family, uid: Number(uid), inode });
+    const queued = Number.parseInt(queues?.split(':')[1] ?? '0', 16) || 0;
+    sockets.push({ address: decodeAddress(hexAddress, family), port, family, uid: Number(uid), inode, queued });
   }
   return sockets;
 }

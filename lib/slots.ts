@@ -159,7 +159,7 @@ export class SlotSockets {
       throw error;
     }
     const reason = steerable
-      ? 'a cBPF program on the SO_REUSEPORT group sends new connections only to slots whose worker answers, and none to a socket that joins later'
+      ? "a cBPF program on the SO_REUSEPORT group sends new connections only to the slots' own sockets, none to a socket of another app that joins later"
       : process.platform !== 'linux'
         ? 'no steering: classic BPF on SO_REUSEPORT groups is Linux only; stall protection lends the slot instead'
         : `no steering: ${others.length} other listener(s) were on the port first, so the slots' places in the kernel's group are unknown`;
@@ -173,7 +173,7 @@ export class SlotSockets {
     };
   }
 
-  /** Points every steerable group at `slots` (those whose worker answers); a no-op when unchanged. */
+  /** Points every steerable group at `slots`; a no-op when unchanged. */
   steer(slots: number[]): void {
     for (const group of this.#groups.values()) {
       if (!group.steering.enabled) continue;
@@ -206,6 +206,24 @@ export class SlotSockets {
       }
     }
     return found;
+  }
+
+  /** Connections waiting in each slot's accept queue now (summed over its addresses; TCP_INFO, no /proc). */
+  queued(): Map<number, number> {
+    const depth = new Map<number, number>();
+    for (const group of this.#groups.values()) {
+      group.sockets.forEach((socket, slot) => {
+        if (!socket) return;
+        let queued = 0;
+        try {
+          queued = this.#binding.acceptQueue(socket.fd).queued;
+        } catch {
+          // not Linux, or not listening yet: nothing known
+        }
+        depth.set(slot, (depth.get(slot) ?? 0) + queued);
+      });
+    }
+    return depth;
   }
 
   /** A slot's sockets (one per address it serves). */

@@ -43,6 +43,11 @@ export interface StartClusterOptions {
   stallThresholdMs?: number;
   /** A worker that has not answered for this long is killed and replaced (its slot is served meanwhile). 0: never. Default 30 s. */
   stallReplaceMs?: number;
+  /**
+   * How often to look for sockets of other apps on the ports (Linux /proc; its cost grows with every
+   * TCP socket of the machine, TIME_WAIT included). Steering keeps them from connections meanwhile. Default 5 s.
+   */
+  foreignCheckMs?: number;
 }
 
 /** A slot whose worker stopped answering, or came back. */
@@ -76,6 +81,9 @@ export interface SlotStats {
   stalls: number;
   /** The worker serving the slot for another right now, if any. */
   lentTo: number | undefined;
+  /** Connections waiting in the slot's accept queue at the last sample (every 100 ms), and the most seen. */
+  queued: number;
+  queuedPeak: number;
 }
 
 /** Why a worker left. */
@@ -119,12 +127,14 @@ interface Slot {
   unservedSince: number | undefined;
   /** Whether a worker ever listened on the slot's socket (before that it has no queue to serve). */
   everListened: boolean;
+  queued: number;
+  queuedPeak: number;
 }
 
 /** How often the supervisor checks that every slot is served. */
 const MONITOR_MS = 20;
-/** How often it looks for sockets of other processes on its ports. */
-const STRANGER_CHECK_MS = 500;
+/** Accept queues are sampled every this many checks (100 ms). */
+const QUEUE_SAMPLE_TICKS = 5;
 
 function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -153,6 +163,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   #monitor: NodeJS.Timeout | undefined;
   #strangerWatch: NodeJS.Timeout | undefined;
   readonly #strangersSeen = new Set<string>();
+  #ticks = 0;
+  #stallLimit = 0;
   readonly #condemned = new WeakSet<Worker>();
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
@@ -162,6 +174,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     super();
     this.plan = plan;
     this.#options = options;
+    this.#stallLimit = options.stallThresholdMs;
     this.#slots = Array.from({ length: options.workers }, (_, index) => ({
       index,
       worker: undefined,
@@ -173,6 +186,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       stalls: 0,
       unservedSince: undefined,
       everListened: false,
+      queued: 0,
+      queuedPeak: 0,
     }));
     const { binding } = loadBinding();
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, options.workers) : undefined;
@@ -195,7 +210,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#monitor.unref();
     }
     if (this.#sockets) {
-      this.#strangerWatch = setInterval(() => this.#lookForStrangers(), STRANGER_CHECK_MS);
+      this.#strangerWatch = setInterval(() => this.#lookForStrangers(), this.#options.foreignCheckMs);
       this.#strangerWatch.unref();
     }
     try {
@@ -288,9 +303,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       if (message.port > 0) this.#ports.add(message.port);
       if (slot.worker === worker) slot.everListened = true;
       this.#waiters.get(worker)?.listening();
-      // Steer to it, and give a lent slot back, as soon as its own worker listens again.
+      this.#steer();
+      // Give a lent slot back as soon as its own worker listens again.
       if (this.#monitor) this.#watch();
-      else this.#sockets?.steer(this.#slots.filter((s) => s.ready && s.worker && !s.worker.isDead()).map((s) => s.index));
       this.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
     } else if (message.act === 'failed') {
       const { message: text, ...fields } = message.error;
@@ -371,7 +386,18 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   // Whether a worker answers: alive, connected, not leaving, and its heartbeat is recent.
   #answers(worker: Worker | undefined, now: number): worker is Worker {
     if (!worker || worker.isDead() || !worker.isConnected() || this.#leaving.has(worker)) return false;
-    return now - (this.#lastBeat.get(worker) ?? Number.NEGATIVE_INFINITY) < this.#options.stallThresholdMs;
+    return now - (this.#lastBeat.get(worker) ?? Number.NEGATIVE_INFINITY) < this.#stallLimit;
+  }
+
+  // How long a silence counts as a stall right now: the threshold, or 4 times the typical silence
+  // of the workers when they are all slow (a saturated machine delays every heartbeat alike, and
+  // moving load off a busy worker onto equally busy ones would only make it swing).
+  #updateStallLimit(now: number): void {
+    const silences = this.#slots
+      .flatMap((slot) => (slot.ready && slot.worker && !slot.worker.isDead() ? [now - (this.#lastBeat.get(slot.worker) ?? now)] : []))
+      .sort((a, b) => a - b);
+    const typical = silences[Math.floor((silences.length - 1) / 2)] ?? 0;
+    this.#stallLimit = Math.max(this.#options.stallThresholdMs, 4 * typical);
   }
 
   // Every slot whose own worker cannot accept (stalled, dead, starting, draining) is lent to a live
@@ -379,7 +405,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   #watch(): void {
     if (!this.#sockets || this.#closing) return;
     const now = performance.now();
-    this.#steer(now);
+    this.#updateStallLimit(now);
+    this.#ticks += 1;
+    if (this.#ticks % QUEUE_SAMPLE_TICKS === 0) this.#sampleQueues();
     for (const slot of this.#slots) {
       if (!slot.everListened || !this.#sockets.has(slot.index)) continue;
       const borrower = this.#loans.get(slot.index);
@@ -407,10 +435,22 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     worker.process.kill('SIGKILL');
   }
 
-  // New connections go only to slots whose own worker answers (where the kernel lets us steer).
-  #steer(now: number): void {
-    const serving = this.#slots.filter((slot) => slot.ready && this.#answers(slot.worker, now)).map((slot) => slot.index);
-    this.#sockets?.steer(serving);
+  // The kernel's accept-queue depth per slot: a slot that is not being served shows it first.
+  #sampleQueues(): void {
+    const depth = this.#sockets?.queued() ?? new Map<number, number>();
+    for (const slot of this.#slots) {
+      slot.queued = depth.get(slot.index) ?? 0;
+      slot.queuedPeak = Math.max(slot.queuedPeak, slot.queued);
+    }
+  }
+
+  // New connections go to the slots' own sockets and nowhere else: a socket of another app that
+  // joins the group later gets none. The set is every slot, whatever its worker's state. Steering
+  // away from a dead or stalled slot was tried: swapping programs while handshakes were under way
+  // cost tens of resets per kill -9 at 2000 new connections/s here (against 0-1 without), so such
+  // a slot is served by lending its socket instead.
+  #steer(): void {
+    this.#sockets?.steer(this.#slots.map((slot) => slot.index));
   }
 
   // A socket of another process that joined one of our ports (it set SO_REUSEPORT itself): said once.
@@ -476,6 +516,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       accepted: slot.accepted,
       stalls: slot.stalls,
       lentTo: this.#loans.get(slot.index)?.process.pid,
+      queued: slot.queued,
+      queuedPeak: slot.queuedPeak,
     }));
   }
 
@@ -529,6 +571,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     slotTimeoutMs: positiveInteger(options.slotTimeoutMs, 'options.slotTimeoutMs', 30_000),
     stallThresholdMs: positiveInteger(options.stallThresholdMs, 'options.stallThresholdMs', 80, 0),
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
+    foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 5_000),
     env: { ...options.env },
   };
   const plan = setupPrimary({ mode: options.mode ?? 'auto' });

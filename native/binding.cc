@@ -130,6 +130,24 @@ bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
   return true;
 }
 
+// acceptQueue(fd) -> { queued, limit } for a listening SO_REUSEPORT TCP socket (Linux).
+Napi::Value AcceptQueueJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  int queued = 0;
+  int limit = 0;
+  int err = AcceptQueue(fd, &queued, &limit);
+  if (err != 0) {
+    SystemFdError(env, err, "getsockopt", fd).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("queued", Napi::Number::New(env, queued));
+  result.Set("limit", Napi::Number::New(env, limit));
+  return result;
+}
+
 // listenSocket(fd, backlog): listen(2) on an SO_REUSEPORT TCP socket (a slot socket of the primary).
 Napi::Value ListenSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -202,6 +220,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
   exports.Set("listenSocket", Napi::Function::New(env, ListenSocketJs, "listenSocket"));
+  exports.Set("acceptQueue", Napi::Function::New(env, AcceptQueueJs, "acceptQueue"));
   exports.Set("attachReusePortProgram",
               Napi::Function::New(env, AttachReusePortProgramJs, "attachReusePortProgram"));
   return exports;

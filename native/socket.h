@@ -47,6 +47,10 @@ struct BpfInstruction {
 // ours are never changed.
 int CheckReusePortSocket(int fd);
 
+// The accept queue of a listening TCP socket: connections waiting now and the queue's limit
+// (Linux TCP_INFO: tcpi_unacked and tcpi_sacked on a listener). 0 or the errno.
+int AcceptQueue(int fd, int* queued, int* limit);
+
 // listen(2) on a socket CheckReusePortSocket accepts. 0 or the errno.
 int ListenSocket(int fd, int backlog);
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #ifdef __linux__
 #include <linux/filter.h>
+#include <netinet/tcp.h>
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -200,6 +201,25 @@ int CheckReusePortSocket(int fd) {
   if (!reuse) return EINVAL;
   return 0;
 #else
+  return ENOTSUP;
+#endif
+}
+
+int AcceptQueue(int fd, int* queued, int* limit) {
+  int err = CheckReusePortSocket(fd);
+  if (err != 0) return err;
+#if defined(__linux__) && defined(TCP_INFO)
+  tcp_info info;
+  socklen_t length = sizeof(info);
+  std::memset(&info, 0, sizeof(info));
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return errno;
+  if (info.tcpi_state != TCP_LISTEN) return EINVAL;
+  *queued = static_cast<int>(info.tcpi_unacked);
+  *limit = static_cast<int>(info.tcpi_sacked);
+  return 0;
+#else
+  (void)queued;
+  (void)limit;
   return ENOTSUP;
 #endif
 }

@@ -35,6 +35,8 @@ int CheckReusePortSocket(int /*fd*/) { return kUnsupported; }
 
 int ListenSocket(int /*fd*/, int /*backlog*/) { return kUnsupported; }
 
+int AcceptQueue(int /*fd*/, int* /*queued*/, int* /*limit*/) { return kUnsupported; }
+
 int AttachReusePortProgram(int /*fd*/, const BpfInstruction* /*program*/, int /*length*/) {
   return kUnsupported;
 }

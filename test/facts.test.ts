@@ -16,6 +16,9 @@ function addonProbing(probe: () => number): () => BindingLoad {
     attachReusePortProgram: () => {
       throw new Error('not used by gatherFacts');
     },
+    acceptQueue: () => {
+      throw new Error('not used by gatherFacts');
+    },
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

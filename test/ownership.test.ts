@@ -133,7 +133,7 @@ describe('through the supervisor', () => {
 
 describe('a foreign socket that joins after the supervisor started', () => {
   it('is reported, and steering gives it none of 300 connections', async () => {
-    const supervisor = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 3 })]);
+    const supervisor = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 3, foreignCheckMs: 200 })]);
     const ready = await supervisor.next<{ pids: number[]; ports: number[]; steering: { enabled: boolean }[] }>('ready', 20_000);
     const [port] = ready.ports as [number];
     expect(ready.steering).toMatchObject([{ port, enabled: true }]);

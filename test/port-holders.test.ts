@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { findPortHolders, parseListeningSockets } from '../lib/port-holders';
 
 const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
-const row = (local: string, state: string, inode: string, uid = '1000') =>
-  `   0: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000  ${uid}        0 ${inode} 1 0000000000000000 100 0 0 10 0`;
+const row = (local: string, state: string, inode: string, uid = '1000', queued = 0) =>
+  `   0: ${local} 00000000:0000 ${state} 00000000:${queued.toString(16).toUpperCase().padStart(8, '0')} 00:00000000 00000000  ${uid}        0 ${inode} 1 0000000000000000 100 0 0 10 0`;
 
 describe('parseListeningSockets', () => {
   it.each<[string, string, 4 | 6, string]>([
@@ -19,12 +19,17 @@ describe('parseListeningSockets', () => {
     ['2001:db8::8:800:200c:417a', 'B80D012000000000000808007A410C20:1F40', 6, '2001:db8::8:800:200c:417a'],
   ])('decodes %s', (_name, local, family, expected) => {
     const [socket] = parseListeningSockets([header, row(local, '0A', '77')].join('\n'), family, 8000);
-    expect(socket).toEqual({ address: expected, port: 8000, family, uid: 1000, inode: '77' });
+    expect(socket).toEqual({ address: expected, port: 8000, family, uid: 1000, inode: '77', queued: 0 });
   });
 
   it('keeps only listening sockets on the port', () => {
     const table = [header, row('0100007F:1F40', '0A', '1'), row('0100007F:1F41', '0A', '2'), row('0100007F:1F40', '01', '3')].join('\n');
     expect(parseListeningSockets(table, 4, 8000).map((s) => s.inode)).toEqual(['1']);
+  });
+
+  it('reads the accept-queue depth of a listening socket', () => {
+    const [socket] = parseListeningSockets([header, row('0100007F:1F40', '0A', '9', '0', 300)].join('\n'), 4, 8000);
+    expect(socket?.queued).toBe(300);
   });
 
   it('ignores blank and short lines', () => {

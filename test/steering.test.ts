@@ -150,3 +150,34 @@ describe('on a real SO_REUSEPORT group', () => {
     }
   });
 });
+
+describe('acceptQueue', () => {
+  const loaded = loadBinding();
+  if (!loaded.binding) throw loaded.error;
+  const binding = loaded.binding;
+
+  it('counts connections waiting to be accepted, and gives the limit', async () => {
+    const socket = binding.openListener({ address: '127.0.0.1', port: 0, backlog: 17 });
+    const clients: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const client = net.connect(socket.port, '127.0.0.1');
+        clients.push(client);
+        await new Promise((resolve) => client.once('connect', resolve));
+      }
+      expect(binding.acceptQueue(socket.fd)).toEqual({ queued: 3, limit: 17 });
+    } finally {
+      for (const client of clients) client.destroy();
+      fs.closeSync(socket.fd);
+    }
+  });
+
+  it('refuses a socket that is not listening', () => {
+    const socket = binding.openListener({ address: '127.0.0.1', port: 0, listen: false });
+    try {
+      expect(() => binding.acceptQueue(socket.fd)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'getsockopt' }));
+    } finally {
+      fs.closeSync(socket.fd);
+    }
+  });
+});
