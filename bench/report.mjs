@@ -51,6 +51,169 @@ function cells(r) {
   return [r.cfg.label, String(r.cfg.workers), why, ...COLUMNS.slice(3).map(() => '')];
 }
 
+// ---- stall scenario ----------------------------------------------------------------------------
+
+export const STALL_TITLE = 'One worker blocked for 2 s';
+
+const pct = (v) => (v === null || v === undefined ? '-' : `${(v * 100).toFixed(0)}%`);
+
+const STALL_COLUMNS = [
+  ['configuration', (cfg) => cfg.label],
+  ['workers', (cfg) => String(cfg.workers)],
+  ['connections', (_c, s) => fmt.int(s.sent)],
+  ['over 500 ms', (_c, s) => fmt.int(s.over500ms)],
+  ['p50 ms', (_c, s) => fmt.ms(s.latencyP50Ms)],
+  ['p99 ms', (_c, s) => fmt.ms(s.latencyP99Ms)],
+  ['max ms', (_c, s) => fmt.ms(s.latencyMaxMs)],
+  ['failures', (_c, s) => fmt.int(s.failures)],
+  ['blocked worker share', (_c, s) => pct(s.blockedWorkerShare)],
+  ['CPU us/conn', (_c, s) => fmt.us(s.cpuMicrosPerConnection)],
+  ['primary us/conn', (_c, s) => fmt.us(s.primaryCpuMicrosPerConnection)],
+  ['over 500 ms by round', (_c, s) => (s.over500msByRound ?? []).map(fmt.int).join(' / ')],
+];
+
+/** Rows of the stall table: [cells] per configuration, failed ones included. */
+export function stallRows(stall) {
+  return stall.configurations.map((cfg) => {
+    const s = stall.summary[cfg.id];
+    if (!s) return [cfg.label, String(cfg.workers), `failed: ${cfg.error ?? 'see JSON'}`, ...STALL_COLUMNS.slice(3).map(() => '')];
+    return STALL_COLUMNS.map(([, f]) => f(cfg, s));
+  });
+}
+
+/** One sentence describing the stall settings. */
+export function stallSettingsText(stall) {
+  const st = stall.settings;
+  return (
+    `${st.workers} workers; an open-loop client in its own process opens ${st.rate} new connections/s for ${st.durationSec} s ` +
+    `(one \`GET /\` with \`Connection: close\` each, at most ${st.maxInFlight} in flight, ${st.timeoutMs / 1000} s timeout); ` +
+    `${st.blockAtSec} s in, one worker (picked by pid) busy-waits for ${st.blockSec} s. Medians of ${st.rounds} round(s), configurations in alternating order.`
+  );
+}
+
+const STALL_EXPLAIN =
+  'Connections: opened by the client. Over 500 ms: connections whose connect + response took more than 500 ms (or failed after that long). ' +
+  'Latency percentiles are over the successful connections, connect to end of response. Failures: refused, reset, timed out or not 200. ' +
+  'Blocked worker share: the connections the blocked worker served, of all. CPU us/conn: CPU time of every server process, the primary included, ' +
+  'without the busy-wait itself, per connection served, at this fixed rate (so fixed costs such as heartbeats count).';
+
+function stallText(stall) {
+  const rows = stallRows(stall);
+  const head = STALL_COLUMNS.map(([h]) => h);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.filter((r) => i < 2 || r[3] !== '').map((r) => r[i].length)));
+  const line = (cs) =>
+    cs
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : i === cs.length - 1 || (cs[3] === '' && i === 2) ? c : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [`\n${STALL_TITLE.replace('2 s', `${stall.settings.blockSec} s`)}`, wrap(stallSettingsText(stall), 100), line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+}
+
+function stallMarkdown(stall, stallSvgName) {
+  const head = STALL_COLUMNS.map(([h]) => h);
+  const out = [
+    `## ${STALL_TITLE.replace('2 s', `${stall.settings.blockSec} s`)}`,
+    '',
+    stallSettingsText(stall),
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...stallRows(stall).map((r) => `| ${r.join(' | ')} |`),
+    '',
+    STALL_EXPLAIN,
+    '',
+  ];
+  for (const c of stall.configurations) out.push(`- ${c.label}: ${c.how}.`);
+  out.push('');
+  if (stallSvgName) out.push(`![connections over 500 ms and latency per configuration, one worker blocked](${stallSvgName})`, '');
+  return out.join('\n');
+}
+
+/** Vega-Lite spec of the stall chart: connections over 500 ms, and p50/p99/max latency, per configuration (log scales). */
+export function stallChartSpec(result) {
+  const stall = result.stall;
+  const modes = stall.configurations.map((c) => c.label);
+  const slow = [];
+  const lat = [];
+  for (const cfg of stall.configurations) {
+    const s = stall.summary[cfg.id];
+    if (!s) continue;
+    slow.push({ mode: cfg.label, over500ms: s.over500ms, percent: s.over500msPercent });
+    for (const [stat, v] of [['p50', s.latencyP50Ms], ['p99', s.latencyP99Ms], ['max', s.latencyMaxMs]]) {
+      // A log scale cannot show 0; latencies below 0.1 ms do not occur on a real run.
+      if (v !== null) lat.push({ mode: cfg.label, stat, ms: Math.max(0.1, v) });
+    }
+  }
+  const xMode = { field: 'mode', type: 'nominal', sort: modes, title: null, axis: { labelAngle: -30, labelLimit: 260 } };
+  const st = stall.settings;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: `One of ${st.workers} workers blocked for ${st.blockSec} s, ${st.rate} new connections/s`,
+      subtitle: [
+        `${result.startedAt}, ${result.machine.cores} core(s), Linux ${result.machine.kernel}, Node ${result.machine.serverNode}, medians of ${st.rounds} round(s) of ${st.durationSec} s.`,
+        `Open-loop client in its own process; the block starts ${st.blockAtSec} s in. Both y axes are logarithmic.`,
+      ],
+      anchor: 'start',
+    },
+    background: 'white',
+    padding: 12,
+    hconcat: [
+      {
+        width: 280,
+        height: 220,
+        title: 'connections that took over 500 ms',
+        data: { values: slow },
+        layer: [
+          {
+            mark: { type: 'bar', tooltip: true, color: '#e45756' },
+            // symlog: a log-like scale that can show 0.
+            encoding: { x: xMode, y: { field: 'over500ms', type: 'quantitative', title: 'connections over 500 ms (symlog)', scale: { type: 'symlog' } } },
+          },
+          {
+            mark: { type: 'text', dy: -6, fontSize: 11 },
+            encoding: { x: xMode, y: { field: 'over500ms', type: 'quantitative', scale: { type: 'symlog' } }, text: { field: 'over500ms', type: 'quantitative', format: ',d' } },
+          },
+        ],
+      },
+      {
+        width: 280,
+        height: 220,
+        title: 'latency, connect to end of response',
+        data: { values: lat },
+        mark: { type: 'bar', tooltip: true },
+        encoding: {
+          x: xMode,
+          xOffset: { field: 'stat', type: 'nominal', sort: ['p50', 'p99', 'max'] },
+          y: { field: 'ms', type: 'quantitative', title: 'milliseconds (log)', stack: null, scale: { type: 'log', domainMin: 0.1 } },
+          color: { field: 'stat', type: 'nominal', title: 'latency', sort: ['p50', 'p99', 'max'], scale: { domain: ['p50', 'p99', 'max'], range: ['#4c78a8', '#f58518', '#b279a2'] } },
+        },
+      },
+    ],
+    config: { font: 'Helvetica, Arial, sans-serif', legend: { orient: 'right' } },
+  };
+}
+
+async function renderSvg(spec) {
+  // vega and vega-lite are ESM-only: import them lazily so the table works even if they fail to load.
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** The stall chart as an SVG string. */
+export function toStallSvg(result) {
+  return renderSvg(stallChartSpec(result));
+}
+
+// ---- throughput ----------------------------------------------------------------------------------
+
 /** Plain-text table for the terminal. */
 export function formatTable(result) {
   const lines = [];
@@ -69,8 +232,9 @@ export function formatTable(result) {
     lines.push(widths.map((w) => '-'.repeat(w)).join('  '));
     for (const b of body) lines.push(line(b));
   }
+  if (result.stall) lines.push(...stallText(result.stall));
   lines.push('');
-  lines.push(wrap(`Note: ${TRUST_NOTE}`, 100));
+  if (result.workloads.length) lines.push(wrap(`Note: ${TRUST_NOTE}`, 100));
   for (const n of result.notes) lines.push(wrap(`Note: ${n}`, 100));
   return lines.join('\n');
 }
@@ -96,7 +260,7 @@ function mdTable(result, workload) {
 }
 
 /** Markdown summary of one run (bench/results/<date>-<host>.md). */
-export function toMarkdown(result, { svgName } = {}) {
+export function toMarkdown(result, { svgName, stallSvgName } = {}) {
   const m = result.machine;
   const s = result.settings;
   const parts = [
@@ -106,26 +270,26 @@ export function toMarkdown(result, { svgName } = {}) {
     '',
     `During the run: load average ${m.loadAverageAtStart?.[0]?.toFixed(2) ?? '?'} at start, ${m.loadAverageAtEnd?.[0]?.toFixed(2) ?? '?'} at end; CPU idle ${m.cpuIdlePercentDuringRun ?? '?'}%, steal ${m.cpuStealPercentDuringRun ?? '?'}% (from /proc/stat).`,
     '',
-    `Settings: ${s.workers} worker(s) per cluster configuration, ${s.rounds} round(s) of ${s.durationSec} s (+ ${s.warmupSec} s warm-up) per configuration and workload, ${s.connections} concurrent connections, load from ${result.loadGenerator.used}${result.loadGenerator.note ? ` (${result.loadGenerator.note})` : ''}. Configurations run in alternating order (reversed every other round). Figures are medians over rounds.`,
+    result.workloads.length ? `Settings: ${s.workers} worker(s) per cluster configuration, ${s.rounds} round(s) of ${s.durationSec} s (+ ${s.warmupSec} s warm-up) per configuration and workload, ${s.connections} concurrent connections, load from ${result.loadGenerator.used}${result.loadGenerator.note ? ` (${result.loadGenerator.note})` : ''}. Configurations run in alternating order (reversed every other round). Figures are medians over rounds.` : 'Stall scenario only (--stall).',
     '',
     `Command: \`${result.command}\``,
     '',
-    `> ${TRUST_NOTE}`,
-    '',
+    ...(result.workloads.length ? [`> ${TRUST_NOTE}`, ''] : []),
   ];
   for (const workload of result.workloads) {
     parts.push(`## ${WORKLOAD_LABEL[workload]}`, '', mdTable(result, workload), '');
   }
-  parts.push(
+  if (result.workloads.length) parts.push(
     'Columns: CPU us/req is the CPU time (user + system) of every server process, primary included, divided by the requests the servers counted; ' +
       '"primary us/req" is the primary\'s share. Jain is Jain\'s fairness index over per-worker request counts (1 = even, 1/n = one worker did everything); ' +
       'max/min is the busiest worker\'s count over the idlest\'s. req/conn is requests per TCP connection as counted by the servers (1.00 means every request came on a new connection). ' +
       'Errors are non-2xx responses + socket errors + timeouts.',
     '',
   );
+  if (svgName) parts.push(`![requests/s, CPU per request and per-worker share by mode](${svgName})`, '');
+  if (result.stall) parts.push(stallMarkdown(result.stall, stallSvgName));
   for (const n of result.notes) parts.push(`- ${n}`);
   if (result.notes.length) parts.push('');
-  if (svgName) parts.push(`![requests/s, CPU per request and per-worker share by mode](${svgName})`, '');
   return parts.join('\n');
 }
 
@@ -195,15 +359,6 @@ export function chartSpec(result) {
 }
 
 /** Renders the chart to an SVG string with vega's headless view (no canvas, no browser). */
-export async function toSvg(result) {
-  // vega and vega-lite are ESM-only: import them lazily so the table works even if they fail to load.
-  const vega = await import('vega');
-  const vl = await import('vega-lite');
-  const compiled = vl.compile(chartSpec(result)).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+export function toSvg(result) {
+  return renderSvg(chartSpec(result));
 }

@@ -6,8 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WORKLOADS, findWrk, runAutocannon, runWrk } from './load.mjs';
 import { createProgress } from './progress.mjs';
-import { formatTable, toMarkdown, toSvg } from './report.mjs';
+import { formatTable, toMarkdown, toStallSvg, toSvg } from './report.mjs';
 import { freePort, killAllSync, probeNode, startServer } from './servers.mjs';
+import { runStall, stallDefaults } from './stall.mjs';
 import { cpuMicrosPerRequest, jainIndex, maxMinRatio, summarizeRounds } from './stats.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -32,6 +33,12 @@ const USAGE = `usage: npm run bench -- [options]
   --node PATH        run the servers under another Node binary
   --out DIR          where to write <date>-<host>.json/.md/.svg (default bench/results)
   --json             print the result JSON on stdout instead of the table
+  --stall            run only the stall scenario (one of 3 workers blocked under an open-loop client)
+  --skip-stall       run only the throughput part
+  --stall-rate N     new connections per second in the stall scenario (default 800; 400 with --quick)
+  --stall-duration S seconds of load in the stall scenario (default 5; 2.5 with --quick)
+  --block-at S       when the worker is blocked, seconds into the load (default 1.5; 0.5 with --quick)
+  --block-for S      how long it is blocked (default 2; 1 with --quick)
   --help`;
 
 function positiveInt(name, value) {
@@ -60,11 +67,26 @@ export function parseSettings(argv) {
       node: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean', default: false },
+      stall: { type: 'boolean', default: false },
+      'skip-stall': { type: 'boolean', default: false },
+      'stall-rate': { type: 'string' },
+      'stall-duration': { type: 'string' },
+      'block-at': { type: 'string' },
+      'block-for': { type: 'string' },
       help: { type: 'boolean', default: false, short: 'h' },
     },
     strict: true,
   });
   const quick = values.quick;
+  if (values.stall && values['skip-stall']) throw new Error('--stall and --skip-stall exclude each other');
+  const sd = stallDefaults(quick);
+  const stall = {
+    ...sd,
+    rate: values['stall-rate'] ? positiveInt('stall-rate', values['stall-rate']) : sd.rate,
+    durationSec: values['stall-duration'] ? positiveNumber('stall-duration', values['stall-duration']) : sd.durationSec,
+    blockAtSec: values['block-at'] !== undefined ? positiveNumber('block-at', values['block-at'], { allowZero: true }) : sd.blockAtSec,
+    blockSec: values['block-for'] ? positiveNumber('block-for', values['block-for']) : sd.blockSec,
+  };
   return {
     help: values.help,
     quick,
@@ -77,6 +99,9 @@ export function parseSettings(argv) {
     nodePath: values.node ? path.resolve(values.node) : process.execPath,
     outDir: path.resolve(values.out ?? path.join(HERE, 'results')),
     json: values.json,
+    // 'include' (default: throughput, then the stall scenario), 'only' (--stall) or 'skip' (--skip-stall).
+    stallRun: values.stall ? 'only' : values['skip-stall'] ? 'skip' : 'include',
+    stall,
   };
 }
 
@@ -185,11 +210,12 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
     }
     return { ...c, workers, available: true, reason: null };
   });
-  for (const c of configurations) if (!c.available) notes.push(`${c.label}: n/a, ${c.reason}.`);
+  const runThroughput = settings.stallRun !== 'only';
+  if (runThroughput) for (const c of configurations) if (!c.available) notes.push(`${c.label}: n/a, ${c.reason}.`);
 
-  const runnable = configurations.filter((c) => c.available);
+  const runnable = runThroughput ? configurations.filter((c) => c.available) : [];
   const totalSteps = settings.rounds * runnable.length * WORKLOADS.length;
-  const progress = createProgress({ totalLoadSec: totalSteps * settings.durationSec, totalSteps, stream: stderr });
+  const progress = runThroughput ? createProgress({ totalLoadSec: totalSteps * settings.durationSec, totalSteps, stream: stderr }) : null;
   const records = [];
   const failures = [];
 
@@ -230,7 +256,13 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
       }
     }
   } finally {
-    progress.stop();
+    progress?.stop();
+  }
+
+  let stall = null;
+  if (settings.stallRun !== 'skip') {
+    stall = await runStall({ rounds: settings.rounds, stall: settings.stall, host: HOST, nodePath: settings.nodePath, stderr });
+    for (const n of stall.notes) notes.push(`stall scenario: ${n}`);
   }
 
   for (const f of failures) {
@@ -241,6 +273,7 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
   const summary = {};
   for (const cfg of configurations) {
     summary[cfg.id] = {};
+    if (!runThroughput) continue;
     for (const workload of WORKLOADS) {
       const rs = records.filter((r) => r.configuration === cfg.id && r.workload === workload);
       summary[cfg.id][workload] = cfg.available && rs.length > 0 ? summarizeRounds(rs) : null;
@@ -249,7 +282,7 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
 
   // The close workload is only meaningful if every request really came on its own connection.
   for (const cfg of configurations) {
-    const s = summary[cfg.id].close;
+    const s = summary[cfg.id]?.close;
     if (s && s.requestsPerConnection !== null && s.requestsPerConnection > 1.05) {
       notes.push(`${cfg.label}: the close workload averaged ${s.requestsPerConnection.toFixed(2)} requests per connection (expected 1).`);
     }
@@ -274,23 +307,26 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
     finishedAt: new Date().toISOString(),
     command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
     machine,
-    settings: { workers: settings.workers, rounds: settings.rounds, durationSec: settings.durationSec, warmupSec: settings.warmupSec, connections: settings.connections, quick: settings.quick, host: HOST },
+    settings: { workers: settings.workers, rounds: settings.rounds, durationSec: settings.durationSec, warmupSec: settings.warmupSec, connections: settings.connections, quick: settings.quick, host: HOST, stallRun: settings.stallRun },
     loadGenerator,
-    workloads: WORKLOADS,
-    configurations,
-    summary,
+    // A --stall run has no throughput part: no workloads and no configurations for it.
+    workloads: runThroughput ? WORKLOADS : [],
+    configurations: runThroughput ? configurations : [],
+    summary: runThroughput ? summary : {},
     rounds: records,
     failures,
+    stall,
     notes,
   };
 
   mkdirSync(settings.outDir, { recursive: true });
   const base = path.join(settings.outDir, `${stamp(startedAt)}-${os.hostname().replace(/[^\w.-]/g, '_')}`);
-  const files = { json: `${base}.json`, md: `${base}.md`, svg: `${base}.svg` };
+  const files = { json: `${base}.json`, md: `${base}.md`, ...(runThroughput ? { svg: `${base}.svg` } : {}), ...(stall ? { stallSvg: `${base}-stall.svg` } : {}) };
   // JSON has no Infinity: a max/min ratio with an idle worker is written as the string "Infinity".
   writeFileSync(files.json, `${JSON.stringify(result, (_k, v) => (v === Infinity ? 'Infinity' : v), 2)}\n`);
-  writeFileSync(files.md, toMarkdown(result, { svgName: path.basename(files.svg) }));
-  writeFileSync(files.svg, await toSvg(result));
+  writeFileSync(files.md, toMarkdown(result, { svgName: files.svg && path.basename(files.svg), stallSvgName: files.stallSvg && path.basename(files.stallSvg) }));
+  if (files.svg) writeFileSync(files.svg, await toSvg(result));
+  if (files.stallSvg) writeFileSync(files.stallSvg, await toStallSvg(result));
   return { result, files };
 }
 
@@ -318,7 +354,7 @@ async function main() {
   const { result, files } = await runBench(settings);
   if (settings.json) process.stdout.write(`${JSON.stringify(result, (_k, v) => (v === Infinity ? 'Infinity' : v))}\n`);
   else process.stdout.write(`${formatTable(result)}\n`);
-  process.stderr.write(`\nwrote ${files.json}\n      ${files.md}\n      ${files.svg}\n`);
+  process.stderr.write(`\nwrote ${Object.values(files).join('\n      ')}\n`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

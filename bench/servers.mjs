@@ -81,6 +81,16 @@ export function killAllSync() {
   live.clear();
 }
 
+/** Records a pid this bench started some other way (the stall scenario's load client), so the last-resort cleanup kills it too. */
+export function track(pid) {
+  if (Number.isInteger(pid)) live.add(pid);
+}
+
+/** Forgets a pid once it is known to be gone. */
+export function untrack(pid) {
+  live.delete(pid);
+}
+
 /** Pids still running that this module started (for the test's leak check). */
 export function livePids() {
   return [...live].filter(isAlive);
@@ -90,8 +100,8 @@ export function livePids() {
  * Starts one configuration and resolves once every worker listens.
  * Returns a handle with reset(), report() and stop().
  */
-export async function startServer({ mode, workers, port, host = '127.0.0.1', nodePath = process.execPath, readyTimeoutMs = 20_000 }) {
-  const child = fork(SERVER_SCRIPT, ['--mode', mode, '--workers', String(workers), '--port', String(port), '--host', host], {
+export async function startServer({ mode, workers, port, host = '127.0.0.1', nodePath = process.execPath, readyTimeoutMs = 20_000, script = SERVER_SCRIPT }) {
+  const child = fork(script, ['--mode', mode, '--workers', String(workers), '--port', String(port), '--host', host], {
     execPath: nodePath,
     // stdout/stderr piped, not inherited, so worker noise cannot break the progress bar; kept for error messages.
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -169,6 +179,12 @@ export async function startServer({ mode, workers, port, host = '127.0.0.1', nod
         child.send({ type: 'report' });
         const msg = await waitFor('report', 10_000);
         return { primary: msg.primary, workers: msg.workers };
+      },
+      /** Sends any message to the primary and resolves with its reply of type `replyType` (bench/stall-server.cjs uses this). */
+      async call(message, replyType, ms = 10_000) {
+        const reply = waitFor(replyType, ms);
+        child.send(message);
+        return reply;
       },
       stop,
     };

@@ -8,14 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The bench is ESM (.mjs) and this file may compile as CommonJS: load it with import(), typed from its .d.mts.
 let stats: typeof import('../bench/stats.mjs', { with: { 'resolution-mode': 'import' } });
 let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'import' } });
+let stallClient: typeof import('../bench/stall-client.mjs', { with: { 'resolution-mode': 'import' } });
+let stall: typeof import('../bench/stall.mjs', { with: { 'resolution-mode': 'import' } });
 beforeAll(async () => {
   stats = await import('../bench/stats.mjs');
   load = await import('../bench/load.mjs');
+  stallClient = await import('../bench/stall-client.mjs');
+  stall = await import('../bench/stall.mjs');
 });
 
 const ROOT = path.resolve(__dirname, '..');
 const CONFIG_IDS = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-node'];
 const WORKLOADS = ['keepalive', 'close'];
+const STALL_IDS = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport-supervised'];
 
 describe('bench statistics', () => {
   it('median handles odd, even, empty and skips null/NaN', () => {
@@ -97,6 +102,44 @@ Transfer/sec:      4.93MB
   });
 });
 
+describe('stall scenario statistics', () => {
+  it('summarizes connections: slow ones (failed ones included), percentiles of the successful ones, errors and a timeline', () => {
+    const conns = [
+      { ok: true, ms: 1, atMs: 0 },
+      { ok: true, ms: 2, atMs: 50 },
+      { ok: true, ms: 900, atMs: 120 },
+      { ok: false, ms: 5000, code: 'ETIMEDOUT', atMs: 130 },
+      { ok: false, ms: 0.5, code: 'ECONNREFUSED', atMs: 250 },
+    ];
+    const s = stallClient.summarizeConnections(conns, { durationMs: 300, bucketMs: 100 });
+    expect(s).toMatchObject({ sent: 5, ok: 3, failed: 2, overSlowMs: 2, slowMs: 500, errors: { ETIMEDOUT: 1, ECONNREFUSED: 1 } });
+    expect(s.latencyMs).toEqual({ p50: 2, p90: 900, p99: 900, max: 900 });
+    expect(s.timeline.buckets.map((b) => [b.started, b.slow, b.failed])).toEqual([[2, 0, 0], [2, 2, 1], [1, 0, 1]]);
+  });
+
+  it('takes medians over rounds and keeps every round\'s count', () => {
+    const round = (over500ms: number, p99: number) => ({
+      client: { sent: 100, ok: 100 },
+      over500ms,
+      latencyMs: { p50: 1, p99, max: p99 * 2 },
+      failures: 0,
+      block: { durationMs: 2000 },
+      server: { blockedWorkerShare: 0.3, perWorker: [{ connections: 30 }, { connections: 40 }, { connections: 30 }] },
+      cpu: { microsPerConnection: 100, primaryMicrosPerConnection: 1 },
+      supervisor: null,
+    });
+    const s = stall.summarizeStallRounds([round(10, 50), round(30, 900), round(20, 100)]);
+    expect(s).toMatchObject({ rounds: 3, over500ms: 20, over500msPercent: 20, latencyP99Ms: 100, latencyMaxMs: 200, failures: 0, stalls: null });
+    expect(s.over500msByRound).toEqual([10, 30, 20]);
+    expect(s.perWorkerConnections).toEqual([40, 30, 30]);
+  });
+
+  it('defaults to 800 connections/s for 5 s, 3 workers, one blocked for 2 s at 1.5 s', () => {
+    expect(stall.stallDefaults(false)).toMatchObject({ workers: 3, rate: 800, durationSec: 5, blockAtSec: 1.5, blockSec: 2, timeoutMs: 5000 });
+    expect(stall.STALL_CONFIGURATIONS.map((c) => c.id)).toEqual(STALL_IDS);
+  });
+});
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -128,6 +171,17 @@ function runBenchCli(args: string[], ms: number): Promise<{ code: number | null;
   });
 }
 
+describe('bench command line', () => {
+  it('refuses --stall with --skip-stall, and lists the stall options in --help', async () => {
+    const both = await runBenchCli(['--stall', '--skip-stall'], 30_000);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/exclude each other/);
+    const help = await runBenchCli(['--help'], 30_000);
+    expect(help.code).toBe(0);
+    for (const flag of ['--stall', '--skip-stall', '--stall-rate', '--block-for']) expect(help.stdout).toContain(flag);
+  });
+});
+
 describe('quick bench run', () => {
   let outDir: string;
   // biome-ignore lint/suspicious/noExplicitAny: the JSON is checked field by field below.
@@ -137,11 +191,11 @@ describe('quick bench run', () => {
 
   beforeAll(async () => {
     outDir = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-'));
-    run = await runBenchCli(['--quick', '--workers', '2', '--out', outDir], 150_000);
+    run = await runBenchCli(['--quick', '--workers', '2', '--out', outDir], 200_000);
     files = readdirSync(outDir);
     const json = files.find((f) => f.endsWith('.json'));
     if (json) result = JSON.parse(readFileSync(path.join(outDir, json), 'utf8'));
-  }, 180_000);
+  }, 230_000);
 
   afterAll(() => {
     if (outDir) rmSync(outDir, { recursive: true, force: true });
@@ -153,7 +207,7 @@ describe('quick bench run', () => {
     expect(run.stdout).toMatch(/trust CPU\s+per request and fairness/);
     expect(files.filter((f) => f.endsWith('.json'))).toHaveLength(1);
     const md = files.find((f) => f.endsWith('.md'));
-    const svg = files.find((f) => f.endsWith('.svg'));
+    const svg = files.find((f) => f.endsWith('.svg') && !f.endsWith('-stall.svg'));
     expect(md).toBeDefined();
     expect(svg).toBeDefined();
     const mdText = readFileSync(path.join(outDir, md as string), 'utf8');
@@ -163,6 +217,15 @@ describe('quick bench run', () => {
     const svgText = readFileSync(path.join(outDir, svg as string), 'utf8');
     expect(svgText.startsWith('<svg')).toBe(true);
     expect(svgText).toContain('CPU microseconds per request');
+    // The stall scenario follows the throughput part: its own table, section and chart.
+    expect(run.stdout).toContain('One worker blocked for 1 s');
+    expect(mdText).toContain('## One worker blocked for 1 s');
+    const stallSvg = files.find((f) => f.endsWith('-stall.svg'));
+    expect(stallSvg).toBeDefined();
+    expect(mdText).toContain(stallSvg as string);
+    const stallSvgText = readFileSync(path.join(outDir, stallSvg as string), 'utf8');
+    expect(stallSvgText.startsWith('<svg')).toBe(true);
+    expect(stallSvgText).toContain('connections over 500 ms');
   });
 
   it('records the machine and settings', () => {
@@ -229,8 +292,51 @@ describe('quick bench run', () => {
     }
   });
 
+  it('has the stall section with every configuration and the reported fields', () => {
+    const st = result.stall;
+    expect(st).toBeTruthy();
+    expect(st.settings).toMatchObject({ workers: 3, rounds: 1, rate: 400, durationSec: 2.5, blockAtSec: 0.5, blockSec: 1, slowMs: 500 });
+    expect(st.configurations.map((c: { id: string }) => c.id)).toEqual(STALL_IDS);
+    for (const id of STALL_IDS) {
+      const s = st.summary[id];
+      expect(s, id).not.toBeNull();
+      expect(s.rounds).toBe(1);
+      expect(s.sent).toBeGreaterThan(0);
+      expect(Number.isInteger(s.over500ms)).toBe(true);
+      expect(s.over500ms).toBeGreaterThanOrEqual(0);
+      expect(s.over500ms).toBeLessThanOrEqual(s.sent);
+      expect(s.latencyP50Ms).toBeGreaterThan(0);
+      expect(s.latencyP99Ms).toBeGreaterThanOrEqual(s.latencyP50Ms);
+      expect(s.latencyMaxMs).toBeGreaterThanOrEqual(s.latencyP99Ms);
+      expect(Number.isInteger(s.failures)).toBe(true);
+      expect(s.cpuMicrosPerConnection).toBeGreaterThan(0);
+      expect(s.perWorkerConnections).toHaveLength(3);
+
+      const records = st.rounds.filter((r: { configuration: string }) => r.configuration === id);
+      expect(records).toHaveLength(1);
+      const rec = records[0];
+      // The block really happened, on one of this configuration's workers, while the client was sending.
+      expect(rec.workerPids).toContain(rec.blockedPid);
+      expect(rec.block.durationMs).toBeGreaterThanOrEqual(1000);
+      expect(rec.block.startedAtMs).toBeGreaterThan(0);
+      expect(rec.block.startedAtMs).toBeLessThan(st.settings.durationSec * 1000);
+      expect(rec.client.sent).toBe(rec.client.ok + rec.client.failed);
+      expect(rec.client.errors).toBeTypeOf('object');
+      // The client is its own process, never one of the servers.
+      expect(Number.isInteger(rec.clientPid)).toBe(true);
+      expect([rec.primaryPid, ...rec.workerPids]).not.toContain(rec.clientPid);
+      expect(rec.server.perWorker.filter((w: { blocked: boolean }) => w.blocked)).toHaveLength(1);
+      expect(rec.listen.map((l: { mode: string }) => l.mode)).toEqual(id.startsWith('reuseport') ? ['reuseport', 'reuseport', 'reuseport'] : [id, id, id]);
+      if (id === 'reuseport-supervised') expect(rec.supervisor.stats).toHaveLength(3);
+      else expect(rec.supervisor).toBeNull();
+    }
+  });
+
   it('leaves no server process running', () => {
-    const pids: number[] = result.rounds.flatMap((r: { primaryPid: number; workerPids: number[] }) => [r.primaryPid, ...r.workerPids]);
+    const pids: number[] = [
+      ...result.rounds.flatMap((r: { primaryPid: number; workerPids: number[] }) => [r.primaryPid, ...r.workerPids]),
+      ...result.stall.rounds.flatMap((r: { primaryPid: number; workerPids: number[]; clientPid: number }) => [r.primaryPid, ...r.workerPids, r.clientPid]),
+    ];
     expect(pids.length).toBeGreaterThan(0);
     expect(pids.filter(isAlive)).toEqual([]);
   });
