@@ -177,7 +177,13 @@ export async function listenWith(
   if (server.listening || pending.has(server)) throw serverAlreadyListen();
   if (request.signal?.aborted) throw abortError(request.signal);
   const edges = withRealEdges(edgesOrUndefined);
-  const plan = decide(request.mode, edges);
+  let plan: Plan;
+  try {
+    plan = decide(request.mode, edges);
+  } catch (error) {
+    if (edges.supervision) reportListenFailure(error, edges.supervision);
+    throw error;
+  }
 
   pending.add(server);
   try {

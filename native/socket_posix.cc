@@ -16,6 +16,14 @@
 #include <cstring>
 #include <vector>
 
+// The option that makes a socket join a balanced group: FreeBSD >= 12's SO_REUSEPORT_LB (its plain
+// SO_REUSEPORT shares the port without balancing), else SO_REUSEPORT.
+#if defined(SO_REUSEPORT_LB)
+#define REUSEPORT_OPTION SO_REUSEPORT_LB
+#elif defined(SO_REUSEPORT)
+#define REUSEPORT_OPTION SO_REUSEPORT
+#endif
+
 namespace reuseport {
 namespace {
 
@@ -126,13 +134,8 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
   if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
-#if defined(SO_REUSEPORT_LB)
-  // FreeBSD >= 12: plain SO_REUSEPORT shares the port but only SO_REUSEPORT_LB balances.
-  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT_LB, 1) != 0) {
-    return Fail(failure, errno, "setsockopt");
-  }
-#elif defined(SO_REUSEPORT)
-  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
+#ifdef REUSEPORT_OPTION
+  if (SetFlag(fd.get(), SOL_SOCKET, REUSEPORT_OPTION, 1) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
 #else
@@ -161,12 +164,8 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 }
 
 int ProbeReusePort() {
-#if defined(SO_REUSEPORT_LB) || defined(SO_REUSEPORT)
-#if defined(SO_REUSEPORT_LB)
-  const int option = SO_REUSEPORT_LB;
-#else
-  const int option = SO_REUSEPORT;
-#endif
+#ifdef REUSEPORT_OPTION
+  const int option = REUSEPORT_OPTION;
   FdGuard fd(OpenStreamSocket(AF_INET));
   if (fd.get() < 0) {
     FdGuard fd6(OpenStreamSocket(AF_INET6));
@@ -189,12 +188,8 @@ int CheckReusePortSocket(int fd) {
   std::memset(&address, 0, sizeof(address));
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) return errno;
   if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return EAFNOSUPPORT;
-#if defined(SO_REUSEPORT_LB) || defined(SO_REUSEPORT)
-#if defined(SO_REUSEPORT_LB)
-  const int option = SO_REUSEPORT_LB;
-#else
-  const int option = SO_REUSEPORT;
-#endif
+#ifdef REUSEPORT_OPTION
+  const int option = REUSEPORT_OPTION;
   int reuse = 0;
   length = sizeof(reuse);
   if (getsockopt(fd, SOL_SOCKET, option, &reuse, &length) != 0) return errno;

@@ -5,6 +5,7 @@ import os from 'node:os';
 import util from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NativeSocket, loadBinding } from '../lib/binding';
+import { canConnect } from './helpers/http';
 import { openFdCount } from './helpers/proc-net';
 
 const loaded = loadBinding();
@@ -21,16 +22,6 @@ afterEach(() => {
   for (const socket of opened.splice(0)) fs.closeSync(socket.fd);
 });
 
-function connects(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 describe('openListener', () => {
   it.each([
@@ -43,7 +34,7 @@ describe('openListener', () => {
     expect(socket).toMatchObject({ family, address });
     expect(socket.fd).toBeGreaterThan(2);
     expect(socket.port).toBeGreaterThan(0);
-    expect(await connects(socket.port, family === 4 ? '127.0.0.1' : '::1')).toBe(true);
+    expect(await canConnect(socket.port, family === 4 ? '127.0.0.1' : '::1')).toBe(true);
   });
 
   it('lets a second socket bind the same port (SO_REUSEPORT)', () => {
@@ -63,14 +54,14 @@ describe('openListener', () => {
 
   it('with ipv6Only accepts IPv6 but not IPv4', async () => {
     const socket = open({ address: '::', port: 0, ipv6Only: true });
-    expect(await connects(socket.port, '::1')).toBe(true);
-    expect(await connects(socket.port, '127.0.0.1')).toBe(false);
+    expect(await canConnect(socket.port, '::1')).toBe(true);
+    expect(await canConnect(socket.port, '127.0.0.1')).toBe(false);
   });
 
   it('with listen: false binds without listening', async () => {
     const socket = open({ address: '127.0.0.1', port: 0, listen: false });
     expect(socket.port).toBeGreaterThan(0);
-    expect(await connects(socket.port, '127.0.0.1')).toBe(false);
+    expect(await canConnect(socket.port, '127.0.0.1')).toBe(false);
   });
 });
 

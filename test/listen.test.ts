@@ -15,7 +15,7 @@ import type { NativeBinding } from '../lib/binding';
 import { loadBinding } from '../lib/binding';
 import { listenReusePort } from '../lib/index';
 import { listenWith } from '../lib/listen-reuseport';
-import { fetchOnce } from './helpers/http';
+import { canConnect, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
 import { openFdCount } from './helpers/proc-net';
 
@@ -35,16 +35,6 @@ afterEach(async () => {
   );
 });
 
-function connects(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 function plainListen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -80,16 +70,16 @@ describe('listenReusePort listens', () => {
   it('on IPv4 only for 127.0.0.1', async () => {
     const server = track(net.createServer((s) => s.end()));
     const { address } = await listenReusePort(server, 0, { host: '127.0.0.1' });
-    expect(await connects(address.port, '127.0.0.1')).toBe(true);
-    expect(await connects(address.port, '::1')).toBe(false);
+    expect(await canConnect(address.port, '127.0.0.1')).toBe(true);
+    expect(await canConnect(address.port, '::1')).toBe(false);
   });
 
   it('on IPv6 only with ipv6Only, leaving IPv4 of the same port free', async () => {
     const server = track(net.createServer((s) => s.end()));
     const { address } = await listenReusePort(server, 0, { host: '::', ipv6Only: true });
     expect(address).toMatchObject({ address: '::', family: 'IPv6' });
-    expect(await connects(address.port, '::1')).toBe(true);
-    expect(await connects(address.port, '127.0.0.1')).toBe(false);
+    expect(await canConnect(address.port, '::1')).toBe(true);
+    expect(await canConnect(address.port, '127.0.0.1')).toBe(false);
     await plainListen(track(net.createServer()), address.port, '0.0.0.0');
   });
 

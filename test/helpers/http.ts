@@ -1,5 +1,6 @@
 // HTTP clients for tests: every request on a new connection, bounded in time.
 import http from 'node:http';
+import net from 'node:net';
 
 /** GETs `path` on a fresh connection (no agent) and resolves with the body. */
 export function fetchOnce(port: number, host = '127.0.0.1', timeoutMs = 5_000): Promise<string> {
@@ -35,4 +36,16 @@ export async function countResponses(
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
   return counts;
+}
+
+/** Whether a TCP connection to host:port is accepted (then closed at once). */
+export function canConnect(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
