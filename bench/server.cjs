@@ -1,5 +1,6 @@
 // Benchmark server for one configuration: the primary (or the single process) and its hello-world workers, driven over IPC by bench/servers.mjs.
 'use strict';
+const { fail } = require('./ipc.cjs');
 const cluster = require('node:cluster');
 const http = require('node:http');
 const { parseArgs } = require('node:util');
@@ -184,15 +185,6 @@ function runPrimary(opts) {
   });
 }
 
-function fail(error) {
-  try {
-    process.send({ type: 'failed', error: { message: error.message, code: error.code } });
-  } catch {
-    // The bench is gone; nothing left to tell.
-  }
-  // Let the IPC message flush before the bench kills us.
-  setTimeout(() => process.exit(1), 200).unref();
-}
 
 // ---- entry -----------------------------------------------------------------------------------
 

@@ -100,6 +100,30 @@ export function livePids() {
  * Starts one configuration and resolves once every worker listens.
  * Returns a handle with reset(), report() and stop().
  */
+/**
+ * Resolves with the child's next message of `type`; rejects on a `failure` message, on its exit, or
+ * after `ms`. `stderr()` gives what the child printed, for the error.
+ */
+export function waitForMessage(child, type, ms, { label, failure, stderr }) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`${label}: no '${type}' from pid ${child.pid} within ${ms} ms\n${stderr()}`)), ms);
+    const onMessage = (msg) => {
+      if (msg?.type === type) done(null, msg);
+      else if (msg?.type === failure) done(new Error(`${label}: ${msg.error.message}\n${stderr()}`));
+    };
+    const onExit = (code, signal) => done(new Error(`${label}: pid ${child.pid} exited (code ${code}, signal ${signal})\n${stderr()}`));
+    function done(err, msg) {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(msg);
+    }
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
 export async function startServer({ mode, workers, port, host = '127.0.0.1', nodePath = process.execPath, readyTimeoutMs = 20_000, script = SERVER_SCRIPT }) {
   const child = fork(script, ['--mode', mode, '--workers', String(workers), '--port', String(port), '--host', host], {
     execPath: nodePath,
@@ -127,24 +151,7 @@ export async function startServer({ mode, workers, port, host = '127.0.0.1', nod
     }
   });
 
-  const waitFor = (type, ms) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`${mode}: no '${type}' from pid ${child.pid} within ${ms} ms\n${stderr}`)), ms);
-      const onMessage = (msg) => {
-        if (msg.type === type) done(null, msg);
-        else if (msg.type === 'failed') done(new Error(`${mode}: ${msg.error.message}\n${stderr}`));
-      };
-      const onExit = (code, signal) => done(new Error(`${mode}: server pid ${child.pid} exited (code ${code}, signal ${signal})\n${stderr}`));
-      function done(err, msg) {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        if (err) reject(err);
-        else resolve(msg);
-      }
-      child.on('message', onMessage);
-      child.on('exit', onExit);
-    });
+  const waitFor = (type, ms) => waitForMessage(child, type, ms, { label: mode, failure: 'failed', stderr: () => stderr });
 
   const stop = async () => {
     const all = [...pids];

@@ -2,6 +2,7 @@
 // block its event loop. Driven over IPC by bench/stall.mjs through bench/servers.mjs (same protocol as bench/server.cjs,
 // plus 'block' -> 'block-done').
 'use strict';
+const { fail } = require('./ipc.cjs');
 const cluster = require('node:cluster');
 const http = require('node:http');
 const { parseArgs } = require('node:util');
@@ -189,14 +190,6 @@ async function runPrimary(opts) {
   });
 }
 
-function fail(error) {
-  try {
-    process.send({ type: 'failed', error: { message: error.message, code: error.code } });
-  } catch {
-    // The bench is gone.
-  }
-  setTimeout(() => process.exit(1), 200).unref();
-}
 
 function main() {
   const { values } = parseArgs({

@@ -4,7 +4,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createProgress } from './progress.mjs';
-import { freePort, killPids, startServer, track, untrack } from './servers.mjs';
+import { freePort, killPids, startServer, track, untrack, waitForMessage } from './servers.mjs';
 import { median, medianByPosition } from './stats.mjs';
 
 const STALL_SERVER = fileURLToPath(new URL('./stall-server.cjs', import.meta.url));
@@ -34,24 +34,7 @@ function startClient(nodePath) {
   child.stderr.on('data', (d) => {
     stderr = (stderr + d).slice(-4000);
   });
-  const waitFor = (type, ms) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`load client: no '${type}' within ${ms} ms\n${stderr}`)), ms);
-      const onMessage = (msg) => {
-        if (msg?.type === type) done(null, msg);
-        else if (msg?.type === 'error') done(new Error(`load client: ${msg.error.message}`));
-      };
-      const onExit = (code, signal) => done(new Error(`load client pid ${child.pid} exited (code ${code}, signal ${signal})\n${stderr}`));
-      function done(err, msg) {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        if (err) reject(err);
-        else resolve(msg);
-      }
-      child.on('message', onMessage);
-      child.on('exit', onExit);
-    });
+  const waitFor = (type, ms) => waitForMessage(child, type, ms, { label: 'load client', failure: 'error', stderr: () => stderr });
   return {
     pid: child.pid,
     /** Starts the open loop; returns { started, result } promises. */
