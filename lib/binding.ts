@@ -31,6 +31,10 @@ export interface NativeBinding {
   acceptQueue(fd: number): { queued: number; limit: number };
   /** Attaches a classic BPF program ([code, jt, jf, k, ...]) to the fd's SO_REUSEPORT group (Linux). */
   attachReusePortProgram(fd: number, program: number[]): void;
+  /** Restricts a thread (0: the calling one; a pid: that process's main thread) to `cpus` (Linux sched_setaffinity). */
+  setCpuAffinity(pid: number, cpus: number[]): void;
+  /** The CPUs a thread may run on, ascending (Linux sched_getaffinity). */
+  getCpuAffinity(pid: number): number[];
 }
 
 /** The addon, or why it could not be loaded. */

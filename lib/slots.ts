@@ -2,14 +2,16 @@
 // worker slot, opened and listened by the primary in slot order (so each slot's index in the kernel's
 // group is known) and lent to whichever worker fills the slot. A worker's exit never closes its
 // socket, so connections waiting in its queue wait for the next one; a steering program attached
-// to the group sends new connections only to slots whose worker answers, and none to a socket of
-// another app that joins the group later.
+// to the group sends new connections only to the slots' own sockets (by hash, or in CPU-local mode
+// to the slot pinned to the CPU that received the SYN), and none to a socket of another app that
+// joins the group later.
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from './binding';
 import { explainListenError } from './errors';
 import { foreignHolderError, foreignHolders, overlaps, registerSocket } from './ownership';
 import { type ListeningSocket, listeningSocketsOn } from './port-holders';
-import { flatten, steeringProgram } from './steering';
+import { slotsByCpu } from './affinity';
+import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from './tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
@@ -55,6 +57,21 @@ const BACKLOG = 511;
 // An index past the end of the group: the kernel then picks by its own hash, as with no program.
 const NO_STEERING = [0x06, 0, 0, 0xffffffff];
 
+/** What the steering on one address does, or why there is none (pure). */
+export function steeringReason(steerable: boolean, othersFirst: number, cpuLocal: boolean): string {
+  if (steerable && cpuLocal) {
+    return 'CPU-local: each worker is pinned to one CPU, and a cBPF program on the SO_REUSEPORT group sends each new connection to the slot of the CPU that received it (SKF_AD_CPU), none to a socket of another app that joins later';
+  }
+  if (steerable) {
+    return "a cBPF program on the SO_REUSEPORT group sends new connections only to the slots' own sockets, none to a socket of another app that joins later";
+  }
+  const why =
+    process.platform !== 'linux'
+      ? 'no steering: classic BPF on SO_REUSEPORT groups is Linux only; stall protection lends the slot instead'
+      : `no steering: ${othersFirst} other listener(s) were on the port first, so the slots' places in the kernel's group are unknown`;
+  return cpuLocal ? `${why} (cpuLocal: the workers are pinned, but connections are not kept on their CPU)` : why;
+}
+
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
   readonly #binding: NativeBinding;
@@ -63,9 +80,13 @@ export class SlotSockets {
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
   readonly #chosenPorts = new Map<string, number>();
 
-  constructor(binding: NativeBinding, slots: number) {
+  // CPU-local mode: each slot's CPU; undefined: steer by hash.
+  readonly #cpuOfSlot: readonly number[] | undefined;
+
+  constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[]) {
     this.#binding = binding;
     this.#slots = slots;
+    this.#cpuOfSlot = cpuOfSlot;
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
@@ -158,11 +179,7 @@ export class SlotSockets {
       }
       throw error;
     }
-    const reason = steerable
-      ? "a cBPF program on the SO_REUSEPORT group sends new connections only to the slots' own sockets, none to a socket of another app that joins later"
-      : process.platform !== 'linux'
-        ? 'no steering: classic BPF on SO_REUSEPORT groups is Linux only; stall protection lends the slot instead'
-        : `no steering: ${others.length} other listener(s) were on the port first, so the slots' places in the kernel's group are unknown`;
+    const reason = steeringReason(steerable, others.length, this.#cpuOfSlot !== undefined);
     return {
       address: first.address,
       port: first.port,
@@ -183,12 +200,18 @@ export class SlotSockets {
       const any = group.sockets.find((socket) => socket !== undefined);
       if (!any) continue;
       try {
-        this.#binding.attachReusePortProgram(any.fd, flatten(steeringProgram(allowed)));
+        this.#binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
         group.attached = key;
       } catch (error) {
         group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
       }
     }
+  }
+
+  // The program for the allowed slots: CPU-local when asked (each CPU to its slots, a CPU with no
+  // slot hashed over all), else a hash over them.
+  #program(allowed: number[]): Instruction[] {
+    return this.#cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.#cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
   }
 
   /** Steering on each address, for reasons and stats. */

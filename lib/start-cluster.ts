@@ -4,8 +4,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { loadBinding } from './binding';
-import { invalidArgType, outOfRange } from './errors';
+import { pinProcess, slotCpus } from './affinity';
+import { type NativeBinding, loadBinding } from './binding';
+import { invalidArgType, modeUnsupported, outOfRange } from './errors';
 import type { Plan } from './plan';
 import type { ModeChoice } from './plan';
 import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from './primary-link';
@@ -48,6 +49,15 @@ export interface StartClusterOptions {
    * TCP socket of the machine, TIME_WAIT included). Steering keeps them from connections meanwhile. Default 5 s.
    */
   foreignCheckMs?: number;
+  /**
+   * CPU-local mode (Linux, reuseport mode with the addon): worker slot i is pinned to the i-th CPU
+   * this process may run on (wrapping around when there are more workers than CPUs), and each new
+   * connection goes to the worker of the CPU whose network stack received it, so it is handled where
+   * its packets already are. It pays off when the NIC spreads flows over CPUs (RSS/RPS); on loopback
+   * the receiving CPU is the client's, so one busy client feeds one worker (see docs/benchmarks.md).
+   * Default false: new connections are spread by a hash of the client's address and port.
+   */
+  cpuLocal?: boolean;
 }
 
 /** A slot whose worker stopped answering, or came back. */
@@ -84,6 +94,8 @@ export interface SlotStats {
   /** Connections waiting in the slot's accept queue at the last sample (every 100 ms), and the most seen. */
   queued: number;
   queuedPeak: number;
+  /** CPU-local mode: the CPU the slot's worker is pinned to (undefined otherwise, or if pinning failed). */
+  cpu: number | undefined;
 }
 
 /** Why a worker left. */
@@ -108,7 +120,7 @@ export interface Supervisor extends EventEmitter {
   reload(): Promise<void>;
   /** Drains and stops every worker and closes the slot sockets. */
   close(): Promise<void>;
-  /** Per slot: connections accepted, stalls seen, and who serves it now if not its own worker. */
+  /** Per slot: connections accepted, stalls seen, queue depth, who serves it now if not its own worker, and its CPU in CPU-local mode. */
   stats(): SlotStats[];
   /** Per address: whether new connections are steered (Linux cBPF), and why not. */
   steering(): SteeringState[];
@@ -129,6 +141,9 @@ interface Slot {
   everListened: boolean;
   queued: number;
   queuedPeak: number;
+  /** CPU-local mode: the slot's CPU, and whether its current worker is pinned to it. */
+  cpu: number | undefined;
+  pinned: boolean;
 }
 
 /** How often the supervisor checks that every slot is served. */
@@ -141,6 +156,27 @@ function positiveInteger(value: unknown, name: string, fallback: number, min = 1
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
   if (!Number.isInteger(value) || value < min) throw outOfRange(name, `an integer >= ${min}`, value);
   return value;
+}
+
+function optionalBoolean(value: unknown, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
+}
+
+// The CPUs CPU-local mode pins workers to (this process's own mask), or why it cannot run here.
+function cpuLocalCpus(plan: Plan): number[] {
+  const { binding, error } = loadBinding();
+  const missing =
+    process.platform !== 'linux'
+      ? `it is Linux only (SO_ATTACH_REUSEPORT_CBPF with SKF_AD_CPU, sched_setaffinity), and this is ${process.platform}`
+      : !binding
+        ? `it needs the native addon, which did not load (${error?.message ?? 'unknown'})`
+        : plan.mode !== 'reuseport' || plan.backend !== 'addon'
+          ? `it needs the reuseport mode through the addon, and the plan is ${plan.mode} (${plan.backend}): ${plan.reasons.join('; ')}`
+          : undefined;
+  if (missing || !binding) throw modeUnsupported(`reuseport: cpuLocal cannot be used: ${missing}`);
+  return binding.getCpuAffinity(0);
 }
 
 // startCluster's options with every default resolved.
@@ -170,7 +206,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
   };
 
-  constructor(plan: Plan, options: SupervisorSettings) {
+  readonly #binding: NativeBinding | undefined;
+
+  /** `cpus`: CPU-local mode's CPU for each slot. */
+  constructor(plan: Plan, options: SupervisorSettings, cpus?: number[]) {
     super();
     this.plan = plan;
     this.#options = options;
@@ -188,9 +227,12 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       everListened: false,
       queued: 0,
       queuedPeak: 0,
+      cpu: cpus?.[index],
+      pinned: false,
     }));
     const { binding } = loadBinding();
-    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, options.workers) : undefined;
+    this.#binding = binding;
+    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, options.workers, cpus) : undefined;
     if (options.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
   }
 
@@ -229,6 +271,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       [SUPERVISOR_ENV]: String(process.pid),
     });
     this.#slotOf.set(worker, slot.index);
+    // Pinned at once, so the threads Node starts while booting inherit the CPU.
+    this.#pin(worker, slot);
     const listening = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`reuseport: the worker for slot ${slot.index} (pid ${worker.process.pid}) did not listen within ${this.#options.readyTimeoutMs} ms`));
@@ -296,6 +340,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#lastAccepted.set(worker, message.accepted);
     } else if (message.act === 'listening') {
       this.#lastBeat.set(worker, performance.now());
+      // Again, now that every thread it starts at boot exists (one started before the first pin).
+      this.#pin(worker, slot);
       if (slot.worker === worker || !slot.ready) slot.ready = true;
       slot.failures = 0;
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
@@ -313,6 +359,22 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#waiters.get(worker)?.failed?.(error);
     } else if (message.act === 'drained') {
       this.#waiters.get(worker)?.drained();
+    }
+  }
+
+  // CPU-local mode: pins every thread of the slot's worker to the slot's CPU; a failure (a cpuset
+  // that no longer has the CPU, a sandbox that forbids it) is a warning, not a crash.
+  #pin(worker: Worker, slot: Slot): void {
+    const pid = worker.process.pid;
+    if (slot.cpu === undefined || !this.#binding || !pid) return;
+    try {
+      pinProcess(this.#binding, pid, slot.cpu);
+      slot.pinned = true;
+    } catch (error) {
+      slot.pinned = false;
+      process.emitWarning(`reuseport: could not pin the worker of slot ${slot.index} (pid ${pid}) to CPU ${slot.cpu}: ${(error as Error).message}`, {
+        code: 'REUSEPORT_PIN_FAILED',
+      });
     }
   }
 
@@ -518,6 +580,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       lentTo: this.#loans.get(slot.index)?.process.pid,
       queued: slot.queued,
       queuedPeak: slot.queuedPeak,
+      cpu: slot.pinned ? slot.cpu : undefined,
     }));
   }
 
@@ -572,11 +635,13 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     stallThresholdMs: positiveInteger(options.stallThresholdMs, 'options.stallThresholdMs', 80, 0),
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 5_000),
+    cpuLocal: optionalBoolean(options.cpuLocal, 'options.cpuLocal'),
     env: { ...options.env },
   };
   const plan = setupPrimary({ mode: options.mode ?? 'auto' });
+  const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
   cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [] });
-  const supervisor = new ClusterSupervisor(plan, settings);
+  const supervisor = new ClusterSupervisor(plan, settings, cpus);
   await supervisor.start();
   return supervisor;
 }

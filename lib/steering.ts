@@ -28,16 +28,24 @@ const NET = 0x100000000 - 0x100000;
 /** One instruction: [code, jt, jf, k]. */
 export type Instruction = [number, number, number, number];
 
-/**
- * A program that spreads new connections over the sockets at `allowed` indexes of the group, by a
- * hash of the client's address and port (so a retransmitted SYN lands where the first one did).
- * Sockets at other indexes (a stalled slot; a foreign socket that joined later) get none.
- */
-export function steeringProgram(allowed: readonly number[]): Instruction[] {
-  if (allowed.length === 0) throw new RangeError('a steering program needs at least one socket to steer to');
-  for (const index of allowed) {
+/** Loads at this offset read the CPU handling the packet: SKF_AD_OFF + SKF_AD_CPU. */
+const AD_CPU = 0x100000000 - 0x1000 + 36;
+const W = 0x00;
+/** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
+export const MAX_INSTRUCTIONS = 4096;
+/** The most CPUs a CPU-local program maps (glibc's CPU_SETSIZE, as the addon's affinity calls). */
+export const MAX_CPU = 1023;
+
+function checkIndexes(indexes: readonly number[], what: string): void {
+  if (indexes.length === 0) throw new RangeError(`a steering program needs at least one socket to steer to (${what})`);
+  for (const index of indexes) {
     if (!Number.isInteger(index) || index < 0 || index > 0xffff) throw new RangeError(`bad socket index ${index}`);
   }
+}
+
+// Leaves A = a hash of the client's address and port, 0..count-1 (so a retransmitted SYN lands
+// where the first one did), then returns the socket index at that position of `indexes`.
+function hashToIndex(indexes: readonly number[]): Instruction[] {
   const hash: Instruction[] = [
     [LD | B | ABS, 0, 0, NET], // A = first byte of the IP header
     [ALU | RSH | K, 0, 0, 4], // A = IP version
@@ -53,19 +61,65 @@ export function steeringProgram(allowed: readonly number[]): Instruction[] {
     [ALU | OR | X, 0, 0, 0],
     [ALU | MUL | K, 0, 0, 0x9e3779b1], // Fibonacci hashing: consecutive ports spread out
     [ALU | RSH | K, 0, 0, 16],
-    [ALU | MOD | K, 0, 0, allowed.length],
+    [ALU | MOD | K, 0, 0, indexes.length],
   ];
-  // A is now 0..allowed.length-1: map it to the socket index with a chain of tests.
+  // A is now 0..indexes.length-1: map it to the socket index with a chain of tests.
   const table: Instruction[] = [];
-  allowed.forEach((index, position) => {
-    if (position === allowed.length - 1) {
+  indexes.forEach((index, position) => {
+    if (position === indexes.length - 1) {
       table.push([RET | K, 0, 0, index]);
     } else {
       table.push([JMP | JEQ | K, 0, 1, position]);
       table.push([RET | K, 0, 0, index]);
     }
   });
-  return [...hash, ...table];
+  return indexes.length === 1 ? [[RET | K, 0, 0, indexes[0] as number]] : [...hash, ...table];
+}
+
+/**
+ * A program that spreads new connections over the sockets at `allowed` indexes of the group, by a
+ * hash of the client's address and port (so a retransmitted SYN lands where the first one did).
+ * Sockets at other indexes (a foreign socket that joined later) get none.
+ */
+export function steeringProgram(allowed: readonly number[]): Instruction[] {
+  checkIndexes(allowed, 'allowed');
+  return hashToIndex(allowed);
+}
+
+/**
+ * A CPU-local program: a connection whose SYN is handled on CPU c goes to the socket(s) of `byCpu`'s
+ * entry for c (hashed among them when there are several), so the worker pinned to c accepts it and
+ * the connection stays on the CPU whose caches already hold it. A SYN handled on a CPU with no entry
+ * is hashed over `fallback`. Sockets named nowhere get none.
+ */
+export function cpuLocalProgram(byCpu: ReadonlyMap<number, readonly number[]>, fallback: readonly number[]): Instruction[] {
+  checkIndexes(fallback, 'fallback');
+  for (const [cpu, indexes] of byCpu) {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu > MAX_CPU) throw new RangeError(`bad CPU ${cpu}`);
+    checkIndexes(indexes, `CPU ${cpu}`);
+  }
+  const entries = [...byCpu].sort(([a], [b]) => a - b);
+  const program: Instruction[] = [[LD | W | ABS, 0, 0, AD_CPU]]; // A = the CPU handling this SYN
+  // Two instructions per CPU: "is it c?" then the answer, or a jump to c's block of hashing.
+  const blocks: Instruction[][] = [];
+  const jumps: { at: number; block: number }[] = [];
+  for (const [cpu, indexes] of entries) {
+    program.push([JMP | JEQ | K, 0, 1, cpu]);
+    if (indexes.length === 1) {
+      program.push([RET | K, 0, 0, indexes[0] as number]);
+    } else {
+      jumps.push({ at: program.length, block: blocks.length });
+      program.push([JMP | JA, 0, 0, 0]);
+      blocks.push(hashToIndex(indexes));
+    }
+  }
+  program.push(...hashToIndex(fallback)); // no entry for this CPU
+  for (const [n, block] of blocks.entries()) {
+    for (const jump of jumps) if (jump.block === n) (program[jump.at] as Instruction)[3] = program.length - jump.at - 1;
+    program.push(...block);
+  }
+  if (program.length > MAX_INSTRUCTIONS) throw new RangeError(`a CPU-local program for ${entries.length} CPUs needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
+  return program;
 }
 
 /** The program as the flat array the addon takes. */
@@ -73,4 +127,4 @@ export function flatten(program: Instruction[]): number[] {
   return program.flat();
 }
 
-export const opcodes = { LD, LDX, ALU, JMP, RET, MISC, H, B, ABS, IMM, LSH, RSH, OR, MUL, MOD, JA, JEQ, K, X, TAX, NET } as const;
+export const opcodes = { LD, LDX, ALU, JMP, RET, MISC, W, H, B, ABS, IMM, LSH, RSH, OR, MUL, MOD, JA, JEQ, K, X, TAX, NET, AD_CPU } as const;

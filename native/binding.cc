@@ -216,6 +216,76 @@ Napi::Value AttachReusePortProgramJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Reads info[0] as a thread or process id: an integer in [0, INT_MAX] (0: the calling thread).
+bool ReadTid(const Napi::CallbackInfo& info, int* tid) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ArgumentTypeError(env, "pid must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double number = info[0].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
+      number > std::numeric_limits<int>::max()) {
+    ArgumentRangeError(env, "pid must be an integer >= 0").ThrowAsJavaScriptException();
+    return false;
+  }
+  *tid = static_cast<int>(number);
+  return true;
+}
+
+// setCpuAffinity(pid, cpus): restricts a thread (0: this one; a pid: that process's main thread).
+Napi::Value SetCpuAffinityJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int tid = 0;
+  if (!ReadTid(info, &tid)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsArray()) {
+    ArgumentTypeError(env, "cpus must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[1].As<Napi::Array>();
+  const uint32_t length = list.Length();
+  if (length == 0 || length > static_cast<uint32_t>(kMaxCpus)) {
+    ArgumentRangeError(env, "cpus must hold 1 to " + std::to_string(kMaxCpus) + " CPU numbers")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<int> cpus(length);
+  for (uint32_t i = 0; i < length; ++i) {
+    Napi::Value value = list.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!value.IsNumber()) {
+      ArgumentTypeError(env, "cpus must be an array of numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number >= kMaxCpus) {
+      ArgumentRangeError(env, "cpus must be integers >= 0 and < " + std::to_string(kMaxCpus))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    cpus[i] = static_cast<int>(number);
+  }
+  int err = SetCpuAffinity(tid, cpus.data(), static_cast<int>(cpus.size()));
+  if (err != 0) SystemPidError(env, err, "sched_setaffinity", tid).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// getCpuAffinity(pid) -> the CPUs that thread may run on, ascending.
+Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int tid = 0;
+  if (!ReadTid(info, &tid)) return env.Undefined();
+  std::vector<int> cpus;
+  int err = GetCpuAffinity(tid, &cpus);
+  if (err != 0) {
+    SystemPidError(env, err, "sched_getaffinity", tid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array result = Napi::Array::New(env, cpus.size());
+  for (size_t i = 0; i < cpus.size(); ++i) result.Set(static_cast<uint32_t>(i), Napi::Number::New(env, cpus[i]));
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
@@ -223,6 +293,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("acceptQueue", Napi::Function::New(env, AcceptQueueJs, "acceptQueue"));
   exports.Set("attachReusePortProgram",
               Napi::Function::New(env, AttachReusePortProgramJs, "attachReusePortProgram"));
+  exports.Set("setCpuAffinity", Napi::Function::New(env, SetCpuAffinityJs, "setCpuAffinity"));
+  exports.Set("getCpuAffinity", Napi::Function::New(env, GetCpuAffinityJs, "getCpuAffinity"));
   return exports;
 }
 

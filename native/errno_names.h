@@ -75,6 +75,9 @@ inline const char* ErrnoName(int err) {
 #ifdef EPROTOTYPE
   REUSEPORT_ERRNO_NAME(EPROTOTYPE)
 #endif
+#ifdef ESRCH
+  REUSEPORT_ERRNO_NAME(ESRCH)
+#endif
 #ifdef ESOCKTNOSUPPORT
   REUSEPORT_ERRNO_NAME(ESOCKTNOSUPPORT)
 #endif

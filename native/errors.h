@@ -48,6 +48,20 @@ inline Napi::Error SystemFdError(Napi::Env env, int err, const char* syscall, in
   return error;
 }
 
+// The same shape for a call on a thread or process: code, errno, syscall and pid
+// ("sched_setaffinity ESRCH: no such process (pid 4242)").
+inline Napi::Error SystemPidError(Napi::Env env, int err, const char* syscall, int pid) {
+  const char* code = ErrnoName(err);
+  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " (pid " + std::to_string(pid) + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  Napi::Object object = error.Value();
+  object.Set("errno", Napi::Number::New(env, -err));
+  object.Set("code", Napi::String::New(env, code));
+  object.Set("syscall", Napi::String::New(env, syscall));
+  object.Set("pid", Napi::Number::New(env, pid));
+  return error;
+}
+
 // TypeError / RangeError carrying a Node-style `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE).
 inline Napi::Error ArgumentTypeError(Napi::Env env, const std::string& message) {
   Napi::TypeError error = Napi::TypeError::New(env, message);

@@ -1,7 +1,9 @@
-// Plain C++ socket primitives behind the Node-API boundary: syscalls in, fd or errno out.
+// Plain C++ primitives behind the Node-API boundary: syscalls in, fd or errno out. Sockets, and the
+// one process primitive the CPU-local mode needs (CPU affinity).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace reuseport {
 
@@ -57,5 +59,15 @@ int ListenSocket(int fd, int backlog);
 // Attaches a classic BPF program to fd's SO_REUSEPORT group (Linux SO_ATTACH_REUSEPORT_CBPF): it
 // picks the group's socket for each new connection. 0 or the errno (ENOTSUP where there is none).
 int AttachReusePortProgram(int fd, const BpfInstruction* program, int length);
+
+// The most CPUs an affinity mask can name here (glibc's CPU_SETSIZE).
+constexpr int kMaxCpus = 1024;
+
+// Restricts thread `tid` (0: the calling thread; a process's pid is its main thread) to `cpus`
+// (Linux sched_setaffinity). 0 or the errno (ENOTSUP where there is no such call).
+int SetCpuAffinity(int tid, const int* cpus, int count);
+
+// The CPUs thread `tid` may run on, ascending (Linux sched_getaffinity). 0 or the errno.
+int GetCpuAffinity(int tid, std::vector<int>* cpus);
 
 }  // namespace reuseport

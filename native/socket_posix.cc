@@ -1,4 +1,4 @@
-// POSIX implementation of socket.h: the only file that makes socket syscalls.
+// POSIX implementation of socket.h: the only file that makes syscalls.
 #include "socket.h"
 
 #include <arpa/inet.h>
@@ -7,6 +7,9 @@
 #include <netinet/tcp.h>
 #endif
 #include <errno.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -244,6 +247,41 @@ int AttachReusePortProgram(int fd, const BpfInstruction* program, int length) {
 #else
   (void)program;
   (void)length;
+  return ENOTSUP;
+#endif
+}
+
+int SetCpuAffinity(int tid, const int* cpus, int count) {
+#ifdef __linux__
+  if (count <= 0) return EINVAL;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int i = 0; i < count; ++i) {
+    if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) return EINVAL;
+    CPU_SET(cpus[i], &set);
+  }
+  if (sched_setaffinity(tid, sizeof(set), &set) != 0) return errno;
+  return 0;
+#else
+  (void)tid;
+  (void)cpus;
+  (void)count;
+  return ENOTSUP;
+#endif
+}
+
+int GetCpuAffinity(int tid, std::vector<int>* cpus) {
+  cpus->clear();
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(tid, sizeof(set), &set) != 0) return errno;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus->push_back(cpu);
+  }
+  return 0;
+#else
+  (void)tid;
   return ENOTSUP;
 #endif
 }

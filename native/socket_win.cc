@@ -41,4 +41,11 @@ int AttachReusePortProgram(int /*fd*/, const BpfInstruction* /*program*/, int /*
   return kUnsupported;
 }
 
+int SetCpuAffinity(int /*tid*/, const int* /*cpus*/, int /*count*/) { return kUnsupported; }
+
+int GetCpuAffinity(int /*tid*/, std::vector<int>* cpus) {
+  cpus->clear();
+  return kUnsupported;
+}
+
 }  // namespace reuseport

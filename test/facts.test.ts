@@ -19,6 +19,12 @@ function addonProbing(probe: () => number): () => BindingLoad {
     acceptQueue: () => {
       throw new Error('not used by gatherFacts');
     },
+    setCpuAffinity: () => {
+      throw new Error('not used by gatherFacts');
+    },
+    getCpuAffinity: () => {
+      throw new Error('not used by gatherFacts');
+    },
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

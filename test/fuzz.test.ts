@@ -1,9 +1,10 @@
 // The raw binding never crashes: 10,000 random calls of each native function (random types, sizes,
 // negative and huge numbers, closed and foreign fds) throw a TypeError or RangeError with a code, or an OS error, and the
 // process's fd count is unchanged afterwards.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import util from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
 import { openFdCount } from './helpers/proc-net';
 
@@ -113,6 +114,53 @@ describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePor
       try {
         const result = fn(...args) as { fd?: number } | number;
         if (typeof result === 'object' && result !== null && typeof result.fd === 'number') fs.closeSync(result.fd);
+        outcome = 'returned';
+      } catch (error) {
+        const { code, syscall } = error as { code?: string; syscall?: string };
+        const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
+        const isSystemError = typeof syscall === 'string' && typeof code === 'string';
+        const fromProxy = (error as Error).message === 'trap';
+        if (!isArgumentError && !isSystemError && !fromProxy) throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
+        outcome = code ?? 'trap';
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    expect(openFdCount()).toBe(before);
+    console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  });
+});
+
+// Affinity calls only ever name this thread (0) or a child this test starts and stops: a random pid
+// could be any process of the machine (these tests may run as root).
+describe.each(['setCpuAffinity', 'getCpuAffinity'])('%s under 10,000 random calls', (name) => {
+  let child: ReturnType<typeof spawn>;
+  let own: number[];
+  beforeAll(() => {
+    own = loaded.binding?.getCpuAffinity(0) ?? [];
+    child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  });
+  afterAll(() => {
+    if (child.pid) process.kill(child.pid, 'SIGKILL');
+    if (own.length) loaded.binding?.setCpuAffinity(0, own);
+  });
+
+  it('never crashes, throws only coded errors, and leaks no fd', () => {
+    const random = generator(name.length * 104729);
+    const fn = binding[name] as (...args: unknown[]) => unknown;
+    const before = openFdCount();
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 10_000; i++) {
+      const pidPick = random();
+      const pid = pidPick < 0.4 ? 0 : pidPick < 0.7 ? child.pid : randomValue(random);
+      // Junk that is a number could name a real process: only negative or fractional ones are kept.
+      const safePid = typeof pid === 'number' && pid > 0 && Number.isInteger(pid) && pid !== child.pid ? -pid : pid;
+      const cpus =
+        random() < 0.6
+          ? Array.from({ length: Math.floor(random() * 5) }, () => (random() < 0.8 ? Math.floor(random() * 4) : randomValue(random)))
+          : randomValue(random);
+      let outcome: string;
+      try {
+        fn(safePid, cpus);
         outcome = 'returned';
       } catch (error) {
         const { code, syscall } = error as { code?: string; syscall?: string };

@@ -4,16 +4,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
-import { type Instruction, flatten, opcodes as op, steeringProgram } from '../lib/steering';
+import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, opcodes as op, steeringProgram } from '../lib/steering';
 
-// Just the classic BPF this program uses; `packet` starts at the IP header (SKF_NET_OFF).
-function run(program: Instruction[], packet: Buffer): number {
+// Just the classic BPF these programs use; `packet` starts at the IP header (SKF_NET_OFF), `cpu` is
+// what the ancillary load SKF_AD_CPU reads.
+function run(program: Instruction[], packet: Buffer, cpu = 0): number {
   let a = 0;
   let x = 0;
   for (let pc = 0; pc < program.length; pc++) {
     const [code, jt, jf, k] = program[pc] as Instruction;
     const cls = code & 0x07;
-    if (cls === op.LD) {
+    if (cls === op.LD && k === op.AD_CPU) {
+      a = cpu;
+    } else if (cls === op.LD) {
       const offset = k - op.NET;
       a = (code & 0x18) === op.B ? packet.readUInt8(offset) : packet.readUInt16BE(offset);
     } else if (cls === op.ALU) {
@@ -73,6 +76,52 @@ describe('steeringProgram', () => {
 
   it.each([[[]], [[-1]], [[1.5]], [[70000]]])('refuses %j', (allowed) => {
     expect(() => steeringProgram(allowed)).toThrow(RangeError);
+  });
+});
+
+describe('cpuLocalProgram', () => {
+  // Which sockets the connections of 3000 ephemeral ports go to, from a SYN handled on `cpu`.
+  function spread(program: Instruction[], cpu: number, family: 4 | 6 = 4): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (let port = 32768; port < 32768 + 3000 * 2; port += 2) {
+      const index = run(program, syn(family, port, 0x0001), cpu);
+      counts.set(index, (counts.get(index) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  it.each<[string, [number, number[]][], number[], [cpu: number, sockets: number[]][]]>([
+    ['one slot per CPU', [[0, [0]], [1, [1]]], [0, 1], [[0, [0]], [1, [1]]]],
+    ['CPUs that are not 0..n-1 (a restricted cpuset)', [[3, [0]], [7, [1]], [12, [2]]], [0, 1, 2], [[3, [0]], [7, [1]], [12, [2]], [5, [0, 1, 2]]]],
+    ['more slots than CPUs: hashed among the CPU\'s slots', [[0, [0, 2]], [1, [1, 3]]], [0, 1, 2, 3], [[0, [0, 2]], [1, [1, 3]]]],
+    ['a CPU with no slot falls back to the hash over all', [[0, [0]]], [0, 1], [[0, [0]], [1, [0, 1]], [9, [0, 1]]]],
+  ])('%s', (_name, table, fallback, expected) => {
+    const program = cpuLocalProgram(new Map(table), fallback);
+    for (const [cpu, sockets] of expected) {
+      for (const family of [4, 6] as const) {
+        const counts = spread(program, cpu, family);
+        expect([...counts.keys()].sort()).toEqual([...sockets].sort());
+        const share = 3000 / sockets.length;
+        for (const count of counts.values()) expect(Math.abs(count - share)).toBeLessThan(share * 0.2);
+      }
+    }
+  });
+
+  it('fits the kernel limit for 1024 CPUs, and says so past it', () => {
+    const table = new Map(Array.from({ length: 1024 }, (_, cpu) => [cpu, [cpu % 64]] as [number, number[]]));
+    expect(cpuLocalProgram(table, [0]).length).toBeLessThanOrEqual(MAX_INSTRUCTIONS);
+    const wide = new Map(Array.from({ length: 1024 }, (_, cpu) => [cpu, [cpu, cpu + 1024]] as [number, number[]]));
+    expect(() => cpuLocalProgram(wide, [0])).toThrow(/more than the kernel's 4096/);
+  });
+
+  it.each<[string, [number, number[]][], number[]]>([
+    ['no fallback', [[0, [0]]], []],
+    ['a CPU with no socket', [[0, []]], [0]],
+    ['a negative CPU', [[-1, [0]]], [0]],
+    ['a CPU past 1023', [[1024, [0]]], [0]],
+    ['a bad index', [[0, [1.5]]], [0]],
+  ])('refuses %s', (_name, table, fallback) => {
+    expect(() => cpuLocalProgram(new Map(table), fallback)).toThrow(RangeError);
   });
 });
 

@@ -1,5 +1,7 @@
 // startCluster: slots that outlive their workers, reloads one slot at a time, crash replacement, close.
 import { afterEach, describe, expect, it } from 'vitest';
+import { threadsOf } from '../lib/affinity';
+import { loadBinding } from '../lib/binding';
 import { startCluster } from '../lib/index';
 import { countResponses, fetchOnce } from './helpers/http';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
@@ -11,6 +13,8 @@ interface State {
   ports: number[];
   plan: { mode: string; backend: string };
   events: { name: string; slot?: number; pid?: number; expected?: boolean }[];
+  steering: { reason: string; enabled: boolean }[];
+  stats: { slot: number; pid: number; cpu?: number }[];
 }
 
 const workerPids: number[] = [];
@@ -128,7 +132,66 @@ describe('startCluster', () => {
     ['string workers', { exec: 'x.js', workers: '2' }, 'ERR_INVALID_ARG_TYPE'],
     ['args not an array', { exec: 'x.js', args: 'a' }, 'ERR_INVALID_ARG_TYPE'],
     ['an unknown mode', { exec: 'x.js', mode: 'fast' }, 'ERR_INVALID_ARG_VALUE'],
+    ['cpuLocal not a boolean', { exec: 'x.js', cpuLocal: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
   ])('rejects %s', async (_name, options, code) => {
     await expect(startCluster(options as never)).rejects.toMatchObject({ code });
+  });
+});
+
+describe('startCluster({ cpuLocal: true })', () => {
+  const binding = loadBinding().binding;
+  if (!binding) throw new Error('the addon did not load');
+  const own = binding.getCpuAffinity(0);
+
+  // Which worker pids answer `count` new connections made from this thread while it runs on `cpu`.
+  async function answeredFrom(cpu: number, port: number, count: number): Promise<string[]> {
+    binding?.setCpuAffinity(0, [cpu]);
+    try {
+      return [...(await countResponses(port, count)).keys()];
+    } finally {
+      binding?.setCpuAffinity(0, own);
+    }
+  }
+
+  function pinnedTo(pid: number): number[][] {
+    return threadsOf(pid).map((tid) => binding?.getCpuAffinity(tid) ?? []);
+  }
+
+  it.runIf(own.length >= 2)('pins each worker to its CPU, and each connection stays with the worker of the CPU that received it', async () => {
+    const { fixture, state } = await start({ workers: 2, cpuLocal: true });
+    const cpus = own.slice(0, 2);
+    expect(state.stats.map((s) => s.cpu)).toEqual(cpus);
+    expect(state.steering[0]?.reason).toMatch(/^CPU-local/);
+    state.pids.forEach((pid, slot) => {
+      for (const mask of pinnedTo(pid)) expect(mask).toEqual([cpus[slot]]);
+    });
+    const [port] = state.ports as [number];
+    expect(await answeredFrom(cpus[0] as number, port, 30)).toEqual([String(state.pids[0])]);
+    expect(await answeredFrom(cpus[1] as number, port, 30)).toEqual([String(state.pids[1])]);
+    // A reload keeps each slot on its CPU.
+    const after = await ask(fixture, 'reload', 'reloaded');
+    after.pids.forEach((pid, slot) => {
+      for (const mask of pinnedTo(pid)) expect(mask).toEqual([cpus[slot]]);
+    });
+    expect(await answeredFrom(cpus[1] as number, port, 30)).toEqual([String(after.pids[1])]);
+  });
+
+  it('with more workers than CPUs, wraps around and spreads a CPU\'s connections over its workers', async () => {
+    const workers = own.length + 1;
+    const { state } = await start({ workers, cpuLocal: true });
+    const expected = Array.from({ length: workers }, (_, slot) => own[slot % own.length]);
+    expect(state.stats.map((s) => s.cpu)).toEqual(expected);
+    const [port] = state.ports as [number];
+    const first = own[0] as number;
+    const sharing = state.pids.filter((_pid, slot) => expected[slot] === first).map(String);
+    expect(sharing.length).toBe(2);
+    expect((await answeredFrom(first, port, 60)).sort()).toEqual(sharing.sort());
+  });
+
+  it('refuses where it cannot keep connections on a CPU: round-robin is no SO_REUSEPORT group', async () => {
+    const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 2, mode: 'round-robin', cpuLocal: true })]);
+    const failed = await fixture.next<{ error: { code: string; message: string } }>('failed', 20_000);
+    expect(failed.error.code).toBe('ERR_REUSEPORT_MODE_UNSUPPORTED');
+    expect(failed.error.message).toMatch(/cpuLocal cannot be used: it needs the reuseport mode through the addon, and the plan is round-robin/);
   });
 });
