@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CLIENT_LAYOUTS, cpuLocalMarkdown, runCpuLocal } from './cpu-local.mjs';
 import { WORKLOADS, findWrk, runAutocannon, runWrk } from './load.mjs';
 import { createProgress } from './progress.mjs';
 import { formatTable, toMarkdown, toStallSvg, toSvg } from './report.mjs';
@@ -35,6 +36,8 @@ const USAGE = `usage: npm run bench -- [options]
   --json             print the result JSON on stdout instead of the table
   --stall            run only the stall scenario (one of 3 workers blocked under an open-loop client)
   --skip-stall       run only the throughput part
+  --cpu-local        run only the CPU-local comparison (hash steering vs startCluster({ cpuLocal: true }),
+                     one worker per CPU, one unpinned client and one client pinned to each CPU)
   --stall-rate N     new connections per second in the stall scenario (default 800; 400 with --quick)
   --stall-duration S seconds of load in the stall scenario (default 5; 2.5 with --quick)
   --block-at S       when the worker is blocked, seconds into the load (default 1.5; 0.5 with --quick)
@@ -69,6 +72,7 @@ export function parseSettings(argv) {
       json: { type: 'boolean', default: false },
       stall: { type: 'boolean', default: false },
       'skip-stall': { type: 'boolean', default: false },
+      'cpu-local': { type: 'boolean', default: false },
       'stall-rate': { type: 'string' },
       'stall-duration': { type: 'string' },
       'block-at': { type: 'string' },
@@ -101,6 +105,7 @@ export function parseSettings(argv) {
     json: values.json,
     // 'include' (default: throughput, then the stall scenario), 'only' (--stall) or 'skip' (--skip-stall).
     stallRun: values.stall ? 'only' : values['skip-stall'] ? 'skip' : 'include',
+    cpuLocal: values['cpu-local'],
     stall,
   };
 }
@@ -178,8 +183,44 @@ function stamp(date) {
   return date.toISOString().slice(0, 19).replace(/:/g, '-');
 }
 
+/** `--cpu-local`: the CPU-local comparison alone; writes <date>-<host>-cpu-local.json and .md. */
+export async function runCpuLocalBench(settings, { stderr = process.stderr } = {}) {
+  const startedAt = new Date();
+  const caps = probeNode(settings.nodePath);
+  const steps = [];
+  const comparison = await runCpuLocal({
+    rounds: settings.rounds,
+    durationSec: settings.durationSec,
+    warmupSec: settings.warmupSec,
+    connections: settings.connections,
+    host: HOST,
+    nodePath: settings.nodePath,
+    onStep: (label) => {
+      steps.push(label);
+      stderr.write(`${label}\n`);
+    },
+  });
+  const argv = process.argv.slice(2);
+  const result = {
+    schema: 'reuseport-bench-cpu-local/1',
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+    machine: machineInfo(caps),
+    ...comparison,
+  };
+  mkdirSync(settings.outDir, { recursive: true });
+  const base = path.join(settings.outDir, `${stamp(startedAt)}-${os.hostname().replace(/[^\w.-]/g, '_')}-cpu-local`);
+  const files = { json: `${base}.json`, md: `${base}.md` };
+  writeFileSync(files.json, `${JSON.stringify(result, null, 2)}\n`);
+  const settingsLine = `${comparison.settings.workers} workers (one per CPU: ${comparison.cpus.join(', ')}), ${comparison.settings.connections} connections, ${comparison.settings.rounds} rounds of ${comparison.settings.durationSec} s, medians; ${CLIENT_LAYOUTS.length} client layouts.`;
+  writeFileSync(files.md, `# CPU-local vs hash steering\n\n\`${result.command}\` on ${result.machine.cpuModel ?? 'this machine'}, ${result.startedAt}.\n\n${settingsLine}\n\n${cpuLocalMarkdown(result)}\n${comparison.failures.length ? `\nFailures: ${JSON.stringify(comparison.failures)}\n` : ''}`);
+  return { result, files };
+}
+
 /** Runs the whole bench; returns { result, files }. Exported so the test can drive it too. */
 export async function runBench(settings, { stderr = process.stderr } = {}) {
+  if (settings.cpuLocal) return runCpuLocalBench(settings, { stderr });
   const startedAt = new Date();
   const statAtStart = readProcStat();
   const loadAverageAtStart = os.loadavg();
@@ -353,7 +394,7 @@ async function main() {
   }
   const { result, files } = await runBench(settings);
   if (settings.json) process.stdout.write(`${JSON.stringify(result, (_k, v) => (v === Infinity ? 'Infinity' : v))}\n`);
-  else process.stdout.write(`${formatTable(result)}\n`);
+  else process.stdout.write(`${result.schema === 'reuseport-bench-cpu-local/1' ? cpuLocalMarkdown(result) : formatTable(result)}\n`);
   process.stderr.write(`\nwrote ${Object.values(files).join('\n      ')}\n`);
 }
 

@@ -1,4 +1,4 @@
-// Stall-scenario server for one configuration: a cluster primary and its hello-world workers, one of which can be told to
+// Stall-scenario (and CPU-local comparison) server for one configuration: a cluster primary and its hello-world workers, one of which can be told to
 // block its event loop. Driven over IPC by bench/stall.mjs through bench/servers.mjs (same protocol as bench/server.cjs,
 // plus 'block' -> 'block-done').
 'use strict';
@@ -7,7 +7,8 @@ const cluster = require('node:cluster');
 const http = require('node:http');
 const { parseArgs } = require('node:util');
 
-const MODES = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport-supervised'];
+const MODES = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport-supervised', 'reuseport-pinned', 'reuseport-cpu-local'];
+const SUPERVISED = ['reuseport-supervised', 'reuseport-pinned', 'reuseport-cpu-local'];
 const BODY = 'Hello, world!\n';
 
 function cpuMicros(base) {
@@ -31,7 +32,7 @@ function runWorker({ mode, port, host }) {
   server.on('connection', () => connections++);
 
   const listen = async () => {
-    if (mode === 'reuseport-plain' || mode === 'reuseport-supervised') {
+    if (mode === 'reuseport-plain' || SUPERVISED.includes(mode)) {
       // The same call in both: supervised workers are recognised by the library (startCluster forked them).
       const { listenReusePort } = require('..');
       const info = await listenReusePort(server, port, { host, mode: 'reuseport' });
@@ -120,10 +121,19 @@ async function runPrimary(opts) {
   }
 
   let planInfo = null;
-  if (opts.mode === 'reuseport-supervised') {
+  if (SUPERVISED.includes(opts.mode)) {
     const { startCluster } = require('..');
-    supervisor = await startCluster({ exec, args, workers: opts.workers, mode: 'reuseport', drainTimeoutMs: 1000, readyTimeoutMs: 15_000 });
+    const cpuLocal = opts.mode === 'reuseport-cpu-local';
+    supervisor = await startCluster({ exec, args, workers: opts.workers, mode: 'reuseport', drainTimeoutMs: 1000, readyTimeoutMs: 15_000, cpuLocal });
     planInfo = { mode: supervisor.plan.mode, backend: supervisor.plan.backend };
+    if (opts.mode === 'reuseport-pinned') {
+      // Pinning without CPU steering (the bench's control for CPU-local mode): worker i on CPU i, as cpuLocal pins them.
+      const { loadBinding } = require('../dist/binding.js');
+      const { pinProcess, slotCpus } = require('../dist/affinity.js');
+      const { binding } = loadBinding();
+      const cpus = slotCpus(opts.workers, binding.getCpuAffinity(0));
+      supervisor.pids.forEach((pid, slot) => pinProcess(binding, pid, cpus[slot]));
+    }
     for (const name of ['stall', 'recover', 'stall-replace', 'exit']) {
       supervisor.on(name, (e) => events.push({ name, at: Date.now(), ...e }));
     }

@@ -10,11 +10,13 @@ let stats: typeof import('../bench/stats.mjs', { with: { 'resolution-mode': 'imp
 let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'import' } });
 let stallClient: typeof import('../bench/stall-client.mjs', { with: { 'resolution-mode': 'import' } });
 let stall: typeof import('../bench/stall.mjs', { with: { 'resolution-mode': 'import' } });
+let cpuLocal: typeof import('../bench/cpu-local.mjs', { with: { 'resolution-mode': 'import' } });
 beforeAll(async () => {
   stats = await import('../bench/stats.mjs');
   load = await import('../bench/load.mjs');
   stallClient = await import('../bench/stall-client.mjs');
   stall = await import('../bench/stall.mjs');
+  cpuLocal = await import('../bench/cpu-local.mjs');
 });
 
 const ROOT = path.resolve(__dirname, '..');
@@ -171,6 +173,40 @@ function runBenchCli(args: string[], ms: number): Promise<{ code: number | null;
   });
 }
 
+describe('CPU-local comparison, pure parts', () => {
+  it.each<[string, 'one-client' | 'client-per-cpu', number, number[], { cpu: number | undefined; connections: number }[]]>([
+    ['one unpinned client takes every connection', 'one-client', 50, [0, 1], [{ cpu: undefined, connections: 50 }]],
+    ['one client per CPU, evenly', 'client-per-cpu', 50, [0, 1], [{ cpu: 0, connections: 25 }, { cpu: 1, connections: 25 }]],
+    ['the remainder goes to the first clients', 'client-per-cpu', 7, [2, 4, 6], [{ cpu: 2, connections: 3 }, { cpu: 4, connections: 2 }, { cpu: 6, connections: 2 }]],
+    ['never an empty client', 'client-per-cpu', 2, [0, 1, 2, 3], [{ cpu: 0, connections: 1 }, { cpu: 1, connections: 1 }]],
+  ])('clientPlan: %s', (_name, layout, connections, cpus, expected) => {
+    expect(cpuLocal.clientPlan(layout, connections, cpus)).toEqual(expected);
+  });
+
+  it('sums the clients, charges the primary and workers per request, and measures the spread', () => {
+    const m = cpuLocal.summarizeMeasurement(
+      [
+        { requestsPerSecond: 1000, errors: { total: 1 }, latencyMs: { p99: 12 }, pinnedTo: [0] },
+        { requestsPerSecond: 500, errors: { total: 0 }, latencyMs: { p99: 30 }, pinnedTo: [1] },
+      ],
+      { primary: { cpuMicros: 3000 }, workers: [{ requests: 3000, cpuMicros: 150_000 }, { requests: 1000, cpuMicros: 50_000 }] },
+    );
+    expect(m).toMatchObject({ requestsPerSecond: 1500, errors: 1, p99Ms: 30, requests: 4000, shares: [0.75, 0.25], pinnedTo: [[0], [1]] });
+    expect(m.cpuMicrosPerRequest).toBeCloseTo(50.75);
+    expect(m.primaryCpuMicrosPerRequest).toBeCloseTo(0.75);
+    expect(m.jainIndex).toBeCloseTo(0.8);
+    const s = cpuLocal.summarizeCpuLocal([m, { ...m, requestsPerSecond: 900, shares: [0.4, 0.6] }, { ...m, requestsPerSecond: 1200 }]);
+    expect(s).toMatchObject({ rounds: 3, requestsPerSecond: 1200, errors: 3, sharesByRound: [[0.75, 0.25], [0.6, 0.4], [0.75, 0.25]] });
+    const table = cpuLocal.cpuLocalMarkdown({
+      configurations: cpuLocal.CPU_LOCAL_CONFIGURATIONS,
+      layouts: cpuLocal.CLIENT_LAYOUTS,
+      summary: { 'reuseport-cpu-local|client-per-cpu|close': s },
+    });
+    expect(table).toContain('| close | one client pinned to each CPU | CPU-local | 1200 | 51 (1) | 0.800 | 75%, 60%, 75% | 30.0 | 3 |');
+    expect(table).toContain('| keepalive | one client, unpinned | hash steering | failed |');
+  });
+});
+
 describe('bench command line', () => {
   it('refuses --stall with --skip-stall, and lists the stall options in --help', async () => {
     const both = await runBenchCli(['--stall', '--skip-stall'], 30_000);
@@ -178,7 +214,40 @@ describe('bench command line', () => {
     expect(both.stderr).toMatch(/exclude each other/);
     const help = await runBenchCli(['--help'], 30_000);
     expect(help.code).toBe(0);
-    for (const flag of ['--stall', '--skip-stall', '--stall-rate', '--block-for']) expect(help.stdout).toContain(flag);
+    for (const flag of ['--stall', '--skip-stall', '--stall-rate', '--block-for', '--cpu-local']) expect(help.stdout).toContain(flag);
+  });
+});
+
+describe('quick CPU-local comparison', () => {
+  let outDir: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON is checked field by field below.
+  let result: any;
+  let run: { code: number | null; stdout: string; stderr: string };
+
+  beforeAll(async () => {
+    outDir = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-cpu-local-'));
+    run = await runBenchCli(['--cpu-local', '--rounds', '1', '--duration', '0.5', '--warmup', '0', '--connections', '8', '--out', outDir], 120_000);
+    const json = readdirSync(outDir).find((f) => f.endsWith('-cpu-local.json'));
+    if (json) result = JSON.parse(readFileSync(path.join(outDir, json), 'utf8'));
+  }, 150_000);
+
+  afterAll(() => {
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('measures both steerings under both client layouts and workloads, with pinned clients really pinned', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('| close | one client pinned to each CPU | CPU-local |');
+    expect(result.failures).toEqual([]);
+    expect(Object.values(result.summary).every((s) => s !== null)).toBe(true);
+    expect(result.records).toHaveLength(12);
+    for (const record of result.records) {
+      expect(record.requests).toBeGreaterThan(0);
+      expect(record.shares).toHaveLength(result.cpus.length);
+      if (record.layout === 'client-per-cpu') expect(record.pinnedTo).toEqual(result.cpus.map((cpu: number) => [cpu]));
+      else expect(record.pinnedTo).toEqual([null]);
+    }
+    expect(readdirSync(outDir).filter((f) => f.endsWith('-cpu-local.md'))).toHaveLength(1);
   });
 });
 
