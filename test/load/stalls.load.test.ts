@@ -6,7 +6,8 @@ import { namespaceUnavailable, runScenario } from '../helpers/netns';
 interface Report {
   load: { sent: number; failed: number; errors: Record<string, number>; p99: number; max: number; over500ms: number };
   events?: { name: string; slot?: number; pid?: number; signal?: string | null; expected?: boolean }[];
-  stats?: { slot: number; pid: number; accepted: number; stalls: number; lentTo?: number }[];
+  stats?: { slot: number; pid: number; accepted: number; stalls: number; lentTo?: number; cpu?: number }[];
+  cpus?: number[];
   fdsBefore?: Record<string, number>;
   fdsAfter?: Record<string, number>;
   replacedInMs?: number;
@@ -37,6 +38,24 @@ describe('one of 3 workers blocked for 2 s under 800 new connections/s', () => {
     expect(report.load.p99).toBeLessThanOrEqual(100);
     expect(report.events?.filter((e) => e.name === 'stall')).toHaveLength(1);
     expect(report.stats?.map((s) => s.lentTo)).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+describe('the same stall in CPU-local mode', () => {
+  it('none fails, at most 5 take over 500 ms, p99 <= 100 ms, though the client\'s CPU may feed only the blocked worker', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ scenario: 'stall', way: 'supervised', cpuLocal: true, ...load }, 0);
+    show('supervised reuseport, CPU-local', report);
+    expect(report.load.sent).toBeGreaterThan(3600);
+    expect(report.load.failed).toBe(0);
+    expect(report.load.over500ms).toBeLessThanOrEqual(5);
+    expect(report.load.p99).toBeLessThanOrEqual(100);
+    expect(report.events?.filter((e) => e.name === 'stall')).toHaveLength(1);
+    expect(report.stats?.map((s) => s.lentTo)).toEqual([undefined, undefined, undefined]);
+    // Each slot on its CPU (3 workers on this machine's CPUs, wrapping around).
+    const cpus = report.cpus ?? [];
+    expect(cpus.length).toBeGreaterThan(0);
+    expect(report.stats?.map((s) => s.cpu)).toEqual([0, 1, 2].map((slot) => cpus[slot % cpus.length]));
   });
 });
 

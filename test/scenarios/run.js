@@ -24,6 +24,7 @@ const config = {
   blockEveryMs: 400,
   stallReplaceMs: undefined,
   stallThresholdMs: undefined,
+  cpuLocal: false,
   port: 8000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -100,6 +101,7 @@ function supervisedCluster() {
         env: { SCENARIO_PORT: String(config.port) },
         ...(config.stallThresholdMs === undefined ? {} : { stallThresholdMs: config.stallThresholdMs }),
         ...(config.stallReplaceMs === undefined ? {} : { stallReplaceMs: config.stallReplaceMs }),
+        cpuLocal: config.cpuLocal,
       });
       supervisor.on('stall', (event) => events.push({ name: 'stall', ...event }));
       supervisor.on('recover', (event) => events.push({ name: 'recover', ...event }));
@@ -135,7 +137,7 @@ async function main() {
   await workers.start();
   // Open fds of each worker, counted while no client connection is open.
   const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
-  const out = { config, migrate, fdsBefore: fds() };
+  const out = { config, migrate, fdsBefore: fds(), cpus: require('../../dist/binding.js').loadBinding().binding?.getCpuAffinity(0) };
   const client = fork(path.join(__dirname, 'load-child.js'));
   try {
     if (config.scenario === 'reload' || config.scenario === 'keepalive') {
