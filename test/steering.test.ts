@@ -1,7 +1,9 @@
 // The steering program: run in a small classic-BPF interpreter on IPv4 and IPv6 SYNs, and for real
 // on a kernel SO_REUSEPORT group.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
 import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, opcodes as op, steeringProgram } from '../lib/steering';
@@ -228,5 +230,26 @@ describe('acceptQueue', () => {
     } finally {
       fs.closeSync(socket.fd);
     }
+  });
+});
+
+describe('scripts/steering-swaps.mjs', () => {
+  it('replaces the program under load and reports every connection of each run', async () => {
+    const script = path.join(__dirname, '..', 'scripts', 'steering-swaps.mjs');
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [script, '--rate', '300', '--period-ms', '20', '--duration-ms', '600'], { timeout: 60_000 }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
+      );
+    });
+    const runs = stdout.trim().split('\n').map((line) => JSON.parse(line) as { swap: string; swaps: number; sent: number; failed: number; perSocket: number[] });
+    expect(runs.map((r) => r.swap)).toEqual(['never', 'rotate', 'same']);
+    for (const r of runs) {
+      expect(r.sent).toBe(180);
+      expect(r.failed).toBe(0);
+      expect(r.perSocket.reduce((a, b) => a + b, 0)).toBe(180);
+    }
+    expect(runs[0]?.swaps).toBe(0);
+    expect(runs[1]?.swaps).toBeGreaterThan(10);
+    expect(runs[2]?.swaps).toBeGreaterThan(10);
   });
 });
