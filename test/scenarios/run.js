@@ -154,7 +154,9 @@ async function main() {
       for (let i = 0; i < config.reloads; i++) {
         if (keepAlive && i === 0) {
           // Requests in flight on the old workers when the reload starts.
-          client.send({ type: 'requests', port: config.port, paths: Array.from({ length: 6 }, () => '/slow?ms=800') });
+          // 18 on their own connections, so that some land on slot 0 (all miss it with odds (2/3)^18), whose
+          // worker drains first while they are still in flight (1.5 s each; slot 0's drain starts ~0.5 s in).
+          client.send({ type: 'requests', port: config.port, paths: Array.from({ length: 18 }, () => '/slow?ms=1500') });
           slow = once(client, 'responses');
           await sleep(100);
         }
