@@ -79,6 +79,28 @@ function count(slot: number): void {
   accepted.set(slot, (accepted.get(slot) ?? 0) + 1);
 }
 
+// Node's own bookkeeping of a server's connections (net.js: `_connections`, and `socket._server`,
+// which a socket's destroy decrements and whose close callback waits for).
+type Counted = net.Server & { _connections: number; maxConnections?: number | null };
+
+// Moves an accepted socket from the borrowed listener to the application's server, as if that server
+// had accepted it: counted by its getConnections(), its close() waits for it, maxConnections holds.
+function adopt(target: net.Server, listener: net.Server, socket: net.Socket): void {
+  const to = target as Counted;
+  const from = listener as Counted;
+  from._connections -= 1;
+  if (to.maxConnections != null && to._connections >= to.maxConnections) {
+    target.emit('drop', { localAddress: socket.localAddress, localPort: socket.localPort, localFamily: socket.localFamily, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily });
+    (socket as net.Socket & { _server: net.Server | null })._server = null;
+    socket.destroy();
+    return;
+  }
+  to._connections += 1;
+  (socket as net.Socket & { _server: net.Server; server: net.Server }).server = target;
+  (socket as net.Socket & { _server: net.Server })._server = target;
+  target.emit('connection', socket);
+}
+
 // A borrowed socket feeds the application's own server, so its handlers, connection tracking and
 // drain see those connections like any other ('connection' is the documented way in).
 function borrow(slot: number, port: number, handle: unknown): void {
@@ -90,8 +112,7 @@ function borrow(slot: number, port: number, handle: unknown): void {
   const listener = net.createServer((socket) => {
     count(slot);
     borrowedSockets.add(socket);
-    (socket as net.Socket & { server: net.Server }).server = target;
-    target.emit('connection', socket);
+    adopt(target, listener, socket);
   });
   listener.on('error', () => listener.close());
   listener.listen(handle as net.ListenOptions);

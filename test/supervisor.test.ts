@@ -1,4 +1,5 @@
 // startCluster: slots that outlive their workers, reloads one slot at a time, crash replacement, close.
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { threadsOf } from '../lib/affinity';
 import { loadBinding } from '../lib/binding';
@@ -135,6 +136,62 @@ describe('startCluster', () => {
     ['cpuLocal not a boolean', { exec: 'x.js', cpuLocal: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
   ])('rejects %s', async (_name, options, code) => {
     await expect(startCluster(options as never)).rejects.toMatchObject({ code });
+  });
+});
+
+describe('connections a worker accepts from a lent slot', () => {
+  // Slot 0's worker blocks for 1.5 s; once its heartbeats stop, slot 1's worker is lent its socket.
+  // Then 12 connections: each, whichever slot it hashed to, ends up on slot 1's worker.
+  async function duringStall(env: Record<string, string>): Promise<{ fixture: Fixture; clients: net.Socket[]; closedByServer: () => number }> {
+    const { fixture, state } = await start({ workers: 2, env });
+    const [port] = state.ports as [number];
+    fixture.child.send({ type: 'block', slot: 0, ms: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const clients: net.Socket[] = [];
+    let closed = 0;
+    for (let i = 0; i < 12; i++) {
+      const client = net.connect(port, '127.0.0.1');
+      client.on('error', () => undefined);
+      client.on('close', () => {
+        closed += 1;
+      });
+      clients.push(client);
+      await new Promise((resolve) => client.once('connect', resolve));
+    }
+    return { fixture, clients, closedByServer: () => closed };
+  }
+
+  // Slot 1's worker's getConnections(), once it stops changing towards `target` (bounded).
+  async function connectionsOfSlot1(fixture: Fixture, done: (count: number) => boolean): Promise<number> {
+    const deadline = Date.now() + 3_000;
+    let reply = await ask<{ count: number }>(fixture, 'connections', 'connections', { slot: 1 });
+    while (!done(reply.count) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      reply = await ask<{ count: number }>(fixture, 'connections', 'connections', { slot: 1 });
+    }
+    return reply.count;
+  }
+
+  it('count as its server\'s own: getConnections() sees them, and they leave the count when they close', async () => {
+    const { fixture, clients } = await duringStall({});
+    try {
+      expect(await connectionsOfSlot1(fixture, (n) => n >= 12)).toBe(12);
+      const now = await ask<State>(fixture, 'state', 'state');
+      expect(now.events.some((e) => e.name === 'stall' && e.slot === 0)).toBe(true);
+    } finally {
+      for (const client of clients) client.destroy();
+    }
+    expect(await connectionsOfSlot1(fixture, (n) => n === 0)).toBe(0);
+  });
+
+  it('obey the server\'s maxConnections, as its own connections do', async () => {
+    const { fixture, clients, closedByServer } = await duringStall({ FIXTURE_MAX_CONNECTIONS: '3' });
+    try {
+      expect(await connectionsOfSlot1(fixture, () => closedByServer() >= 9)).toBe(3);
+      expect(closedByServer()).toBe(9);
+    } finally {
+      for (const client of clients) client.destroy();
+    }
   });
 });
 
