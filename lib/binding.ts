@@ -35,6 +35,8 @@ export interface NativeBinding {
   setCpuAffinity(pid: number, cpus: number[]): void;
   /** The CPUs a thread may run on, ascending (Linux sched_getaffinity). */
   getCpuAffinity(pid: number): number[];
+  /** The listening TCP sockets on `port` (0: all) of this network namespace (Linux sock_diag). */
+  listeningSockets(port: number): { family: 4 | 6; address: string; port: number; uid: number; inode: string; queued: number }[];
 }
 
 /** The addon, or why it could not be loaded. */

@@ -1,6 +1,8 @@
-// Who listens on a TCP port, read from Linux's /proc: the sockets, their addresses and owners' pids.
+// Who listens on a TCP port, on Linux: the sockets (from the kernel's sock_diag through the addon,
+// else from /proc/net/tcp{,6}), their addresses and their owners' pids (from /proc/<pid>/fd).
 import fs from 'node:fs';
 import path from 'node:path';
+import { loadBinding } from './binding';
 
 /** One listening socket on the port and the processes that hold it open. */
 export interface PortHolder {
@@ -108,8 +110,26 @@ export function processesByInode(inodes: Set<string>, procRoot = '/proc'): Map<s
   return found;
 }
 
-/** Every socket listening on `port` (IPv4 and IPv6), without its owners; empty where /proc is missing. */
+/**
+ * Every socket listening on `port` (IPv4 and IPv6), without its owners; empty where /proc is
+ * missing. The addon asks the kernel for listeners only (sock_diag), so the cost does not grow with
+ * the machine's connections; /proc/net/tcp lists every socket, TIME_WAIT included, and is read
+ * only without the addon (or for another `procRoot`, as tests give).
+ */
 export function listeningSocketsOn(port: number, procRoot = '/proc'): ListeningSocket[] {
+  const { binding } = procRoot === '/proc' && process.platform === 'linux' ? loadBinding() : { binding: undefined };
+  if (binding) {
+    try {
+      return binding.listeningSockets(port);
+    } catch {
+      // no sock_diag in this kernel or sandbox: /proc below
+    }
+  }
+  return listeningSocketsFromProc(port, procRoot);
+}
+
+/** The same from /proc/net/tcp{,6} alone. */
+export function listeningSocketsFromProc(port: number, procRoot = '/proc'): ListeningSocket[] {
   return [
     ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp')), 4, port),
     ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp6')), 6, port),

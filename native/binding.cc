@@ -286,6 +286,40 @@ Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// listeningSockets(port) -> [{ family, address, port, uid, inode, queued }] (port 0: every port).
+Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ArgumentTypeError(env, "port must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double port = info[0].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(port) || std::trunc(port) != port || port < 0 || port > 65535) {
+    ArgumentRangeError(env, "port must be an integer >= 0 and <= 65535").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<ListeningEntry> entries;
+  const char* syscall = "";
+  int err = ListeningTcpSockets(static_cast<int>(port), &entries, &syscall);
+  if (err != 0) {
+    SystemCallError(env, err, syscall).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array result = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ListeningEntry& entry = entries[i];
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("family", Napi::Number::New(env, entry.family));
+    item.Set("address", Napi::String::New(env, entry.address));
+    item.Set("port", Napi::Number::New(env, entry.port));
+    item.Set("uid", Napi::Number::New(env, entry.uid));
+    item.Set("inode", Napi::String::New(env, std::to_string(entry.inode)));
+    item.Set("queued", Napi::Number::New(env, entry.queued));
+    result.Set(static_cast<uint32_t>(i), item);
+  }
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
@@ -295,6 +329,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, AttachReusePortProgramJs, "attachReusePortProgram"));
   exports.Set("setCpuAffinity", Napi::Function::New(env, SetCpuAffinityJs, "setCpuAffinity"));
   exports.Set("getCpuAffinity", Napi::Function::New(env, GetCpuAffinityJs, "getCpuAffinity"));
+  exports.Set("listeningSockets", Napi::Function::New(env, ListeningSocketsJs, "listeningSockets"));
   return exports;
 }
 

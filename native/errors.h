@@ -62,6 +62,18 @@ inline Napi::Error SystemPidError(Napi::Env env, int err, const char* syscall, i
   return error;
 }
 
+// The same shape for a call on neither an address nor an fd ("socket EMFILE: too many open files").
+inline Napi::Error SystemCallError(Napi::Env env, int err, const char* syscall) {
+  const char* code = ErrnoName(err);
+  std::string message = std::string(syscall) + " " + code + ": " + Describe(err);
+  Napi::Error error = Napi::Error::New(env, message);
+  Napi::Object object = error.Value();
+  object.Set("errno", Napi::Number::New(env, -err));
+  object.Set("code", Napi::String::New(env, code));
+  object.Set("syscall", Napi::String::New(env, syscall));
+  return error;
+}
+
 // TypeError / RangeError carrying a Node-style `code` (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE).
 inline Napi::Error ArgumentTypeError(Napi::Env env, const std::string& message) {
   Napi::TypeError error = Napi::TypeError::New(env, message);

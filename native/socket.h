@@ -60,6 +60,21 @@ int ListenSocket(int fd, int backlog);
 // picks the group's socket for each new connection. 0 or the errno (ENOTSUP where there is none).
 int AttachReusePortProgram(int fd, const BpfInstruction* program, int length);
 
+// A listening TCP socket of this network namespace, as the kernel's socket table lists it.
+struct ListeningEntry {
+  int family = 0;  // 4 or 6
+  std::string address;
+  int port = 0;
+  unsigned int uid = 0;
+  unsigned long long inode = 0;
+  unsigned int queued = 0;  // connections waiting in its accept queue
+};
+
+// The listening TCP sockets on `port` (0: every port), IPv4 and IPv6 (Linux sock_diag netlink:
+// asks the kernel for listeners only, so the cost does not grow with connections or TIME_WAIT).
+// 0 or the errno; `syscall` names the call that failed. ENOTSUP where there is no sock_diag.
+int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall);
+
 // The most CPUs an affinity mask can name here (glibc's CPU_SETSIZE).
 constexpr int kMaxCpus = 1024;
 

@@ -48,4 +48,10 @@ int GetCpuAffinity(int /*tid*/, std::vector<int>* cpus) {
   return kUnsupported;
 }
 
+int ListeningTcpSockets(int /*port*/, std::vector<ListeningEntry>* out, const char** syscall) {
+  out->clear();
+  *syscall = "socket";
+  return kUnsupported;
+}
+
 }  // namespace reuseport

@@ -25,6 +25,9 @@ function addonProbing(probe: () => number): () => BindingLoad {
     getCpuAffinity: () => {
       throw new Error('not used by gatherFacts');
     },
+    listeningSockets: () => {
+      throw new Error('not used by gatherFacts');
+    },
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

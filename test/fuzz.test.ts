@@ -88,7 +88,7 @@ function randomFdCall(random: () => number): unknown[] {
   return [fd, second];
 }
 
-describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue'])('%s under 10,000 random calls', (name) => {
+describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets'])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     const random = generator(name.length * 7919);
     const fn = binding[name] as (...args: unknown[]) => unknown;
@@ -97,7 +97,7 @@ describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePor
     for (let i = 0; i < 10_000; i++) {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.
       const args =
-        name === 'listenSocket' || name === 'attachReusePortProgram' || name === 'acceptQueue'
+        name === 'listenSocket' || name === 'attachReusePortProgram' || name === 'acceptQueue' || name === 'listeningSockets'
           ? randomFdCall(random)
           : random() < 0.7
             ? [randomSpec(random)]

@@ -1,7 +1,12 @@
-// Reading /proc/net/tcp{,6}: addresses decoded as inet_ntop prints them, and real holders found.
+// Reading /proc/net/tcp{,6}: addresses decoded as inet_ntop prints them, and real holders found;
+// the addon's sock_diag answer agrees with /proc for real listeners.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { findPortHolders, parseListeningSockets } from '../lib/port-holders';
+import { loadBinding } from '../lib/binding';
+import { findPortHolders, listeningSocketsFromProc, listeningSocketsOn, parseListeningSockets } from '../lib/port-holders';
 
 const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const row = (local: string, state: string, inode: string, uid = '1000', queued = 0) =>
@@ -55,5 +60,78 @@ describe('findPortHolders', () => {
 
   it('finds nobody on a free port', () => {
     expect(findPortHolders(1)).toEqual([]);
+  });
+});
+
+describe('listeningSockets (sock_diag) against /proc', () => {
+  const binding = loadBinding().binding;
+  if (!binding) throw new Error('the addon did not load');
+
+  it('lists the same sockets, addresses, owners, inodes and queues as /proc, for IPv4, IPv6 and dual-stack', async () => {
+    const sockets = [
+      binding.openListener({ address: '127.0.0.1', port: 0, backlog: 8 }),
+    ];
+    const port = (sockets[0] as { port: number }).port;
+    sockets.push(binding.openListener({ address: '127.0.0.1', port }));
+    const v6 = binding.openListener({ address: '::1', port: 0 });
+    const dual = binding.openListener({ address: '::', port: 0 });
+    const clients: net.Socket[] = [];
+    try {
+      // Two connections waiting in an accept queue: both tables count them.
+      for (let i = 0; i < 2; i++) {
+        const client = net.connect(port, '127.0.0.1');
+        clients.push(client);
+        await new Promise((resolve) => client.once('connect', resolve));
+      }
+      for (const p of [port, v6.port, dual.port]) {
+        const byInode = (a: { inode: string }, b: { inode: string }) => a.inode.localeCompare(b.inode);
+        const fromKernel = binding.listeningSockets(p).sort(byInode);
+        expect(fromKernel.length).toBeGreaterThan(0);
+        expect(fromKernel).toEqual(listeningSocketsFromProc(p).sort(byInode));
+        expect(listeningSocketsOn(p).sort(byInode)).toEqual(fromKernel);
+      }
+      expect(binding.listeningSockets(port).reduce((sum, s) => sum + s.queued, 0)).toBe(2);
+      expect(binding.listeningSockets(v6.port)).toEqual([expect.objectContaining({ family: 6, address: '::1', uid: process.getuid?.() })]);
+      expect(binding.listeningSockets(dual.port)).toEqual([expect.objectContaining({ family: 6, address: '::' })]);
+      // Port 0 lists every listener, ours among them.
+      const all = binding.listeningSockets(0).map((s) => s.port);
+      for (const p of [port, v6.port, dual.port]) expect(all).toContain(p);
+    } finally {
+      for (const client of clients) client.destroy();
+      for (const socket of [...sockets, v6, dual]) fs.closeSync(socket.fd);
+    }
+  });
+
+  it('finds nobody on a port nobody listens on', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    expect(binding.listeningSockets(port)).toEqual([]);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a port that is no number', '80', 'ERR_INVALID_ARG_TYPE'],
+    ['a negative port', -1, 'ERR_OUT_OF_RANGE'],
+    ['a port past 65535', 65536, 'ERR_OUT_OF_RANGE'],
+    ['a fractional port', 1.5, 'ERR_OUT_OF_RANGE'],
+  ])('refuses %s', (_name, port, code) => {
+    expect(() => binding.listeningSockets(port as number)).toThrow(expect.objectContaining({ code }));
+  });
+});
+
+describe('scripts/listener-scan-cost.mjs', () => {
+  it('times both ways of finding a port\'s listeners as TIME_WAIT rows pile up, and they agree', async () => {
+    const script = path.join(__dirname, '..', 'scripts', 'listener-scan-cost.mjs');
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [script, '--connections', '200'], { timeout: 60_000 }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)));
+    });
+    const steps = stdout.trim().split('\n').map((line) => JSON.parse(line) as { connectionsMade: number; procMs: number; sockDiagMs: number; sameAnswer: boolean });
+    expect(steps.map((s) => s.connectionsMade)).toEqual([0, 50, 100, 200]);
+    for (const step of steps) {
+      expect(step.sameAnswer).toBe(true);
+      expect(step.procMs).toBeGreaterThan(0);
+      expect(step.sockDiagMs).toBeGreaterThan(0);
+    }
   });
 });
