@@ -15,6 +15,8 @@ interface Report {
   load: LoadSummary;
   reloadMs?: number[];
   replacedInMs?: number;
+  /** Connections the killed worker held open when it died (it wrote the count, then SIGKILLed itself). */
+  victimOpenAtKill?: number;
   slow?: { ok: boolean; body: string; connection?: string }[];
   idleClosedByServer?: boolean;
 }
@@ -30,7 +32,8 @@ function show(name: string, report: Report): void {
   console.log(
     `${name} (tcp_migrate_req=${report.migrate}): ${load.failed} of ${load.sent} failed ${JSON.stringify(load.errors)}, ` +
       `p99 ${load.p99} ms, ${load.over500ms} over 500 ms${report.reloadMs ? `, reloads ${report.reloadMs.join('/')} ms` : ''}` +
-      `${report.replacedInMs !== undefined ? `, replaced in ${report.replacedInMs} ms` : ''}`,
+      `${report.replacedInMs !== undefined ? `, replaced in ${report.replacedInMs} ms` : ''}` +
+      `${report.victimOpenAtKill !== undefined ? `, the dead worker held ${report.victimOpenAtKill}` : ''}`,
   );
 }
 
@@ -50,7 +53,10 @@ describe('through the supervisor (reuseport, tcp_migrate_req=0)', () => {
     show('supervised kill -9', report);
     // The open loop kept its rate (8000 connections in 4 s), or the run measured an overloaded machine.
     expect(report.load.sent).toBeGreaterThan(7200);
-    expect(report.load.failed).toBeLessThanOrEqual(3);
+    // Only what the dead worker held can be lost: 0-2 connections on a quiet machine; more when the
+    // machine is slow and every connection takes longer (in flight = rate x latency). Nothing queued.
+    expect(report.victimOpenAtKill).toBeTypeOf('number');
+    expect(report.load.failed).toBeLessThanOrEqual(report.victimOpenAtKill ?? 0);
     expect(report.replacedInMs).toBeGreaterThan(0);
   });
 

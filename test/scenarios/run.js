@@ -79,7 +79,7 @@ function plainCluster() {
           resolve(workers[0].process.pid);
         }),
       );
-      victim.process.kill('SIGKILL');
+      out.victimOpenAtKill = await killNine(victim);
       return replaced;
     },
     async close() {
@@ -89,6 +89,29 @@ function plainCluster() {
 }
 
 const events = [];
+const out = {};
+
+// Kills a worker with SIGKILL, sent by itself once it has written how many connections it holds
+// open (test/scenarios/worker.js): a kill -9 cannot save those, and nothing else may be lost.
+// Resolves with that count (undefined if the worker could not say).
+function killNine(worker) {
+  const file = path.join(require('node:os').tmpdir(), `reuseport-scenario-${process.pid}-${worker.process.pid}`);
+  return new Promise((resolve) => {
+    worker.once('exit', () => {
+      let count;
+      try {
+        count = Number(fs.readFileSync(file, 'utf8'));
+        fs.unlinkSync(file);
+      } catch {
+        count = undefined;
+      }
+      resolve(count);
+    });
+    worker.send({ type: 'die', file });
+    // A worker that cannot act on the message (blocked, gone) is killed from here after 2 s.
+    setTimeout(() => worker.isDead() || worker.process.kill('SIGKILL'), 2000).unref();
+  });
+}
 
 function supervisedCluster() {
   let supervisor;
@@ -125,7 +148,8 @@ function supervisedCluster() {
         };
         supervisor.on('listening', onListening);
       });
-      process.kill(victim, 'SIGKILL');
+      const worker = Object.values(cluster.workers ?? {}).find((w) => w.process.pid === victim);
+      out.victimOpenAtKill = await killNine(worker);
       return replaced;
     },
     close: () => supervisor.close(),
@@ -137,7 +161,7 @@ async function main() {
   await workers.start();
   // Open fds of each worker, counted while no client connection is open.
   const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
-  const out = { config, migrate, fdsBefore: fds(), cpus: require('../../dist/binding.js').loadBinding().binding?.getCpuAffinity(0) };
+  Object.assign(out, { config, migrate, fdsBefore: fds(), cpus: require('../../dist/binding.js').loadBinding().binding?.getCpuAffinity(0) });
   const client = fork(path.join(__dirname, 'load-child.js'));
   try {
     if (config.scenario === 'reload' || config.scenario === 'keepalive') {

@@ -10,6 +10,14 @@ const server = http.createServer((request, response) => {
   if (url.pathname === '/slow') setTimeout(() => response.end(String(process.pid)), ms);
   else response.end(String(process.pid));
 });
+// Connections accepted and not yet closed: what a kill -9 of this worker would cut.
+let open = 0;
+server.on('connection', (socket) => {
+  open += 1;
+  socket.once('close', () => {
+    open -= 1;
+  });
+});
 const port = Number(process.env.SCENARIO_PORT ?? 0);
 listenReusePort(server, port, { host: '127.0.0.1' }).then(
   (info) => process.send?.({ type: 'ready', port: info.address.port, mode: info.mode }),
@@ -19,6 +27,13 @@ listenReusePort(server, port, { host: '127.0.0.1' }).then(
   },
 );
 process.on('message', async (message) => {
+  if (message?.type === 'die') {
+    // kill -9 from inside, so that what this worker holds at its death is known exactly: written
+    // synchronously, then SIGKILL (no handler runs, nothing is closed gracefully).
+    require('node:fs').writeFileSync(message.file, String(open));
+    process.kill(process.pid, 'SIGKILL');
+    return;
+  }
   if (message?.type === 'block') {
     // A long synchronous task: the event loop (and so accept) stops for `ms`.
     const until = Date.now() + message.ms;
