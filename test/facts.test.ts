@@ -6,28 +6,17 @@ import { type ClusterView, type FactSources, gatherFacts } from '../lib/facts';
 import { tcpWrap } from '../lib/tcp-handle';
 
 function addonProbing(probe: () => number): () => BindingLoad {
+  const unused = () => {
+    throw new Error('not used by gatherFacts');
+  };
   const binding: NativeBinding = {
-    openListener: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    listenSocket: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    attachReusePortProgram: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    acceptQueue: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    setCpuAffinity: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    getCpuAffinity: () => {
-      throw new Error('not used by gatherFacts');
-    },
-    listeningSockets: () => {
-      throw new Error('not used by gatherFacts');
-    },
+    openListener: unused,
+    listenSocket: unused,
+    attachReusePortProgram: unused,
+    acceptQueue: unused,
+    setCpuAffinity: unused,
+    getCpuAffinity: unused,
+    listeningSockets: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

@@ -88,20 +88,45 @@ function randomFdCall(random: () => number): unknown[] {
   return [fd, second];
 }
 
+// Calls binding[name] 10,000 times with makeArgs' arguments: every call returns, or throws a coded
+// argument error or an OS error (never anything else, never a crash); the fd count ends as it began.
+function fuzz(name: string, seed: number, makeArgs: (random: () => number) => unknown[]): void {
+  const random = generator(seed);
+  const fn = binding[name] as (...args: unknown[]) => unknown;
+  const before = openFdCount();
+  const outcomes = new Map<string, number>();
+  for (let i = 0; i < 10_000; i++) {
+    const args = makeArgs(random);
+    let outcome: string;
+    try {
+      const result = fn(...args) as { fd?: number } | number;
+      if (typeof result === 'object' && result !== null && typeof result.fd === 'number') fs.closeSync(result.fd);
+      outcome = 'returned';
+    } catch (error) {
+      const { code, syscall } = error as { code?: string; syscall?: string };
+      const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
+      const isSystemError = typeof syscall === 'string' && typeof code === 'string';
+      const fromProxy = (error as Error).message === 'trap';
+      if (!isArgumentError && !isSystemError && !fromProxy) throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
+      outcome = code ?? 'trap';
+    }
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  }
+  expect(openFdCount()).toBe(before);
+  console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+}
+
+const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets']);
+
 describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets'])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
-    const random = generator(name.length * 7919);
-    const fn = binding[name] as (...args: unknown[]) => unknown;
-    const before = openFdCount();
-    const outcomes = new Map<string, number>();
-    for (let i = 0; i < 10_000; i++) {
+    fuzz(name, name.length * 7919, (random) => {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.
-      const args =
-        name === 'listenSocket' || name === 'attachReusePortProgram' || name === 'acceptQueue' || name === 'listeningSockets'
-          ? randomFdCall(random)
-          : random() < 0.7
-            ? [randomSpec(random)]
-            : Array.from({ length: Math.floor(random() * 3) }, () => randomValue(random));
+      const args = fdFunctions.has(name)
+        ? randomFdCall(random)
+        : random() < 0.7
+          ? [randomSpec(random)]
+          : Array.from({ length: Math.floor(random() * 3) }, () => randomValue(random));
       // Never listen on a port of someone else's: other test files run beside this one, and a
       // listener that joins their SO_REUSEPORT group would take (and drop) their connections.
       for (const arg of args) {
@@ -110,23 +135,8 @@ describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePor
           if (spec.listen !== false && spec.port !== 0) spec.port = 0;
         }
       }
-      let outcome: string;
-      try {
-        const result = fn(...args) as { fd?: number } | number;
-        if (typeof result === 'object' && result !== null && typeof result.fd === 'number') fs.closeSync(result.fd);
-        outcome = 'returned';
-      } catch (error) {
-        const { code, syscall } = error as { code?: string; syscall?: string };
-        const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
-        const isSystemError = typeof syscall === 'string' && typeof code === 'string';
-        const fromProxy = (error as Error).message === 'trap';
-        if (!isArgumentError && !isSystemError && !fromProxy) throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
-        outcome = code ?? 'trap';
-      }
-      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-    }
-    expect(openFdCount()).toBe(before);
-    console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+      return args;
+    });
   });
 });
 
@@ -145,11 +155,7 @@ describe.each(['setCpuAffinity', 'getCpuAffinity'])('%s under 10,000 random call
   });
 
   it('never crashes, throws only coded errors, and leaks no fd', () => {
-    const random = generator(name.length * 104729);
-    const fn = binding[name] as (...args: unknown[]) => unknown;
-    const before = openFdCount();
-    const outcomes = new Map<string, number>();
-    for (let i = 0; i < 10_000; i++) {
+    fuzz(name, name.length * 104729, (random) => {
       const pidPick = random();
       const pid = pidPick < 0.4 ? 0 : pidPick < 0.7 ? child.pid : randomValue(random);
       // Junk that is a number could name a real process: only negative or fractional ones are kept.
@@ -158,21 +164,7 @@ describe.each(['setCpuAffinity', 'getCpuAffinity'])('%s under 10,000 random call
         random() < 0.6
           ? Array.from({ length: Math.floor(random() * 5) }, () => (random() < 0.8 ? Math.floor(random() * 4) : randomValue(random)))
           : randomValue(random);
-      let outcome: string;
-      try {
-        fn(safePid, cpus);
-        outcome = 'returned';
-      } catch (error) {
-        const { code, syscall } = error as { code?: string; syscall?: string };
-        const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
-        const isSystemError = typeof syscall === 'string' && typeof code === 'string';
-        const fromProxy = (error as Error).message === 'trap';
-        if (!isArgumentError && !isSystemError && !fromProxy) throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
-        outcome = code ?? 'trap';
-      }
-      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-    }
-    expect(openFdCount()).toBe(before);
-    console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+      return [safePid, cpus];
+    });
   });
 });
