@@ -113,21 +113,29 @@ Napi::Value ProbeReusePortJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -err);
 }
 
-// Reads info[index] as an fd: an integer in [0, INT_MAX]; throws and returns false otherwise.
-bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
+// Reads info[index] as an integer in [0, max]; throws a TypeError or RangeError naming it and
+// returns false otherwise.
+bool ReadArgument(const Napi::CallbackInfo& info, size_t index, const char* name, int* out,
+                  int max = std::numeric_limits<int>::max()) {
   Napi::Env env = info.Env();
   if (info.Length() <= index || !info[index].IsNumber()) {
-    ArgumentTypeError(env, "fd must be a number").ThrowAsJavaScriptException();
+    ArgumentTypeError(env, std::string(name) + " must be a number").ThrowAsJavaScriptException();
     return false;
   }
   double number = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
-      number > std::numeric_limits<int>::max()) {
-    ArgumentRangeError(env, "fd must be an integer >= 0").ThrowAsJavaScriptException();
+  if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number > max) {
+    std::string range = max == std::numeric_limits<int>::max() ? "" : " and <= " + std::to_string(max);
+    ArgumentRangeError(env, std::string(name) + " must be an integer >= 0" + range)
+        .ThrowAsJavaScriptException();
     return false;
   }
-  *fd = static_cast<int>(number);
+  *out = static_cast<int>(number);
   return true;
+}
+
+// An fd: an integer in [0, INT_MAX].
+bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
+  return ReadArgument(info, index, "fd", fd);
 }
 
 // acceptQueue(fd) -> { queued, limit } for a listening SO_REUSEPORT TCP socket (Linux).
@@ -153,17 +161,9 @@ Napi::Value ListenSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = -1;
   if (!ReadFd(info, 0, &fd)) return env.Undefined();
-  if (info.Length() < 2 || !info[1].IsNumber()) {
-    ArgumentTypeError(env, "backlog must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  double backlog = info[1].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(backlog) || std::trunc(backlog) != backlog || backlog < 0 ||
-      backlog > std::numeric_limits<int>::max()) {
-    ArgumentRangeError(env, "backlog must be an integer >= 0").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int err = ListenSocket(fd, static_cast<int>(backlog));
+  int backlog = 0;
+  if (!ReadArgument(info, 1, "backlog", &backlog)) return env.Undefined();
+  int err = ListenSocket(fd, backlog);
   if (err != 0) SystemFdError(env, err, "listen", fd).ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -216,22 +216,8 @@ Napi::Value AttachReusePortProgramJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Reads info[0] as a thread or process id: an integer in [0, INT_MAX] (0: the calling thread).
-bool ReadTid(const Napi::CallbackInfo& info, int* tid) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    ArgumentTypeError(env, "pid must be a number").ThrowAsJavaScriptException();
-    return false;
-  }
-  double number = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
-      number > std::numeric_limits<int>::max()) {
-    ArgumentRangeError(env, "pid must be an integer >= 0").ThrowAsJavaScriptException();
-    return false;
-  }
-  *tid = static_cast<int>(number);
-  return true;
-}
+// A thread or process id: an integer in [0, INT_MAX] (0: the calling thread).
+bool ReadTid(const Napi::CallbackInfo& info, int* tid) { return ReadArgument(info, 0, "pid", tid); }
 
 // setCpuAffinity(pid, cpus): restricts a thread (0: this one; a pid: that process's main thread).
 Napi::Value SetCpuAffinityJs(const Napi::CallbackInfo& info) {
@@ -289,18 +275,11 @@ Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
 // listeningSockets(port) -> [{ family, address, port, uid, inode, queued }] (port 0: every port).
 Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    ArgumentTypeError(env, "port must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  double port = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(port) || std::trunc(port) != port || port < 0 || port > 65535) {
-    ArgumentRangeError(env, "port must be an integer >= 0 and <= 65535").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int port = 0;
+  if (!ReadArgument(info, 0, "port", &port, 65535)) return env.Undefined();
   std::vector<ListeningEntry> entries;
   const char* syscall = "";
-  int err = ListeningTcpSockets(static_cast<int>(port), &entries, &syscall);
+  int err = ListeningTcpSockets(port, &entries, &syscall);
   if (err != 0) {
     SystemCallError(env, err, syscall).ThrowAsJavaScriptException();
     return env.Undefined();

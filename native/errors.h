@@ -18,59 +18,41 @@ inline std::string Describe(int err) {
   return text;
 }
 
-// An Error like Node's `ExceptionWithHostPort`: code ('EADDRINUSE'), errno (negative, as Node's
-// on POSIX), syscall, address and port; message "bind EADDRINUSE: address already in use 127.0.0.1:80".
+// An OS error as Node shapes it: code ('EADDRINUSE'), errno (negative, as Node's on POSIX) and
+// syscall; message "<syscall> <CODE>: <description><suffix>" ("socket EMFILE: too many open files").
+inline Napi::Error SystemCallError(Napi::Env env, int err, const char* syscall,
+                                   const std::string& suffix = "") {
+  const char* code = ErrnoName(err);
+  Napi::Error error =
+      Napi::Error::New(env, std::string(syscall) + " " + code + ": " + Describe(err) + suffix);
+  Napi::Object object = error.Value();
+  object.Set("errno", Napi::Number::New(env, -err));
+  object.Set("code", Napi::String::New(env, code));
+  object.Set("syscall", Napi::String::New(env, syscall));
+  return error;
+}
+
+// Like Node's `ExceptionWithHostPort`: also address and port, and the message ends with them
+// ("bind EADDRINUSE: address already in use 127.0.0.1:80").
 inline Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
                                const std::string& address, int port) {
-  const char* code = ErrnoName(err);
-  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " " + address +
-                        ":" + std::to_string(port);
-  Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object object = error.Value();
-  object.Set("errno", Napi::Number::New(env, -err));
-  object.Set("code", Napi::String::New(env, code));
-  object.Set("syscall", Napi::String::New(env, syscall));
-  object.Set("address", Napi::String::New(env, address));
-  object.Set("port", Napi::Number::New(env, port));
+  Napi::Error error = SystemCallError(env, err, syscall, " " + address + ":" + std::to_string(port));
+  error.Value().Set("address", Napi::String::New(env, address));
+  error.Value().Set("port", Napi::Number::New(env, port));
   return error;
 }
 
-// The same shape for a call on an fd: code, errno, syscall and fd ("setsockopt EINVAL: invalid argument (fd 12)").
+// For a call on an fd: also fd ("setsockopt EINVAL: invalid argument (fd 12)").
 inline Napi::Error SystemFdError(Napi::Env env, int err, const char* syscall, int fd) {
-  const char* code = ErrnoName(err);
-  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " (fd " + std::to_string(fd) + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object object = error.Value();
-  object.Set("errno", Napi::Number::New(env, -err));
-  object.Set("code", Napi::String::New(env, code));
-  object.Set("syscall", Napi::String::New(env, syscall));
-  object.Set("fd", Napi::Number::New(env, fd));
+  Napi::Error error = SystemCallError(env, err, syscall, " (fd " + std::to_string(fd) + ")");
+  error.Value().Set("fd", Napi::Number::New(env, fd));
   return error;
 }
 
-// The same shape for a call on a thread or process: code, errno, syscall and pid
-// ("sched_setaffinity ESRCH: no such process (pid 4242)").
+// For a call on a thread or process: also pid ("sched_setaffinity ESRCH: no such process (pid 4242)").
 inline Napi::Error SystemPidError(Napi::Env env, int err, const char* syscall, int pid) {
-  const char* code = ErrnoName(err);
-  std::string message = std::string(syscall) + " " + code + ": " + Describe(err) + " (pid " + std::to_string(pid) + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object object = error.Value();
-  object.Set("errno", Napi::Number::New(env, -err));
-  object.Set("code", Napi::String::New(env, code));
-  object.Set("syscall", Napi::String::New(env, syscall));
-  object.Set("pid", Napi::Number::New(env, pid));
-  return error;
-}
-
-// The same shape for a call on neither an address nor an fd ("socket EMFILE: too many open files").
-inline Napi::Error SystemCallError(Napi::Env env, int err, const char* syscall) {
-  const char* code = ErrnoName(err);
-  std::string message = std::string(syscall) + " " + code + ": " + Describe(err);
-  Napi::Error error = Napi::Error::New(env, message);
-  Napi::Object object = error.Value();
-  object.Set("errno", Napi::Number::New(env, -err));
-  object.Set("code", Napi::String::New(env, code));
-  object.Set("syscall", Napi::String::New(env, syscall));
+  Napi::Error error = SystemCallError(env, err, syscall, " (pid " + std::to_string(pid) + ")");
+  error.Value().Set("pid", Napi::Number::New(env, pid));
   return error;
 }
 
