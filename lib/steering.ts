@@ -46,6 +46,7 @@ function checkIndexes(indexes: readonly number[], what: string): void {
 // Leaves A = a hash of the client's address and port, 0..count-1 (so a retransmitted SYN lands
 // where the first one did), then returns the socket index at that position of `indexes`.
 function hashToIndex(indexes: readonly number[]): Instruction[] {
+  if (indexes.length === 1) return [[RET | K, 0, 0, indexes[0] as number]];
   const hash: Instruction[] = [
     [LD | B | ABS, 0, 0, NET], // A = first byte of the IP header
     [ALU | RSH | K, 0, 0, 4], // A = IP version
@@ -73,7 +74,7 @@ function hashToIndex(indexes: readonly number[]): Instruction[] {
       table.push([RET | K, 0, 0, index]);
     }
   });
-  return indexes.length === 1 ? [[RET | K, 0, 0, indexes[0] as number]] : [...hash, ...table];
+  return [...hash, ...table];
 }
 
 /**
@@ -101,21 +102,19 @@ export function cpuLocalProgram(byCpu: ReadonlyMap<number, readonly number[]>, f
   const entries = [...byCpu].sort(([a], [b]) => a - b);
   const program: Instruction[] = [[LD | W | ABS, 0, 0, AD_CPU]]; // A = the CPU handling this SYN
   // Two instructions per CPU: "is it c?" then the answer, or a jump to c's block of hashing.
-  const blocks: Instruction[][] = [];
-  const jumps: { at: number; block: number }[] = [];
+  const blocks: { jumpAt: number; block: Instruction[] }[] = [];
   for (const [cpu, indexes] of entries) {
     program.push([JMP | JEQ | K, 0, 1, cpu]);
     if (indexes.length === 1) {
       program.push([RET | K, 0, 0, indexes[0] as number]);
     } else {
-      jumps.push({ at: program.length, block: blocks.length });
+      blocks.push({ jumpAt: program.length, block: hashToIndex(indexes) });
       program.push([JMP | JA, 0, 0, 0]);
-      blocks.push(hashToIndex(indexes));
     }
   }
   program.push(...hashToIndex(fallback)); // no entry for this CPU
-  for (const [n, block] of blocks.entries()) {
-    for (const jump of jumps) if (jump.block === n) (program[jump.at] as Instruction)[3] = program.length - jump.at - 1;
+  for (const { jumpAt, block } of blocks) {
+    (program[jumpAt] as Instruction)[3] = program.length - jumpAt - 1;
     program.push(...block);
   }
   if (program.length > MAX_INSTRUCTIONS) throw new RangeError(`a CPU-local program for ${entries.length} CPUs needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
