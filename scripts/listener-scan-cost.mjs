@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 
 const require = createRequire(import.meta.url);
 const { loadBinding } = require('../dist/binding.js');
-const { listeningSocketsFromProc } = require('../dist/port-holders.js');
+const { listeningSocketsFromProc } = require('../dist/ports/port-holders.js');
 
 const { values } = parseArgs({ options: { connections: { type: 'string', default: '20000' } } });
 const total = Number(values.connections);

@@ -1,8 +1,8 @@
 // decide(): how a listen's plan follows the primary's setupPrimary() plan and scheduling policy.
 import { describe, expect, it } from 'vitest';
-import type { Facts } from '../lib/facts';
-import { decide } from '../lib/listen-reuseport';
-import type { SharedPlan } from '../lib/primary-link';
+import type { Facts } from '../lib/plan/facts';
+import { decide } from '../lib/listen/listen-reuseport';
+import type { SharedPlan } from '../lib/cluster/primary-link';
 
 const linux: Facts = {
   platform: 'linux',

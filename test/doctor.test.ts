@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFixture, stopAll } from './helpers/processes';
 
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const run = (...args: string[]) =>
   promisify(execFile)(process.execPath, [cli, ...args], { timeout: 20_000, killSignal: 'SIGKILL' });
 

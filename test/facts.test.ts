@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import type { BindingLoad, NativeBinding } from '../lib/binding';
-import { type ClusterView, type FactSources, gatherFacts } from '../lib/facts';
+import { type ClusterView, type FactSources, gatherFacts } from '../lib/plan/facts';
 import { tcpWrap } from '../lib/tcp-handle';
 
 function addonProbing(probe: () => number): () => BindingLoad {

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { NativeBinding } from '../lib/binding';
 import { loadBinding } from '../lib/binding';
 import { listenReusePort } from '../lib/index';
-import { listenWith } from '../lib/listen-reuseport';
+import { listenWith } from '../lib/listen/listen-reuseport';
 import { canConnect, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
 import { openFdCount } from './helpers/proc-net';

@@ -5,11 +5,11 @@ import express from 'express';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenReusePort } from '../lib/index';
-import { listenWith } from '../lib/listen-reuseport';
+import { listenWith } from '../lib/listen/listen-reuseport';
 import { countResponses, fetchOnce } from './helpers/http';
 import { startFixture, stopAll } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
-import { gatherFacts } from '../lib/facts';
+import { gatherFacts } from '../lib/plan/facts';
 
 interface Outcome {
   pid: number;

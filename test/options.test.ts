@@ -1,6 +1,6 @@
 // normalizeListenArgs: Node's own validation rules and error codes, before any side effect.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BACKLOG, normalizeListenArgs } from '../lib/options';
+import { DEFAULT_BACKLOG, normalizeListenArgs } from '../lib/listen/options';
 
 const signal = new AbortController().signal;
 

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenReusePort } from '../lib/index';
-import { defaultGroup, normalizeGroup } from '../lib/ownership';
+import { defaultGroup, normalizeGroup } from '../lib/ports/ownership';
 import { fetchOnce } from './helpers/http';
 import { startFixture, stopAll } from './helpers/processes';
 import { openFdCount } from './helpers/proc-net';

@@ -1,8 +1,8 @@
 // planListen and kernel-release reading: facts in, mode + backend + reasons out, for every platform and choice.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Facts } from '../lib/facts';
-import { judgeKernel, parseKernelVersion } from '../lib/kernel';
-import { type PlanOptions, planListen } from '../lib/plan';
+import type { Facts } from '../lib/plan/facts';
+import { judgeKernel, parseKernelVersion } from '../lib/plan/kernel';
+import { type PlanOptions, planListen } from '../lib/plan/plan';
 
 // A Linux cluster worker with the addon: each case changes only what it is about.
 const base: Facts = {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
-import { findPortHolders, listeningSocketsFromProc, listeningSocketsOn, parseListeningSockets } from '../lib/port-holders';
+import { findPortHolders, listeningSocketsFromProc, listeningSocketsOn, parseListeningSockets } from '../lib/ports/port-holders';
 
 const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const row = (local: string, state: string, inode: string, uid = '1000', queued = 0) =>

@@ -2,8 +2,8 @@
 import cluster from 'node:cluster';
 import os from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { type BindingLoad, loadBinding } from './binding';
-import { tcpWrap } from './tcp-handle';
+import { type BindingLoad, loadBinding } from '../binding';
+import { tcpWrap } from '../tcp-handle';
 
 /** Where this process stands in node:cluster: a worker, a primary that forks workers, or neither. */
 export type ClusterRole = 'primary' | 'worker' | 'none';

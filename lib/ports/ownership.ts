@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type SystemError, nodeError } from './errors';
+import { type SystemError, nodeError } from '../errors';
 import { type PortHolder, listeningSocketsOn, processesByInode } from './port-holders';
 
 /** The sharing group of this process when none is named: the user's app, by its main script's real path. */

@@ -3,8 +3,8 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
 import { drainServer, trackConnections } from './drain';
-import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from './primary-link';
-import type { TcpHandle } from './tcp-handle';
+import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
+import type { TcpHandle } from '../tcp-handle';
 
 /** Which slot of which supervisor this worker fills. */
 export interface Supervision {

@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import { type BindTarget, isIpv6Unavailable } from './address';
 import { adoptListener, whenListening } from './adopt';
-import type { NativeBinding, NativeSocket } from './binding';
-import { explainListenError } from './errors';
+import type { NativeBinding, NativeSocket } from '../binding';
+import { explainListenError } from '../errors';
 import type { ListenRequest } from './options';
-import { defaultGroup, foreignHolderError, foreignHolders, registerSocket } from './ownership';
-import type { TcpHandle } from './tcp-handle';
+import { defaultGroup, foreignHolderError, foreignHolders, registerSocket } from '../ports/ownership';
+import type { TcpHandle } from '../tcp-handle';
 
 /** Where and how to listen, once validated and resolved. */
 export interface ListenJob {

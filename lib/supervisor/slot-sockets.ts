@@ -6,13 +6,13 @@
 // to the slot pinned to the CPU that received the SYN), and none to a socket of another app that
 // joins the group later.
 import fs from 'node:fs';
-import type { NativeBinding, NativeSocket } from './binding';
-import { explainListenError } from './errors';
-import { foreignHolderError, foreignHolders, overlaps, registerSocket } from './ownership';
-import { type ListeningSocket, listeningSocketsOn } from './port-holders';
+import type { NativeBinding, NativeSocket } from '../binding';
+import { explainListenError } from '../errors';
+import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../ports/ownership';
+import { type ListeningSocket, listeningSocketsOn } from '../ports/port-holders';
 import { slotsByCpu } from './affinity';
 import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
-import { type TcpHandle, tcpHandleFromFd } from './tcp-handle';
+import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {

@@ -3,8 +3,8 @@
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import type net from 'node:net';
-import type { NativeSocket } from './binding';
-import { tcpHandleFromFd } from './tcp-handle';
+import type { NativeSocket } from '../binding';
+import { tcpHandleFromFd } from '../tcp-handle';
 
 /** Runs `start` (which calls server.listen) and resolves on 'listening', rejects on 'error' or a throw. */
 export function whenListening(server: net.Server, start: () => void): Promise<void> {

@@ -1,7 +1,7 @@
 // The private channel between setupPrimary() and listenReusePort() in workers: the plan the primary
 // chose (through the environment workers inherit) and port reservations (through internal IPC).
 import cluster from 'node:cluster';
-import type { Plan } from './plan';
+import type { Plan } from '../plan/plan';
 
 /** What the primary tells its workers: the plan and the scheduling policy in force. */
 export interface SharedPlan extends Plan {

@@ -1,7 +1,7 @@
 // Resolves where to bind, the way server.listen() does: default "::" then "0.0.0.0", names by dns.lookup.
 import dns from 'node:dns';
 import net from 'node:net';
-import type { SystemError } from './errors';
+import type { SystemError } from '../errors';
 
 /** One numeric address to try binding, in order. */
 export interface BindTarget {

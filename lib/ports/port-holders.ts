@@ -2,7 +2,7 @@
 // else from /proc/net/tcp{,6}), their addresses and their owners' pids (from /proc/<pid>/fd).
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadBinding } from './binding';
+import { loadBinding } from '../binding';
 
 /** One listening socket on the port and the processes that hold it open. */
 export interface PortHolder {

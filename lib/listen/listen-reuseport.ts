@@ -2,15 +2,15 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
 import { type Lookup, resolveBindTargets } from './address';
-import { type NativeBinding, loadBinding } from './binding';
-import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from './errors';
-import { type Facts, gatherFacts } from './facts';
+import { type NativeBinding, loadBinding } from '../binding';
+import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from '../errors';
+import { type Facts, gatherFacts } from '../plan/facts';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
-import { type ModeChoice, type Plan, planListen } from './plan';
-import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from './primary-link';
-import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure } from './supervised-worker';
-import type { ListenResult } from './types';
+import { type ModeChoice, type Plan, planListen } from '../plan/plan';
+import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from '../cluster/primary-link';
+import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure } from '../worker/supervised-worker';
+import type { ListenResult } from '../types';
 
 /** The system edges listenReusePort reads; tests replace them. */
 export interface ListenEdges {

@@ -1,10 +1,10 @@
 // The doctor's report: what this system can do, the plan it leads to, the kernel settings that
 // matter, and who holds a port. Collected at the edges; formatted by a pure function.
 import fs from 'node:fs';
-import { loadBinding } from './binding';
-import { type Facts, gatherFacts } from './facts';
-import { type Plan, planListen } from './plan';
-import { type PortHolder, findPortHolders } from './port-holders';
+import { loadBinding } from '../binding';
+import { type Facts, gatherFacts } from '../plan/facts';
+import { type Plan, planListen } from '../plan/plan';
+import { type PortHolder, findPortHolders } from '../ports/port-holders';
 
 /** A port holder and whether an SO_REUSEPORT socket of ours could join it. */
 export interface DoctorHolder extends PortHolder {

@@ -1,8 +1,8 @@
 // Decides how to listen from the gathered facts: a pure function from facts (and options) to a plan with reasons.
-import { invalidArgType, invalidArgValue, modeUnsupported } from './errors';
+import { invalidArgType, invalidArgValue, modeUnsupported } from '../errors';
 import type { ClusterRole, Facts } from './facts';
 import { type KernelBalancing, judgeKernel } from './kernel';
-import type { ListenBackend, ListenMode } from './types';
+import type { ListenBackend, ListenMode } from '../types';
 
 /** A mode the caller may ask for: one of the listen modes, or 'auto' to let the planner choose. */
 export type ModeChoice = 'auto' | ListenMode;

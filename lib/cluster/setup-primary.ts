@@ -1,9 +1,9 @@
 // setupPrimary(): in the cluster primary, before forking, choose the plan once for every worker.
 import cluster, { type Worker } from 'node:cluster';
-import { type NativeBinding, loadBinding } from './binding';
-import { modeUnsupported } from './errors';
-import { gatherFacts } from './facts';
-import { type Plan, type PlanOptions, planListen } from './plan';
+import { type NativeBinding, loadBinding } from '../binding';
+import { modeUnsupported } from '../errors';
+import { gatherFacts } from '../plan/facts';
+import { type Plan, type PlanOptions, planListen } from '../plan/plan';
 import { PLAN_ENV, type SharedPlan, isReserveRequest, reserveReply } from './primary-link';
 
 /** Options of setupPrimary: the mode to use ('auto' by default, or REUSEPORT_MODE). */

@@ -3,7 +3,7 @@
 // its accept queue unless net.ipv4.tcp_migrate_req=1 moves them to the other sockets of the port.
 import fs from 'node:fs';
 import type net from 'node:net';
-import { listeningSocketsOn } from './port-holders';
+import { listeningSocketsOn } from '../ports/port-holders';
 
 /** Options of closeListener. */
 export interface CloseListenerOptions {

@@ -1,8 +1,8 @@
 // Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
 import net from 'node:net';
-import { badPort, invalidArgType, invalidArgValue, outOfRange } from './errors';
-import { defaultGroup, normalizeGroup } from './ownership';
-import { type ModeChoice, choiceList, isChoice } from './plan';
+import { badPort, invalidArgType, invalidArgValue, outOfRange } from '../errors';
+import { defaultGroup, normalizeGroup } from '../ports/ownership';
+import { type ModeChoice, choiceList, isChoice } from '../plan/plan';
 
 /** Options of `listenReusePort(server, options)` (or its third argument). */
 export interface ListenReusePortOptions {

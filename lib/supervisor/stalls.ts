@@ -1,0 +1,152 @@
+// Stall protection: heartbeats tell which workers answer; a slot whose own worker does not (stalled,
+// dead, starting, draining) has its socket lent to a live worker until its own answers again, and a
+// worker silent for too long is replaced. Nothing is closed, so nothing queued is lost.
+import type { Worker } from 'node:cluster';
+import { supervisorMessage } from '../cluster/primary-link';
+import type { SupervisorSettings } from './settings';
+import type { SlotSockets } from './slot-sockets';
+import type { StallEvent } from './types';
+import type { Slot, WorkerSlots } from './worker-slots';
+
+/** Heartbeats, loans and stall events for the slots of one supervisor. */
+export class StallGuard {
+  readonly #settings: SupervisorSettings;
+  readonly #workers: WorkerSlots;
+  readonly #sockets: SlotSockets | undefined;
+  /** Lending runs only with slot sockets and a threshold; heartbeats are counted either way. */
+  readonly enabled: boolean;
+  readonly #emit: (event: string, payload: unknown) => void;
+  readonly #lastBeat = new Map<Worker, number>();
+  readonly #lastAccepted = new Map<Worker, Record<string, number>>();
+  /** Slot -> the worker it is lent to. */
+  readonly #loans = new Map<number, Worker>();
+  readonly #condemned = new WeakSet<Worker>();
+  #stallLimit: number;
+
+  constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: (event: string, payload: unknown) => void) {
+    this.#settings = settings;
+    this.#workers = workers;
+    this.#sockets = sockets;
+    this.enabled = sockets !== undefined && settings.stallThresholdMs > 0;
+    this.#emit = emit;
+    this.#stallLimit = settings.stallThresholdMs;
+  }
+
+  /** A worker spoke (a heartbeat or its first listen): it answers now. */
+  heard(worker: Worker): void {
+    this.#lastBeat.set(worker, performance.now());
+  }
+
+  /** A heartbeat: the worker answers, and its accept counts (per slot it served) are added up. */
+  beat(worker: Worker, accepted: Record<string, number>): void {
+    this.heard(worker);
+    const last = this.#lastAccepted.get(worker) ?? {};
+    for (const [index, total] of Object.entries(accepted)) {
+      const target = this.#workers.slots[Number(index)];
+      if (target) target.accepted += total - (last[index] ?? 0);
+    }
+    this.#lastAccepted.set(worker, accepted);
+  }
+
+  /** A worker is gone: what it borrowed goes back, and its slot (and those) are lent at once. */
+  forget(worker: Worker): void {
+    this.#lastBeat.delete(worker);
+    this.#lastAccepted.delete(worker);
+    for (const [index, borrower] of this.#loans) if (borrower === worker) this.#loans.delete(index);
+    if (this.enabled) setImmediate(() => this.watch());
+  }
+
+  /** The worker serving `slot` for another right now, if any. */
+  lentTo(slot: number): Worker | undefined {
+    return this.#loans.get(slot);
+  }
+
+  // Whether a worker answers: alive, connected, not leaving, and its heartbeat is recent.
+  #answers(worker: Worker | undefined, now: number): worker is Worker {
+    if (!worker || worker.isDead() || !worker.isConnected() || this.#workers.isLeaving(worker)) return false;
+    return now - (this.#lastBeat.get(worker) ?? Number.NEGATIVE_INFINITY) < this.#stallLimit;
+  }
+
+  // How long a silence counts as a stall right now: the threshold, or 4 times the typical silence
+  // of the workers when they are all slow (a saturated machine delays every heartbeat alike, and
+  // moving load off a busy worker onto equally busy ones would only make it swing).
+  #updateStallLimit(now: number): void {
+    const silences = this.#workers.slots
+      .flatMap((slot) => (slot.ready && slot.worker && !slot.worker.isDead() ? [now - (this.#lastBeat.get(slot.worker) ?? now)] : []))
+      .sort((a, b) => a - b);
+    const typical = silences[Math.floor((silences.length - 1) / 2)] ?? 0;
+    this.#stallLimit = Math.max(this.#settings.stallThresholdMs, 4 * typical);
+  }
+
+  /** Lends every slot whose own worker cannot accept to a live worker; recalls loans whose slot's worker is back. */
+  watch(): void {
+    if (!this.enabled || !this.#sockets || this.#workers.closing) return;
+    const sockets = this.#sockets;
+    const now = performance.now();
+    this.#updateStallLimit(now);
+    for (const slot of this.#workers.slots) {
+      if (!slot.everListened || !sockets.has(slot.index)) continue;
+      const borrower = this.#loans.get(slot.index);
+      if (slot.ready && this.#answers(slot.worker, now)) {
+        if (borrower) this.#recall(slot, borrower, now);
+        continue;
+      }
+      this.#replaceIfHopeless(slot, now);
+      if (borrower && this.#answers(borrower, now)) continue;
+      if (borrower) this.#recall(slot, borrower, now);
+      const next = this.#pickBorrower(slot, now);
+      if (next) this.#lend(slot, next, now);
+    }
+  }
+
+  // A worker stalled for longer than stallReplaceMs is not coming back soon enough: replace it.
+  #replaceIfHopeless(slot: Slot, now: number): void {
+    const { worker } = slot;
+    const limit = this.#settings.stallReplaceMs;
+    if (!limit || !worker || !slot.ready || worker.isDead() || this.#workers.isLeaving(worker) || this.#condemned.has(worker)) return;
+    const silentFor = now - (this.#lastBeat.get(worker) ?? now);
+    if (silentFor < limit) return;
+    this.#emit('stall-replace', { slot: slot.index, pid: worker.process.pid, stalledMs: Math.round(silentFor) } satisfies StallEvent);
+    this.#condemned.add(worker);
+    worker.process.kill('SIGKILL');
+  }
+
+  #pickBorrower(slot: Slot, now: number): Worker | undefined {
+    let best: Worker | undefined;
+    let fewest = Number.POSITIVE_INFINITY;
+    for (const other of this.#workers.slots) {
+      if (other === slot || !other.ready || !this.#answers(other.worker, now)) continue;
+      const loans = [...this.#loans.values()].filter((w) => w === other.worker).length;
+      if (loans < fewest) {
+        fewest = loans;
+        best = other.worker;
+      }
+    }
+    return best;
+  }
+
+  #lend(slot: Slot, borrower: Worker, now: number): void {
+    for (const socket of this.#sockets?.socketsOf(slot.index) ?? []) {
+      this.#workers.send(borrower, supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }), socket.handle);
+    }
+    this.#loans.set(slot.index, borrower);
+    if (slot.unservedSince === undefined) {
+      slot.unservedSince = now;
+      // A slot whose worker was listening and stopped answering is a stall; dead or starting is not.
+      if (slot.ready && slot.worker && !slot.worker.isDead() && !this.#workers.isLeaving(slot.worker)) {
+        slot.stalls += 1;
+        this.#emit('stall', { slot: slot.index, pid: slot.worker.process.pid, lentTo: borrower.process.pid } satisfies StallEvent);
+      }
+    }
+  }
+
+  #recall(slot: Slot, borrower: Worker, now: number): void {
+    this.#workers.send(borrower, supervisorMessage({ act: 'recall', slot: slot.index }));
+    this.#loans.delete(slot.index);
+    if (slot.unservedSince !== undefined && slot.ready && this.#answers(slot.worker, now)) {
+      const stalledMs = Math.round(now - slot.unservedSince);
+      slot.unservedSince = undefined;
+      this.#emit('recover', { slot: slot.index, pid: slot.worker.process.pid, stalledMs } satisfies StallEvent);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// startCluster's public shapes: its options, the supervisor it returns, and the payloads of its events.
+import type { EventEmitter } from 'node:events';
+import type { ModeChoice, Plan } from '../plan/plan';
+import type { SteeringState } from './slot-sockets';
+
+/** Options of startCluster. */
+export interface StartClusterOptions {
+  /** The worker script; it calls listenReusePort as usual. */
+  exec: string;
+  /** How many workers (slots). Default: os.availableParallelism(). */
+  workers?: number;
+  /** 'auto' (default), or a mode to insist on; as for setupPrimary. */
+  mode?: ModeChoice;
+  /** Arguments for the worker script. */
+  args?: string[];
+  /** Extra environment for the workers. */
+  env?: Record<string, string>;
+  /** How long a draining worker may take to finish its requests before its connections are cut. Default 10 s. */
+  drainTimeoutMs?: number;
+  /** How long a new worker may take to listen. Default 30 s. */
+  readyTimeoutMs?: number;
+  /** Reload on SIGHUP. Default false. */
+  reloadOnSighup?: boolean;
+  /** Delay before replacing a worker that died; doubles while replacements keep dying, up to 5 s. Default 100 ms. */
+  restartDelayMs?: number;
+  /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it). Default 30 s. */
+  slotTimeoutMs?: number;
+  /**
+   * Stall protection (reuseport mode): a worker whose heartbeats stop for this long, or a slot with
+   * no worker, has its slot socket lent to a live worker until it is back. 0 turns it off. Default 80 ms.
+   */
+  stallThresholdMs?: number;
+  /** A worker that has not answered for this long is killed and replaced (its slot is served meanwhile). 0: never. Default 30 s. */
+  stallReplaceMs?: number;
+  /**
+   * How often to look for sockets of other apps on the ports. The kernel is asked for listening
+   * sockets only (sock_diag, ~0.05 ms whatever the machine's connections); where that fails,
+   * /proc/net/tcp is read, whose cost grows with every TCP socket, TIME_WAIT included. Steering
+   * keeps them from connections meanwhile. Default 1 s.
+   */
+  foreignCheckMs?: number;
+  /**
+   * CPU-local mode (Linux, reuseport mode with the addon): worker slot i is pinned to the i-th CPU
+   * this process may run on (wrapping around when there are more workers than CPUs), and each new
+   * connection goes to the worker of the CPU whose network stack received it, so it is handled where
+   * its packets already are. It pays off when the NIC spreads flows over CPUs (RSS/RPS); on loopback
+   * the receiving CPU is the client's, so one busy client feeds one worker (see docs/benchmarks.md).
+   * Default false: new connections are spread by a hash of the client's address and port.
+   */
+  cpuLocal?: boolean;
+}
+
+/** A slot whose worker stopped answering, or came back. */
+export interface StallEvent {
+  slot: number;
+  pid: number | undefined;
+  /** The worker that serves the slot meanwhile. */
+  lentTo?: number | undefined;
+  /** On recovery: how long the slot was served by another worker. */
+  stalledMs?: number;
+}
+
+/** A socket of another process that joined one of the supervisor's ports. */
+export interface ForeignSocketEvent {
+  address: string;
+  port: number;
+  inode: string;
+  uid: number;
+  processes: { pid: number; command: string }[];
+  /** True when the steering program keeps every new connection away from it. */
+  steeredAway: boolean;
+}
+
+/** Per-slot figures from stats(). */
+export interface SlotStats {
+  slot: number;
+  pid: number | undefined;
+  /** Connections accepted from this slot's socket, by its worker or a borrower. */
+  accepted: number;
+  /** Stalls seen (its worker stopped answering while listening). */
+  stalls: number;
+  /** The worker serving the slot for another right now, if any. */
+  lentTo: number | undefined;
+  /** Connections waiting in the slot's accept queue at the last sample (every 100 ms), and the most seen. */
+  queued: number;
+  queuedPeak: number;
+  /** CPU-local mode: the CPU the slot's worker is pinned to (undefined otherwise, or if pinning failed). */
+  cpu: number | undefined;
+}
+
+/** Why a worker left. */
+export interface WorkerExit {
+  slot: number;
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  /** True when the supervisor asked it to go (reload, close). */
+  expected: boolean;
+}
+
+/** The running cluster: `pids`, `reload()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'reload'. */
+export interface Supervisor extends EventEmitter {
+  /** The plan every worker follows. */
+  readonly plan: Plan;
+  /** The live workers' pids, slot by slot (kept current). */
+  readonly pids: number[];
+  /** The ports the workers listen on (port 0 resolved), in the order first seen. */
+  readonly ports: number[];
+  /** Replaces every worker, one slot at a time; resolves when all are replaced. */
+  reload(): Promise<void>;
+  /** Drains and stops every worker and closes the slot sockets. */
+  close(): Promise<void>;
+  /** Per slot: connections accepted, stalls seen, queue depth, who serves it now if not its own worker, and its CPU in CPU-local mode. */
+  stats(): SlotStats[];
+  /** Per address: whether new connections are steered (Linux cBPF), and why not. */
+  steering(): SteeringState[];
+}
