@@ -37,6 +37,8 @@ export interface NativeBinding {
   getCpuAffinity(pid: number): number[];
   /** The listening TCP sockets on `port` (0: all) of this network namespace (Linux sock_diag). */
   listeningSockets(port: number): { family: 4 | 6; address: string; port: number; uid: number; inode: string; queued: number }[];
+  /** An IPv4/IPv6 TCP socket (an inherited listener) read without changing it; anything else throws ENOTSOCK, EPROTOTYPE or EBADF with the fd. */
+  socketInfo(fd: number): { family: 4 | 6; address: string; port: number; listening: boolean; reusePort: boolean; ipv6Only: boolean };
 }
 
 /** The addon, or why it could not be loaded. */

@@ -216,6 +216,29 @@ Napi::Value AttachReusePortProgramJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// socketInfo(fd) -> { family, address, port, listening, reusePort, ipv6Only } of a TCP socket,
+// read without changing it (an inherited listener the supervisor checks before using).
+Napi::Value SocketInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  SocketInfo socket;
+  const char* syscall = "";
+  int err = DescribeSocket(fd, &socket, &syscall);
+  if (err != 0) {
+    SystemFdError(env, err, syscall, fd).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("family", Napi::Number::New(env, socket.family));
+  result.Set("address", Napi::String::New(env, socket.address));
+  result.Set("port", Napi::Number::New(env, socket.port));
+  result.Set("listening", Napi::Boolean::New(env, socket.listening));
+  result.Set("reusePort", Napi::Boolean::New(env, socket.reuse_port));
+  result.Set("ipv6Only", Napi::Boolean::New(env, socket.ipv6_only));
+  return result;
+}
+
 // A thread or process id: an integer in [0, INT_MAX] (0: the calling thread).
 bool ReadTid(const Napi::CallbackInfo& info, int* tid) { return ReadArgument(info, 0, "pid", tid); }
 
@@ -309,6 +332,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCpuAffinity", Napi::Function::New(env, SetCpuAffinityJs, "setCpuAffinity"));
   exports.Set("getCpuAffinity", Napi::Function::New(env, GetCpuAffinityJs, "getCpuAffinity"));
   exports.Set("listeningSockets", Napi::Function::New(env, ListeningSocketsJs, "listeningSockets"));
+  exports.Set("socketInfo", Napi::Function::New(env, SocketInfoJs, "socketInfo"));
   return exports;
 }
 

@@ -60,6 +60,21 @@ int ListenSocket(int fd, int backlog);
 // picks the group's socket for each new connection. 0 or the errno (ENOTSUP where there is none).
 int AttachReusePortProgram(int fd, const BpfInstruction* program, int length);
 
+// What an inherited TCP socket is (one passed by a predecessor in an upgrade, or by systemd's
+// LISTEN_FDS), read with getsockopt and getsockname only.
+struct SocketInfo {
+  int family = 0;           // 4 or 6
+  std::string address;
+  int port = 0;             // 0 when unbound
+  bool listening = false;   // SO_ACCEPTCONN
+  bool reuse_port = false;  // SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB)
+  bool ipv6_only = false;   // IPV6_V6ONLY (Linux sets it on binding one IPv6 address); IPv4: false
+};
+
+// Describes fd without changing it. 0 or the errno (ENOTSOCK, EBADF, EPROTOTYPE for anything but an
+// IPv4 or IPv6 TCP stream socket); `syscall` names the call that failed or that showed the kind.
+int DescribeSocket(int fd, SocketInfo* out, const char** syscall);
+
 // A listening TCP socket of this network namespace, as the kernel's socket table lists it.
 struct ListeningEntry {
   int family = 0;  // 4 or 6

@@ -110,6 +110,11 @@ int SetFlag(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof(value));
 }
 
+int GetFlag(int fd, int level, int name, int* value) {
+  socklen_t length = sizeof(*value);
+  return getsockopt(fd, level, name, value, &length);
+}
+
 void DescribeBound(const sockaddr_storage& storage, BoundSocket* out) {
   char text[INET6_ADDRSTRLEN] = {0};
   if (storage.ss_family == AF_INET6) {
@@ -253,6 +258,47 @@ int AttachReusePortProgram(int fd, const BpfInstruction* program, int length) {
   (void)length;
   return ENOTSUP;
 #endif
+}
+
+int DescribeSocket(int fd, SocketInfo* out, const char** syscall) {
+  // Reads only (getsockopt, getsockname): the fd belongs to a predecessor or to systemd.
+  *out = SocketInfo();
+  *syscall = "getsockopt";
+  int type = 0;
+  if (GetFlag(fd, SOL_SOCKET, SO_TYPE, &type) != 0) return errno;
+  if (type != SOCK_STREAM) return EPROTOTYPE;
+  *syscall = "getsockname";
+  sockaddr_storage address;
+  socklen_t address_length = sizeof(address);
+  std::memset(&address, 0, sizeof(address));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) return errno;
+  if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return EPROTOTYPE;
+  *syscall = "getsockopt";
+#ifdef SO_PROTOCOL
+  // SCTP's one-to-one sockets and MPTCP are SOCK_STREAM too.
+  int protocol = 0;
+  if (GetFlag(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) != 0) return errno;
+  if (protocol != IPPROTO_TCP) return EPROTOTYPE;
+#endif
+  int listening = 0;
+  if (GetFlag(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening) != 0) return errno;
+  int reuse_port = 0;
+#ifdef REUSEPORT_OPTION
+  if (GetFlag(fd, SOL_SOCKET, REUSEPORT_OPTION, &reuse_port) != 0) return errno;
+#endif
+  int ipv6_only = 0;
+  if (address.ss_family == AF_INET6 && GetFlag(fd, IPPROTO_IPV6, IPV6_V6ONLY, &ipv6_only) != 0) {
+    return errno;
+  }
+  BoundSocket bound;
+  DescribeBound(address, &bound);
+  out->family = bound.family;
+  out->address = bound.address;
+  out->port = bound.port;
+  out->listening = listening != 0;
+  out->reuse_port = reuse_port != 0;
+  out->ipv6_only = ipv6_only != 0;
+  return 0;
 }
 
 int SetCpuAffinity(int tid, const int* cpus, int count) {

@@ -41,6 +41,12 @@ int AttachReusePortProgram(int /*fd*/, const BpfInstruction* /*program*/, int /*
   return kUnsupported;
 }
 
+int DescribeSocket(int /*fd*/, SocketInfo* out, const char** syscall) {
+  *out = SocketInfo();
+  *syscall = "getsockopt";
+  return kUnsupported;
+}
+
 int SetCpuAffinity(int /*tid*/, const int* /*cpus*/, int /*count*/) { return kUnsupported; }
 
 int GetCpuAffinity(int /*tid*/, std::vector<int>* cpus) {

@@ -17,6 +17,7 @@ function addonProbing(probe: () => number): () => BindingLoad {
     setCpuAffinity: unused,
     getCpuAffinity: unused,
     listeningSockets: unused,
+    socketInfo: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

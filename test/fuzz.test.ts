@@ -116,9 +116,9 @@ function fuzz(name: string, seed: number, makeArgs: (random: () => number) => un
   console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
 }
 
-const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets']);
+const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo']);
 
-describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets'])('%s under 10,000 random calls', (name) => {
+describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo'])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     fuzz(name, name.length * 7919, (random) => {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.
