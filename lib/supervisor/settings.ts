@@ -8,7 +8,7 @@ import type { StartClusterOptions } from './types';
 /** startCluster's options with every default resolved. */
 export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env'>> & { env: Record<string, string> };
 
-function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
+export function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
   if (!Number.isInteger(value) || value < min) throw outOfRange(name, `an integer >= ${min}`, value);
@@ -38,6 +38,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 1_000),
     cpuLocal: optionalBoolean(options.cpuLocal, 'options.cpuLocal'),
+    upgradeOnSigusr2: optionalBoolean(options.upgradeOnSigusr2, 'options.upgradeOnSigusr2'),
     env: { ...options.env },
   };
 }

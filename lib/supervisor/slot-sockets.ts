@@ -13,6 +13,7 @@ import { type ListeningSocket, listeningSocketsOn } from '../ports/port-holders'
 import { slotsByCpu } from './affinity';
 import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
+import type { HandedSocket } from './handover';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {
@@ -51,6 +52,9 @@ interface SocketGroup {
   steering: SteeringState;
   /** The allowed slots of the program attached now ("0,2"), if any. */
   attached: string | undefined;
+  /** What the workers asked for (the group's key) and the sharing group the sockets are registered to. */
+  requested: { address: string; port: number };
+  sharing: string | false;
 }
 
 const BACKLOG = 511;
@@ -111,7 +115,7 @@ export class SlotSockets {
   }
 
   // Binds `count` sockets (not listening yet), registers them and checks the port's other holders.
-  #bindAll(request: SlotRequest, port: number, count: number): { socket: NativeSocket; unregister: () => void }[] {
+  #bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): { socket: NativeSocket; unregister: () => void }[] {
     const bound: { socket: NativeSocket; unregister: () => void }[] = [];
     const release = () => {
       for (const { socket, unregister } of bound) {
@@ -133,7 +137,7 @@ export class SlotSockets {
       const first = bound[0]?.socket;
       if (first && request.group !== false) {
         // Bound, not listening: a holder without SO_REUSEPORT made the bind fail; one with it must be of the group.
-        const ours = new Set(bound.map(({ socket }) => String(fs.fstatSync(socket.fd).ino)));
+        const ours = new Set([...alsoOurs, ...bound.map(({ socket }) => String(fs.fstatSync(socket.fd).ino))]);
         const foreign = foreignHolders(first.address, first.port, request.group, ours);
         if (foreign.length > 0) throw foreignHolderError(foreign, first.address, first.port, request.group);
       }
@@ -187,6 +191,8 @@ export class SlotSockets {
       sockets,
       steering: { address: first.address, port: first.port, enabled: steerable, reason },
       attached: undefined,
+      requested: { address: request.address, port: request.port },
+      sharing: request.group,
     };
   }
 
@@ -279,9 +285,115 @@ export class SlotSockets {
     }
   }
 
+  /**
+   * Takes over the slot sockets a predecessor handed over (inherited fds, already checked): the same
+   * sockets in the same slots, so their queues and places in the kernel's group stay. Slots of this
+   * supervisor that were not handed over get new sockets at once, in slot order (they join the end of
+   * the group, where their indexes are). Returns a reason per address for the plan.
+   */
+  adopt(handed: HandedSocket[], from: number): string[] {
+    const byKey = new Map<string, HandedSocket[]>();
+    for (const socket of handed) {
+      const key = `${socket.address}|${socket.port}|${socket.ipv6Only}`;
+      byKey.set(key, [...(byKey.get(key) ?? []), socket]);
+    }
+    const reasons: string[] = [];
+    // Every inherited fd is owned from here: wrapped in a slot socket (closed by close()), or closed.
+    const pending = new Set(handed.map((socket) => socket.fd));
+    try {
+      for (const [key, sockets] of byKey) reasons.push(this.#adoptGroup(key, sockets, from, pending));
+    } catch (error) {
+      for (const fd of pending) fs.closeSync(fd);
+      throw error;
+    }
+    return reasons;
+  }
+
+  #adoptGroup(key: string, sockets: HandedSocket[], from: number, pending: Set<number>): string {
+    const [first] = sockets as [HandedSocket];
+    const group: SocketGroup = {
+      address: first.address,
+      port: first.port,
+      ipv6Only: first.ipv6Only,
+      sockets: [],
+      steering: { address: first.address, port: first.port, enabled: false, reason: '' },
+      attached: undefined,
+      requested: { address: first.requestedAddress, port: first.requestedPort },
+      sharing: first.group,
+    };
+    this.#groups.set(key, group);
+    if (first.requestedPort === 0) this.#chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);
+    for (const socket of sockets) {
+      pending.delete(socket.fd);
+      let unregister: () => void;
+      try {
+        unregister = socket.group === false ? () => undefined : registerSocket(socket.fd, socket.group);
+      } catch (error) {
+        fs.closeSync(socket.fd);
+        throw error;
+      }
+      const native: NativeSocket = { fd: socket.fd, family: socket.address.includes(':') ? 6 : 4, address: socket.address, port: socket.port };
+      group.sockets[socket.slot] = this.#adopt({ socket: native, unregister }, socket.ipv6Only, false);
+    }
+    // Contiguous from slot 0 as the predecessor made them: the kernel's indexes are the slots.
+    const contiguous = sockets.every((socket) => group.sockets[socket.slot] !== undefined) && group.sockets.length === sockets.length;
+    const steerable = first.steerable && contiguous;
+    const missing = Array.from({ length: Math.max(0, this.#slots - group.sockets.length) }, (_, i) => group.sockets.length + i);
+    if (missing.length > 0) {
+      const request = { address: first.requestedAddress, port: first.port, ipv6Only: first.ipv6Only, group: first.group };
+      const ours = group.sockets.flatMap((socket) => (socket ? [socket.inode] : []));
+      const bound = this.#bindAll(request, first.port, missing.length, ours);
+      bound.forEach((entry, i) => {
+        group.sockets[missing[i] as number] = this.#adopt(entry, first.ipv6Only, true);
+      });
+    }
+    const reason = steerable
+      ? steeringReason(true, 0, this.#cpuOfSlot !== undefined)
+      : "no steering: the predecessor did not steer these sockets, or did not hand over every slot's, so the slots' places in the kernel's group are unknown";
+    group.steering = { ...group.steering, enabled: steerable, reason };
+    const surplus = sockets.filter((socket) => socket.slot >= this.#slots).length;
+    return (
+      `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by pid ${from} (the same sockets, so nothing queued was reset)` +
+        (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
+        (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.#slots} slots are lent to its workers and get no new connection` : '')
+    );
+  }
+
+  /** Every slot socket with its fd here, for a hand-over. */
+  handedSockets(): (Omit<HandedSocket, 'fd'> & { sourceFd: number })[] {
+    return [...this.#groups.values()].flatMap((group) =>
+      group.sockets.flatMap((socket, slot) =>
+        socket
+          ? [
+              {
+                sourceFd: socket.fd,
+                slot,
+                address: group.address,
+                port: group.port,
+                requestedPort: group.requested.port,
+                requestedAddress: group.requested.address,
+                ipv6Only: group.ipv6Only,
+                steerable: group.steering.enabled,
+                group: group.sharing,
+              },
+            ]
+          : [],
+      ),
+    );
+  }
+
+  /** After a hand-over: closes this process's copies of the sockets, leaving their registrations (now the successor's). */
+  release(): void {
+    for (const group of this.#groups.values()) {
+      for (const socket of group.sockets) socket?.handle.close();
+    }
+    this.#groups.clear();
+  }
+
   /** Closes every slot's sockets. */
   closeAll(): void {
-    for (let slot = 0; slot < this.#slots; slot++) this.close(slot);
+    const last = Math.max(this.#slots, ...[...this.#groups.values()].map((group) => group.sockets.length));
+    for (let slot = last - 1; slot >= 0; slot--) this.close(slot);
     this.#groups.clear();
   }
 }

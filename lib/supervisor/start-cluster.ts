@@ -2,33 +2,43 @@
 // socket per worker slot (reuseport mode), replaces a worker that dies, and reloads one slot at a
 // time: the new worker listens on the slot's socket before the old one drains, so nothing is lost.
 // It composes the parts that each own one concern: the worker slots' lifecycle (worker-slots.ts),
-// the slot sockets (slots.ts), stall protection (stalls.ts) and the periodic checks (checks.ts).
+// the slot sockets (slot-sockets.ts), stall protection (stalls.ts), the periodic checks (checks.ts),
+// and the hand-over of the slot sockets to a successor in an upgrade (handover.ts, successor.ts).
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { loadBinding } from '../binding';
+import { invalidArgType, modeUnsupported, nodeError } from '../errors';
 import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './affinity';
 import { PeriodicChecks } from './checks';
-import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './settings';
+import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './handover';
+import { type SupervisorSettings, cpuLocalCpus, positiveInteger, resolveSettings } from './settings';
 import { SlotSockets, type SteeringState } from './slot-sockets';
 import { StallGuard } from './stalls';
-import type { SlotStats, StartClusterOptions, Supervisor } from './types';
+import { checkCommand, ownCommand, reportToPredecessor, startSuccessor } from './successor';
+import type { SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
 
-export type { ForeignSocketEvent, SlotStats, StallEvent, StartClusterOptions, Supervisor, WorkerExit } from './types';
+export type { ForeignSocketEvent, SlotStats, StallEvent, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
 
 class ClusterSupervisor extends EventEmitter implements Supervisor {
-  readonly plan: Plan;
+  plan: Plan;
   readonly #settings: SupervisorSettings;
   readonly #workers: WorkerSlots;
   readonly #sockets: SlotSockets | undefined;
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
   #reloading: Promise<void> = Promise.resolve();
+  #upgrading: Promise<UpgradeEvent> | undefined;
+  #closed = false;
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
+  };
+  readonly #onSigusr2 = () => {
+    // Its failure is told by the 'upgrade-failed' event; this supervisor keeps serving.
+    this.upgrade().catch(() => undefined);
   };
 
   /** `cpus`: CPU-local mode's CPU for each slot. */
@@ -60,6 +70,25 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit) : undefined;
     if (settings.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
+    if (settings.upgradeOnSigusr2) process.on('SIGUSR2', this.#onSigusr2);
+  }
+
+  /** In a successor: takes over the predecessor's slot sockets (checked first); the plan's reasons say so. */
+  adopt(handover: Handover): void {
+    const { binding } = loadBinding();
+    if (!this.#sockets || !binding) {
+      closeHandedFds(handover.sockets);
+      throw handoverError(`this supervisor's plan is ${this.plan.mode} (${this.plan.backend}), which holds no slot sockets: ${this.plan.reasons.join('; ')}`);
+    }
+    try {
+      checkHandedSockets(binding, handover.sockets);
+    } catch (error) {
+      closeHandedFds(handover.sockets);
+      throw error;
+    }
+    // From here every inherited fd is the slot sockets' (closed by close(), or by adopt on failure).
+    const reasons = this.#sockets.adopt(handover.sockets, handover.from);
+    this.plan = { ...this.plan, reasons: [...this.plan.reasons, ...reasons] };
   }
 
   get ports(): number[] {
@@ -141,11 +170,54 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     return this.#reloading;
   }
 
-  async close(): Promise<void> {
+  upgrade(options: UpgradeOptions = {}): Promise<UpgradeEvent> {
+    if (typeof options !== 'object' || options === null) return Promise.reject(invalidOptions(options));
+    if (this.#closed) return Promise.reject(nodeError(Error, 'ERR_REUSEPORT_CLOSED', 'reuseport: the supervisor is closed; there is nothing to upgrade'));
+    if (this.#upgrading) return Promise.reject(nodeError(Error, 'ERR_REUSEPORT_UPGRADE_IN_PROGRESS', 'reuseport: an upgrade is already running; wait for it to end'));
+    let command: string[];
+    let readyTimeoutMs: number;
+    try {
+      command = options.command === undefined ? ownCommand() : checkCommand(options.command);
+      readyTimeoutMs = positiveInteger(options.readyTimeoutMs, 'options.readyTimeoutMs', this.#settings.readyTimeoutMs);
+      if (options.exit !== undefined && typeof options.exit !== 'boolean') throw invalidOptions(options.exit, 'options.exit', 'of type boolean');
+      if (!this.#sockets) throw modeUnsupportedForUpgrade(this.plan);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const sockets = this.#sockets;
+    const run = async (): Promise<UpgradeEvent> => {
+      const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs);
+      try {
+        await successor.ready;
+      } catch (error) {
+        await successor.stop();
+        this.emit('upgrade-failed', error);
+        throw error;
+      }
+      const event: UpgradeEvent = { pid: successor.child.pid ?? 0 };
+      this.emit('upgrade', event);
+      // The successor serves every slot on the same sockets: drain ours, and let go of our copies.
+      await this.#shutDown(() => sockets.release());
+      if (options.exit !== false) process.exit(0);
+      return event;
+    };
+    this.#upgrading = run().finally(() => {
+      this.#upgrading = undefined;
+    });
+    return this.#upgrading;
+  }
+
+  async #shutDown(closeSockets: () => void): Promise<void> {
+    this.#closed = true;
     process.off('SIGHUP', this.#onSighup);
+    process.off('SIGUSR2', this.#onSigusr2);
     this.#checks?.stop();
     await this.#workers.stopAll();
-    this.#sockets?.closeAll();
+    closeSockets();
+  }
+
+  close(): Promise<void> {
+    return this.#shutDown(() => this.#sockets?.closeAll());
   }
 }
 
@@ -155,10 +227,39 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
  */
 export async function startCluster(options: StartClusterOptions): Promise<Supervisor> {
   const settings = resolveSettings(options);
-  const plan = setupPrimary({ mode: options.mode ?? 'auto' });
-  const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-  cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [] });
-  const supervisor = new ClusterSupervisor(plan, settings, cpus);
-  await supervisor.start();
-  return supervisor;
+  // A successor of an upgrade adopts its predecessor's sockets instead of opening new ones.
+  const handover = takeHandover();
+  let adopting = false;
+  try {
+    const plan = setupPrimary({ mode: options.mode ?? 'auto' });
+    const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
+    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [] });
+    const supervisor = new ClusterSupervisor(plan, settings, cpus);
+    try {
+      adopting = handover !== undefined;
+      if (handover) supervisor.adopt(handover);
+      await supervisor.start();
+    } catch (error) {
+      await supervisor.close();
+      throw error;
+    }
+    if (handover) reportToPredecessor(handover.ready, { ready: true });
+    return supervisor;
+  } catch (error) {
+    if (handover) {
+      reportToPredecessor(handover.ready, { error: (error as Error).message });
+      if (!adopting) closeHandedFds(handover.sockets);
+    }
+    throw error;
+  }
+}
+
+function invalidOptions(value: unknown, name = 'options', expected = 'of type object'): Error {
+  return invalidArgType(name, expected, value);
+}
+
+function modeUnsupportedForUpgrade(plan: Plan): Error {
+  return modeUnsupported(
+    `reuseport: upgrade() hands the slot sockets to a successor, and this supervisor holds none: its plan is ${plan.mode} (${plan.backend}); ${plan.reasons.join('; ')}`,
+  );
 }

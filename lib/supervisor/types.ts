@@ -48,6 +48,31 @@ export interface StartClusterOptions {
    * Default false: new connections are spread by a hash of the client's address and port.
    */
   cpuLocal?: boolean;
+  /**
+   * Upgrade in place on SIGUSR2: start a successor (this command line again), hand it the slot
+   * sockets, and drain and exit once it serves every slot. Default false (Node uses SIGUSR1 for its
+   * inspector; SIGUSR2 is free unless the app uses it).
+   */
+  upgradeOnSigusr2?: boolean;
+}
+
+/** Options of supervisor.upgrade(). */
+export interface UpgradeOptions {
+  /**
+   * The successor's command line, [file, ...args]. Default: this process's own
+   * (process.execPath, process.execArgv, process.argv.slice(1)), so new code on disk and a new Node
+   * binary at the same path are picked up.
+   */
+  command?: string[];
+  /** How long the successor may take to serve every slot before it is stopped. Default: readyTimeoutMs. */
+  readyTimeoutMs?: number;
+  /** Exit 0 once the successor serves and this supervisor's workers have drained. Default true. */
+  exit?: boolean;
+}
+
+/** A successor that took over: its pid. */
+export interface UpgradeEvent {
+  pid: number;
 }
 
 /** A slot whose worker stopped answering, or came back. */
@@ -98,7 +123,7 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'reload'. */
+/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'reload', 'upgrade', 'upgrade-failed'. */
 export interface Supervisor extends EventEmitter {
   /** The plan every worker follows. */
   readonly plan: Plan;
@@ -110,6 +135,13 @@ export interface Supervisor extends EventEmitter {
   reload(): Promise<void>;
   /** Drains and stops every worker and closes the slot sockets. */
   close(): Promise<void>;
+  /**
+   * Replaces the whole service with a successor that adopts the same slot sockets (nothing queued is
+   * reset): resolves once it serves every slot and this supervisor's workers have drained (then
+   * exits 0 unless `exit: false`). A successor that exits, fails or is late is stopped, and this one
+   * keeps serving; the promise rejects with ERR_REUSEPORT_UPGRADE_FAILED.
+   */
+  upgrade(options?: UpgradeOptions): Promise<UpgradeEvent>;
   /** Per slot: connections accepted, stalls seen, queue depth, who serves it now if not its own worker, and its CPU in CPU-local mode. */
   stats(): SlotStats[];
   /** Per address: whether new connections are steered (Linux cBPF), and why not. */

@@ -1,0 +1,123 @@
+// The hand-over of slot sockets to a successor supervisor (an upgrade in place): what the old one
+// writes in the successor's environment, and how the successor reads and checks it. The sockets
+// themselves are inherited as fds (spawn's stdio), so the very same sockets, with their accept
+// queues, go on serving: nothing queued is ever reset.
+import fs from 'node:fs';
+import type { NativeBinding } from '../binding';
+import { nodeError } from '../errors';
+
+/** The environment variable that carries the hand-over to the successor (removed once read). */
+export const HANDOVER_ENV = 'REUSEPORT_HANDOVER';
+
+/** One handed-over slot socket: the fd the successor finds it on, and what it is. */
+export interface HandedSocket {
+  fd: number;
+  slot: number;
+  address: string;
+  port: number;
+  /** The port the workers asked for (0: "any", so that later requests for port 0 join this one). */
+  requestedPort: number;
+  /** The address the workers asked for (the group's key, as the worker sends it). */
+  requestedAddress: string;
+  ipv6Only: boolean;
+  /** Whether the predecessor steered this address (its sockets are the whole group, in slot order). */
+  steerable: boolean;
+  /** The sharing group the sockets are registered to; false: none. */
+  group: string | false;
+}
+
+/** What the successor finds in HANDOVER_ENV. */
+export interface Handover {
+  /** The predecessor's pid. */
+  from: number;
+  /** The fd of the readiness channel: the successor writes one JSON line there once every slot listens. */
+  ready: number;
+  sockets: HandedSocket[];
+}
+
+/** ERR_REUSEPORT_HANDOVER: a hand-over that cannot be used; the predecessor keeps serving. */
+export function handoverError(message: string): Error {
+  return nodeError(Error, 'ERR_REUSEPORT_HANDOVER', `reuseport: the sockets handed over cannot be adopted: ${message}`);
+}
+
+const isFd = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 3 && (value as number) < 65_536;
+const isPort = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65_535;
+
+/** Parses and checks the shape of a hand-over (pure); throws ERR_REUSEPORT_HANDOVER saying what is wrong. */
+export function parseHandover(text: string): Handover {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw handoverError(`${HANDOVER_ENV} is not JSON (${JSON.stringify(text.slice(0, 60))})`);
+  }
+  const value = raw as Partial<Handover> | null;
+  if (typeof value !== 'object' || value === null) throw handoverError(`${HANDOVER_ENV} is not an object`);
+  if (!Number.isInteger(value.from) || (value.from as number) <= 0) throw handoverError(`"from" must be a pid, not ${JSON.stringify(value.from)}`);
+  if (!isFd(value.ready)) throw handoverError(`"ready" must be an fd >= 3, not ${JSON.stringify(value.ready)}`);
+  if (!Array.isArray(value.sockets) || value.sockets.length === 0) throw handoverError('"sockets" must be a non-empty list');
+  const fds = new Set<number>([value.ready as number]);
+  const places = new Set<string>();
+  const sockets = value.sockets.map((entry: Partial<HandedSocket>, index) => {
+    const where = `socket ${index}`;
+    if (typeof entry !== 'object' || entry === null) throw handoverError(`${where} is not an object`);
+    if (!isFd(entry.fd) || fds.has(entry.fd)) throw handoverError(`${where}: "fd" must be an unused fd >= 3, not ${JSON.stringify(entry.fd)}`);
+    fds.add(entry.fd);
+    if (!Number.isInteger(entry.slot) || (entry.slot as number) < 0 || (entry.slot as number) > 4095) throw handoverError(`${where}: "slot" must be an integer 0..4095`);
+    if (typeof entry.address !== 'string' || typeof entry.requestedAddress !== 'string') throw handoverError(`${where}: "address" and "requestedAddress" must be strings`);
+    if (!isPort(entry.port) || entry.port === 0 || !isPort(entry.requestedPort)) throw handoverError(`${where}: "port" must be 1..65535 and "requestedPort" 0..65535`);
+    if (typeof entry.ipv6Only !== 'boolean' || typeof entry.steerable !== 'boolean') throw handoverError(`${where}: "ipv6Only" and "steerable" must be booleans`);
+    if (entry.group !== false && (typeof entry.group !== 'string' || entry.group === '')) throw handoverError(`${where}: "group" must be a name or false`);
+    const place = `${entry.address}|${entry.port}|${entry.ipv6Only}|${entry.slot}`;
+    if (places.has(place)) throw handoverError(`${where}: slot ${entry.slot} on ${entry.address}:${entry.port} is handed over twice`);
+    places.add(place);
+    return entry as HandedSocket;
+  });
+  return { from: value.from as number, ready: value.ready as number, sockets };
+}
+
+/** Closes inherited socket fds that will not be adopted (an fd already gone is fine). */
+export function closeHandedFds(sockets: HandedSocket[]): void {
+  for (const fd of new Set(sockets.map((socket) => socket.fd))) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // not open
+    }
+  }
+}
+
+/**
+ * Checks each inherited fd against what the hand-over says it is: a listening TCP socket with
+ * SO_REUSEPORT bound to that address and port. Throws ERR_REUSEPORT_HANDOVER naming the first that is not.
+ */
+export function checkHandedSockets(binding: NativeBinding, sockets: HandedSocket[]): void {
+  for (const socket of sockets) {
+    let info: ReturnType<NativeBinding['socketInfo']>;
+    try {
+      info = binding.socketInfo(socket.fd);
+    } catch (error) {
+      throw handoverError(`fd ${socket.fd} (slot ${socket.slot}) is not a TCP socket: ${(error as Error).message}`);
+    }
+    const problem = !info.listening
+      ? 'is not listening'
+      : !info.reusePort
+        ? 'has no SO_REUSEPORT'
+        : info.port !== socket.port || info.address !== socket.address
+          ? `is bound to ${info.address}:${info.port}`
+          : undefined;
+    if (problem) throw handoverError(`fd ${socket.fd} (slot ${socket.slot}, said to be ${socket.address}:${socket.port}) ${problem}`);
+  }
+}
+
+/**
+ * The hand-over this process was started with, if any: read once and removed from the environment,
+ * so the workers and any later successor do not inherit it. Throws ERR_REUSEPORT_HANDOVER when it is
+ * malformed.
+ */
+export function takeHandover(env: NodeJS.ProcessEnv = process.env): Handover | undefined {
+  const text = env[HANDOVER_ENV];
+  if (text === undefined) return undefined;
+  delete env[HANDOVER_ENV];
+  return parseHandover(text);
+}

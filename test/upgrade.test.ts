@@ -1,0 +1,275 @@
+// supervisor.upgrade(): the whole service (supervisor and workers) replaced by a successor that adopts
+// the same slot sockets; broken, late and missing successors leave the old one serving; bad input.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadBinding } from '../lib/binding';
+import { startCluster } from '../lib/index';
+import { HANDOVER_ENV } from '../lib/supervisor/handover';
+import { countResponses, fetchOnce } from './helpers/http';
+import { fixtures } from './helpers/processes';
+import { socketInodesOf } from './helpers/proc-net';
+
+interface Line {
+  pid: number;
+  gen: 'ready' | 'upgrade' | 'upgrade-failed' | 'upgrade-rejected' | 'failed';
+  pids?: number[];
+  ports?: number[];
+  plan?: { reasons: string[] };
+  steering?: { enabled: boolean; reason: string }[];
+  inodes?: string[];
+  successor?: number;
+  error?: { code: string; message: string };
+}
+
+/** Every process a test started or saw (supervisors of each generation, their workers), killed by pid after it. */
+const seen = new Set<number>();
+afterEach(async () => {
+  for (const pid of seen) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  seen.clear();
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Starts test/fixtures/upgradable.js; its generations' JSON lines arrive on the shared stdout. */
+function service(options: object, env: Record<string, string> = {}) {
+  const args = [path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', ...options })];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  if (child.pid) seen.add(child.pid);
+  const lines: Line[] = [];
+  const waiting: { match: (line: Line) => boolean; resolve: (line: Line) => void }[] = [];
+  let buffer = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+      const line = JSON.parse(buffer.slice(0, end)) as Line;
+      buffer = buffer.slice(end + 1);
+      seen.add(line.pid);
+      for (const pid of line.pids ?? []) seen.add(pid);
+      if (line.successor) seen.add(line.successor);
+      lines.push(line);
+      for (const waiter of waiting.splice(0)) {
+        if (waiter.match(line)) waiter.resolve(line);
+        else waiting.push(waiter);
+      }
+    }
+  });
+  const next = (match: (line: Line) => boolean, timeoutMs = 20_000) =>
+    new Promise<Line>((resolve, reject) => {
+      const found = lines.find(match);
+      if (found) return resolve(found);
+      const timer = setTimeout(() => reject(new Error(`no such line within ${timeoutMs} ms; saw ${JSON.stringify(lines).slice(0, 2000)}`)), timeoutMs);
+      waiting.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+    });
+  return { child, lines, next };
+}
+
+const slotInodes = (line: Line, port: number) => {
+  // The listening sockets of the port held by this supervisor (its slot sockets).
+  const listening = new Set(
+    fs
+      .readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .filter((row) => row.trim().split(/\s+/)[3] === '0A' && row.trim().split(/\s+/)[1]?.endsWith(`:${port.toString(16).toUpperCase().padStart(4, '0')}`))
+      .map((row) => row.trim().split(/\s+/)[9]),
+  );
+  return (line.inodes ?? []).filter((inode) => listening.has(inode)).sort();
+};
+
+describe('supervisor.upgrade()', () => {
+  it('three upgrades in a row: each successor adopts the same sockets, serves, and the old supervisor exits 0', async () => {
+    const svc = service({ workers: 2, upgradeOnSigusr2: true });
+    let current = await svc.next((line) => line.gen === 'ready');
+    const port = current.ports?.[0] as number;
+    const sockets = slotInodes(current, port);
+    expect(sockets).toHaveLength(2);
+    for (let round = 1; round <= 3; round++) {
+      const old = current;
+      const exited = round === 1 ? new Promise<number | null>((resolve) => svc.child.once('exit', (code) => resolve(code))) : undefined;
+      process.kill(old.pid, 'SIGUSR2');
+      const upgrade = await svc.next((line) => line.gen === 'upgrade' && line.pid === old.pid);
+      current = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+      expect(current.plan?.reasons.at(-1)).toMatch(new RegExp(`adopted 2 slot socket\\(s\\) on 127\\.0\\.0\\.1:${port} handed over by pid ${old.pid}`));
+      expect(current.ports).toEqual([port]);
+      // The very same sockets (no new one was opened), and only those listen on the port.
+      expect(slotInodes(current, port)).toEqual(sockets);
+      expect(current.steering?.[0]?.enabled).toBe(true);
+      if (exited) expect(await exited).toBe(0);
+      await until(() => !alive(old.pid) && (old.pids ?? []).every((pid) => !alive(pid)), 15_000);
+      const served = await countResponses(port, 40);
+      expect([...served.keys()].map(Number).sort()).toEqual([...(current.pids ?? [])].sort());
+    }
+  });
+
+  it('a successor that exits at once, one that never gets ready, and a command that does not exist leave the old one serving', async () => {
+    const svc = service({ workers: 2, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'exit' });
+    const ready = await svc.next((line) => line.gen === 'ready');
+    const port = ready.ports?.[0] as number;
+    process.kill(ready.pid, 'SIGHUP');
+    const failed = await svc.next((line) => line.gen === 'upgrade-rejected');
+    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_UPGRADE_FAILED' });
+    expect(failed.error?.message).toMatch(/exited \(3\) before it served every slot/);
+    expect(svc.lines.filter((line) => line.gen === 'upgrade-failed')).toHaveLength(1);
+    expect(await fetchOnce(port)).toMatch(/^\d+$/);
+
+    const hanging = service({ workers: 1, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'hang' });
+    const first = await hanging.next((line) => line.gen === 'ready');
+    const before = new Set(fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)));
+    process.kill(first.pid, 'SIGHUP');
+    const late = await hanging.next((line) => line.gen === 'upgrade-rejected');
+    expect(late.error?.message).toMatch(/did not serve every slot within 1500 ms/);
+    // The late successor was stopped.
+    const successors = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && !before.has(name));
+    for (const pid of successors) seen.add(Number(pid));
+    const stillThere = successors.filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('upgradable.js');
+      } catch {
+        return false;
+      }
+    });
+    expect(stillThere).toEqual([]);
+    expect(await fetchOnce(first.ports?.[0] as number)).toBe(String(first.pids?.[0]));
+
+    const missing = service({ workers: 1 }, { UPGRADE_OPTIONS: JSON.stringify({ command: ['/nonexistent/node'] }) });
+    const third = await missing.next((line) => line.gen === 'ready');
+    process.kill(third.pid, 'SIGHUP');
+    const notFound = await missing.next((line) => line.gen === 'upgrade-rejected');
+    expect(notFound.error?.code).toBe('ERR_REUSEPORT_UPGRADE_FAILED');
+    expect(notFound.error?.message).toMatch(/could not be started \(spawn \/nonexistent\/node ENOENT\)/);
+    expect(await fetchOnce(third.ports?.[0] as number)).toBe(String(third.pids?.[0]));
+  });
+
+  it('a successor with more workers adopts the sockets it is given and opens the rest in slot order, still steered', async () => {
+    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: 3 })];
+    const svc2 = service({ workers: 2 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
+    const old = await svc2.next((line) => line.gen === 'ready');
+    const port = old.ports?.[0] as number;
+    process.kill(old.pid, 'SIGHUP');
+    const upgrade = await svc2.next((line) => line.gen === 'upgrade');
+    const successor = await svc2.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+    expect(successor.pids).toHaveLength(3);
+    expect(successor.ports).toEqual([port]);
+    expect(successor.plan?.reasons.at(-1)).toMatch(/adopted 2 slot socket\(s\).*; opened 1 more for slots 2$/);
+    expect(successor.steering?.[0]?.enabled).toBe(true);
+    const served = await countResponses(port, 90);
+    for (const pid of successor.pids ?? []) expect(served.get(String(pid)) ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe('upgrade(): bad input', () => {
+  it.each([
+    ['options not an object', 'nope', 'ERR_INVALID_ARG_TYPE'],
+    ['an empty command', { command: [] }, 'ERR_INVALID_ARG_TYPE'],
+    ['a command with a non-string', { command: ['node', 3] }, 'ERR_INVALID_ARG_TYPE'],
+    ['a readyTimeoutMs of 0', { readyTimeoutMs: 0 }, 'ERR_OUT_OF_RANGE'],
+    ['exit not a boolean', { exit: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
+  ])('%s: %s', async (_name, options, code) => {
+    // A supervisor in this process with no worker started: upgrade() checks its input before anything else.
+    const supervisor = await startCluster({ exec: path.join(fixtures, 'supervised-worker.js'), workers: 1 });
+    try {
+      await expect(supervisor.upgrade(options as never)).rejects.toMatchObject({ code });
+      expect(await fetchOnce(supervisor.ports[0] as number)).toBe(String(supervisor.pids[0]));
+    } finally {
+      await supervisor.close();
+    }
+  });
+
+  it('one upgrade at a time, none after close(), none without slot sockets', async () => {
+    const supervisor = await startCluster({ exec: path.join(fixtures, 'supervised-worker.js'), workers: 1 });
+    const command = [process.execPath, '-e', 'setTimeout(() => {}, 60_000)'];
+    const first = supervisor.upgrade({ command, readyTimeoutMs: 1_000, exit: false });
+    await expect(supervisor.upgrade({ command, exit: false })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_UPGRADE_IN_PROGRESS' });
+    await expect(first).rejects.toMatchObject({ code: 'ERR_REUSEPORT_UPGRADE_FAILED' });
+    await supervisor.close();
+    await expect(supervisor.upgrade({ command, exit: false })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_CLOSED' });
+
+    const roundRobin = await startCluster({ exec: path.join(fixtures, 'supervised-worker.js'), workers: 1, mode: 'round-robin' });
+    try {
+      await expect(roundRobin.upgrade({ exit: false })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_MODE_UNSUPPORTED' });
+    } finally {
+      await roundRobin.close();
+    }
+  });
+});
+
+describe('startCluster in a successor: a hand-over that cannot be used', () => {
+  const { binding } = loadBinding();
+  afterEach(() => {
+    delete process.env[HANDOVER_ENV];
+  });
+  const base = { from: process.pid, ready: 0 };
+  const entry = (fd: number, port: number) => ({ fd, slot: 0, address: '127.0.0.1', port, requestedPort: 0, requestedAddress: '127.0.0.1', ipv6Only: false, steerable: true, group: false });
+  const exec = path.join(fixtures, 'supervised-worker.js');
+
+  it.each([
+    ['not JSON', '{', /is not JSON/],
+    ['no sockets', JSON.stringify({ from: 1, ready: 3, sockets: [] }), /"sockets" must be a non-empty list/],
+    ['a bad pid', JSON.stringify({ from: -1, ready: 3, sockets: [entry(4, 80)] }), /"from" must be a pid/],
+    ['fd 1', JSON.stringify({ from: 1, ready: 3, sockets: [entry(1, 80)] }), /"fd" must be an unused fd >= 3/],
+    ['one fd twice', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80), { ...entry(4, 80), slot: 1 }] }), /"fd" must be an unused fd/],
+    ['port 0', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 0)] }), /"port" must be 1\.\.65535/],
+  ])('malformed (%s): ERR_REUSEPORT_HANDOVER before anything starts', async (_name, text, message) => {
+    process.env[HANDOVER_ENV] = text;
+    await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message });
+    // Read once: a later startCluster in this process (or a worker) does not see it.
+    expect(process.env[HANDOVER_ENV]).toBeUndefined();
+  });
+
+  it.each([
+    ['a file', () => fs.openSync(__filename, 'r'), 80, /is not a TCP socket: .*ENOTSOCK/],
+    ['a socket bound but not listening', () => binding?.openListener({ address: '127.0.0.1', port: 0, listen: false }).fd as number, 'PORT', /is not listening/],
+    ['a listener of another port', () => binding?.openListener({ address: '127.0.0.1', port: 0 }).fd as number, 1, /is bound to 127\.0\.0\.1:\d+/],
+  ])('an fd that is %s: ERR_REUSEPORT_HANDOVER, the fd closed, nothing started', async (_name, open, port, message) => {
+    const fd = open();
+    const bound = port === 'PORT' ? (binding?.socketInfo(fd).port as number) : (port as number);
+    const readyPipe = fs.openSync('/dev/null', 'w');
+    process.env[HANDOVER_ENV] = JSON.stringify({ ...base, ready: readyPipe, sockets: [entry(fd, bound)] });
+    await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message });
+    expect(() => fs.fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() => fs.fstatSync(readyPipe)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
+  it('adopts a listening SO_REUSEPORT socket it is handed: no new socket, the plan says from which pid', async () => {
+    const socket = binding?.openListener({ address: '127.0.0.1', port: 0 });
+    if (!socket) throw new Error('the addon is needed');
+    const inode = String(fs.fstatSync(socket.fd).ino);
+    const readyPipe = fs.openSync('/dev/null', 'w');
+    process.env[HANDOVER_ENV] = JSON.stringify({ ...base, from: 4242, ready: readyPipe, sockets: [{ ...entry(socket.fd, socket.port), steerable: false }] });
+    const supervisor = await startCluster({ exec, workers: 1 });
+    // Told and closed (checked before this process opens any other fd, which could reuse the number).
+    expect(() => fs.fstatSync(readyPipe)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    try {
+      expect(supervisor.ports).toEqual([socket.port]);
+      expect(supervisor.plan.reasons.at(-1)).toMatch(`adopted 1 slot socket(s) on 127.0.0.1:${socket.port} handed over by pid 4242`);
+      expect(socketInodesOf(supervisor.pids[0] as number).has(inode)).toBe(true);
+      expect(await fetchOnce(socket.port)).toBe(String(supervisor.pids[0]));
+    } finally {
+      await supervisor.close();
+    }
+    expect(() => fs.fstatSync(socket.fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+});
