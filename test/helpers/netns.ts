@@ -7,9 +7,9 @@ export function namespaceCommand(): string[] {
   return process.getuid?.() === 0 ? ['unshare', '--net'] : ['unshare', '--user', '--map-root-user', '--net'];
 }
 
-/** Runs test/scenarios/run.js with `config` in a new network namespace; resolves with its JSON report. */
-export function runScenario<T = Record<string, unknown>>(config: object, migrate: 0 | 1, timeoutMs = 90_000): Promise<T> {
-  const run = path.join(__dirname, '..', 'scenarios', 'run.js');
+/** Runs test/scenarios/<runner> (run.js: reloads, crashes, stalls; deploy.js: whole-service deploys) with `config` in a new network namespace; resolves with its JSON report. */
+export function runScenario<T = Record<string, unknown>>(config: object, migrate: 0 | 1, timeoutMs = 90_000, runner = 'run.js'): Promise<T> {
+  const run = path.join(__dirname, '..', 'scenarios', runner);
   const [command, ...prefix] = namespaceCommand() as [string, ...string[]];
   const script = `ip link set lo up && echo ${migrate} > /proc/sys/net/ipv4/tcp_migrate_req && exec "$0" "$@"`;
   const child = spawn(command, [...prefix, '--', 'sh', '-c', script, process.execPath, run, JSON.stringify(config)], {

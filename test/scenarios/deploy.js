@@ -1,0 +1,174 @@
+// One whole-service deploy under load, run inside a network namespace the test made (see
+// test/helpers/netns.ts): the service (test/scenarios/service.js, supervisor and workers) is replaced
+// while an open-loop client sends new connections, or pooled keep-alive clients send requests.
+// argv[2] is the JSON config; prints one JSON line with what the clients saw.
+//   way 'upgrade':  SIGUSR2, the successor adopts the same sockets (the library's upgrade in place)
+//   way 'broken':   SIGUSR2 with a successor that exits at once (the old one must keep serving)
+//   way 'restart':  SIGTERM, wait for the exit, start a new service (what a plain restart does)
+//   way 'overlap':  start a new service first (new sockets), then SIGTERM the old one
+'use strict';
+const { fork, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const config = {
+  way: 'upgrade',
+  workers: 2,
+  deploys: 3,
+  rate: 1000,
+  port: 8000,
+  keepAlive: false,
+  ...JSON.parse(process.argv[2] ?? '{}'),
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
+const seen = new Set();
+const lines = [];
+const waiting = [];
+
+// The first line from `since` on (an index into lines) that matches.
+function next(match, since = 0, timeoutMs = 30_000) {
+  const found = lines.slice(since).find(match);
+  if (found) return Promise.resolve(found);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no such line within ${timeoutMs} ms: ${JSON.stringify(lines).slice(-1500)}`)), timeoutMs);
+    waiting.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+  });
+}
+
+// Starts a service generation; its lines (and its successors') are collected.
+function startService(env = {}) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'service.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: String(config.workers), ...env },
+  });
+  seen.add(child.pid);
+  let buffer = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk;
+    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+      const line = JSON.parse(buffer.slice(0, end));
+      buffer = buffer.slice(end + 1);
+      seen.add(line.pid);
+      if (line.successor) seen.add(line.successor);
+      for (const pid of line.pids ?? []) seen.add(pid);
+      lines.push(line);
+      for (const waiter of waiting.splice(0)) {
+        if (waiter.match(line)) waiter.resolve(line);
+        else waiting.push(waiter);
+      }
+    }
+  });
+  return child;
+}
+
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+async function gone(pids, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(alive)) {
+    if (Date.now() > deadline) throw new Error(`pids ${pids.filter(alive).join(', ')} still alive after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+function once(emitter, type, timeoutMs = 60_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
+    emitter.on('message', function onMessage(message) {
+      if (message?.type !== type) return;
+      clearTimeout(timer);
+      emitter.off('message', onMessage);
+      resolve(message);
+    });
+  });
+}
+
+// One deploy; resolves with the new generation's ready line and how long it took.
+async function deploy(current) {
+  const started = Date.now();
+  const oldPids = [current.pid, ...current.pids];
+  const since = lines.length;
+  if (config.way === 'upgrade' || config.way === 'broken') {
+    process.kill(current.pid, 'SIGUSR2');
+    if (config.way === 'broken') {
+      await next((line) => line.gen === 'upgrade-failed' && line.pid === current.pid, since);
+      return { ready: current, ms: Date.now() - started };
+    }
+    const upgrade = await next((line) => line.gen === 'upgrade' && line.pid === current.pid);
+    const ready = await next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+    await gone(oldPids);
+    return { ready, ms: Date.now() - started };
+  }
+  if (config.way === 'restart') {
+    process.kill(current.pid, 'SIGTERM');
+    await gone(oldPids);
+    const child = startService();
+    return { ready: await next((line) => line.gen === 'ready' && line.pid === child.pid), ms: Date.now() - started };
+  }
+  const child = startService();
+  const ready = await next((line) => line.gen === 'ready' && line.pid === child.pid);
+  process.kill(current.pid, 'SIGTERM');
+  await gone(oldPids);
+  return { ready, ms: Date.now() - started };
+}
+
+async function main() {
+  const out = { config, migrate, deployMs: [] };
+  const first = startService(config.way === 'broken' ? { SCENARIO_BROKEN_SUCCESSOR: 'exit' } : {});
+  let current = await next((line) => line.gen === 'ready' && line.pid === first.pid);
+  const client = fork(path.join(__dirname, config.keepAlive ? 'pooled-clients.js' : 'load-child.js'));
+  try {
+    let result;
+    if (config.keepAlive) {
+      client.send({ type: 'start', port: config.port });
+      await once(client, 'started');
+      result = once(client, 'result');
+    } else {
+      const durationMs = 1500 + config.deploys * 2500;
+      client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs } });
+      result = once(client, 'result', durationMs + 60_000);
+    }
+    await sleep(1000);
+    for (let i = 0; i < config.deploys; i++) {
+      const { ready, ms } = await deploy(current);
+      current = ready;
+      out.deployMs.push(ms);
+      await sleep(500);
+    }
+    if (config.keepAlive) client.send({ type: 'stop' });
+    out.load = (await result).result;
+    out.finalPid = current.pid;
+    out.reasons = current.reasons;
+  } finally {
+    client.kill('SIGKILL');
+    for (const pid of seen) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error);
+  for (const pid of seen) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  process.exit(1);
+});
