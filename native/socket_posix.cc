@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -370,6 +371,9 @@ int SendNotify(const std::string& path, const std::string& message, const std::v
   FdGuard fd(OpenNotifySocket());
   if (fd.get() < 0) return errno;
   *syscall = "sendmsg";
+  // The socket took a number that was free: if it is one of fds, that fd was closed, and sending
+  // would pass this socket in its place. Refuse as the kernel refuses a closed fd.
+  if (std::find(fds.begin(), fds.end(), fd.get()) != fds.end()) return EBADF;
 #ifdef MSG_NOSIGNAL
   const int flags = MSG_NOSIGNAL;
 #else
