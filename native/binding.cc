@@ -255,9 +255,10 @@ Napi::Value NotifyJs(const Napi::CallbackInfo& info) {
   const bool abstract = path.size() > 1 && path[0] == '@';
   if ((!absolute && !abstract) || path.size() > (abstract ? capacity : capacity - 1) ||
       path.find('\0') != std::string::npos) {
-    ArgumentRangeError(env, "path must be an absolute path of at most " +
-                                std::to_string(capacity - 1) + " bytes or '@' and an abstract name of at most " +
-                                std::to_string(capacity - 1) + " bytes, without NUL")
+    const std::string most = std::to_string(capacity - 1);
+    ArgumentRangeError(env, "path must be an absolute path of at most " + most +
+                                " bytes or '@' and an abstract name of at most " + most +
+                                " bytes, without NUL")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -278,7 +279,8 @@ Napi::Value NotifyJs(const Napi::CallbackInfo& info) {
   Napi::Array list = info[2].As<Napi::Array>();
   const uint32_t length = list.Length();
   if (length > static_cast<uint32_t>(kMaxNotifyFds)) {
-    ArgumentRangeError(env, "fds must hold at most " + std::to_string(kMaxNotifyFds) + " fds (SCM_MAX_FD)")
+    ArgumentRangeError(env, "fds must hold at most " + std::to_string(kMaxNotifyFds) +
+                                " fds (SCM_MAX_FD)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }

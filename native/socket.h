@@ -102,8 +102,9 @@ int NotifyPathCapacity();
 
 // Sends `message` as one datagram to the AF_UNIX SOCK_DGRAM socket at `path` ($NOTIFY_SOCKET's
 // form: "/run/systemd/notify", or "@name" for Linux's abstract namespace), with `fds` attached as
-// SCM_RIGHTS when there are any. Uses a socket of its own, closed before returning. 0 or the errno;
-// `syscall` names the call that failed.
+// SCM_RIGHTS when there are any. Uses a socket of its own, closed before returning. 0 or the errno
+// (EBADF for a closed fd in fds, even one whose number that socket took); `syscall` names the call
+// that failed.
 int SendNotify(const std::string& path, const std::string& message, const std::vector<int>& fds,
                const char** syscall);
 
