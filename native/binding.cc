@@ -239,6 +239,73 @@ Napi::Value SocketInfoJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// notify(path, message, fds): one sd_notify datagram to the unix socket at path ($NOTIFY_SOCKET's
+// form: absolute, or '@' and an abstract name), fds attached as SCM_RIGHTS when there are any.
+Napi::Value NotifyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    ArgumentTypeError(env, "path must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  // A path keeps one byte of sun_path for its closing NUL; an abstract name's '@' becomes its
+  // leading NUL, so it may fill sun_path.
+  const size_t capacity = static_cast<size_t>(NotifyPathCapacity());
+  const bool absolute = !path.empty() && path[0] == '/';
+  const bool abstract = path.size() > 1 && path[0] == '@';
+  if ((!absolute && !abstract) || path.size() > (abstract ? capacity : capacity - 1) ||
+      path.find('\0') != std::string::npos) {
+    const std::string most = std::to_string(capacity - 1);
+    ArgumentRangeError(env, "path must be an absolute path of at most " + most +
+                                " bytes or '@' and an abstract name of at most " + most +
+                                " bytes, without NUL")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[1].IsString()) {
+    ArgumentTypeError(env, "message must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string message = info[1].As<Napi::String>().Utf8Value();
+  if (message.empty() || message.find('\0') != std::string::npos) {
+    ArgumentRangeError(env, "message must be a non-empty string without NUL")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 3 || !info[2].IsArray()) {
+    ArgumentTypeError(env, "fds must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[2].As<Napi::Array>();
+  const uint32_t length = list.Length();
+  if (length > static_cast<uint32_t>(kMaxNotifyFds)) {
+    ArgumentRangeError(env, "fds must hold at most " + std::to_string(kMaxNotifyFds) +
+                                " fds (SCM_MAX_FD)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<int> fds(length);
+  for (uint32_t i = 0; i < length; ++i) {
+    Napi::Value value = list.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!value.IsNumber()) {
+      ArgumentTypeError(env, "fds must be an array of numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
+        number > std::numeric_limits<int>::max()) {
+      ArgumentRangeError(env, "fds must be integers >= 0").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    fds[i] = static_cast<int>(number);
+  }
+  const char* syscall = "";
+  int err = SendNotify(path, message, fds, &syscall);
+  if (err != 0) SystemAddressError(env, err, syscall, path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // A thread or process id: an integer in [0, INT_MAX] (0: the calling thread).
 bool ReadTid(const Napi::CallbackInfo& info, int* tid) { return ReadArgument(info, 0, "pid", tid); }
 
@@ -333,6 +400,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getCpuAffinity", Napi::Function::New(env, GetCpuAffinityJs, "getCpuAffinity"));
   exports.Set("listeningSockets", Napi::Function::New(env, ListeningSocketsJs, "listeningSockets"));
   exports.Set("socketInfo", Napi::Function::New(env, SocketInfoJs, "socketInfo"));
+  exports.Set("notify", Napi::Function::New(env, NotifyJs, "notify"));
   return exports;
 }
 

@@ -42,6 +42,15 @@ inline Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
   return error;
 }
 
+// For a unix socket address (a path, or '@' and an abstract name): also address, as Node gives a
+// unix socket's path ("sendmsg ENOENT: no such file or directory /run/systemd/notify").
+inline Napi::Error SystemAddressError(Napi::Env env, int err, const char* syscall,
+                                      const std::string& address) {
+  Napi::Error error = SystemCallError(env, err, syscall, " " + address);
+  error.Value().Set("address", Napi::String::New(env, address));
+  return error;
+}
+
 // For a call on an fd: also fd ("setsockopt EINVAL: invalid argument (fd 12)").
 inline Napi::Error SystemFdError(Napi::Env env, int err, const char* syscall, int fd) {
   Napi::Error error = SystemCallError(env, err, syscall, " (fd " + std::to_string(fd) + ")");

@@ -1,5 +1,5 @@
-// Plain C++ primitives behind the Node-API boundary: syscalls in, fd or errno out. Sockets, and the
-// one process primitive the CPU-local mode needs (CPU affinity).
+// Plain C++ primitives behind the Node-API boundary: syscalls in, fd or errno out. Sockets, the one
+// process primitive the CPU-local mode needs (CPU affinity), and systemd's sd_notify datagram.
 #pragma once
 
 #include <string>
@@ -89,6 +89,24 @@ struct ListeningEntry {
 // asks the kernel for listeners only, so the cost does not grow with connections or TIME_WAIT).
 // 0 or the errno; `syscall` names the call that failed. ENOTSUP where there is no sock_diag.
 int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall);
+
+// systemd's notify protocol (sd_pid_notify_with_fds): Node can neither send on a unix datagram
+// socket nor pass fds over one (nodejs/node#53391).
+
+// The most fds one message carries (Linux SCM_MAX_FD; more is EINVAL from the kernel).
+constexpr int kMaxNotifyFds = 253;
+
+// The size of sockaddr_un's sun_path here (108 on Linux, 104 on macOS and the BSDs). A filesystem
+// path needs room for its closing NUL; an abstract name ('@' becomes the leading NUL) may fill it.
+int NotifyPathCapacity();
+
+// Sends `message` as one datagram to the AF_UNIX SOCK_DGRAM socket at `path` ($NOTIFY_SOCKET's
+// form: "/run/systemd/notify", or "@name" for Linux's abstract namespace), with `fds` attached as
+// SCM_RIGHTS when there are any. Uses a socket of its own, closed before returning. 0 or the errno
+// (EBADF for a closed fd in fds, even one whose number that socket took); `syscall` names the call
+// that failed.
+int SendNotify(const std::string& path, const std::string& message, const std::vector<int>& fds,
+               const char** syscall);
 
 // The most CPUs an affinity mask can name here (glibc's CPU_SETSIZE).
 constexpr int kMaxCpus = 1024;

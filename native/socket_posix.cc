@@ -18,8 +18,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -299,6 +302,88 @@ int DescribeSocket(int fd, SocketInfo* out, const char** syscall) {
   out->reuse_port = reuse_port != 0;
   out->ipv6_only = ipv6_only != 0;
   return 0;
+}
+
+int NotifyPathCapacity() { return static_cast<int>(sizeof(sockaddr_un::sun_path)); }
+
+namespace {
+
+// A blocking close-on-exec AF_UNIX datagram socket. Blocking as sd_notify's is: a receiver whose
+// queue is full makes the send wait for it rather than lose a READY=1 or the fds being stored.
+int OpenNotifySocket() {
+#ifdef SOCK_CLOEXEC
+  return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
+  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (fd < 0) return fd;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+}  // namespace
+
+int SendNotify(const std::string& path, const std::string& message, const std::vector<int>& fds,
+               const char** syscall) {
+  *syscall = "sendmsg";
+  sockaddr_un address;
+  std::memset(&address, 0, sizeof(address));
+  address.sun_family = AF_UNIX;
+  // A filesystem path ends with a NUL inside sun_path. An abstract name is its bytes exactly, the
+  // '@' replaced by a NUL, and the length given must stop at its end: trailing NULs would be part
+  // of the name.
+  if (path.empty() || fds.size() > static_cast<size_t>(kMaxNotifyFds)) return EINVAL;
+  const bool abstract = path[0] == '@';
+  const size_t used = path.size() + (abstract ? 0 : 1);
+  if (used > sizeof(address.sun_path)) return ENAMETOOLONG;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  if (abstract) address.sun_path[0] = '\0';
+
+  iovec payload;
+  payload.iov_base = const_cast<char*>(message.data());
+  payload.iov_len = message.size();
+  msghdr header;
+  std::memset(&header, 0, sizeof(header));
+  header.msg_name = &address;
+  header.msg_namelen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + used);
+  header.msg_iov = &payload;
+  header.msg_iovlen = 1;
+  // Whole (zeroed) cmsghdrs, so the buffer is aligned as CMSG_FIRSTHDR expects.
+  std::vector<cmsghdr> control;
+  if (!fds.empty()) {
+    const size_t bytes = sizeof(int) * fds.size();
+    control.resize((CMSG_SPACE(bytes) + sizeof(cmsghdr) - 1) / sizeof(cmsghdr));
+    header.msg_control = control.data();
+    header.msg_controllen = static_cast<decltype(header.msg_controllen)>(CMSG_SPACE(bytes));
+    cmsghdr* rights = CMSG_FIRSTHDR(&header);
+    rights->cmsg_level = SOL_SOCKET;
+    rights->cmsg_type = SCM_RIGHTS;
+    rights->cmsg_len = static_cast<decltype(rights->cmsg_len)>(CMSG_LEN(bytes));
+    std::memcpy(CMSG_DATA(rights), fds.data(), bytes);
+  }
+
+  *syscall = "socket";
+  FdGuard fd(OpenNotifySocket());
+  if (fd.get() < 0) return errno;
+  *syscall = "sendmsg";
+  // The socket took a number that was free: if it is one of fds, that fd was closed, and sending
+  // would pass this socket in its place. Refuse as the kernel refuses a closed fd.
+  if (std::find(fds.begin(), fds.end(), fd.get()) != fds.end()) return EBADF;
+#ifdef MSG_NOSIGNAL
+  const int flags = MSG_NOSIGNAL;
+#else
+  const int flags = 0;
+#endif
+  ssize_t sent = 0;
+  do {
+    sent = sendmsg(fd.get(), &header, flags);
+  } while (sent < 0 && errno == EINTR);
+  return sent < 0 ? errno : 0;
 }
 
 int SetCpuAffinity(int tid, const int* cpus, int count) {

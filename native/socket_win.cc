@@ -47,6 +47,15 @@ int DescribeSocket(int /*fd*/, SocketInfo* out, const char** syscall) {
   return kUnsupported;
 }
 
+// afunix.h's UNIX_PATH_MAX; Windows' AF_UNIX has stream sockets only, and no systemd to notify.
+int NotifyPathCapacity() { return 108; }
+
+int SendNotify(const std::string& /*path*/, const std::string& /*message*/,
+               const std::vector<int>& /*fds*/, const char** syscall) {
+  *syscall = "socket";
+  return kUnsupported;
+}
+
 int SetCpuAffinity(int /*tid*/, const int* /*cpus*/, int /*count*/) { return kUnsupported; }
 
 int GetCpuAffinity(int /*tid*/, std::vector<int>* cpus) {

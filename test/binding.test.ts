@@ -1,14 +1,15 @@
-// The addon's contract: what openListener and socketInfo return, the errors they throw, and that
-// they never leak an fd.
+// The addon's contract: what openListener and socketInfo return, what notify delivers, the errors
+// they throw, and that they never leak an fd.
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import util from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type NativeListenSpec, type NativeSocket, loadBinding } from '../lib/binding';
 import { canConnect } from './helpers/http';
+import { startNotifyReceiver } from './helpers/notify-receiver';
 import { openFdCount } from './helpers/proc-net';
 
 const loaded = loadBinding();
@@ -295,5 +296,204 @@ describe('socketInfo', () => {
     ['an fd past INT_MAX', 2 ** 31, 'RangeError', 'ERR_OUT_OF_RANGE'],
   ])('rejects %s with %s %s', (_name, fd, name, code) => {
     expect(() => binding.socketInfo(fd as number)).toThrow(expect.objectContaining({ name, code }));
+  });
+});
+
+describe('notify', () => {
+  // Every filesystem address lives in a fresh directory, and every abstract name has this test's
+  // own prefix: a datagram (and the fds in it) can only reach a receiver these tests started.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-notify-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const nowhere = path.join(dir, 'nowhere.sock');
+  let names = 0;
+  const socketPath = () => path.join(dir, `n${++names}.sock`);
+  const abstractName = () => `@reuseport-notify-test-${process.pid}-${Date.now().toString(36)}-${++names}`;
+
+  async function receiver(address: string, count = 1) {
+    const started = await startNotifyReceiver(address, { count });
+    cleanups.push(() => started.stop());
+    return started;
+  }
+
+  function openFile(): number {
+    const fd = fs.openSync(__filename, 'r');
+    cleanups.push(() => fs.closeSync(fd));
+    return fd;
+  }
+
+  const inode = (fd: number) => String(fs.fstatSync(fd, { bigint: true }).ino);
+
+  it('delivers the message with the fds (a listener from openListener, a file) as SCM_RIGHTS', async () => {
+    const listener = open({ address: '127.0.0.1', port: 0 });
+    const file = openFile();
+    const target = await receiver(socketPath());
+    binding.notify(target.address, 'FDSTORE=1\nFDNAME=web', [listener.fd, file]);
+    const [datagram, ...rest] = await target.received();
+    expect(rest).toEqual([]);
+    expect(datagram).toMatchObject({ message: 'FDSTORE=1\nFDNAME=web', truncated: false });
+    expect(datagram?.fds.map(({ inode, kind }) => ({ inode, kind }))).toEqual([
+      { inode: inode(listener.fd), kind: 'socket' },
+      { inode: inode(file), kind: 'file' },
+    ]);
+    // The sender keeps its own: the listener still accepts.
+    expect(await canConnect(listener.port, '127.0.0.1')).toBe(true);
+  });
+
+  it('reaches an abstract address (@name), sent with its exact length', async () => {
+    const target = await receiver(abstractName());
+    binding.notify(target.address, 'READY=1\nMAINPID=123', []);
+    expect(await target.received()).toEqual([{ message: 'READY=1\nMAINPID=123', fds: [], truncated: false }]);
+  });
+
+  it('reaches the longest addresses sun_path holds: a 107-byte path, an @ and a 107-byte name', async () => {
+    const longPath = path.join(dir, 'p'.repeat(107 - dir.length - 1));
+    const longName = `@${abstractName().slice(1)}-`.padEnd(108, 'a');
+    expect([Buffer.byteLength(longPath), Buffer.byteLength(longName)]).toEqual([107, 108]);
+    for (const address of [longPath, longName]) {
+      const target = await receiver(address);
+      binding.notify(address, 'STATUS=long', []);
+      expect(await target.received()).toEqual([{ message: 'STATUS=long', fds: [], truncated: false }]);
+    }
+  });
+
+  it('carries 253 fds (SCM_MAX_FD), each the file sent', async () => {
+    const file = openFile();
+    const target = await receiver(abstractName());
+    binding.notify(target.address, 'FDSTORE=1\nFDNAME=many', new Array(253).fill(file));
+    const [datagram] = await target.received();
+    expect(datagram?.truncated).toBe(false);
+    expect(datagram?.fds).toHaveLength(253);
+    expect(new Set(datagram?.fds.map((received) => received.inode))).toEqual(new Set([inode(file)]));
+  });
+
+  it('sends each message as its own datagram, in order', async () => {
+    const target = await receiver(socketPath(), 3);
+    for (const message of ['RELOADING=1', 'READY=1', 'STOPPING=1']) binding.notify(target.address, message, []);
+    expect((await target.received()).map((datagram) => datagram.message)).toEqual(['RELOADING=1', 'READY=1', 'STOPPING=1']);
+  });
+
+  it.each<[string, string, () => Promise<{ address: string; fds?: number[]; message?: string }>]>([
+    ['a path with nothing there', 'ENOENT', async () => ({ address: socketPath() })],
+    ['a path in a directory that does not exist', 'ENOENT', async () => ({ address: path.join(dir, 'missing', 'n.sock') })],
+    [
+      'a socket file whose receiver has gone',
+      'ECONNREFUSED',
+      async () => {
+        const gone = await receiver(socketPath());
+        await gone.stop();
+        return { address: gone.address };
+      },
+    ],
+    ['an abstract name nobody bound', 'ECONNREFUSED', async () => ({ address: abstractName() })],
+    [
+      'a regular file',
+      'ECONNREFUSED',
+      async () => {
+        const file = socketPath();
+        fs.writeFileSync(file, '');
+        return { address: file };
+      },
+    ],
+    ['a stream socket (net.Server on a path)', 'EPROTOTYPE', async () => ({ address: (await plainServer(socketPath())).address() as string })],
+    [
+      // notify's own socket takes the lowest free number, this one: sent, it would stand in for the fd.
+      'a just-closed fd in fds (the number the sending socket gets)',
+      'EBADF',
+      async () => {
+        const { address } = await receiver(abstractName());
+        const file = openFile();
+        const closed = fs.openSync(__filename, 'r');
+        fs.closeSync(closed);
+        return { address, fds: [file, closed] };
+      },
+    ],
+    ['an fd in fds that was never opened', 'EBADF', async () => ({ address: (await receiver(abstractName())).address, fds: [openFile(), 2 ** 20] })],
+    [
+      'a message longer than the send buffer',
+      'EMSGSIZE',
+      async () => ({ address: (await receiver(abstractName())).address, message: 'x'.repeat(1 << 20) }),
+    ],
+  ])('fails for %s with %s from sendmsg, naming the address', async (_name, code, make) => {
+    const { address, fds = [], message = 'READY=1' } = await make();
+    const before = openFdCount();
+    let thrown: unknown;
+    try {
+      binding.notify(address, message, fds);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code, errno: -os.constants.errno[code as keyof typeof os.constants.errno], syscall: 'sendmsg', address });
+    const { errno, message: wording } = thrown as { errno: number; message: string };
+    expect(util.getSystemErrorName(errno)).toBe(code);
+    expect(wording.startsWith(`sendmsg ${code}: `) && wording.endsWith(` ${address}`)).toBe(true);
+    expect(openFdCount()).toBe(before);
+  });
+
+  it('words the error as Node does', () => {
+    const address = socketPath();
+    expect(() => binding.notify(address, 'READY=1', [])).toThrow(`sendmsg ENOENT: no such file or directory ${address}`);
+  });
+
+  const tooMany = new Array(254).fill(0);
+  it.each<[string, string, string, unknown[]]>([
+    ['no arguments', 'TypeError', 'ERR_INVALID_ARG_TYPE', []],
+    ['a number for path', 'TypeError', 'ERR_INVALID_ARG_TYPE', [3, 'READY=1', []]],
+    ['a Buffer for path', 'TypeError', 'ERR_INVALID_ARG_TYPE', [Buffer.from('/run/notify'), 'READY=1', []]],
+    ['an empty path', 'RangeError', 'ERR_OUT_OF_RANGE', ['', 'READY=1', []]],
+    ['a relative path', 'RangeError', 'ERR_OUT_OF_RANGE', ['run/notify', 'READY=1', []]],
+    ['a path of one @', 'RangeError', 'ERR_OUT_OF_RANGE', ['@', 'READY=1', []]],
+    ['a NUL in the path', 'RangeError', 'ERR_OUT_OF_RANGE', [`${nowhere}\0x`, 'READY=1', []]],
+    ['a NUL in an abstract name', 'RangeError', 'ERR_OUT_OF_RANGE', ['@no\0tify', 'READY=1', []]],
+    ['a 108-byte path (no room for its NUL)', 'RangeError', 'ERR_OUT_OF_RANGE', [`/${'p'.repeat(107)}`, 'READY=1', []]],
+    ['an @ and a 108-byte name', 'RangeError', 'ERR_OUT_OF_RANGE', [`@${'a'.repeat(108)}`, 'READY=1', []]],
+    ['a path of 108 bytes in 55 characters (bytes count)', 'RangeError', 'ERR_OUT_OF_RANGE', [`/${'é'.repeat(53)}p`, 'READY=1', []]],
+    ['no message', 'TypeError', 'ERR_INVALID_ARG_TYPE', [nowhere]],
+    ['a Buffer for message', 'TypeError', 'ERR_INVALID_ARG_TYPE', [nowhere, Buffer.from('READY=1'), []]],
+    ['an empty message', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, '', []]],
+    ['a NUL in the message', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1\0', []]],
+    ['no fds', 'TypeError', 'ERR_INVALID_ARG_TYPE', [nowhere, 'READY=1']],
+    ['an fd for fds', 'TypeError', 'ERR_INVALID_ARG_TYPE', [nowhere, 'READY=1', 3]],
+    ['a string in fds', 'TypeError', 'ERR_INVALID_ARG_TYPE', [nowhere, 'READY=1', ['3']]],
+    ['a negative fd', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1', [-1]]],
+    ['a fractional fd', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1', [1.5]]],
+    ['a NaN fd', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1', [Number.NaN]]],
+    ['an fd past INT_MAX', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1', [2 ** 31]]],
+    ['254 fds (over SCM_MAX_FD)', 'RangeError', 'ERR_OUT_OF_RANGE', [nowhere, 'READY=1', tooMany]],
+  ])('rejects %s with %s %s, sending nothing', (_name, name, code, args) => {
+    const before = openFdCount();
+    const notify = binding.notify as (...args: unknown[]) => void;
+    expect(() => notify(...args)).toThrow(expect.objectContaining({ name, code }));
+    expect(openFdCount()).toBe(before);
+  });
+
+  it('lets an exception thrown while reading fds through', () => {
+    const fds = [0];
+    Object.defineProperty(fds, 0, {
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(() => binding.notify(abstractName(), 'READY=1', fds)).toThrow('getter');
+  });
+
+  it('leaves the fd count unchanged after 100 deliveries and 500 failures', async () => {
+    const listener = open({ address: '127.0.0.1', port: 0 });
+    const file = openFile();
+    const target = await receiver(socketPath(), 100);
+    const closed = fs.openSync(__filename, 'r');
+    fs.closeSync(closed);
+    const before = openFdCount();
+    for (let i = 0; i < 100; i++) {
+      binding.notify(target.address, `FDSTORE=1\nFDNAME=n${i}`, [listener.fd, file]);
+      expect(() => binding.notify(nowhere, 'READY=1', [file])).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      expect(() => binding.notify(abstractName(), 'READY=1', [listener.fd])).toThrow(expect.objectContaining({ code: 'ECONNREFUSED' }));
+      expect(() => binding.notify(target.address, 'READY=1', [file, closed])).toThrow(expect.objectContaining({ code: 'EBADF' }));
+      expect(() => binding.notify(target.address, 'READY=1', [-1])).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() => binding.notify(target.address, 'x'.repeat(1 << 20), [file])).toThrow(expect.objectContaining({ code: 'EMSGSIZE' }));
+    }
+    expect(openFdCount()).toBe(before);
+    const received = await target.received();
+    expect(received.map((datagram) => datagram.message)).toEqual(Array.from({ length: 100 }, (_, i) => `FDSTORE=1\nFDNAME=n${i}`));
+    expect(received.every((datagram) => datagram.fds.map((fd) => fd.inode).join() === [inode(listener.fd), inode(file)].join())).toBe(true);
   });
 });

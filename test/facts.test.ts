@@ -18,6 +18,7 @@ function addonProbing(probe: () => number): () => BindingLoad {
     getCpuAffinity: unused,
     listeningSockets: unused,
     socketInfo: unused,
+    notify: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

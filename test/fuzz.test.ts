@@ -3,9 +3,12 @@
 // process's fd count is unchanged afterwards.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import util from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
+import { type NotifyReceiver, startNotifyReceiver } from './helpers/notify-receiver';
 import { openFdCount } from './helpers/proc-net';
 
 const loaded = loadBinding();
@@ -165,6 +168,52 @@ describe.each(['setCpuAffinity', 'getCpuAffinity'])('%s under 10,000 random call
           ? Array.from({ length: Math.floor(random() * 5) }, () => (random() < 0.8 ? Math.floor(random() * 4) : randomValue(random)))
           : randomValue(random);
       return [safePid, cpus];
+    });
+  });
+});
+
+// notify only ever reaches a sink this test starts, or addresses where nothing is bound: names in a
+// fresh directory and abstract names with this run's prefix. A random address could be a real
+// socket of the machine (systemd's own among them), and the random fds would go along.
+describe('notify under 10,000 random calls', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-fuzz-notify-'));
+  const prefix = `@reuseport-fuzz-${process.pid}-${Date.now().toString(36)}-`;
+  let sink: NotifyReceiver | undefined;
+  beforeAll(async () => {
+    sink = await startNotifyReceiver(path.join(dir, 'sink.sock'), { count: 0, quiet: true });
+  });
+  afterAll(async () => {
+    await sink?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  // A junk string that reads as an address is moved inside the fence; anything else is kept.
+  function fenced(value: unknown): unknown {
+    if (typeof value !== 'string') return value;
+    if (value.startsWith('/')) return `${dir}/${value.slice(1).replaceAll('/', '_')}`;
+    if (value.startsWith('@')) return `${prefix}${value.slice(1)}`;
+    return value;
+  }
+
+  it('never crashes, throws only coded errors, and leaks no fd', () => {
+    const messages = ['READY=1', 'READY=1\nMAINPID=1', 'FDSTORE=1\nFDNAME=fuzz', 'STOPPING=1', 'STATUS=fuzz'];
+    const open = fs.readdirSync('/proc/self/fd').map(Number);
+    fuzz('notify', 'notify'.length * 7919, (random) => {
+      const pick = random();
+      const address =
+        pick < 0.4
+          ? sink?.address
+          : pick < 0.6
+            ? path.join(dir, `n${Math.floor(random() * 100)}.sock`)
+            : pick < 0.75
+              ? `${prefix}${Math.floor(random() * 100)}`
+              : fenced(randomValue(random));
+      const message = random() < 0.75 ? messages[Math.floor(random() * messages.length)] : randomValue(random);
+      // Mostly a few fds, open or closed, sometimes around SCM_MAX_FD; sometimes junk.
+      const count = random() < 0.05 ? 250 + Math.floor(random() * 8) : Math.floor(random() * 6);
+      const fd = () => (random() < 0.7 ? open[Math.floor(random() * open.length)] : Math.floor(random() * 64));
+      const fds = random() < 0.85 ? Array.from({ length: count }, () => (random() < 0.98 ? fd() : randomValue(random))) : randomValue(random);
+      return [address, message, fds].slice(0, random() < 0.9 ? 3 : Math.floor(random() * 3));
     });
   });
 });
