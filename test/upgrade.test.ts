@@ -9,7 +9,8 @@ import { startCluster } from '../lib/index';
 import { HANDOVER_ENV } from '../lib/supervisor/handover';
 import { countResponses, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
-import { socketInodesOf } from './helpers/proc-net';
+import { parentOf, SeenProcesses } from './helpers/pids';
+import { listeningInodes, socketInodesOf } from './helpers/proc-net';
 
 interface Line {
   pid: number;
@@ -24,17 +25,8 @@ interface Line {
 }
 
 /** Every process a test started or saw (supervisors of each generation, their workers), killed by pid after it. */
-const seen = new Set<number>();
-afterEach(async () => {
-  for (const pid of seen) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  seen.clear();
-});
+const seen = new SeenProcesses();
+afterEach(() => seen.killAll());
 
 function alive(pid: number): boolean {
   try {
@@ -137,21 +129,16 @@ describe('supervisor.upgrade()', () => {
 
     const hanging = service({ workers: 1, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'hang' });
     const first = await hanging.next((line) => line.gen === 'ready');
-    const before = new Set(fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)));
+    // The successor is the old supervisor's child: found by its parent pid while it is there.
+    const children = () => fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && parentOf(Number(name)) === first.pid && !first.pids?.includes(Number(name)));
     process.kill(first.pid, 'SIGHUP');
+    await until(() => children().length > 0, 10_000);
+    const [successor] = children().map(Number);
+    seen.add(successor);
     const late = await hanging.next((line) => line.gen === 'upgrade-rejected');
-    expect(late.error?.message).toMatch(/did not serve every slot within 1500 ms/);
-    // The late successor was stopped.
-    const successors = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && !before.has(name));
-    for (const pid of successors) seen.add(Number(pid));
-    const stillThere = successors.filter((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('upgradable.js');
-      } catch {
-        return false;
-      }
-    });
-    expect(stillThere).toEqual([]);
+    expect(late.error?.message).toMatch(new RegExp(`the successor \\(pid ${successor}\\) did not serve every slot within 1500 ms`));
+    // The late successor was stopped (and reaped: no child of the old supervisor but its workers).
+    expect(children()).toEqual([]);
     expect(await fetchOnce(first.ports?.[0] as number)).toBe(String(first.pids?.[0]));
 
     const missing = service({ workers: 1 }, { UPGRADE_OPTIONS: JSON.stringify({ command: ['/nonexistent/node'] }) });
@@ -177,6 +164,25 @@ describe('supervisor.upgrade()', () => {
     expect(successor.steering?.[0]?.enabled).toBe(true);
     const served = await countResponses(port, 90);
     for (const pid of successor.pids ?? []) expect(served.get(String(pid)) ?? 0).toBeGreaterThan(0);
+  });
+
+  it('a successor with fewer workers serves the surplus sockets until their queues are empty, then closes them, highest slot first', async () => {
+    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: 1 })];
+    const svc = service({ workers: 3 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
+    const old = await svc.next((line) => line.gen === 'ready');
+    const port = old.ports?.[0] as number;
+    const sockets = slotInodes(old, port);
+    expect(sockets).toHaveLength(3);
+    process.kill(old.pid, 'SIGHUP');
+    const upgrade = await svc.next((line) => line.gen === 'upgrade');
+    const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+    expect(successor.plan?.reasons.at(-1)).toMatch(/adopted 3 slot socket\(s\).*; 2 beyond this supervisor's 1 slots are lent to its workers and get no new connection$/);
+    await until(() => !alive(old.pid), 15_000);
+    // One of the handed-over sockets (slot 0's) is left, once slots 2 and 1 drained (steered away from, queues empty).
+    await until(() => listeningInodes(port).length === 1, 15_000);
+    expect(sockets).toContain(listeningInodes(port)[0]);
+    const served = await countResponses(port, 30);
+    expect([...served.keys()]).toEqual([String(successor.pids?.[0])]);
   });
 });
 

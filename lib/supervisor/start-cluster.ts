@@ -17,6 +17,9 @@ import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeH
 import { type SupervisorSettings, cpuLocalCpus, positiveInteger, resolveSettings } from './settings';
 import { SlotSockets, type SteeringState } from './slot-sockets';
 import { StallGuard } from './stalls';
+import { SurplusSockets } from './surplus';
+import { type ListenFds, takeListenFds } from './systemd';
+import { SystemdLink } from './systemd-link';
 import { checkCommand, ownCommand, reportToPredecessor, startSuccessor } from './successor';
 import type { SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
@@ -30,6 +33,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #sockets: SlotSockets | undefined;
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
+  readonly #systemd: SystemdLink;
+  readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
   #upgrading: Promise<UpgradeEvent> | undefined;
   #closed = false;
@@ -39,6 +44,13 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #onSigusr2 = () => {
     // Its failure is told by the 'upgrade-failed' event; this supervisor keeps serving.
     this.upgrade().catch(() => undefined);
+  };
+  // systemd's stop (KillMode=mixed: SIGTERM to this process only): drain the workers, exit 0.
+  readonly #onSigterm = () => {
+    this.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
 
   /** `cpus`: CPU-local mode's CPU for each slot. */
@@ -54,21 +66,29 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       {
         emit,
         onRequest: (worker, slot, message) => this.#onRequest(worker, slot, message),
-        onListening: (worker) => {
+        onListening: (worker, slot) => {
           this.#stalls.heard(worker);
+          this.#surplus?.lendTo(worker, slot);
           this.#steer();
           // Give a lent slot back as soon as its own worker listens again.
           this.#stalls.watch();
+          this.#systemd.storeSockets();
         },
         onExit: (worker) => this.#stalls.forget(worker),
         hasSocket: (slot) => this.#sockets?.has(slot.index) ?? false,
-        closeSocket: (slot) => this.#sockets?.close(slot.index),
+        closeSocket: (slot) => {
+          this.#systemd.slotClosing(slot.index);
+          this.#sockets?.close(slot.index);
+        },
       },
       binding,
       cpus,
     );
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit) : undefined;
+    this.#systemd = new SystemdLink(binding, this.#sockets);
+    this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
+    if (this.#systemd.notifying) process.on('SIGTERM', this.#onSigterm);
     if (settings.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
     if (settings.upgradeOnSigusr2) process.on('SIGUSR2', this.#onSigusr2);
   }
@@ -87,8 +107,22 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       throw error;
     }
     // From here every inherited fd is the slot sockets' (closed by close(), or by adopt on failure).
-    const reasons = this.#sockets.adopt(handover.sockets, handover.from);
-    this.plan = { ...this.plan, reasons: [...this.plan.reasons, ...reasons] };
+    this.#addReasons(this.#sockets.adopt(handover.sockets, `pid ${handover.from} (an upgrade)`));
+  }
+
+  /** Takes the slot sockets systemd passed back (its fd store, or a socket unit). */
+  adoptListenFds(passed: ListenFds): void {
+    this.#addReasons(this.#systemd.adopt(loadBinding().binding, passed));
+  }
+
+  /** Every slot is served: systemd hears READY=1 (and keeps the sockets in its store). */
+  serving(): void {
+    this.#addReasons(this.#systemd.serving());
+    this.#surplus?.start();
+  }
+
+  #addReasons(reasons: string[]): void {
+    if (reasons.length > 0) this.plan = { ...this.plan, reasons: [...this.plan.reasons, ...reasons] };
   }
 
   get ports(): number[] {
@@ -163,7 +197,12 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
 
   reload(): Promise<void> {
     const run = async () => {
-      await this.#workers.replaceAll();
+      this.#systemd.reloading();
+      try {
+        await this.#workers.replaceAll();
+      } finally {
+        if (!this.#workers.closing) this.#systemd.reloaded();
+      }
       if (!this.#workers.closing) this.emit('reload', { pids: this.pids });
     };
     this.#reloading = this.#reloading.catch(() => undefined).then(run);
@@ -211,12 +250,15 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#closed = true;
     process.off('SIGHUP', this.#onSighup);
     process.off('SIGUSR2', this.#onSigusr2);
+    process.off('SIGTERM', this.#onSigterm);
     this.#checks?.stop();
+    this.#surplus?.stop();
     await this.#workers.stopAll();
     closeSockets();
   }
 
   close(): Promise<void> {
+    if (!this.#closed) this.#systemd.stopping();
     return this.#shutDown(() => this.#sockets?.closeAll());
   }
 }
@@ -229,6 +271,8 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   const settings = resolveSettings(options);
   // A successor of an upgrade adopts its predecessor's sockets instead of opening new ones.
   const handover = takeHandover();
+  // Sockets systemd passes back (its fd store, a socket unit); an upgrade's hand-over comes first.
+  const listenFds = takeListenFds();
   let adopting = false;
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
@@ -238,7 +282,9 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     try {
       adopting = handover !== undefined;
       if (handover) supervisor.adopt(handover);
+      else if (listenFds) supervisor.adoptListenFds(listenFds);
       await supervisor.start();
+      supervisor.serving();
     } catch (error) {
       await supervisor.close();
       throw error;

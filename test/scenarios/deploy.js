@@ -13,16 +13,40 @@ const path = require('node:path');
 
 const config = {
   way: 'upgrade',
+  // A count, or a list for an upgrade chain ([3, 1, 3]: 3 workers, upgraded to 1, then to 3).
   workers: 2,
   deploys: 3,
   rate: 1000,
   port: 8000,
   keepAlive: false,
+  // Between deploys (the load runs on).
+  pauseMs: 500,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
-const seen = new Set();
+// Pids seen (every generation's supervisor and workers) with their start times: killed at the end
+// only while still the same process (a pid that exited may be someone else's by then).
+const seen = new Map();
+const startTime = (pid) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+};
+const see = (pid) => pid && !seen.has(pid) && seen.set(pid, startTime(pid));
+function killSeen() {
+  for (const [pid, started] of seen) {
+    if (!started || startTime(pid) !== started) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
 const lines = [];
 const waiting = [];
 
@@ -40,9 +64,9 @@ function next(match, since = 0, timeoutMs = 30_000) {
 function startService(env = {}) {
   const child = spawn(process.execPath, [path.join(__dirname, 'service.js')], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: String(config.workers), ...env },
+    env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: [config.workers].flat().join(','), ...env },
   });
-  seen.add(child.pid);
+  see(child.pid);
   let buffer = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk) => {
@@ -50,9 +74,9 @@ function startService(env = {}) {
     for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
       const line = JSON.parse(buffer.slice(0, end));
       buffer = buffer.slice(end + 1);
-      seen.add(line.pid);
-      if (line.successor) seen.add(line.successor);
-      for (const pid of line.pids ?? []) seen.add(pid);
+      see(line.pid);
+      see(line.successor);
+      for (const pid of line.pids ?? []) see(pid);
       lines.push(line);
       for (const waiter of waiting.splice(0)) {
         if (waiter.match(line)) waiter.resolve(line);
@@ -132,7 +156,7 @@ async function main() {
       await once(client, 'started');
       result = once(client, 'result');
     } else {
-      const durationMs = 1500 + config.deploys * 2500;
+      const durationMs = 1500 + config.deploys * (2000 + config.pauseMs);
       client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs } });
       result = once(client, 'result', durationMs + 60_000);
     }
@@ -141,7 +165,7 @@ async function main() {
       const { ready, ms } = await deploy(current);
       current = ready;
       out.deployMs.push(ms);
-      await sleep(500);
+      await sleep(config.pauseMs);
     }
     if (config.keepAlive) client.send({ type: 'stop' });
     out.load = (await result).result;
@@ -149,13 +173,7 @@ async function main() {
     out.reasons = current.reasons;
   } finally {
     client.kill('SIGKILL');
-    for (const pid of seen) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    killSeen();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
@@ -163,12 +181,6 @@ async function main() {
 
 main().catch((error) => {
   console.error(error);
-  for (const pid of seen) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  killSeen();
   process.exit(1);
 });

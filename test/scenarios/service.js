@@ -9,9 +9,15 @@ const { startCluster } = require('../..');
 const say = (event) => process.stdout.write(`${JSON.stringify({ pid: process.pid, ...event })}\n`);
 if (process.env.SCENARIO_BROKEN_SUCCESSOR === 'exit' && process.env.REUSEPORT_HANDOVER) process.exit(3);
 
+// SCENARIO_WORKERS may be a list ("3,1,3"): generation n of an upgrade chain runs the n-th count;
+// each generation tells its successor (which inherits this environment) which one it is.
+const counts = (process.env.SCENARIO_WORKERS ?? '2').split(',').map(Number);
+const generation = Number(process.env.SCENARIO_GENERATION ?? 0);
+process.env.SCENARIO_GENERATION = String(generation + 1);
+
 startCluster({
   exec: path.join(__dirname, 'worker.js'),
-  workers: Number(process.env.SCENARIO_WORKERS ?? 2),
+  workers: counts[generation % counts.length],
   env: { SCENARIO_PORT: process.env.SCENARIO_PORT ?? '8000' },
   upgradeOnSigusr2: true,
 }).then(

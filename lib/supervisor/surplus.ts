@@ -1,0 +1,59 @@
+// Surplus slot sockets: a successor with fewer workers than its predecessor adopts every socket (the
+// same sockets keep their queues), lends each extra one to a live worker, keeps new connections off
+// it (steering), and closes it once its queue is empty, highest slot first so that closing moves no
+// other socket in the kernel's group. Where the port is not steered the kernel keeps sending to them,
+// so they stay lent for good.
+import type { Worker } from 'node:cluster';
+import { supervisorMessage } from '../cluster/primary-link';
+import type { SlotSockets } from './slot-sockets';
+import type { Slot, WorkerSlots } from './worker-slots';
+
+/** How often surplus queues are looked at, and how long after serving they may first be closed. */
+const CHECK_MS = 100;
+const SETTLE_MS = 1_000;
+
+/** The lending and closing of surplus slot sockets for one supervisor. */
+export class SurplusSockets {
+  readonly #sockets: SlotSockets;
+  readonly #workers: WorkerSlots;
+  readonly #onClosed: (slot: number) => void;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(sockets: SlotSockets, workers: WorkerSlots, onClosed: (slot: number) => void) {
+    this.#sockets = sockets;
+    this.#workers = workers;
+    this.#onClosed = onClosed;
+  }
+
+  /** A worker listens: it takes the surplus slots that fall to its slot (surplus % workers). */
+  lendTo(worker: Worker, slot: Slot): void {
+    const count = this.#workers.slots.length;
+    for (const surplus of this.#sockets.surplusSlots()) {
+      if (surplus % count !== slot.index) continue;
+      for (const socket of this.#sockets.socketsOf(surplus)) {
+        this.#workers.send(worker, supervisorMessage({ act: 'lend', slot: surplus, port: socket.port }), socket.handle);
+      }
+    }
+  }
+
+  /** Every slot is served and steered: close each surplus socket once its queue is empty. */
+  start(): void {
+    if (this.#sockets.surplusSlots().length === 0) return;
+    const since = performance.now();
+    this.#timer = setInterval(() => {
+      if (performance.now() - since < SETTLE_MS) return;
+      const [highest] = this.#sockets.surplusSlots();
+      if (highest === undefined) return this.stop();
+      if (!this.#sockets.surplusDrained(highest)) return;
+      for (const slot of this.#workers.slots) if (slot.worker) this.#workers.send(slot.worker, supervisorMessage({ act: 'recall', slot: highest }));
+      this.#onClosed(highest);
+      this.#sockets.closeSurplus(highest);
+    }, CHECK_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
