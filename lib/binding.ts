@@ -1,4 +1,4 @@
-// Loads the native addon once (node-gyp-build: build/Release, then prebuilds/) and types it.
+// Loads the native addon once, at import (node-gyp-build: build/Release, then prebuilds/), and types it.
 import path from 'node:path';
 
 /** A socket the addon opened: its fd and the address the kernel bound. */
@@ -49,24 +49,36 @@ export type BindingLoad =
   | { binding: undefined; error: Error };
 
 const packageRoot = path.join(__dirname, '..');
-let loaded: BindingLoad | undefined;
 
-/** Loads the addon on first use; never throws (importing the library never crashes), warns once if it cannot. */
-export function loadBinding(): BindingLoad {
-  if (loaded) return loaded;
+// Loaded while the package is imported, not on first use: a server that imports the library as
+// root and then drops privileges (or chroots, or loses the file) must keep the addon it had, not
+// silently fall back to another mode because the new user cannot read build/Release.
+const loaded: BindingLoad = load();
+let warned = false;
+
+function load(): BindingLoad {
   try {
-    const load = require('node-gyp-build') as (root: string) => NativeBinding;
-    loaded = { binding: load(packageRoot), error: undefined };
+    const nodeGypBuild = require('node-gyp-build') as (root: string) => NativeBinding;
+    return { binding: nodeGypBuild(packageRoot), error: undefined };
   } catch (cause) {
+    // Never thrown: importing the library never crashes; every plan made without the addon says why.
     const error = new Error(
       `reuseport: the native addon could not be loaded for ${process.platform}-${process.arch} ` +
         `(tried ${path.join(packageRoot, 'build')} and ${path.join(packageRoot, 'prebuilds')}); ` +
         'run "npm rebuild reuseport" with a C++ toolchain installed',
       { cause },
     );
-    loaded = { binding: undefined, error };
-    // Said once; every plan made without the addon also gives it as a reason.
-    process.emitWarning(`${error.message}. Until then reuseport uses Node's own reusePort where this Node has it, else a cluster mode.`, {
+    return { binding: undefined, error };
+  }
+}
+
+/** The addon loaded at import, or why it could not be; warns once, on the first call, if it could not. */
+export function loadBinding(): BindingLoad {
+  // The warning waits for a call, not the import: a process that imports the package without
+  // using it (a build step, a CLI's --help, a bundle that picks another path) has nothing to fix.
+  if (loaded.error && !warned) {
+    warned = true;
+    process.emitWarning(`${loaded.error.message}. Until then reuseport uses Node's own reusePort where this Node has it, else a cluster mode.`, {
       code: 'REUSEPORT_NO_ADDON',
     });
   }

@@ -31,3 +31,14 @@ it("listens through Node's reusePort or alone, with a reason and a single warnin
     fs.rmSync(empty, { recursive: true, force: true });
   }
 });
+
+it('says nothing when the package is only imported: the warning waits for the first call', async () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-no-addon-'));
+  try {
+    const child = startFixture('no-addon.js', ['import-only'], { REUSEPORT_PREBUILD: empty });
+    const result = await child.next<{ warnings: { code: string }[] }>('result');
+    expect(result.warnings.filter((w) => w.code === 'REUSEPORT_NO_ADDON')).toEqual([]);
+  } finally {
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
+});
