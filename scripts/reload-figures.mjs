@@ -103,5 +103,8 @@ lines.push(
   '',
 );
 fs.mkdirSync(path.dirname(values.out), { recursive: true });
-fs.writeFileSync(values.out, `${lines.join('\n')}`);
+// The whole-service section is scripts/deploy-figures.mjs's: kept as it is.
+const previous = fs.existsSync(values.out) ? fs.readFileSync(values.out, 'utf8') : '';
+const deploys = previous.indexOf('## Whole-service deploys');
+fs.writeFileSync(values.out, `${lines.join('\n')}${deploys >= 0 ? `\n${previous.slice(deploys)}` : ''}`);
 process.stdout.write(`${lines.join('\n')}\n`);
