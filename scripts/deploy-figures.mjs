@@ -34,6 +34,7 @@ const cases = [
   ['3 deploys, 2 workers, 1000 new conn/s', 'upgrade() (SIGUSR2): the same sockets handed over', { way: 'upgrade' }],
   ['2 deploys, 3 -> 1 -> 3 workers, 1000 new conn/s', 'upgrade() (SIGUSR2)', { way: 'upgrade', workers: [3, 1, 3], deploys: 2, pauseMs: 3000 }],
   ['3 deploys, 2 workers, 1000 new conn/s', 'upgrade() to a successor that exits at once', { way: 'broken' }],
+  ['3 deploys, 2 workers, 1000 new conn/s', 'systemctl restart with the fd store (harness)', { way: 'systemd' }],
   ['2 deploys, 2 workers, keep-alive: 8 http.Agent + 8 undici lanes', 'upgrade() (SIGUSR2)', { way: 'upgrade', deploys: 2, keepAlive: true }],
 ];
 
@@ -77,6 +78,10 @@ lines.push(
   '  no process listens, new connections are refused, and the old sockets\' queues are reset when they close.',
   '- **start the new service, then stop the old**: new sockets join the port first, so nothing is refused, but the',
   "  old sockets' queues are still reset when the old service closes them.",
+  '- **systemctl restart with the fd store**: the service under `test/fixtures/systemd-harness.py`, which follows',
+  "  systemd's documented protocol (systemd cannot run as PID 1 here): SIGTERM to the supervisor (KillMode=mixed), which",
+  '  drains its workers and exits; the next start gets the stored sockets back with `LISTEN_FDS` and adopts them.',
+  '  Connections that arrive while no process runs wait in the queues, which systemd keeps open.',
   '- **upgrade()**: the successor inherits the very same sockets (fds), so their queues are never reset; the old',
   '  workers drain as in a reload. A successor with fewer workers drains the surplus sockets before closing them.',
   '',

@@ -72,6 +72,22 @@ describe('whole-service upgrade in place (tcp_migrate_req=0)', () => {
   });
 });
 
+describe('systemd restarts with the fd store (tcp_migrate_req=0)', () => {
+  // The service under test/fixtures/systemd-harness.py, which follows systemd's documented fd-store
+  // protocol (systemd cannot run as PID 1 here): Type=notify, KillMode=mixed, FileDescriptorStoreMax=16.
+  it('3 restarts (SIGTERM, wait, start with LISTEN_FDS) at 1000 new connections/s: none fails, the same sockets throughout', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report & { storedInodes: string[]; finalInodes: string[]; listeningInodes: string[] }>({ way: 'systemd', deploys: 3, rate: 1000 }, 0, 120_000, 'deploy.js');
+    show('systemd restart x3', report);
+    expect(report.load.sent).toBeGreaterThan(8000);
+    expect(report.load.failed).toBe(0);
+    expect(report.load.over500ms).toBeLessThanOrEqual(5);
+    expect(report.storedInodes).toHaveLength(2);
+    expect(report.finalInodes).toEqual(report.storedInodes);
+    expect(report.listeningInodes).toEqual(report.storedInodes);
+  });
+});
+
 describe('for comparison', () => {
   it('stop then start (a plain restart) fails connections while nothing listens', async (context) => {
     if (unavailable) return context.skip();

@@ -6,6 +6,9 @@
 //   way 'broken':   SIGUSR2 with a successor that exits at once (the old one must keep serving)
 //   way 'restart':  SIGTERM, wait for the exit, start a new service (what a plain restart does)
 //   way 'overlap':  start a new service first (new sockets), then SIGTERM the old one
+//   way 'systemd':  the service under test/fixtures/systemd-harness.py (systemd's fd-store protocol,
+//                   Type=notify, KillMode=mixed): `systemctl restart` = SIGTERM, wait, start with the
+//                   stored sockets (LISTEN_FDS)
 'use strict';
 const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -118,8 +121,13 @@ function once(emitter, type, timeoutMs = 60_000) {
 // One deploy; resolves with the new generation's ready line and how long it took.
 async function deploy(current) {
   const started = Date.now();
-  const oldPids = [current.pid, ...current.pids];
   const since = lines.length;
+  if (config.way === 'systemd') {
+    harness.stdin.write('restart\n');
+    await next(readyNotice, since);
+    return { ready: current, ms: Date.now() - started };
+  }
+  const oldPids = [current.pid, ...current.pids];
   if (config.way === 'upgrade' || config.way === 'broken') {
     process.kill(current.pid, 'SIGUSR2');
     if (config.way === 'broken') {
@@ -144,10 +152,61 @@ async function deploy(current) {
   return { ready, ms: Date.now() - started };
 }
 
+// The service under the fd-store harness: its events (JSON lines) join `lines` as { harness: event }.
+let harness;
+function startHarnessed() {
+  const script = path.join(__dirname, '..', 'fixtures', 'systemd-harness.py');
+  harness = spawn('python3', [script, '--fdstore-max', '16', '--', process.execPath, path.join(__dirname, 'service.js')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: [config.workers].flat().join(',') },
+  });
+  let buffer = '';
+  harness.stdout.setEncoding('utf8');
+  harness.stdout.on('data', (chunk) => {
+    buffer += chunk;
+    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+      const event = JSON.parse(buffer.slice(0, end));
+      buffer = buffer.slice(end + 1);
+      if (event.event === 'started') see(event.pid);
+      lines.push({ harness: event });
+      for (const waiter of waiting.splice(0)) {
+        if (waiter.match(lines.at(-1))) waiter.resolve(lines.at(-1));
+        else waiting.push(waiter);
+      }
+    }
+  });
+}
+const readyNotice = (line) => line.harness?.event === 'notify' && line.harness.fields.READY === '1';
+async function harnessStatus() {
+  const since = lines.length;
+  harness.stdin.write('status\n');
+  return (await next((line) => line.harness?.event === 'status', since)).harness;
+}
+const listeningInodes = () => {
+  const hex = `:${config.port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((row) => row.trim().split(/\s+/))
+    .filter((fields) => fields[3] === '0A' && fields[1]?.endsWith(hex))
+    .map((fields) => fields[9])
+    .sort();
+};
+
 async function main() {
   const out = { config, migrate, deployMs: [] };
-  const first = startService(config.way === 'broken' ? { SCENARIO_BROKEN_SUCCESSOR: 'exit' } : {});
-  let current = await next((line) => line.gen === 'ready' && line.pid === first.pid);
+  let current;
+  if (config.way === 'systemd') {
+    startHarnessed();
+    harness.stdin.write('start\n');
+    await next(readyNotice);
+    const status = await harnessStatus();
+    out.storedInodes = [...status.inodes].sort();
+    current = { pids: [] };
+  } else {
+    const first = startService(config.way === 'broken' ? { SCENARIO_BROKEN_SUCCESSOR: 'exit' } : {});
+    current = await next((line) => line.gen === 'ready' && line.pid === first.pid);
+  }
   const client = fork(path.join(__dirname, config.keepAlive ? 'pooled-clients.js' : 'load-child.js'));
   try {
     let result;
@@ -171,8 +230,17 @@ async function main() {
     out.load = (await result).result;
     out.finalPid = current.pid;
     out.reasons = current.reasons;
+    if (harness) {
+      out.finalInodes = [...(await harnessStatus()).inodes].sort();
+      out.listeningInodes = listeningInodes();
+    }
   } finally {
     client.kill('SIGKILL');
+    if (harness) {
+      harness.stdin.write('quit\n');
+      await Promise.race([new Promise((resolve) => harness.once('exit', resolve)), sleep(15_000)]);
+      harness.kill('SIGKILL');
+    }
     killSeen();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
