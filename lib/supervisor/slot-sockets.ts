@@ -13,7 +13,6 @@ import { type ListeningSocket, listeningSocketsOn } from '../ports/port-holders'
 import { slotsByCpu } from './affinity';
 import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
-import type { HandedSocket } from './handover';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {
@@ -43,7 +42,8 @@ export interface SteeringState {
   reason: string;
 }
 
-interface SocketGroup {
+/** The slot sockets on one address and port, in slot order. */
+export interface SocketGroup {
   address: string;
   port: number;
   ipv6Only: boolean;
@@ -80,45 +80,46 @@ export function steeringReason(steerable: boolean, othersFirst: number, cpuLocal
 
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
-  readonly #binding: NativeBinding;
-  readonly #slots: number;
-  readonly #groups = new Map<string, SocketGroup>();
+  protected readonly binding: NativeBinding;
+  /** How many worker slots the supervisor has (adopted sockets may have more). */
+  protected readonly slotCount: number;
+  protected readonly groups = new Map<string, SocketGroup>();
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
-  readonly #chosenPorts = new Map<string, number>();
+  protected readonly chosenPorts = new Map<string, number>();
 
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
-  readonly #cpuOfSlot: readonly number[] | undefined;
+  protected readonly cpuOfSlot: readonly number[] | undefined;
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[]) {
-    this.#binding = binding;
-    this.#slots = slots;
-    this.#cpuOfSlot = cpuOfSlot;
+    this.binding = binding;
+    this.slotCount = slots;
+    this.cpuOfSlot = cpuOfSlot;
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
   get(slot: number, request: SlotRequest): SlotSocket {
     const wildcardKey = `${request.address}|${request.port}|${request.ipv6Only}`;
-    const port = request.port === 0 ? (this.#chosenPorts.get(wildcardKey) ?? 0) : request.port;
+    const port = request.port === 0 ? (this.chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = `${request.address}|${port}|${request.ipv6Only}`;
-    let group = this.#groups.get(key);
+    let group = this.groups.get(key);
     if (!group) {
       group = this.#open(request, port);
-      this.#groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
-      if (request.port === 0) this.#chosenPorts.set(wildcardKey, group.port);
+      this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
+      if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
     const known = group.sockets[slot];
     if (known) return known;
     // A slot whose socket was closed: a new one joins at the end of the kernel's group.
-    const [reopened] = this.#bindAll(request, group.port, 1);
+    const [reopened] = this.bindAll(request, group.port, 1);
     if (!reopened) throw new Error('reuseport: no socket was opened');
-    const socket = this.#adopt(reopened, request.ipv6Only, true);
+    const socket = this.wrap(reopened, request.ipv6Only, true);
     group.sockets[slot] = socket;
     return socket;
   }
 
   // Binds `count` sockets (not listening yet), registers them and checks the port's other holders.
-  #bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): { socket: NativeSocket; unregister: () => void }[] {
+  protected bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): { socket: NativeSocket; unregister: () => void }[] {
     const bound: { socket: NativeSocket; unregister: () => void }[] = [];
     const release = () => {
       for (const { socket, unregister } of bound) {
@@ -130,7 +131,7 @@ export class SlotSockets {
       for (let i = 0; i < count; i++) {
         let socket: NativeSocket;
         try {
-          socket = this.#binding.openListener({ address: request.address, port: bound[0]?.socket.port ?? port, ipv6Only: request.ipv6Only, listen: false });
+          socket = this.binding.openListener({ address: request.address, port: bound[0]?.socket.port ?? port, ipv6Only: request.ipv6Only, listen: false });
         } catch (error) {
           throw explainListenError(error as Error);
         }
@@ -152,9 +153,9 @@ export class SlotSockets {
   }
 
   // Listens (if asked) and wraps a bound socket in the handle that is sent to workers.
-  #adopt({ socket, unregister }: { socket: NativeSocket; unregister: () => void }, ipv6Only: boolean, listen: boolean): SlotSocket {
+  protected wrap({ socket, unregister }: { socket: NativeSocket; unregister: () => void }, ipv6Only: boolean, listen: boolean): SlotSocket {
     try {
-      if (listen) this.#binding.listenSocket(socket.fd, BACKLOG);
+      if (listen) this.binding.listenSocket(socket.fd, BACKLOG);
       const handle = tcpHandleFromFd(socket.fd, socket.address, socket.port);
       const inode = String(fs.fstatSync(socket.fd).ino);
       return { handle, fd: socket.fd, inode, address: socket.address, port: socket.port, ipv6Only, unregister };
@@ -166,7 +167,7 @@ export class SlotSockets {
   }
 
   #open(request: SlotRequest, port: number): SocketGroup {
-    const bound = this.#bindAll(request, port, this.#slots);
+    const bound = this.bindAll(request, port, this.slotCount);
     const first = bound[0]?.socket as NativeSocket;
     // Steering needs each slot's index in the kernel's group: the group must be ours alone, joined in
     // slot order. Where another listener (even of our app) is there first, the indexes are unknown.
@@ -174,7 +175,7 @@ export class SlotSockets {
     const steerable = process.platform === 'linux' && others.length === 0;
     const sockets: SlotSocket[] = [];
     try {
-      for (const entry of bound) sockets.push(this.#adopt(entry, request.ipv6Only, true));
+      for (const entry of bound) sockets.push(this.wrap(entry, request.ipv6Only, true));
     } catch (error) {
       for (const socket of sockets) {
         socket.handle.close();
@@ -186,7 +187,7 @@ export class SlotSockets {
       }
       throw error;
     }
-    const reason = steeringReason(steerable, others.length, this.#cpuOfSlot !== undefined);
+    const reason = steeringReason(steerable, others.length, this.cpuOfSlot !== undefined);
     return {
       address: first.address,
       port: first.port,
@@ -202,7 +203,7 @@ export class SlotSockets {
 
   /** Points every steerable group at `slots`; a no-op when unchanged. */
   steer(slots: number[]): void {
-    for (const group of this.#groups.values()) {
+    for (const group of this.groups.values()) {
       if (!group.steering.enabled) continue;
       const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
       const key = allowed.join(',');
@@ -210,7 +211,7 @@ export class SlotSockets {
       const any = group.sockets.find((socket) => socket !== undefined);
       if (!any) continue;
       try {
-        this.#binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
+        this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
         group.attached = key;
       } catch (error) {
         group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
@@ -221,18 +222,18 @@ export class SlotSockets {
   // The program for the allowed slots: CPU-local when asked (each CPU to its slots, a CPU with no
   // slot hashed over all), else a hash over them.
   #program(allowed: number[]): Instruction[] {
-    return this.#cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.#cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
+    return this.cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
   }
 
   /** Steering on each address, for reasons and stats. */
   steering(): SteeringState[] {
-    return [...this.#groups.values()].map((group) => group.steering);
+    return [...this.groups.values()].map((group) => group.steering);
   }
 
   /** Listening sockets on our ports that are not ours (a process that set SO_REUSEPORT itself). */
   strangers(): ListeningSocket[] {
     const found: ListeningSocket[] = [];
-    for (const group of this.#groups.values()) {
+    for (const group of this.groups.values()) {
       const ours = new Set(group.sockets.flatMap((socket) => (socket ? [socket.inode] : [])));
       for (const socket of listeningSocketsOn(group.port)) {
         if (!ours.has(socket.inode) && overlaps(socket.address, group.address)) found.push(socket);
@@ -244,12 +245,12 @@ export class SlotSockets {
   /** Connections waiting in each slot's accept queue now (summed over its addresses; TCP_INFO, no /proc). */
   queued(): Map<number, number> {
     const depth = new Map<number, number>();
-    for (const group of this.#groups.values()) {
+    for (const group of this.groups.values()) {
       group.sockets.forEach((socket, slot) => {
         if (!socket) return;
         let queued = 0;
         try {
-          queued = this.#binding.acceptQueue(socket.fd).queued;
+          queued = this.binding.acceptQueue(socket.fd).queued;
         } catch {
           // not Linux, or not listening yet: nothing known
         }
@@ -261,7 +262,7 @@ export class SlotSockets {
 
   /** A slot's sockets (one per address it serves). */
   socketsOf(slot: number): SlotSocket[] {
-    return [...this.#groups.values()].flatMap((group) => (group.sockets[slot] ? [group.sockets[slot] as SlotSocket] : []));
+    return [...this.groups.values()].flatMap((group) => (group.sockets[slot] ? [group.sockets[slot] as SlotSocket] : []));
   }
 
   /** Whether a slot holds any socket. */
@@ -271,13 +272,13 @@ export class SlotSockets {
 
   /** Closes a slot's sockets (with net.ipv4.tcp_migrate_req=1 the kernel moves their queues). */
   close(slot: number): void {
-    for (const group of this.#groups.values()) {
+    for (const group of this.groups.values()) {
       const socket = group.sockets[slot];
       if (!socket) continue;
       // Closing moves another socket into this one's place in the kernel's group: stop steering first.
       if (group.steering.enabled) {
         try {
-          this.#binding.attachReusePortProgram(socket.fd, NO_STEERING);
+          this.binding.attachReusePortProgram(socket.fd, NO_STEERING);
         } catch {
           // the close below is what matters
         }
@@ -289,175 +290,10 @@ export class SlotSockets {
     }
   }
 
-  /**
-   * Takes over the slot sockets a predecessor handed over (inherited fds, already checked): the same
-   * sockets in the same slots, so their queues and places in the kernel's group stay. Slots of this
-   * supervisor that were not handed over get new sockets at once, in slot order (they join the end of
-   * the group, where their indexes are). Returns a reason per address for the plan.
-   */
-  adopt(handed: HandedSocket[], source: string): string[] {
-    const byKey = new Map<string, HandedSocket[]>();
-    for (const socket of handed) {
-      const key = `${socket.requestedAddress}|${socket.port}|${socket.ipv6Only}`;
-      byKey.set(key, [...(byKey.get(key) ?? []), socket]);
-    }
-    const reasons: string[] = [];
-    // Every inherited fd is owned from here: wrapped in a slot socket (closed by close()), or closed.
-    const pending = new Set(handed.map((socket) => socket.fd));
-    try {
-      for (const [key, sockets] of byKey) reasons.push(this.#adoptGroup(key, sockets, source, pending));
-    } catch (error) {
-      for (const fd of pending) fs.closeSync(fd);
-      throw error;
-    }
-    return reasons;
-  }
-
-  #adoptGroup(key: string, sockets: HandedSocket[], source: string, pending: Set<number>): string {
-    const [first] = sockets as [HandedSocket];
-    const group: SocketGroup = {
-      address: first.address,
-      port: first.port,
-      ipv6Only: first.ipv6Only,
-      sockets: [],
-      steering: { address: first.address, port: first.port, enabled: false, reason: '' },
-      attached: undefined,
-      requested: { address: first.requestedAddress, port: first.requestedPort },
-      sharing: first.group,
-      used: false,
-    };
-    this.#groups.set(key, group);
-    if (first.requestedPort === 0) this.#chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);
-    for (const socket of sockets) {
-      pending.delete(socket.fd);
-      let unregister: () => void;
-      try {
-        unregister = socket.group === false ? () => undefined : registerSocket(socket.fd, socket.group);
-      } catch (error) {
-        fs.closeSync(socket.fd);
-        throw error;
-      }
-      const native: NativeSocket = { fd: socket.fd, family: socket.address.includes(':') ? 6 : 4, address: socket.address, port: socket.port };
-      group.sockets[socket.slot] = this.#adopt({ socket: native, unregister }, socket.ipv6Only, false);
-    }
-    // Contiguous from slot 0 as the predecessor made them: the kernel's indexes are the slots.
-    const contiguous = sockets.every((socket) => group.sockets[socket.slot] !== undefined) && group.sockets.length === sockets.length;
-    // And nothing else on the port: the group is these sockets alone, in slot order.
-    const others = listeningSocketsOn(first.port).filter((socket) => overlaps(socket.address, first.address) && !group.sockets.some((own) => own?.inode === socket.inode));
-    const steerable = first.steerable && contiguous && others.length === 0;
-    const missing = Array.from({ length: Math.max(0, this.#slots - group.sockets.length) }, (_, i) => group.sockets.length + i);
-    if (missing.length > 0) {
-      const request = { address: first.requestedAddress, port: first.port, ipv6Only: first.ipv6Only, group: first.group };
-      const ours = group.sockets.flatMap((socket) => (socket ? [socket.inode] : []));
-      const bound = this.#bindAll(request, first.port, missing.length, ours);
-      bound.forEach((entry, i) => {
-        group.sockets[missing[i] as number] = this.#adopt(entry, first.ipv6Only, true);
-      });
-    }
-    const reason = steerable
-      ? steeringReason(true, 0, this.#cpuOfSlot !== undefined)
-      : others.length > 0
-        ? steeringReason(false, others.length, this.#cpuOfSlot !== undefined)
-        : "no steering: the predecessor did not steer these sockets, or did not hand over every slot's, so the slots' places in the kernel's group are unknown";
-    group.steering = { ...group.steering, enabled: steerable, reason };
-    const surplus = sockets.filter((socket) => socket.slot >= this.#slots).length;
-    return (
-      `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by ${source} (the same sockets, so nothing queued was reset)` +
-        (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
-        (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.#slots} slots are lent to its workers and get no new connection` : '')
-    );
-  }
-
-  /**
-   * Closes adopted sockets that no worker asked for (a port the app no longer listens on), so that
-   * no connection waits on them forever. Returns them, for a warning and the fd store.
-   */
-  closeUnused(): Omit<HandedSocket, 'fd'>[] {
-    const unused = this.handedSockets().filter((socket) => !this.#groupOf(socket)?.used);
-    for (const [key, group] of this.#groups) {
-      if (group.used) continue;
-      for (const socket of group.sockets) socket?.handle.close();
-      for (const socket of group.sockets) socket?.unregister();
-      this.#groups.delete(key);
-    }
-    return unused.map(({ sourceFd: _, ...socket }) => socket);
-  }
-
-  #groupOf(socket: { address: string; port: number; ipv6Only: boolean }): SocketGroup | undefined {
-    return [...this.#groups.values()].find((group) => group.address === socket.address && group.port === socket.port && group.ipv6Only === socket.ipv6Only);
-  }
-
-  /** Every slot socket with its fd here, for a hand-over. */
-  handedSockets(): (Omit<HandedSocket, 'fd'> & { sourceFd: number })[] {
-    return [...this.#groups.values()].flatMap((group) =>
-      group.sockets.flatMap((socket, slot) =>
-        socket
-          ? [
-              {
-                sourceFd: socket.fd,
-                slot,
-                address: group.address,
-                port: group.port,
-                requestedPort: group.requested.port,
-                requestedAddress: group.requested.address,
-                ipv6Only: group.ipv6Only,
-                steerable: group.steering.enabled,
-                group: group.sharing,
-              },
-            ]
-          : [],
-      ),
-    );
-  }
-
-  /** After a hand-over: closes this process's copies of the sockets, leaving their registrations (now the successor's). */
-  release(): void {
-    for (const group of this.#groups.values()) {
-      for (const socket of group.sockets) socket?.handle.close();
-    }
-    this.#groups.clear();
-  }
-
-  /** Slots beyond this supervisor's that hold adopted sockets (a predecessor had more workers), highest first. */
-  surplusSlots(): number[] {
-    const slots = new Set<number>();
-    for (const group of this.#groups.values()) group.sockets.forEach((socket, slot) => socket && slot >= this.#slots && slots.add(slot));
-    return [...slots].sort((a, b) => b - a);
-  }
-
-  /**
-   * Whether a surplus slot can be closed without losing a connection or the steering: every group it
-   * is in is steered (so no new connection goes to it), its socket is the last of the group (closing
-   * it moves no other socket), and its queue is empty.
-   */
-  surplusDrained(slot: number): boolean {
-    return [...this.#groups.values()].every((group) => {
-      const socket = group.sockets[slot];
-      if (!socket) return true;
-      if (!group.steering.enabled || group.attached === undefined || slot !== group.sockets.length - 1) return false;
-      try {
-        return this.#binding.acceptQueue(socket.fd).queued === 0;
-      } catch {
-        return false;
-      }
-    });
-  }
-
-  /** Closes a drained surplus slot's sockets (the last of their groups: the steering stays exact). */
-  closeSurplus(slot: number): void {
-    for (const group of this.#groups.values()) {
-      const socket = group.sockets[slot];
-      if (!socket) continue;
-      socket.handle.close();
-      socket.unregister();
-      group.sockets.length = slot;
-    }
-  }
-
   /** Closes every slot's sockets. */
   closeAll(): void {
-    const last = Math.max(this.#slots, ...[...this.#groups.values()].map((group) => group.sockets.length));
+    const last = Math.max(this.slotCount, ...[...this.groups.values()].map((group) => group.sockets.length));
     for (let slot = last - 1; slot >= 0; slot--) this.close(slot);
-    this.#groups.clear();
+    this.groups.clear();
   }
 }

@@ -7,20 +7,21 @@
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { loadBinding } from '../binding';
-import { invalidArgType, modeUnsupported, nodeError } from '../errors';
 import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './affinity';
 import { PeriodicChecks } from './checks';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './handover';
-import { type SupervisorSettings, cpuLocalCpus, positiveInteger, resolveSettings } from './settings';
-import { SlotSockets, type SteeringState } from './slot-sockets';
+import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './settings';
+import type { SteeringState } from './slot-sockets';
+import { HandoverSlotSockets } from './slot-handover';
 import { StallGuard } from './stalls';
 import { SurplusSockets } from './surplus';
 import { type ListenFds, takeListenFds } from './systemd';
 import { SystemdLink } from './systemd-link';
-import { checkCommand, ownCommand, reportToPredecessor, startSuccessor } from './successor';
+import { Upgrades } from './upgrade';
+import { reportToPredecessor } from './successor';
 import type { SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
 
@@ -30,14 +31,14 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   plan: Plan;
   readonly #settings: SupervisorSettings;
   readonly #workers: WorkerSlots;
-  readonly #sockets: SlotSockets | undefined;
+  readonly #sockets: HandoverSlotSockets | undefined;
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
-  #upgrading: Promise<UpgradeEvent> | undefined;
   #closed = false;
+  readonly #upgrades: Upgrades;
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
   };
@@ -60,7 +61,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#settings = settings;
     const { binding } = loadBinding();
     const emit = (event: string, payload: unknown) => this.emit(event, payload);
-    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, settings.workers, cpus) : undefined;
+    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus) : undefined;
     this.#workers = new WorkerSlots(
       settings,
       {
@@ -87,6 +88,19 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
+    const supervisor = this;
+    this.#upgrades = new Upgrades({
+      get plan() {
+        return supervisor.plan;
+      },
+      get closed() {
+        return supervisor.#closed;
+      },
+      sockets: this.#sockets,
+      readyTimeoutMs: settings.readyTimeoutMs,
+      emit,
+      shutDown: (closeSockets) => this.#shutDown(closeSockets),
+    });
     this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
     if (this.#systemd.notifying) process.on('SIGTERM', this.#onSigterm);
     if (settings.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
@@ -209,41 +223,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     return this.#reloading;
   }
 
-  upgrade(options: UpgradeOptions = {}): Promise<UpgradeEvent> {
-    if (typeof options !== 'object' || options === null) return Promise.reject(invalidOptions(options));
-    if (this.#closed) return Promise.reject(nodeError(Error, 'ERR_REUSEPORT_CLOSED', 'reuseport: the supervisor is closed; there is nothing to upgrade'));
-    if (this.#upgrading) return Promise.reject(nodeError(Error, 'ERR_REUSEPORT_UPGRADE_IN_PROGRESS', 'reuseport: an upgrade is already running; wait for it to end'));
-    let command: string[];
-    let readyTimeoutMs: number;
-    try {
-      command = options.command === undefined ? ownCommand() : checkCommand(options.command);
-      readyTimeoutMs = positiveInteger(options.readyTimeoutMs, 'options.readyTimeoutMs', this.#settings.readyTimeoutMs);
-      if (options.exit !== undefined && typeof options.exit !== 'boolean') throw invalidOptions(options.exit, 'options.exit', 'of type boolean');
-      if (!this.#sockets) throw modeUnsupportedForUpgrade(this.plan);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const sockets = this.#sockets;
-    const run = async (): Promise<UpgradeEvent> => {
-      const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs);
-      try {
-        await successor.ready;
-      } catch (error) {
-        await successor.stop();
-        this.emit('upgrade-failed', error);
-        throw error;
-      }
-      const event: UpgradeEvent = { pid: successor.child.pid ?? 0 };
-      this.emit('upgrade', event);
-      // The successor serves every slot on the same sockets: drain ours, and let go of our copies.
-      await this.#shutDown(() => sockets.release());
-      if (options.exit !== false) process.exit(0);
-      return event;
-    };
-    this.#upgrading = run().finally(() => {
-      this.#upgrading = undefined;
-    });
-    return this.#upgrading;
+  upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
+    return this.#upgrades.start(options);
   }
 
   async #shutDown(closeSockets: () => void): Promise<void> {
@@ -298,14 +279,4 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     }
     throw error;
   }
-}
-
-function invalidOptions(value: unknown, name = 'options', expected = 'of type object'): Error {
-  return invalidArgType(name, expected, value);
-}
-
-function modeUnsupportedForUpgrade(plan: Plan): Error {
-  return modeUnsupported(
-    `reuseport: upgrade() hands the slot sockets to a successor, and this supervisor holds none: its plan is ${plan.mode} (${plan.backend}); ${plan.reasons.join('; ')}`,
-  );
 }

@@ -5,7 +5,7 @@
 // so they stay lent for good.
 import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../cluster/primary-link';
-import type { SlotSockets } from './slot-sockets';
+import type { HandoverSlotSockets } from './slot-handover';
 import type { Slot, WorkerSlots } from './worker-slots';
 
 /** How often surplus queues are looked at, and how long after serving they may first be closed. */
@@ -14,12 +14,12 @@ const SETTLE_MS = 1_000;
 
 /** The lending and closing of surplus slot sockets for one supervisor. */
 export class SurplusSockets {
-  readonly #sockets: SlotSockets;
+  readonly #sockets: HandoverSlotSockets;
   readonly #workers: WorkerSlots;
   readonly #onClosed: (slot: number) => void;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(sockets: SlotSockets, workers: WorkerSlots, onClosed: (slot: number) => void) {
+  constructor(sockets: HandoverSlotSockets, workers: WorkerSlots, onClosed: (slot: number) => void) {
     this.#sockets = sockets;
     this.#workers = workers;
     this.#onClosed = onClosed;

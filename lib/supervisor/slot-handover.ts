@@ -1,0 +1,177 @@
+// Taking over and handing over slot sockets: the sockets a predecessor (an upgrade) or systemd (its fd
+// store, a socket unit) passed are adopted in their slots, every socket is described for the next
+// hand-over, and the surplus of a successor with fewer workers is drained and closed.
+import fs from 'node:fs';
+import type { NativeSocket } from '../binding';
+import { overlaps, registerSocket } from '../ports/ownership';
+import { listeningSocketsOn } from '../ports/port-holders';
+import type { HandedSocket } from './handover';
+import { type SocketGroup, SlotSockets, steeringReason } from './slot-sockets';
+
+/** Slot sockets that can be handed over and taken over. */
+export class HandoverSlotSockets extends SlotSockets {
+  /**
+   * Takes over the slot sockets a predecessor handed over (inherited fds, already checked): the same
+   * sockets in the same slots, so their queues and places in the kernel's group stay. Slots of this
+   * supervisor that were not handed over get new sockets at once, in slot order (they join the end of
+   * the group, where their indexes are). Returns a reason per address for the plan.
+   */
+  adopt(handed: HandedSocket[], source: string): string[] {
+    const byKey = new Map<string, HandedSocket[]>();
+    for (const socket of handed) {
+      const key = `${socket.requestedAddress}|${socket.port}|${socket.ipv6Only}`;
+      byKey.set(key, [...(byKey.get(key) ?? []), socket]);
+    }
+    const reasons: string[] = [];
+    // Every inherited fd is owned from here: wrapped in a slot socket (closed by close()), or closed.
+    const pending = new Set(handed.map((socket) => socket.fd));
+    try {
+      for (const [key, sockets] of byKey) reasons.push(this.#adoptGroup(key, sockets, source, pending));
+    } catch (error) {
+      for (const fd of pending) fs.closeSync(fd);
+      throw error;
+    }
+    return reasons;
+  }
+
+  #adoptGroup(key: string, sockets: HandedSocket[], source: string, pending: Set<number>): string {
+    const [first] = sockets as [HandedSocket];
+    const group: SocketGroup = {
+      address: first.address,
+      port: first.port,
+      ipv6Only: first.ipv6Only,
+      sockets: [],
+      steering: { address: first.address, port: first.port, enabled: false, reason: '' },
+      attached: undefined,
+      requested: { address: first.requestedAddress, port: first.requestedPort },
+      sharing: first.group,
+      used: false,
+    };
+    this.groups.set(key, group);
+    if (first.requestedPort === 0) this.chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);
+    for (const socket of sockets) {
+      pending.delete(socket.fd);
+      let unregister: () => void;
+      try {
+        unregister = socket.group === false ? () => undefined : registerSocket(socket.fd, socket.group);
+      } catch (error) {
+        fs.closeSync(socket.fd);
+        throw error;
+      }
+      const native: NativeSocket = { fd: socket.fd, family: socket.address.includes(':') ? 6 : 4, address: socket.address, port: socket.port };
+      group.sockets[socket.slot] = this.wrap({ socket: native, unregister }, socket.ipv6Only, false);
+    }
+    // Contiguous from slot 0 as the predecessor made them: the kernel's indexes are the slots.
+    const contiguous = sockets.every((socket) => group.sockets[socket.slot] !== undefined) && group.sockets.length === sockets.length;
+    // And nothing else on the port: the group is these sockets alone, in slot order.
+    const others = listeningSocketsOn(first.port).filter((socket) => overlaps(socket.address, first.address) && !group.sockets.some((own) => own?.inode === socket.inode));
+    const steerable = first.steerable && contiguous && others.length === 0;
+    const missing = Array.from({ length: Math.max(0, this.slotCount - group.sockets.length) }, (_, i) => group.sockets.length + i);
+    if (missing.length > 0) {
+      const request = { address: first.requestedAddress, port: first.port, ipv6Only: first.ipv6Only, group: first.group };
+      const ours = group.sockets.flatMap((socket) => (socket ? [socket.inode] : []));
+      const bound = this.bindAll(request, first.port, missing.length, ours);
+      bound.forEach((entry, i) => {
+        group.sockets[missing[i] as number] = this.wrap(entry, first.ipv6Only, true);
+      });
+    }
+    const reason = steerable
+      ? steeringReason(true, 0, this.cpuOfSlot !== undefined)
+      : others.length > 0
+        ? steeringReason(false, others.length, this.cpuOfSlot !== undefined)
+        : "no steering: the predecessor did not steer these sockets, or did not hand over every slot's, so the slots' places in the kernel's group are unknown";
+    group.steering = { ...group.steering, enabled: steerable, reason };
+    const surplus = sockets.filter((socket) => socket.slot >= this.slotCount).length;
+    return (
+      `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by ${source} (the same sockets, so nothing queued was reset)` +
+        (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
+        (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.slotCount} slots are lent to its workers and get no new connection` : '')
+    );
+  }
+
+  /**
+   * Closes adopted sockets that no worker asked for (a port the app no longer listens on), so that
+   * no connection waits on them forever. Returns them, for a warning and the fd store.
+   */
+  closeUnused(): Omit<HandedSocket, 'fd'>[] {
+    const unused = this.handedSockets().filter((socket) => !this.#groupOf(socket)?.used);
+    for (const [key, group] of this.groups) {
+      if (group.used) continue;
+      for (const socket of group.sockets) socket?.handle.close();
+      for (const socket of group.sockets) socket?.unregister();
+      this.groups.delete(key);
+    }
+    return unused.map(({ sourceFd: _, ...socket }) => socket);
+  }
+
+  #groupOf(socket: { address: string; port: number; ipv6Only: boolean }): SocketGroup | undefined {
+    return [...this.groups.values()].find((group) => group.address === socket.address && group.port === socket.port && group.ipv6Only === socket.ipv6Only);
+  }
+
+  /** Every slot socket with its fd here, for a hand-over. */
+  handedSockets(): (Omit<HandedSocket, 'fd'> & { sourceFd: number })[] {
+    return [...this.groups.values()].flatMap((group) =>
+      group.sockets.flatMap((socket, slot) =>
+        socket
+          ? [
+              {
+                sourceFd: socket.fd,
+                slot,
+                address: group.address,
+                port: group.port,
+                requestedPort: group.requested.port,
+                requestedAddress: group.requested.address,
+                ipv6Only: group.ipv6Only,
+                steerable: group.steering.enabled,
+                group: group.sharing,
+              },
+            ]
+          : [],
+      ),
+    );
+  }
+
+  /** After a hand-over: closes this process's copies of the sockets, leaving their registrations (now the successor's). */
+  release(): void {
+    for (const group of this.groups.values()) {
+      for (const socket of group.sockets) socket?.handle.close();
+    }
+    this.groups.clear();
+  }
+
+  /** Slots beyond this supervisor's that hold adopted sockets (a predecessor had more workers), highest first. */
+  surplusSlots(): number[] {
+    const slots = new Set<number>();
+    for (const group of this.groups.values()) group.sockets.forEach((socket, slot) => socket && slot >= this.slotCount && slots.add(slot));
+    return [...slots].sort((a, b) => b - a);
+  }
+
+  /**
+   * Whether a surplus slot can be closed without losing a connection or the steering: every group it
+   * is in is steered (so no new connection goes to it), its socket is the last of the group (closing
+   * it moves no other socket), and its queue is empty.
+   */
+  surplusDrained(slot: number): boolean {
+    return [...this.groups.values()].every((group) => {
+      const socket = group.sockets[slot];
+      if (!socket) return true;
+      if (!group.steering.enabled || group.attached === undefined || slot !== group.sockets.length - 1) return false;
+      try {
+        return this.binding.acceptQueue(socket.fd).queued === 0;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** Closes a drained surplus slot's sockets (the last of their groups: the steering stays exact). */
+  closeSurplus(slot: number): void {
+    for (const group of this.groups.values()) {
+      const socket = group.sockets[slot];
+      if (!socket) continue;
+      socket.handle.close();
+      socket.unregister();
+      group.sockets.length = slot;
+    }
+  }
+}
