@@ -8,7 +8,19 @@ export type { ListenReusePortOptions } from './listen/options';
 export { planListen } from './plan/plan';
 export { setupPrimary } from './cluster/setup-primary';
 export { startCluster } from './supervisor/start-cluster';
-export type { ForeignSocketEvent, SlotStats, StallEvent, StartClusterOptions, Supervisor, WorkerExit } from './supervisor/types';
+export type {
+  ForeignSocketEvent,
+  HealthOptions,
+  ShutdownOptions,
+  ShutdownResult,
+  SlotStats,
+  StallEvent,
+  StartClusterOptions,
+  Supervisor,
+  UpgradeEvent,
+  UpgradeOptions,
+  WorkerExit,
+} from './supervisor/types';
 export type { SteeringState } from './supervisor/slot-sockets';
 export type { SetupPrimaryOptions } from './cluster/setup-primary';
 export type { ModeChoice, Plan, PlanOptions } from './plan/plan';

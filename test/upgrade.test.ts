@@ -17,6 +17,7 @@ interface Line {
   gen: 'ready' | 'upgrade' | 'upgrade-failed' | 'upgrade-rejected' | 'failed';
   pids?: number[];
   ports?: number[];
+  healthPort?: number;
   plan?: { reasons: string[] };
   steering?: { enabled: boolean; reason: string }[];
   inodes?: string[];
@@ -114,6 +115,20 @@ describe('supervisor.upgrade()', () => {
       const served = await countResponses(port, 40);
       expect([...served.keys()].map(Number).sort()).toEqual([...(current.pids ?? [])].sort());
     }
+  });
+
+  it('the successor takes over the health socket too: the same health port answers before, during and after', async () => {
+    const svc = service({ workers: 1, upgradeOnSigusr2: true, health: { port: 0 } });
+    const old = await svc.next((line) => line.gen === 'ready');
+    const health = old.healthPort as number;
+    expect(health).toBeGreaterThan(0);
+    expect(await fetchOnce(health)).toBe('{"error":"not found: GET /ready, /live or /metrics"}\n');
+    process.kill(old.pid, 'SIGUSR2');
+    const upgrade = await svc.next((line) => line.gen === 'upgrade' && line.pid === old.pid);
+    const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+    expect(successor.healthPort).toBe(health);
+    await until(() => !alive(old.pid), 15_000);
+    expect(await fetchOnce(health)).toMatch(/not found/);
   });
 
   it('a successor that exits at once, one that never gets ready, and a command that does not exist leave the old one serving', async () => {

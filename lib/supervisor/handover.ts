@@ -33,6 +33,8 @@ export interface Handover {
   /** The fd of the readiness channel: the successor writes one JSON line there once every slot listens. */
   ready: number;
   sockets: HandedSocket[];
+  /** The fd of the health server's listening socket, if the predecessor had one. */
+  health?: number;
 }
 
 /** ERR_REUSEPORT_HANDOVER: a hand-over that cannot be used; the predecessor keeps serving. */
@@ -57,6 +59,10 @@ export function parseHandover(text: string): Handover {
   if (!isFd(value.ready)) throw handoverError(`"ready" must be an fd >= 3, not ${JSON.stringify(value.ready)}`);
   if (!Array.isArray(value.sockets) || value.sockets.length === 0) throw handoverError('"sockets" must be a non-empty list');
   const fds = new Set<number>([value.ready as number]);
+  if (value.health !== undefined) {
+    if (!isFd(value.health) || fds.has(value.health)) throw handoverError(`"health" must be an unused fd >= 3, not ${JSON.stringify(value.health)}`);
+    fds.add(value.health);
+  }
   const places = new Set<string>();
   const sockets = value.sockets.map((entry: Partial<HandedSocket>, index) => {
     const where = `socket ${index}`;
@@ -73,7 +79,7 @@ export function parseHandover(text: string): Handover {
     places.add(place);
     return entry as HandedSocket;
   });
-  return { from: value.from as number, ready: value.ready as number, sockets };
+  return { from: value.from as number, ready: value.ready as number, sockets, ...(value.health === undefined ? {} : { health: value.health }) };
 }
 
 /** Closes inherited socket fds that will not be adopted (an fd already gone is fine). */

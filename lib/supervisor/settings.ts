@@ -1,12 +1,40 @@
 // startCluster's options checked and resolved once, with every default, before anything is forked.
+import net from 'node:net';
 import os from 'node:os';
 import { loadBinding } from '../binding';
-import { invalidArgType, modeUnsupported, outOfRange } from '../errors';
+import { badPort, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../errors';
 import type { Plan } from '../plan/plan';
 import type { StartClusterOptions } from './types';
 
 /** startCluster's options with every default resolved. */
-export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env'>> & { env: Record<string, string> };
+export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env' | 'health' | 'shutdownSignals'>> & {
+  env: Record<string, string>;
+  health: { port: number; host: string } | undefined;
+  shutdownSignals: NodeJS.Signals[];
+};
+
+const SIGNALS = new Set(Object.keys(os.constants.signals));
+
+function shutdownSignals(value: unknown): NodeJS.Signals[] {
+  if (value === undefined) return ['SIGTERM', 'SIGINT'];
+  if (value === false) return [];
+  if (!Array.isArray(value)) throw invalidArgType('options.shutdownSignals', 'an array of signal names or false', value);
+  for (const signal of value) {
+    if (typeof signal !== 'string' || !SIGNALS.has(signal) || signal === 'SIGKILL' || signal === 'SIGSTOP') {
+      throw invalidArgValue('options.shutdownSignals entries', "signal names such as 'SIGTERM' (not SIGKILL or SIGSTOP)", signal);
+    }
+  }
+  return [...new Set(value as NodeJS.Signals[])];
+}
+
+function health(value: unknown): { port: number; host: string } | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw invalidArgType('options.health', 'of type object', value);
+  const { port, host = '127.0.0.1' } = value as { port?: unknown; host?: unknown };
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) throw badPort('options.health.port', port);
+  if (typeof host !== 'string' || net.isIP(host) === 0) throw invalidArgType('options.health.host', 'a numeric IP address', host);
+  return { port, host };
+}
 
 export function positiveInteger(value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -39,6 +67,11 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 1_000),
     cpuLocal: optionalBoolean(options.cpuLocal, 'options.cpuLocal'),
     upgradeOnSigusr2: optionalBoolean(options.upgradeOnSigusr2, 'options.upgradeOnSigusr2'),
+    shutdownSignals: shutdownSignals(options.shutdownSignals),
+    // Kubernetes removes a terminating pod from its Services' endpoints while SIGTERM is already on
+    // its way: keep serving a while, or new connections arrive at a closed port.
+    shutdownDelayMs: positiveInteger(options.shutdownDelayMs, 'options.shutdownDelayMs', process.env.KUBERNETES_SERVICE_HOST ? 5_000 : 0, 0),
+    health: health(options.health),
     env: { ...options.env },
   };
 }

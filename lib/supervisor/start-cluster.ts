@@ -6,6 +6,7 @@
 // and the hand-over of the slot sockets to a successor in an upgrade (handover.ts, successor.ts).
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import { loadBinding } from '../binding';
 import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { setupPrimary } from '../cluster/setup-primary';
@@ -22,10 +23,24 @@ import { type ListenFds, takeListenFds } from './systemd';
 import { SystemdLink } from './systemd-link';
 import { Upgrades } from './upgrade';
 import { reportToPredecessor } from './successor';
-import type { SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions } from './types';
+import { HealthServer } from './health';
+import { GracefulShutdown } from './shutdown';
+import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
 
-export type { ForeignSocketEvent, SlotStats, StallEvent, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
+export type {
+  ForeignSocketEvent,
+  HealthOptions,
+  ShutdownOptions,
+  ShutdownResult,
+  SlotStats,
+  StallEvent,
+  StartClusterOptions,
+  Supervisor,
+  UpgradeEvent,
+  UpgradeOptions,
+  WorkerExit,
+} from './types';
 
 class ClusterSupervisor extends EventEmitter implements Supervisor {
   plan: Plan;
@@ -38,20 +53,20 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
   #closed = false;
+  #closing: Promise<ShutdownResult> | undefined;
   readonly #upgrades: Upgrades;
+  readonly #shutdown: GracefulShutdown;
+  readonly #health: HealthServer | undefined;
+  readonly #counts = { restarts: 0, reloads: 0, upgrades: 0 };
+  /** The predecessor's health socket (an upgrade): served on if it is on our health port, else closed. */
+  #handedHealthFd: number | undefined;
+  #healthPort: number | undefined;
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
   };
   readonly #onSigusr2 = () => {
     // Its failure is told by the 'upgrade-failed' event; this supervisor keeps serving.
     this.upgrade().catch(() => undefined);
-  };
-  // systemd's stop (KillMode=mixed: SIGTERM to this process only): drain the workers, exit 0.
-  readonly #onSigterm = () => {
-    this.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
   };
 
   /** `cpus`: CPU-local mode's CPU for each slot. */
@@ -100,9 +115,37 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       readyTimeoutMs: settings.readyTimeoutMs,
       emit,
       shutDown: (closeSockets) => this.#shutDown(closeSockets),
+      healthFd: () => this.#health?.fd,
     });
     this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
-    if (this.#systemd.notifying) process.on('SIGTERM', this.#onSigterm);
+    this.#shutdown = new GracefulShutdown({
+      signals: settings.shutdownSignals,
+      delayMs: settings.shutdownDelayMs,
+      drainTimeoutMs: settings.drainTimeoutMs,
+      emit,
+      close: () => this.#closeAll(),
+      abort: () => {
+        for (const pid of this.pids) process.kill(pid, 'SIGKILL');
+      },
+    });
+    this.#health = settings.health
+      ? new HealthServer({
+          ready: () => this.ready,
+          shuttingDown: () => this.#shutdown.begun,
+          stats: () => this.stats(),
+          counts: () => ({ ...this.#counts }),
+        })
+      : undefined;
+    this.on('exit', (exit: WorkerExit) => {
+      if (!exit.expected) this.#counts.restarts += 1;
+    });
+    this.on('reload', () => {
+      this.#counts.reloads += 1;
+    });
+    this.on('upgrade', () => {
+      this.#counts.upgrades += 1;
+    });
+    this.#shutdown.install();
     if (settings.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
     if (settings.upgradeOnSigusr2) process.on('SIGUSR2', this.#onSigusr2);
   }
@@ -122,6 +165,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     }
     // From here every inherited fd is the slot sockets' (closed by close(), or by adopt on failure).
     this.#addReasons(this.#sockets.adopt(handover.sockets, `pid ${handover.from} (an upgrade)`));
+    this.#handedHealthFd = handover.health;
   }
 
   /** Takes the slot sockets systemd passed back (its fd store, or a socket unit). */
@@ -147,7 +191,36 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     return this.#workers.pids;
   }
 
+  /** Whether every slot is served by its own worker and no shutdown or close has begun. */
+  get ready(): boolean {
+    if (this.#closed || this.#shutdown.begun) return false;
+    return this.#workers.slots.every((slot) => slot.ready && slot.worker !== undefined && !slot.worker.isDead());
+  }
+
+  get healthPort(): number | undefined {
+    return this.#healthPort;
+  }
+
+  shutdown(options?: ShutdownOptions): Promise<ShutdownResult> {
+    return this.#shutdown.start(options);
+  }
+
   async start(): Promise<void> {
+    const handed = this.#handedHealthFd;
+    this.#handedHealthFd = undefined;
+    if (!this.#health && handed !== undefined) fs.closeSync(handed);
+    if (this.#health && this.#settings.health) {
+      try {
+        this.#healthPort = await this.#health.listen(this.#settings.health.port, this.#settings.health.host, handed);
+      } catch (error) {
+        // Nothing was started: no worker, no socket.
+        this.#closed = true;
+        this.#shutdown.uninstall();
+        process.off('SIGHUP', this.#onSighup);
+        process.off('SIGUSR2', this.#onSigusr2);
+        throw error;
+      }
+    }
     this.#checks?.start(this.#settings.foreignCheckMs);
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
@@ -227,20 +300,31 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     return this.#upgrades.start(options);
   }
 
-  async #shutDown(closeSockets: () => void): Promise<void> {
+  // Drains and stops every worker, then closes (or, after an upgrade, lets go of) the slot sockets; once.
+  #shutDown(closeSockets: () => void): Promise<ShutdownResult> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
     process.off('SIGHUP', this.#onSighup);
     process.off('SIGUSR2', this.#onSigusr2);
-    process.off('SIGTERM', this.#onSigterm);
     this.#checks?.stop();
     this.#surplus?.stop();
-    await this.#workers.stopAll();
-    closeSockets();
+    this.#closing = this.#workers.stopAll().then((result) => {
+      closeSockets();
+      this.#health?.close();
+      // Last: a second shutdown signal during the drain still ends it at once.
+      this.#shutdown.uninstall();
+      return result;
+    });
+    return this.#closing;
   }
 
-  close(): Promise<void> {
+  #closeAll(): Promise<ShutdownResult> {
     if (!this.#closed) this.#systemd.stopping();
     return this.#shutDown(() => this.#sockets?.closeAll());
+  }
+
+  async close(): Promise<void> {
+    await this.#closeAll();
   }
 }
 

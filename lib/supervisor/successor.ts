@@ -41,15 +41,22 @@ export interface Successor {
 }
 
 /** Starts `command` with the sockets handed over; `ready` rejects with ERR_REUSEPORT_UPGRADE_FAILED. */
-export function startSuccessor(command: string[], sockets: (Omit<HandedSocket, 'fd'> & { sourceFd: number })[], readyTimeoutMs: number): Successor {
+export function startSuccessor(
+  command: string[],
+  sockets: (Omit<HandedSocket, 'fd'> & { sourceFd: number })[],
+  readyTimeoutMs: number,
+  healthFd?: number,
+): Successor {
   const [file, ...args] = command as [string, ...string[]];
   const handover: Handover = {
     from: process.pid,
     ready: READY_FD,
     sockets: sockets.map(({ sourceFd: _, ...socket }, index) => ({ ...socket, fd: READY_FD + 1 + index })),
+    ...(healthFd === undefined ? {} : { health: READY_FD + 1 + sockets.length }),
   };
+  const inherited = [...sockets.map((socket) => socket.sourceFd), ...(healthFd === undefined ? [] : [healthFd])];
   const child = spawn(file, args, {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...sockets.map((socket) => socket.sourceFd)],
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...inherited],
     env: { ...process.env, [HANDOVER_ENV]: JSON.stringify(handover) },
   });
   const exited = new Promise<void>((resolve) => {

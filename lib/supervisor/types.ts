@@ -54,6 +54,37 @@ export interface StartClusterOptions {
    * inspector; SIGUSR2 is free unless the app uses it).
    */
   upgradeOnSigusr2?: boolean;
+  /**
+   * Signals that shut the service down gracefully: readiness fails at once, the workers keep serving
+   * for `shutdownDelayMs`, then drain, and the process exits 0 (non-zero if the drain had to cut
+   * connections). A second signal ends at once. Default ['SIGTERM', 'SIGINT']; false leaves signals alone.
+   */
+  shutdownSignals?: NodeJS.Signals[] | false;
+  /** How long to keep serving after a shutdown signal, so that balancers stop sending first. Default 0, or 5 s in Kubernetes (KUBERNETES_SERVICE_HOST set). */
+  shutdownDelayMs?: number;
+  /** A health server of the supervisor's own (so a stalled worker cannot make it lie): GET /ready, /live, /metrics. */
+  health?: HealthOptions;
+}
+
+/** Where the supervisor's health server listens. */
+export interface HealthOptions {
+  port: number;
+  /** Default '127.0.0.1'; '::' or '0.0.0.0' for a balancer on another host. */
+  host?: string;
+}
+
+/** Options of supervisor.shutdown(). */
+export interface ShutdownOptions {
+  /** Keep serving this long first (default: shutdownDelayMs). */
+  delayMs?: number;
+  /** Exit the process when done (0, or 1 if connections were cut). Default true. */
+  exit?: boolean;
+}
+
+/** How a shutdown ended: connections the drain had to cut, and workers that had to be killed. */
+export interface ShutdownResult {
+  cut: number;
+  killed: number[];
 }
 
 /** Options of supervisor.upgrade(). */
@@ -142,6 +173,15 @@ export interface Supervisor extends EventEmitter {
    * keeps serving; the promise rejects with ERR_REUSEPORT_UPGRADE_FAILED.
    */
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent>;
+  /**
+   * Graceful shutdown (what shutdownSignals run): readiness fails at once, keep serving for the delay,
+   * drain every worker, close; then exit 0 (1 if the drain cut connections) unless `exit: false`.
+   */
+  shutdown(options?: ShutdownOptions): Promise<ShutdownResult>;
+  /** Whether every slot is served by its own worker and no shutdown has begun (what GET /ready says). */
+  readonly ready: boolean;
+  /** The port the health server listens on (health.port 0 resolved), if there is one. */
+  readonly healthPort: number | undefined;
   /** Per slot: connections accepted, stalls seen, queue depth, who serves it now if not its own worker, and its CPU in CPU-local mode. */
   stats(): SlotStats[];
   /** Per address: whether new connections are steered (Linux cBPF), and why not. */

@@ -16,7 +16,9 @@ export interface UpgradeHost {
   readonly readyTimeoutMs: number;
   emit(event: string, payload: unknown): void;
   /** Stops the supervisor: drains its workers, then `closeSockets`. */
-  shutDown(closeSockets: () => void): Promise<void>;
+  shutDown(closeSockets: () => void): Promise<unknown>;
+  /** The health server's listening fd, handed over too (the successor serves the same health port). */
+  healthFd(): number | undefined;
 }
 
 /** The upgrades of one supervisor. */
@@ -56,7 +58,7 @@ export class Upgrades {
   }
 
   async #run(command: string[], readyTimeoutMs: number, sockets: HandoverSlotSockets, exit: boolean): Promise<UpgradeEvent> {
-    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs);
+    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd());
     try {
       await successor.ready;
     } catch (error) {

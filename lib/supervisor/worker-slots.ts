@@ -28,7 +28,8 @@ export interface WorkerSlotHooks {
 
 interface Waiter {
   listening: () => void;
-  drained: () => void;
+  /** `destroyed`: connections the worker's drain had to cut at its timeout. */
+  drained: (destroyed: number) => void;
   failed?: (error: Error) => void;
 }
 
@@ -139,7 +140,7 @@ export class WorkerSlots {
       const error = Object.assign(new Error(`${text} (worker pid ${worker.process.pid}, slot ${slot.index})`), fields);
       this.#waiters.get(worker)?.failed?.(error);
     } else if (message.act === 'drained') {
-      this.#waiters.get(worker)?.drained();
+      this.#waiters.get(worker)?.drained(message.destroyed);
     }
   }
 
@@ -196,22 +197,25 @@ export class WorkerSlots {
     }, delay);
   }
 
-  /** Drains a worker (bounded) and makes sure it exits. */
-  async stop(worker: Worker): Promise<void> {
-    if (worker.isDead()) return;
+  /** Drains a worker (bounded) and makes sure it exits; says what the drain cut and whether it had to be killed. */
+  async stop(worker: Worker): Promise<{ cut: number; killed: boolean }> {
+    if (worker.isDead()) return { cut: 0, killed: false };
     this.#leaving.add(worker);
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    const drained = new Promise<void>((resolve) => {
+    const drained = new Promise<number>((resolve) => {
       const waiter = this.#waiters.get(worker);
       this.#waiters.set(worker, { ...waiter, listening: waiter?.listening ?? (() => undefined), drained: resolve });
     });
     this.send(worker, supervisorMessage({ act: 'drain', timeoutMs: this.#settings.drainTimeoutMs }));
-    const bound = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-    await Promise.race([drained, exited, bound(this.#settings.drainTimeoutMs + 2_000)]);
+    const bound = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms).unref());
+    const cut = await Promise.race([drained, exited.then(() => 0), bound(this.#settings.drainTimeoutMs + 2_000, -1)]);
     if (!worker.isDead()) worker.process.kill('SIGTERM');
-    await Promise.race([exited, bound(5_000)]);
-    if (!worker.isDead()) worker.process.kill('SIGKILL');
+    await Promise.race([exited, bound(5_000, undefined)]);
+    const killed = !worker.isDead();
+    if (killed) worker.process.kill('SIGKILL');
     await exited;
+    // -1: it never said it had drained (a stalled worker): whatever it held was cut with it.
+    return { cut: Math.max(0, cut), killed: killed || cut === -1 };
   }
 
   /** Sends over IPC; a worker that is gone cannot be told anything, and its exit is handled elsewhere. */
@@ -235,14 +239,19 @@ export class WorkerSlots {
     }
   }
 
-  /** Stops replacing, then drains and stops every worker. */
-  async stopAll(): Promise<void> {
+  /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
+  async stopAll(): Promise<{ cut: number; killed: number[] }> {
     this.#closing = true;
     for (const slot of this.slots) {
       if (slot.restartTimer) clearTimeout(slot.restartTimer);
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
       slot.restartTimer = slot.closeTimer = undefined;
     }
-    await Promise.all([...this.#slotOf.keys()].map((worker) => this.stop(worker)));
+    const workers = [...this.#slotOf.keys()];
+    const results = await Promise.all(workers.map((worker) => this.stop(worker)));
+    return {
+      cut: results.reduce((sum, result) => sum + result.cut, 0),
+      killed: workers.flatMap((worker, i) => (results[i]?.killed && worker.process.pid ? [worker.process.pid] : [])),
+    };
   }
 }

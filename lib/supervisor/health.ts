@@ -1,0 +1,175 @@
+// The supervisor's own health server, on a port of its own: a stalled worker cannot make it lie.
+// GET /ready: 200 while every slot is served by its own worker and no shutdown has begun, else 503,
+// with a JSON body per slot; GET /live: 200 while the supervisor's event loop runs; GET /metrics:
+// the Prometheus text format (prom-client, loaded only when the server is asked for).
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { loadBinding } from '../binding';
+import { type SystemError, systemError } from '../errors';
+import { findPortHolders } from '../ports/port-holders';
+import type { SlotStats } from './types';
+
+/** What the health server reports, read at each request. */
+export interface HealthSource {
+  ready(): boolean;
+  shuttingDown(): boolean;
+  stats(): SlotStats[];
+  counts(): { restarts: number; reloads: number; upgrades: number };
+}
+
+type PromClient = typeof import('prom-client');
+
+/** The health server of one supervisor. */
+export class HealthServer {
+  readonly #server: http.Server;
+  readonly #source: HealthSource;
+  #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
+
+  constructor(source: HealthSource) {
+    this.#source = source;
+    this.#server = http.createServer((request, response) => this.#answer(request, response));
+    // A balancer's checks come often; keeping their connections costs nothing here.
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  /** The listening socket's fd (handed to a successor in an upgrade), once listening. */
+  get fd(): number | undefined {
+    const fd = (this.#server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  /**
+   * Listens, on `handed` (the predecessor's health socket, in an upgrade) when it is bound to this
+   * address and port, else on a socket of its own; rejects with EADDRINUSE naming the holder of the
+   * port (nothing else is started before this).
+   */
+  listen(port: number, host: string, handed?: number): Promise<number> {
+    const reuse = handed !== undefined && handedMatches(handed, host, port);
+    if (handed !== undefined && !reuse) fs.closeSync(handed);
+    return new Promise((resolve, reject) => {
+      const onError = (error: SystemError) => {
+        this.#server.off('listening', onListening);
+        reject(error.code === 'EADDRINUSE' ? portTaken(error, host, port) : error);
+      };
+      const onListening = () => {
+        this.#server.off('error', onError);
+        resolve((this.#server.address() as net.AddressInfo).port);
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', onListening);
+      if (reuse) this.#server.listen({ fd: handed });
+      else this.#server.listen({ port, host, exclusive: true });
+    });
+  }
+
+  close(): void {
+    this.#server.close();
+    this.#server.closeAllConnections();
+  }
+
+  #answer(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD' }).end();
+    } else if (path === '/ready') {
+      const ready = this.#source.ready();
+      const slots = this.#source.stats().map(({ slot, pid, lentTo, queued }) => ({ slot, pid, lentTo, queued }));
+      this.#json(response, ready ? 200 : 503, { ready, shuttingDown: this.#source.shuttingDown(), slots });
+    } else if (path === '/live') {
+      this.#json(response, 200, { live: true });
+    } else if (path === '/metrics') {
+      this.#metricsText().then(
+        ({ text, contentType }) => response.writeHead(200, { 'content-type': contentType }).end(text),
+        (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+      );
+    } else {
+      this.#json(response, 404, { error: 'not found: GET /ready, /live or /metrics' });
+    }
+  }
+
+  #json(response: http.ServerResponse, status: number, body: unknown): void {
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
+  }
+
+  async #metricsText(): Promise<{ text: string; contentType: string }> {
+    const registry = this.#registry();
+    return { text: await registry.metrics(), contentType: registry.contentType };
+  }
+
+  // The registry is the supervisor's own (not prom-client's global one), filled at each scrape.
+  #registry(): InstanceType<PromClient['Registry']> {
+    if (this.#metrics) return this.#metrics.registry;
+    const client = require('prom-client') as PromClient;
+    const registry = new client.Registry();
+    const source = this.#source;
+    const perSlot = (name: string, help: string, type: 'counter' | 'gauge', value: (slot: SlotStats) => number) => {
+      const Metric = type === 'counter' ? client.Counter : client.Gauge;
+      new Metric({
+        name,
+        help,
+        labelNames: ['slot'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const slot of source.stats()) {
+            if (type === 'counter') (this as InstanceType<PromClient['Counter']>).inc({ slot: String(slot.slot) }, value(slot));
+            else (this as InstanceType<PromClient['Gauge']>).set({ slot: String(slot.slot) }, value(slot));
+          }
+        },
+      });
+    };
+    perSlot('reuseport_slot_accepted_total', 'Connections accepted from the slot socket, by its worker or a borrower.', 'counter', (slot) => slot.accepted);
+    perSlot('reuseport_slot_queue_depth', 'Connections waiting in the slot socket accept queue at the last sample.', 'gauge', (slot) => slot.queued);
+    perSlot('reuseport_slot_stalls_total', 'Stalls seen: the slot worker stopped answering while listening.', 'counter', (slot) => slot.stalls);
+    const total = (name: string, help: string, value: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    total('reuseport_worker_restarts_total', 'Workers replaced after they died or stalled for good.', () => source.counts().restarts);
+    total('reuseport_reloads_total', 'Reloads of every worker completed.', () => source.counts().reloads);
+    total('reuseport_upgrades_total', 'Upgrades in place handed over to a successor.', () => source.counts().upgrades);
+    new client.Gauge({
+      name: 'reuseport_ready',
+      help: '1 while every slot is served by its own worker and no shutdown has begun.',
+      registers: [registry],
+      collect() {
+        this.set(source.ready() ? 1 : 0);
+      },
+    });
+    this.#metrics = { registry };
+    return registry;
+  }
+}
+
+// Whether an inherited fd is a listening TCP socket on host:port (port 0: any).
+function handedMatches(fd: number, host: string, port: number): boolean {
+  const { binding } = loadBinding();
+  try {
+    const info = binding?.socketInfo(fd);
+    return info !== undefined && info.listening && info.address === host && (port === 0 || info.port === port);
+  } catch {
+    return false;
+  }
+}
+
+// EADDRINUSE on the health port, naming who holds it.
+function portTaken(error: SystemError, host: string, port: number): SystemError {
+  let holders = '';
+  try {
+    holders = findPortHolders(port)
+      .map((holder) => `${holder.address}:${holder.port} by ${holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ') || `uid ${holder.uid}`}`)
+      .join('; ');
+  } catch {
+    // who holds it is advice; the error stands without it
+  }
+  const taken = systemError(error.errno ?? -98, 'listen', host, port);
+  taken.message = `${taken.message} (the health port${holders ? ` is held by ${holders}` : ' is taken'}: choose another health.port)`;
+  return taken;
+}
