@@ -13,7 +13,13 @@ function request(options, agent) {
         body += chunk;
       });
       response.on('end', () =>
-        resolve({ ok: response.statusCode === 200, body, ms: performance.now() - started, connection: response.headers.connection }),
+        resolve({
+          ok: response.statusCode === 200,
+          ...(response.statusCode === 200 ? {} : { code: `HTTP ${response.statusCode}` }),
+          body,
+          ms: performance.now() - started,
+          connection: response.headers.connection,
+        }),
       );
       response.on('error', (error) => resolve({ ok: false, code: error.code ?? 'ERESPONSE', ms: performance.now() - started }));
     });

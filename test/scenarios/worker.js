@@ -19,7 +19,7 @@ server.on('connection', (socket) => {
   });
 });
 const port = Number(process.env.SCENARIO_PORT ?? 0);
-listenReusePort(server, port, { host: '127.0.0.1' }).then(
+listenReusePort(server, port, { host: process.env.SCENARIO_HOST ?? '127.0.0.1' }).then(
   (info) => process.send?.({ type: 'ready', port: info.address.port, mode: info.mode }),
   (error) => {
     console.error(error);
