@@ -39,7 +39,7 @@ export interface NativeBinding {
   listeningSockets(port: number): { family: 4 | 6; address: string; port: number; uid: number; inode: string; queued: number }[];
   /** An IPv4/IPv6 TCP socket (an inherited listener) read without changing it; anything else throws ENOTSOCK, EPROTOTYPE or EBADF with the fd. */
   socketInfo(fd: number): { family: 4 | 6; address: string; port: number; listening: boolean; reusePort: boolean; ipv6Only: boolean };
-  /** Sends one sd_notify datagram to the unix socket at `path` ('/...' or '@abstract', as $NOTIFY_SOCKET) with `fds` as SCM_RIGHTS; OS errors carry code, errno, syscall and the path as address. */
+  /** Sends one sd_notify datagram to the unix socket at `path` ('/...' or '@abstract', as $NOTIFY_SOCKET) with `fds` as SCM_RIGHTS, never blocking (a full queue: EAGAIN); OS errors carry code, errno, syscall and the path as address. */
   notify(path: string, message: string, fds: number[]): void;
 }
 

@@ -374,10 +374,12 @@ int SendNotify(const std::string& path, const std::string& message, const std::v
   // The socket took a number that was free: if it is one of fds, that fd was closed, and sending
   // would pass this socket in its place. Refuse as the kernel refuses a closed fd.
   if (std::find(fds.begin(), fds.end(), fd.get()) != fds.end()) return EBADF;
+  // Never blocks: a manager that stops reading would otherwise stall the caller's event loop when
+  // its queue is full; EAGAIN says so, and the caller decides whether to try again.
 #ifdef MSG_NOSIGNAL
-  const int flags = MSG_NOSIGNAL;
+  const int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 #else
-  const int flags = 0;
+  const int flags = MSG_DONTWAIT;
 #endif
   ssize_t sent = 0;
   do {

@@ -1,5 +1,6 @@
 // The addon's contract: what openListener and socketInfo return, what notify delivers, the errors
 // they throw, and that they never leak an fd.
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -366,6 +367,29 @@ describe('notify', () => {
     expect(new Set(datagram?.fds.map((received) => received.inode))).toEqual(new Set([inode(file)]));
   });
 
+  it('never blocks: a receiver that does not read fills its queue, then EAGAIN', async () => {
+    const address = socketPath();
+    // A receiver that binds and never reads (python: Node cannot bind a unix datagram socket).
+    const sink = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound", flush=True)\ntime.sleep(30)', address], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanups.push(() => {
+      sink.kill('SIGKILL');
+    });
+    await new Promise<void>((resolve) => sink.stdout?.once('data', () => resolve()));
+    let sent = 0;
+    let error: NodeJS.ErrnoException | undefined;
+    for (; sent < 100_000 && !error; sent++) {
+      try {
+        binding.notify(address, 'STATUS=waiting', []);
+      } catch (caught) {
+        error = caught as NodeJS.ErrnoException;
+      }
+    }
+    expect(error).toMatchObject({ code: 'EAGAIN', syscall: 'sendmsg', address });
+    expect(sent).toBeGreaterThan(1);
+  });
+
   it('sends each message as its own datagram, in order', async () => {
     const target = await receiver(socketPath(), 3);
     for (const message of ['RELOADING=1', 'READY=1', 'STOPPING=1']) binding.notify(target.address, message, []);
@@ -484,7 +508,16 @@ describe('notify', () => {
     fs.closeSync(closed);
     const before = openFdCount();
     for (let i = 0; i < 100; i++) {
-      binding.notify(target.address, `FDSTORE=1\nFDNAME=n${i}`, [listener.fd, file]);
+      // Never blocking: when the receiver's queue is full (net.unix.max_dgram_qlen), EAGAIN; let it read.
+      for (let tries = 0; ; tries++) {
+        try {
+          binding.notify(target.address, `FDSTORE=1\nFDNAME=n${i}`, [listener.fd, file]);
+          break;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || tries > 500) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
       expect(() => binding.notify(nowhere, 'READY=1', [file])).toThrow(expect.objectContaining({ code: 'ENOENT' }));
       expect(() => binding.notify(abstractName(), 'READY=1', [listener.fd])).toThrow(expect.objectContaining({ code: 'ECONNREFUSED' }));
       expect(() => binding.notify(target.address, 'READY=1', [file, closed])).toThrow(expect.objectContaining({ code: 'EBADF' }));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster } from '../lib/index';
 import { fetchOnce } from './helpers/http';
-import { SeenProcesses } from './helpers/pids';
+import { alive, SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 
 interface State {
@@ -64,14 +64,6 @@ function get(port: number, path: string, method = 'GET'): Promise<{ status: numb
   });
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 function slowRequest(port: number, ms: number): Promise<{ body: string; connection: string | undefined } | { error: string }> {
   return new Promise((resolve) => {

@@ -9,7 +9,7 @@ import { startCluster } from '../lib/index';
 import { HANDOVER_ENV } from '../lib/supervisor/handover';
 import { countResponses, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
-import { parentOf, SeenProcesses } from './helpers/pids';
+import { alive, parentOf, SeenProcesses } from './helpers/pids';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
 
 interface Line {
@@ -29,14 +29,6 @@ interface Line {
 const seen = new SeenProcesses();
 afterEach(() => seen.killAll());
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -28,19 +28,6 @@ import { GracefulShutdown } from './shutdown';
 import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
 
-export type {
-  ForeignSocketEvent,
-  HealthOptions,
-  ShutdownOptions,
-  ShutdownResult,
-  SlotStats,
-  StallEvent,
-  StartClusterOptions,
-  Supervisor,
-  UpgradeEvent,
-  UpgradeOptions,
-  WorkerExit,
-} from './types';
 
 class ClusterSupervisor extends EventEmitter implements Supervisor {
   plan: Plan;

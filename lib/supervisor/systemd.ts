@@ -133,6 +133,24 @@ export function planListenFds(binding: NativeBinding, passed: ListenFds, close: 
   return plan;
 }
 
+// The notify socket's queue is full (the manager is busy): try again for up to a second, sleeping a
+// few ms between tries. It blocks this process that long at most, where a blocking send could wait
+// forever; systemd drains its queue in microseconds, so this almost never loops.
+const RETRY_SLEEP_MS = 5;
+const RETRIES = 200;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+function sendRetrying(send: () => void): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      send();
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || attempt >= RETRIES) throw error;
+      Atomics.wait(pause, 0, 0, RETRY_SLEEP_MS);
+    }
+  }
+}
+
 /** Sends sd_notify messages when NOTIFY_SOCKET is set; a failure is a warning (once), never a crash. */
 export class SystemdNotifier {
   readonly #binding: NativeBinding;
@@ -158,7 +176,7 @@ export class SystemdNotifier {
       .map(([key, value]) => `${key}=${value}`)
       .join('\n');
     try {
-      this.#binding.notify(this.#path, message, fds);
+      sendRetrying(() => this.#binding.notify(this.#path, message, fds));
       return true;
     } catch (error) {
       if (!this.#warned) {

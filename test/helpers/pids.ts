@@ -23,6 +23,16 @@ export function parentOf(pid: number): number | undefined {
   }
 }
 
+/** Whether a process with this pid exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Pids seen by a test, each with the start time it had then. */
 export class SeenProcesses {
   readonly #seen = new Map<number, string>();

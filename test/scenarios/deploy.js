@@ -10,6 +10,7 @@
 //                   Type=notify, KillMode=mixed): `systemctl restart` = SIGTERM, wait, start with the
 //                   stored sockets (LISTEN_FDS)
 'use strict';
+const { once } = require('./messages');
 const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -104,18 +105,6 @@ async function gone(pids, timeoutMs = 20_000) {
     if (Date.now() > deadline) throw new Error(`pids ${pids.filter(alive).join(', ')} still alive after ${timeoutMs} ms`);
     await sleep(20);
   }
-}
-
-function once(emitter, type, timeoutMs = 60_000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
-    emitter.on('message', function onMessage(message) {
-      if (message?.type !== type) return;
-      clearTimeout(timer);
-      emitter.off('message', onMessage);
-      resolve(message);
-    });
-  });
 }
 
 // One deploy; resolves with the new generation's ready line and how long it took.
@@ -213,7 +202,7 @@ async function main() {
     if (config.keepAlive) {
       client.send({ type: 'start', port: config.port });
       await once(client, 'started');
-      result = once(client, 'result');
+      result = once(client, 'result', 120_000);
     } else {
       const durationMs = 1500 + config.deploys * (2000 + config.pauseMs);
       client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs } });

@@ -6,6 +6,7 @@
 // host in turn gets SIGTERM, exits, is started again and is back in HAProxy's pool.
 // argv[2]: { check: 'ready' | 'tcp', rate, delayMs }. Prints one JSON line.
 'use strict';
+const { once } = require('./messages');
 const { fork, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -129,18 +130,6 @@ async function readyFailsAfter(host, signalledAt) {
     if (status === 503) return Date.now() - signalledAt;
   }
   return undefined;
-}
-
-function once(emitter, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
-    emitter.on('message', function onMessage(message) {
-      if (message?.type !== type) return;
-      clearTimeout(timer);
-      emitter.off('message', onMessage);
-      resolve(message);
-    });
-  });
 }
 
 async function main() {

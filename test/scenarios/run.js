@@ -2,6 +2,7 @@
 // starts the workers (supervised or not), drives load from a child process, reloads or kills, and
 // prints one JSON line with what the client saw. argv[2] is the JSON config.
 'use strict';
+const { once } = require('./messages');
 const cluster = require('node:cluster');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -31,19 +32,6 @@ const config = {
 const worker = path.join(__dirname, 'worker.js');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
-
-function once(emitter, type, timeoutMs = 20_000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (message) => {
-      if (message?.type !== type) return;
-      clearTimeout(timer);
-      emitter.off('message', onMessage);
-      resolve(message);
-    };
-    emitter.on('message', onMessage);
-  });
-}
 
 // Workers without the supervisor: each binds its own socket (reuseport) or listens through the primary.
 function plainCluster() {
