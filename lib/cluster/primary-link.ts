@@ -95,6 +95,10 @@ export type SupervisorMessage =
   | { cmd: typeof COMMAND; act: 'beat'; slot: number; accepted: Record<string, number> }
   | { cmd: typeof COMMAND; act: 'lend'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'recall'; slot: number }
+  /** A worker with a TLS server asks for the session-ticket keys before it listens. */
+  | { cmd: typeof COMMAND; act: 'keys-request'; seq: number }
+  /** The supervisor's ticket keys (48 bytes, base64), in answer (seq) or at a rotation; none: keep your own. */
+  | { cmd: typeof COMMAND; act: 'keys'; seq?: number; keys?: string }
   | { cmd: typeof COMMAND; act: 'failed'; slot: number; error: { message: string; code?: string; errno?: number; syscall?: string; address?: string; port?: number } };
 
 /** The primary's answer to a worker that asked for its slot's socket (the handle travels beside it). */

@@ -1,15 +1,16 @@
 // listenReusePort: validate -> facts -> plan -> listen, each step in its own file; this one joins them.
 import cluster from 'node:cluster';
 import net from 'node:net';
+import tls from 'node:tls';
 import { type Lookup, resolveBindTargets } from './address';
 import { type NativeBinding, loadBinding } from '../binding';
-import { abortError, explainListenError, invalidArgType, modeUnsupported, serverAlreadyListen } from '../errors';
+import { abortError, explainListenError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
 import { type Facts, gatherFacts } from '../plan/facts';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from '../plan/plan';
 import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from '../cluster/primary-link';
-import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure } from '../worker/supervised-worker';
+import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
 import type { ListenResult } from '../types';
 
 /** The system edges listenReusePort reads; tests replace them. */
@@ -200,7 +201,9 @@ export async function listenWith(
 async function listenPlanned(server: net.Server, request: ListenRequest, edges: ListenEdges, plan: Plan): Promise<ListenResult> {
   const targets = await resolveBindTargets(request.host, request.ipv6Only, request.port, edges.lookup);
   if (request.signal?.aborted) throw abortError(request.signal);
+  const keys = await applyTicketKeys(server, request, edges);
   const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
+  if (keys) done.reasons = [...done.reasons, keys];
   if (edges.supervision) registerWithSupervisor(server, edges.supervision);
   if (request.signal) {
     if (request.signal.aborted) {
@@ -210,6 +213,22 @@ async function listenPlanned(server: net.Server, request: ListenRequest, edges: 
     closeOnAbort(server, request.signal);
   }
   return { ...done, address: server.address() as net.AddressInfo };
+}
+
+// A TLS server gets its session-ticket key before it listens, so its first ticket already resumes in
+// every process of the port: the one given, else (supervised) the supervisor's. Says which.
+async function applyTicketKeys(server: net.Server, request: ListenRequest, edges: ListenEdges): Promise<string | undefined> {
+  const isTls = server instanceof tls.Server;
+  if (request.ticketKeys) {
+    if (!isTls) throw invalidArgValue("property 'options.ticketKeys'", 'given only for a tls.Server (https, http2 secure, tls)', 'a Buffer for a plain server');
+    (server as tls.Server).setTicketKeys(request.ticketKeys);
+    return 'TLS session tickets are sealed with the ticketKeys given, so a ticket resumes on every process that has them.';
+  }
+  if (!isTls || !edges.supervision) return undefined;
+  const shared = await takeTicketKeys(server as tls.Server);
+  return shared
+    ? 'TLS session tickets are sealed with the supervisor\'s key, which every worker has (and gets anew at each rotation), so a ticket from any worker resumes on all of them.'
+    : 'TLS session tickets are sealed with this worker\'s own key (startCluster({ ticketKeys: false })): a ticket resumes only on this worker.';
 }
 
 /**

@@ -24,6 +24,12 @@ export interface ListenReusePortOptions {
    * false turns the check off, which is unsafe: any process of this user could then take connections.
    */
   group?: string | false;
+  /**
+   * TLS session-ticket key for a tls.Server (https, http2 secure, tls): 48 bytes, the same in every
+   * process of the port, so a ticket from one resumes on all (you manage and rotate it). Under
+   * startCluster the supervisor gives the workers one by default; this option wins over it.
+   */
+  ticketKeys?: Buffer;
 }
 
 /** listenReusePort's arguments after validation, with every default resolved. */
@@ -36,6 +42,7 @@ export interface ListenRequest {
   mode: ModeChoice;
   /** The resolved sharing group ("app:<path>" or "name:<name>"), or false for none. */
   group: string | false;
+  ticketKeys: Buffer | undefined;
 }
 
 export const DEFAULT_BACKLOG = 511;
@@ -100,6 +107,12 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
     throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
   }
   if (mode !== undefined && !isChoice(mode)) throw invalidArgValue("property 'options.mode'", choiceList, mode);
+  const { ticketKeys } = options;
+  if (ticketKeys !== undefined) {
+    if (!Buffer.isBuffer(ticketKeys)) throw invalidArgType('options.ticketKeys', 'an instance of Buffer', ticketKeys);
+    // What tls.Server#setTicketKeys takes (it would throw later, after the socket was made).
+    if (ticketKeys.length !== 48) throw outOfRange('options.ticketKeys.length', '48 bytes', ticketKeys.length);
+  }
   return {
     port,
     host: host ?? undefined,
@@ -109,5 +122,6 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
     signal,
     mode: mode ?? 'auto',
     group: group ?? defaultGroup(),
+    ticketKeys,
   };
 }

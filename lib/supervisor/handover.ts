@@ -35,6 +35,8 @@ export interface Handover {
   sockets: HandedSocket[];
   /** The fd of the health server's listening socket, if the predecessor had one. */
   health?: number;
+  /** The fd of a pipe carrying the TLS ticket key (48 bytes, then end of file), if the predecessor had one. */
+  keys?: number;
 }
 
 /** ERR_REUSEPORT_HANDOVER: a hand-over that cannot be used; the predecessor keeps serving. */
@@ -59,9 +61,11 @@ export function parseHandover(text: string): Handover {
   if (!isFd(value.ready)) throw handoverError(`"ready" must be an fd >= 3, not ${JSON.stringify(value.ready)}`);
   if (!Array.isArray(value.sockets) || value.sockets.length === 0) throw handoverError('"sockets" must be a non-empty list');
   const fds = new Set<number>([value.ready as number]);
-  if (value.health !== undefined) {
-    if (!isFd(value.health) || fds.has(value.health)) throw handoverError(`"health" must be an unused fd >= 3, not ${JSON.stringify(value.health)}`);
-    fds.add(value.health);
+  for (const field of ['health', 'keys'] as const) {
+    const fd = value[field];
+    if (fd === undefined) continue;
+    if (!isFd(fd) || fds.has(fd)) throw handoverError(`"${field}" must be an unused fd >= 3, not ${JSON.stringify(fd)}`);
+    fds.add(fd);
   }
   const places = new Set<string>();
   const sockets = value.sockets.map((entry: Partial<HandedSocket>, index) => {
@@ -79,7 +83,13 @@ export function parseHandover(text: string): Handover {
     places.add(place);
     return entry as HandedSocket;
   });
-  return { from: value.from as number, ready: value.ready as number, sockets, ...(value.health === undefined ? {} : { health: value.health }) };
+  return {
+    from: value.from as number,
+    ready: value.ready as number,
+    sockets,
+    ...(value.health === undefined ? {} : { health: value.health }),
+    ...(value.keys === undefined ? {} : { keys: value.keys }),
+  };
 }
 
 /** Closes inherited socket fds that will not be adopted (an fd already gone is fine). */

@@ -27,6 +27,13 @@ function shutdownSignals(value: unknown): NodeJS.Signals[] {
   return [...new Set(value as NodeJS.Signals[])];
 }
 
+// setInterval's limit is 2^31 - 1 ms (24.8 days); under a second would make every ticket useless.
+function rotation(value: unknown): number {
+  const ms = positiveInteger(value, 'options.ticketKeyRotationMs', 12 * 60 * 60 * 1000, 1);
+  if (ms < 1_000 || ms > 2_147_483_647) throw outOfRange('options.ticketKeyRotationMs', '>= 1000 and <= 2147483647', value);
+  return ms;
+}
+
 function health(value: unknown): { port: number; host: string } | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'object' || value === null) throw invalidArgType('options.health', 'of type object', value);
@@ -72,6 +79,8 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     // its way: keep serving a while, or new connections arrive at a closed port.
     shutdownDelayMs: positiveInteger(options.shutdownDelayMs, 'options.shutdownDelayMs', process.env.KUBERNETES_SERVICE_HOST ? 5_000 : 0, 0),
     health: health(options.health),
+    ticketKeys: options.ticketKeys === undefined ? true : optionalBoolean(options.ticketKeys, 'options.ticketKeys'),
+    ticketKeyRotationMs: rotation(options.ticketKeyRotationMs),
     env: { ...options.env },
   };
 }

@@ -22,9 +22,10 @@ import { SurplusSockets } from './surplus';
 import { type ListenFds, takeListenFds } from './systemd';
 import { SystemdLink } from './systemd-link';
 import { Upgrades } from './upgrade';
-import { reportToPredecessor } from './successor';
+import { readHandedKey, reportToPredecessor } from './successor';
 import { HealthServer } from './health';
 import { GracefulShutdown } from './shutdown';
+import { TicketKeys } from './ticket-keys';
 import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
 import { type Slot, WorkerSlots } from './worker-slots';
 
@@ -48,6 +49,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   /** The predecessor's health socket (an upgrade): served on if it is on our health port, else closed. */
   #handedHealthFd: number | undefined;
   #healthPort: number | undefined;
+  #ticketKeys: TicketKeys | undefined;
   readonly #onSighup = () => {
     this.reload().catch((error: Error) => this.emit('reload-failed', error));
   };
@@ -103,6 +105,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       emit,
       shutDown: (closeSockets) => this.#shutDown(closeSockets),
       healthFd: () => this.#health?.fd,
+      ticketKey: () => this.#ticketKeys?.current,
     });
     this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
     this.#shutdown = new GracefulShutdown({
@@ -192,7 +195,24 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     return this.#shutdown.start(options);
   }
 
+  /** In a successor: the predecessor's ticket key, so that its sessions resume here too. */
+  inheritTicketKey(key: Buffer | undefined): void {
+    if (key && this.#settings.ticketKeys) this.#ticketKeys = this.#newTicketKeys(key);
+  }
+
+  #newTicketKeys(key?: Buffer): TicketKeys {
+    return new TicketKeys((next) => {
+      const keys = next.toString('base64');
+      for (const slot of this.#workers.slots) if (slot.worker) this.#workers.send(slot.worker, supervisorMessage({ act: 'keys', keys }));
+      this.emit('ticket-keys', { rotatedAt: Date.now() });
+    }, key);
+  }
+
   async start(): Promise<void> {
+    if (this.#settings.ticketKeys) {
+      this.#ticketKeys ??= this.#newTicketKeys();
+      this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
+    }
     const handed = this.#handedHealthFd;
     this.#handedHealthFd = undefined;
     if (!this.#health && handed !== undefined) fs.closeSync(handed);
@@ -221,6 +241,11 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   #onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void {
     if (message.act === 'beat') {
       this.#stalls.beat(worker, message.accepted);
+      return;
+    }
+    if (message.act === 'keys-request') {
+      const keys = this.#ticketKeys?.current.toString('base64');
+      this.#workers.send(worker, supervisorMessage({ act: 'keys', seq: message.seq, ...(keys ? { keys } : {}) }));
       return;
     }
     if (message.act !== 'slot') return;
@@ -295,6 +320,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     process.off('SIGUSR2', this.#onSigusr2);
     this.#checks?.stop();
     this.#surplus?.stop();
+    this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {
       closeSockets();
       this.#health?.close();
@@ -333,7 +359,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
     try {
       adopting = handover !== undefined;
-      if (handover) supervisor.adopt(handover);
+      if (handover) {
+        supervisor.inheritTicketKey(handover.keys === undefined ? undefined : readHandedKey(handover.keys));
+        supervisor.adopt(handover);
+      }
       else if (listenFds) supervisor.adoptListenFds(listenFds);
       await supervisor.start();
       supervisor.serving();

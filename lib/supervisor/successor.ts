@@ -5,7 +5,7 @@
 // keeps serving.
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { invalidArgType, nodeError } from '../errors';
 import { HANDOVER_ENV, type HandedSocket, type Handover } from './handover';
 
@@ -46,19 +46,28 @@ export function startSuccessor(
   sockets: (Omit<HandedSocket, 'fd'> & { sourceFd: number })[],
   readyTimeoutMs: number,
   healthFd?: number,
+  ticketKey?: Buffer,
 ): Successor {
   const [file, ...args] = command as [string, ...string[]];
+  const inherited = [...sockets.map((socket) => socket.sourceFd), ...(healthFd === undefined ? [] : [healthFd])];
+  // After the inherited fds: a pipe that carries the ticket key, written once and closed.
+  const keysFd = READY_FD + 1 + inherited.length;
   const handover: Handover = {
     from: process.pid,
     ready: READY_FD,
     sockets: sockets.map(({ sourceFd: _, ...socket }, index) => ({ ...socket, fd: READY_FD + 1 + index })),
     ...(healthFd === undefined ? {} : { health: READY_FD + 1 + sockets.length }),
+    ...(ticketKey === undefined ? {} : { keys: keysFd }),
   };
-  const inherited = [...sockets.map((socket) => socket.sourceFd), ...(healthFd === undefined ? [] : [healthFd])];
   const child = spawn(file, args, {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...inherited],
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...inherited, ...(ticketKey === undefined ? [] : ['pipe' as const])],
     env: { ...process.env, [HANDOVER_ENV]: JSON.stringify(handover) },
   });
+  if (ticketKey !== undefined) {
+    const keys = child.stdio[keysFd] as Writable | null;
+    keys?.on('error', () => undefined);
+    keys?.end(Buffer.from(ticketKey));
+  }
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -103,6 +112,41 @@ export function startSuccessor(
     });
   });
   return { child, ready, stop };
+}
+
+/** In the successor: reads the ticket key its predecessor wrote on `fd` (until end of file), and closes it. */
+export function readHandedKey(fd: number): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  const chunk = Buffer.alloc(256);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + 5_000;
+  try {
+    for (;;) {
+      let read: number;
+      try {
+        read = fs.readSync(fd, chunk, 0, chunk.length, null);
+      } catch (error) {
+        // A non-blocking pipe with nothing yet: wait a little (bounded); the predecessor writes at once.
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() > deadline) throw error;
+        Atomics.wait(pause, 0, 0, 5);
+        continue;
+      }
+      if (read === 0) break;
+      chunks.push(Buffer.from(chunk.subarray(0, read)));
+    }
+  } catch {
+    return undefined;
+  } finally {
+    chunk.fill(0);
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
+  const key = Buffer.concat(chunks);
+  for (const part of chunks) part.fill(0);
+  return key;
 }
 
 /** In the successor: tells the predecessor that every slot is served, or why it failed; closes the channel. */

@@ -64,6 +64,15 @@ export interface StartClusterOptions {
   shutdownDelayMs?: number;
   /** A health server of the supervisor's own (so a stalled worker cannot make it lie): GET /ready, /live, /metrics. */
   health?: HealthOptions;
+  /**
+   * TLS session tickets that resume on every worker: the supervisor makes the ticket key and gives it
+   * to each worker whose server is a tls.Server (https, http2 secure, tls) before it listens. Default
+   * true; false leaves each worker its own random key (a reconnect then resumes only on the worker
+   * that issued the ticket).
+   */
+  ticketKeys?: boolean;
+  /** How often every worker gets a new ticket key, at the same moment (tickets sealed with the old one then need a full handshake). Default 12 h; 1 s to 24 days. */
+  ticketKeyRotationMs?: number;
 }
 
 /** Where the supervisor's health server listens. */

@@ -19,6 +19,8 @@ export interface UpgradeHost {
   shutDown(closeSockets: () => void): Promise<unknown>;
   /** The health server's listening fd, handed over too (the successor serves the same health port). */
   healthFd(): number | undefined;
+  /** The TLS ticket key, handed over through a pipe (never the environment) so sessions resume on the successor. */
+  ticketKey(): Buffer | undefined;
 }
 
 /** The upgrades of one supervisor. */
@@ -58,7 +60,7 @@ export class Upgrades {
   }
 
   async #run(command: string[], readyTimeoutMs: number, sockets: HandoverSlotSockets, exit: boolean): Promise<UpgradeEvent> {
-    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd());
+    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd(), this.#host.ticketKey());
     try {
       await successor.ready;
     } catch (error) {

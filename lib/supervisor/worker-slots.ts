@@ -14,7 +14,7 @@ export type { Slot } from './slot';
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit(event: string, payload: unknown): void;
-  /** A worker asks for its slot's socket ('slot'), or sends a heartbeat ('beat'). */
+  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), or sends a heartbeat ('beat'). */
   onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
@@ -121,7 +121,7 @@ export class WorkerSlots {
   #onMessage(worker: Worker, slot: Slot, raw: unknown): void {
     if (!isSupervisorMessage(raw)) return;
     const message = raw as SupervisorMessage;
-    if (message.act === 'slot' || message.act === 'beat') {
+    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request') {
       this.#hooks.onRequest(worker, slot, message);
     } else if (message.act === 'listening') {
       // Again, now that every thread it starts at boot exists (one started before the first pin).

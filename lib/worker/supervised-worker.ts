@@ -2,6 +2,7 @@
 // primary when listening, and drain on its word. Used by listenReusePort when the worker is supervised.
 import cluster from 'node:cluster';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
 import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import type { TcpHandle } from '../tcp-handle';
@@ -35,6 +36,52 @@ let sequence = 0;
 // Sends to the primary; once the channel is gone there is no one to tell (and cluster exits the worker).
 function toPrimary(message: SupervisorMessage): void {
   if (process.connected) process.send?.(message, undefined, {}, () => undefined);
+}
+
+// TLS servers that take the supervisor's ticket keys, and get each new one at a rotation.
+const keyedServers = new Set<tls.Server>();
+let listeningForKeys = false;
+
+function onRotation(message: unknown): void {
+  const keys = message as SupervisorMessage;
+  if (!isSupervisorMessage(keys) || keys.act !== 'keys' || keys.seq !== undefined || !keys.keys) return;
+  const key = Buffer.from(keys.keys, 'base64');
+  for (const server of keyedServers) server.setTicketKeys(key);
+  key.fill(0);
+}
+
+/**
+ * Asks the supervisor for its TLS ticket key and applies it to `server` before it listens (so its
+ * first ticket already resumes on every worker); later keys come at each rotation. Resolves false
+ * when the supervisor shares none (ticketKeys: false), leaving the server its own.
+ */
+export function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<boolean> {
+  if (!listeningForKeys) {
+    listeningForKeys = true;
+    channel.on('internalMessage', onRotation);
+  }
+  const seq = ++sequence;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      channel.off('internalMessage', onMessage);
+      reject(new Error(`reuseport: the supervisor did not answer for the TLS ticket keys within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (message: unknown) => {
+      const reply = message as SupervisorMessage;
+      if (!isSupervisorMessage(reply) || reply.act !== 'keys' || reply.seq !== seq) return;
+      clearTimeout(timer);
+      channel.off('internalMessage', onMessage);
+      if (!reply.keys) return resolve(false);
+      const key = Buffer.from(reply.keys, 'base64');
+      server.setTicketKeys(key);
+      key.fill(0);
+      keyedServers.add(server);
+      server.once('close', () => keyedServers.delete(server));
+      resolve(true);
+    };
+    channel.on('internalMessage', onMessage);
+    toPrimary(supervisorMessage({ act: 'keys-request', seq }));
+  });
 }
 
 /** Asks the primary for this slot's socket on address:port; resolves with the handle it lends. */
