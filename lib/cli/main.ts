@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The `reuseport` command: `reuseport doctor [--port N] [--json]`.
+// The `reuseport` command: `reuseport doctor [--port N] [--json]`, `reuseport start <script> [args...]`.
 import { Command, InvalidArgumentError } from 'commander';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
+import { type StartCommandOptions, UsageError, runStart } from './start';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -9,7 +10,24 @@ function parsePort(value: string): number {
   return port;
 }
 
-const program = new Command('reuseport').description('Serve one TCP port from many Node.js processes.');
+function parseCount(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > 4096) throw new InvalidArgumentError('a count is an integer from 1 to 4096.');
+  return count;
+}
+
+function parseMs(value: string): number {
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms > 2_147_483_647) throw new InvalidArgumentError('a duration is a whole number of milliseconds.');
+  return ms;
+}
+
+function parseMode(value: string): StartCommandOptions['mode'] {
+  if (!['auto', 'reuseport', 'round-robin', 'shared', 'exclusive'].includes(value)) throw new InvalidArgumentError('one of auto, reuseport, round-robin, shared, exclusive.');
+  return value as StartCommandOptions['mode'];
+}
+
+const program = new Command('reuseport').description('Serve one TCP port from many Node.js processes.').enablePositionalOptions();
 program
   .command('doctor')
   .description('show what this system can do, the mode listenReusePort would pick and why, and who holds a port')
@@ -18,6 +36,28 @@ program
   .action((options: { port?: number; json?: boolean }) => {
     const report = collectDoctorReport({ port: options.port });
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
+  });
+
+program
+  .command('start')
+  .description('run <script> (which calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully')
+  .argument('<script>', 'the worker script')
+  .argument('[args...]', "the script's own arguments (after the script, options are the script's)")
+  .passThroughOptions()
+  .option('-w, --workers <n>', 'how many workers (default: available parallelism)', parseCount)
+  .option('--mode <mode>', 'auto, reuseport, round-robin, shared or exclusive (default auto)', parseMode)
+  .option('--cpu-local', 'pin each worker to a CPU and keep connections on the CPU that received them (Linux)')
+  .option('--health-port <port>', 'serve GET /ready, /live and /metrics on this port', parsePort)
+  .option('--health-host <address>', 'the health server\'s address (default 127.0.0.1)')
+  .option('--pid-file <file>', "write the runner's pid here (an upgrade's successor rewrites it; removed on exit)")
+  .option('--drain-timeout <ms>', 'how long a draining worker may take before its connections are cut (default 10000)', parseMs)
+  .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
+  .option('--json', 'one JSON object per event line')
+  .action((script: string, args: string[], options: StartCommandOptions) => {
+    runStart(script, args, options).catch((error: Error & { code?: string }) => {
+      process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
+      process.exit(error instanceof UsageError ? 2 : 1);
+    });
   });
 
 program.parse();

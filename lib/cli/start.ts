@@ -1,0 +1,113 @@
+// `reuseport start <script> [args...]`: runs startCluster for a script that calls listenReusePort,
+// as a process runner: SIGHUP reloads the workers, SIGUSR2 upgrades the whole runner (the successor
+// runs this same command line), SIGTERM/SIGINT shut down gracefully; one line per event on stdout;
+// a pid file that names the runner serving now (rewritten by an upgrade's successor, removed on exit).
+import fs from 'node:fs';
+import path from 'node:path';
+import { startCluster } from '../supervisor/start-cluster';
+import type { Supervisor } from '../supervisor/types';
+import type { ModeChoice } from '../plan/plan';
+
+/** `reuseport start`'s options, as parsed from the command line. */
+export interface StartCommandOptions {
+  workers?: number;
+  mode?: ModeChoice;
+  cpuLocal?: boolean;
+  healthPort?: number;
+  healthHost?: string;
+  pidFile?: string;
+  drainTimeout?: number;
+  shutdownDelay?: number;
+  json?: boolean;
+}
+
+/** Why the command cannot start, said before anything is started (exit code 2). */
+export class UsageError extends Error {}
+
+/** Checks what can be checked before starting: the script and the pid file's directory. */
+export function checkStart(script: string, options: StartCommandOptions): { script: string; pidFile: string | undefined } {
+  const resolved = path.resolve(script);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(resolved);
+  } catch {
+    throw new UsageError(`reuseport start: the script ${resolved} does not exist`);
+  }
+  if (!stat.isFile()) throw new UsageError(`reuseport start: ${resolved} is not a file`);
+  const pidFile = options.pidFile === undefined ? undefined : path.resolve(options.pidFile);
+  if (pidFile) {
+    const dir = path.dirname(pidFile);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`reuseport start: the pid file's directory ${dir} does not exist`);
+  }
+  return { script: resolved, pidFile };
+}
+
+/** One event as a line: `key=value` words, or one JSON object with --json. */
+export function formatEvent(event: string, fields: Record<string, unknown>, json: boolean): string {
+  if (json) return `${JSON.stringify({ event, time: new Date().toISOString(), ...fields })}\n`;
+  const words = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? JSON.stringify(value) : String(value)}`);
+  return `${[event, ...words].join(' ')}\n`;
+}
+
+// Written next to the final path, then renamed: a reader never sees a half-written pid.
+function writePidFile(file: string): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, `${process.pid}\n`);
+  fs.renameSync(temporary, file);
+}
+
+// Removed only while it names this process: after an upgrade it names the successor.
+function removePidFile(file: string): void {
+  try {
+    if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
+  } catch {
+    // gone already
+  }
+}
+
+/** Runs the command; resolves once every worker listens (the process then lives until a signal). */
+export async function runStart(script: string, args: string[], options: StartCommandOptions): Promise<Supervisor> {
+  const checked = checkStart(script, options);
+  const json = options.json === true;
+  const say = (event: string, fields: Record<string, unknown> = {}) => process.stdout.write(formatEvent(event, fields, json));
+  const supervisor = await startCluster({
+    exec: checked.script,
+    args,
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+    ...(options.cpuLocal ? { cpuLocal: true } : {}),
+    ...(options.healthPort === undefined ? {} : { health: { port: options.healthPort, ...(options.healthHost ? { host: options.healthHost } : {}) } }),
+    ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),
+    ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
+    reloadOnSighup: true,
+    upgradeOnSigusr2: true,
+  });
+  supervisor.on('listening', ({ slot, pid, port }) => say('listening', { slot, pid, port }));
+  supervisor.on('exit', ({ slot, pid, code, signal, expected }) => {
+    if (!expected) say('exit', { slot, pid, code, signal });
+  });
+  supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
+  supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
+  supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
+  supervisor.on('reload', ({ pids }) => say('reload', { pids: pids.join(',') }));
+  supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
+  supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
+  supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));
+  supervisor.on('shutdown', ({ signal }) => say('shutdown', { pid: process.pid, signal }));
+  supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid).join(',') }));
+  if (checked.pidFile) {
+    const file = checked.pidFile;
+    writePidFile(file);
+    process.on('exit', () => removePidFile(file));
+  }
+  say('ready', {
+    pid: process.pid,
+    mode: supervisor.plan.mode,
+    workers: supervisor.pids.join(','),
+    ports: supervisor.ports.join(','),
+    ...(supervisor.healthPort === undefined ? {} : { health: supervisor.healthPort }),
+  });
+  return supervisor;
+}

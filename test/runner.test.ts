@@ -1,0 +1,143 @@
+// `reuseport start`: the runner over startCluster. Events on stdout, the pid file across an upgrade,
+// SIGHUP reload, SIGUSR2 upgrade, SIGTERM exit 0; bad input (unknown flags, a missing script, one
+// that exits at once, a pid file in a missing directory) exits non-zero with a message, leaving nothing.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetchOnce } from './helpers/http';
+import { alive, parentOf, SeenProcesses } from './helpers/pids';
+import { fixtures } from './helpers/processes';
+
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const seen = new SeenProcesses();
+const dirs: string[] = [];
+afterEach(() => {
+  seen.killAll();
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Event {
+  event: string;
+  pid?: number;
+  from?: number;
+  to?: number;
+  workers?: string;
+  ports?: string;
+  pids?: string;
+  signal?: string;
+}
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  seen.add(child.pid);
+  const events: Event[] = [];
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdout.on('data', (chunk: string) => {
+    stdout += chunk;
+    for (let end = stdout.indexOf('\n'); end >= 0; end = stdout.indexOf('\n')) {
+      const line = stdout.slice(0, end);
+      stdout = stdout.slice(end + 1);
+      const event = JSON.parse(line) as Event;
+      for (const pid of [event.pid, event.to, ...(event.workers ?? '').split(',').map(Number)]) if (pid) seen.add(pid);
+      events.push(event);
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const next = async (match: (event: Event) => boolean, after = 0, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = events.slice(after).find(match);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no such event within ${timeoutMs} ms: ${JSON.stringify(events)} ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  return { child, events, next, exited, stderr: () => stderr };
+}
+
+describe('reuseport start', () => {
+  it('serves; SIGHUP reloads; SIGUSR2 upgrades the runner and the pid file names the successor; SIGTERM exits 0 and removes it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-runner-'));
+    dirs.push(dir);
+    const pidFile = path.join(dir, 'app.pid');
+    const runner = run(['start', '--workers', '2', '--pid-file', pidFile, '--json', path.join(fixtures, 'supervised-worker.js')]);
+    const ready = await runner.next((event) => event.event === 'ready');
+    expect(ready.pid).toBe(runner.child.pid);
+    expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${runner.child.pid}\n`);
+    const port = Number(ready.ports);
+    expect((ready.workers ?? '').split(',')).toContain(await fetchOnce(port));
+
+    let at = runner.events.length;
+    process.kill(ready.pid as number, 'SIGHUP');
+    const reload = await runner.next((event) => event.event === 'reload', at);
+    expect((reload.pids ?? '').split(',')).toContain(await fetchOnce(port));
+
+    at = runner.events.length;
+    process.kill(ready.pid as number, 'SIGUSR2');
+    const upgrade = await runner.next((event) => event.event === 'upgrade', at);
+    const successor = await runner.next((event) => event.event === 'ready' && event.pid === upgrade.to, at);
+    expect(upgrade.from).toBe(ready.pid);
+    expect(await runner.exited).toBe(0);
+    expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${successor.pid}\n`);
+    expect((successor.workers ?? '').split(',')).toContain(await fetchOnce(port));
+
+    at = runner.events.length;
+    process.kill(successor.pid as number, 'SIGTERM');
+    await runner.next((event) => event.event === 'shutdown' && event.pid === successor.pid, at);
+    for (let i = 0; i < 200 && alive(successor.pid as number); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(alive(successor.pid as number)).toBe(false);
+    expect(fs.existsSync(pidFile)).toBe(false);
+    for (const pid of (successor.workers ?? '').split(',').map(Number)) expect(alive(pid)).toBe(false);
+  });
+
+  it('lines a journal reads: key=value words without --json', async () => {
+    const runner = spawn(process.execPath, [cli, 'start', '--workers', '1', path.join(fixtures, 'supervised-worker.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    seen.add(runner.pid);
+    const line = await new Promise<string>((resolve) => {
+      let text = '';
+      runner.stdout.setEncoding('utf8');
+      runner.stdout.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.includes('\n')) resolve(text.split('\n')[0] as string);
+      });
+    });
+    expect(line).toMatch(new RegExp(`^ready pid=${runner.pid} mode=reuseport workers=\\d+ ports=\\d+$`));
+    for (const pid of line.match(/workers=(\d+)/)?.slice(1) ?? []) seen.add(Number(pid));
+    runner.kill('SIGTERM');
+    expect(await new Promise((resolve) => runner.once('exit', resolve))).toBe(0);
+  });
+
+  it.each([
+    ['an unknown flag', ['start', '--bogus', 'x.js'], 1, /unknown option '--bogus'/],
+    ['no script', ['start'], 1, /missing required argument 'script'/],
+    ['a script that does not exist', ['start', path.join(fixtures, 'nope.js')], 2, /the script .*nope\.js does not exist/],
+    ['a pid file in a missing directory', ['start', '--pid-file', '/nonexistent-dir/app.pid', path.join(fixtures, 'supervised-worker.js')], 2, /the pid file's directory \/nonexistent-dir does not exist/],
+    ['a bad worker count', ['start', '--workers', '0', path.join(fixtures, 'supervised-worker.js')], 1, /a count is an integer from 1 to 4096/],
+    ['a script that exits at once', ['start', '--workers', '2', path.join(fixtures, 'exits-at-once.js')], 1, /reuseport start: .*exited \(3\) before it listened/],
+  ])('%s: exits %s with a message, leaving no process behind', async (_name, args, code, message) => {
+    const runner = run(args as string[]);
+    expect(await runner.exited).toBe(code);
+    expect(runner.stderr()).toMatch(message);
+    // No worker of it is left: none is still its child, and none runs the script it was given
+    // (only these tests start exits-at-once.js; the other scripts never got as far as a worker).
+    const script = (args as string[]).at(-1) as string;
+    const left = fs.readdirSync('/proc').filter((name) => {
+      if (!/^\d+$/.test(name)) return false;
+      if (parentOf(Number(name)) === runner.child.pid) return true;
+      try {
+        return script.endsWith('exits-at-once.js') && fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(script);
+      } catch {
+        return false;
+      }
+    });
+    expect(left).toEqual([]);
+  });
+});
