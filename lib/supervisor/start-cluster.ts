@@ -3,7 +3,9 @@
 // time: the new worker listens on the slot's socket before the old one drains, so nothing is lost.
 // It composes the parts that each own one concern: the worker slots' lifecycle (worker-slots.ts),
 // the slot sockets (slot-sockets.ts), stall protection (stalls.ts), the periodic checks (checks.ts),
-// and the hand-over of the slot sockets to a successor in an upgrade (handover.ts, successor.ts).
+// the hand-over of the slot sockets to a successor in an upgrade (upgrade.ts, successor.ts,
+// handover.ts), systemd (systemd-link.ts), the health server (health.ts), graceful shutdown
+// (shutdown.ts) and the TLS ticket keys (ticket-keys.ts).
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -209,10 +211,6 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   }
 
   async start(): Promise<void> {
-    if (this.#settings.ticketKeys) {
-      this.#ticketKeys ??= this.#newTicketKeys();
-      this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
-    }
     const handed = this.#handedHealthFd;
     this.#handedHealthFd = undefined;
     if (!this.#health && handed !== undefined) fs.closeSync(handed);
@@ -227,6 +225,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
         process.off('SIGUSR2', this.#onSigusr2);
         throw error;
       }
+    }
+    if (this.#settings.ticketKeys) {
+      this.#ticketKeys ??= this.#newTicketKeys();
+      this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
     try {
