@@ -16,7 +16,8 @@ const allowed = [
   /^(LICEN[CS]E|COPYING|NOTICE)(\.\w+)?$/i,
   /^binding\.gyp$/,
   /^CMakeLists\.txt$/,
-  /^dist\/[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
+  // dist/ and its folders by role (lib/ mirrored: cli/, supervisor/, listen/, ...).
+  /^dist\/([a-z-]+\/)?[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
   /^native\/[^/]+\.(cc|h)$/,
   /^prebuilds\/linux-x64\/[^/]+\.node$/,
 ];
