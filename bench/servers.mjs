@@ -29,7 +29,8 @@ export function freePort(host = '127.0.0.1') {
   });
 }
 
-function isAlive(pid) {
+/** Whether a process with this pid exists (EPERM: it does, another user's). */
+export function isAlive(pid) {
   try {
     process.kill(pid, 0);
     return true;

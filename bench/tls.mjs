@@ -17,7 +17,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { killAllSync, killPids, track, untrack, waitForMessage } from './servers.mjs';
+import { isAlive, killAllSync, killPids, track, untrack, waitForMessage } from './servers.mjs';
 import { median, percentiles } from './stats.mjs';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -269,15 +269,6 @@ async function startTlsServer({ workers, ticketKeys, cert, maxMs }) {
   } catch (error) {
     await stop();
     throw error;
-  }
-}
-
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return error.code === 'EPERM';
   }
 }
 
