@@ -88,6 +88,12 @@ export function invalidArgValue(what: string, allowed: string, value: unknown): 
   return nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The ${what} must be one of: ${allowed}. Received ${inspect(value)}`);
 }
 
+/** ERR_INVALID_ARG_VALUE with Node's own reason ("The argument 'options' must have the property ..."). */
+export function invalidArgReason(name: string, reason: string, value: unknown): TypeError {
+  const kind = name.includes('.') ? 'property' : 'argument';
+  return nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The ${kind} '${name}' ${reason}. Received ${inspect(value)}`);
+}
+
 /** A mode asked for explicitly that this system cannot do (no silent fallback). */
 export function modeUnsupported(message: string): Error {
   return nodeError(Error, 'ERR_REUSEPORT_MODE_UNSUPPORTED', message);

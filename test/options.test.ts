@@ -13,7 +13,7 @@ describe('normalizeListenArgs accepts', () => {
     ['no port', undefined, undefined, { port: 0 }],
     ['port and options', 80, { host: '::1', backlog: 7, ipv6Only: true }, { port: 80, host: '::1', backlog: 7, ipv6Only: true }],
     ['an options object', { port: 81, host: 'localhost' }, undefined, { port: 81, host: 'localhost' }],
-    ['an options object without port', { host: '127.0.0.1' }, undefined, { port: 0 }],
+    ['port 0 in an options object', { port: 0, host: '127.0.0.1' }, undefined, { port: 0 }],
     ['a host name with a trailing dot', { port: 1, host: 'localhost.' }, undefined, { host: 'localhost.' }],
     ['an IPv6 address with a scope', { port: 1, host: 'fe80::1%lo' }, undefined, { host: 'fe80::1%lo' }],
     ['a null host', { port: 1, host: null }, undefined, { host: undefined }],
@@ -44,6 +44,10 @@ describe('normalizeListenArgs rejects', () => {
     ['an unknown mode', { port: 80, mode: 'turbo' }, undefined, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     ['a bad port in options', { port: 70000 }, undefined, 'RangeError', 'ERR_SOCKET_BAD_PORT'],
     ['options that are not an object', 80, 'fast', 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['an empty options object (as server.listen({}))', {}, undefined, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['an array (as server.listen([]))', [], undefined, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['options without port', { host: '127.0.0.1' }, undefined, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['an undefined port in options', { port: undefined }, undefined, 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     ['a numeric host', { port: 80, host: 127 }, undefined, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['a string backlog', { port: 80, backlog: '10' }, undefined, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['a negative backlog', { port: 80, backlog: -1 }, undefined, 'RangeError', 'ERR_OUT_OF_RANGE'],
@@ -52,6 +56,10 @@ describe('normalizeListenArgs rejects', () => {
     ['a signal that is not an AbortSignal', { port: 80, signal: {} }, undefined, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   ])('%s with %s %s', (_name, first, second, name, code) => {
     expect(() => normalizeListenArgs(first, second)).toThrow(expect.objectContaining({ name, code }));
+  });
+
+  it('words an options object without port as Node words server.listen({})', () => {
+    expect(() => normalizeListenArgs({})).toThrow(`The argument 'options' must have the property "port". Received {}`);
   });
 
   it('words a bad port as Node does', () => {

@@ -1,12 +1,15 @@
 // Validates and normalises listenReusePort's arguments, before any side effect, with Node's codes.
 import net from 'node:net';
-import { badPort, invalidArgType, invalidArgValue, outOfRange } from '../errors';
+import { badPort, invalidArgReason, invalidArgType, invalidArgValue, outOfRange } from '../errors';
 import { defaultGroup, normalizeGroup } from '../ports/ownership';
 import { type ModeChoice, choiceList, isChoice } from '../plan/plan';
 
 /** Options of `listenReusePort(server, options)` (or its third argument). */
 export interface ListenReusePortOptions {
-  /** TCP port; 0 (the default) lets the kernel choose. A numeric string is accepted, as by Node; null is refused. */
+  /**
+   * TCP port; 0 lets the kernel choose. Required in an options object, as in `server.listen(options)`
+   * (`listenReusePort(server)` alone listens on port 0). A numeric string is accepted, as by Node; null is refused.
+   */
   port?: number | string;
   /** Host name or numeric address. Default (undefined or null): `::` (dual-stack), or `0.0.0.0` where IPv6 is unavailable. */
   host?: string | null;
@@ -77,6 +80,8 @@ export function normalizeListenArgs(portOrOptions: unknown, extra?: unknown): Li
   let port: number;
   if (typeof portOrOptions === 'object' && portOrOptions !== null) {
     options = portOrOptions as ListenReusePortOptions;
+    // As server.listen({}) and server.listen([]): an options object names its port (0 for any).
+    if (options.port === undefined) throw invalidArgReason('options', 'must have the property "port"', options);
     port = validatePort(options.port, 'options.port');
   } else {
     port = validatePort(portOrOptions, 'port');
