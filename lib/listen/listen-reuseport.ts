@@ -6,6 +6,7 @@ import { type Lookup, resolveBindTargets } from './address';
 import { type NativeBinding, loadBinding } from '../binding';
 import { abortError, explainListenError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
 import { type Facts, gatherFacts } from '../plan/facts';
+import { joinCluster } from './cluster-worker';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from '../plan/plan';
@@ -205,6 +206,8 @@ async function listenPlanned(server: net.Server, request: ListenRequest, edges: 
   const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
   if (keys) done.reasons = [...done.reasons, keys];
   if (edges.supervision) registerWithSupervisor(server, edges.supervision);
+  // A socket of its own (not the primary's): node:cluster must still see it listen and close it on disconnect.
+  if (done.backend !== 'cluster') joinCluster(server, edges.supervision && done.backend === 'addon' ? 'lent' : 'own');
   if (request.signal) {
     if (request.signal.aborted) {
       server.close();

@@ -1,0 +1,104 @@
+// A cluster worker that listens on its own socket still behaves towards node:cluster as one that listens
+// through the primary: the primary gets 'listening' with the address (PM2's reload waits for it), and
+// worker.disconnect() (or cluster.worker.disconnect() in the worker) closes the server, letting the
+// requests in flight finish, after which the worker exits by itself. Real primary, workers, sockets.
+import http from 'node:http';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetchOnce } from './helpers/http';
+import { listeningInodes } from './helpers/proc-net';
+import { type Fixture, startFixture, stopAll } from './helpers/processes';
+
+interface Ready {
+  listening: { pid: number; address: { address: string; port: number; addressType: number }; state: string }[];
+  workers: number[];
+}
+interface Exit {
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  exitedAfterDisconnect: boolean;
+}
+
+afterEach(() => stopAll());
+
+// A port nobody holds right now (the kernel's pick, released at once).
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// A GET /slow request: resolves with the worker's pid once the headers arrive, and with the body later.
+function slowRequest(port: number): Promise<{ pid: number; body: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: '127.0.0.1', port, path: '/slow', agent: false, timeout: 10_000 }, (response) => {
+      const body = new Promise<string>((done, fail) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => done(text));
+        response.on('error', fail);
+      });
+      resolve({ pid: Number(response.headers['x-pid']), body });
+    });
+    request.on('timeout', () => request.destroy(new Error('GET /slow timed out')));
+    request.on('error', reject);
+  });
+}
+
+async function start(config: { workers: number; port: number; setup: boolean }): Promise<{ primary: Fixture; ready: Ready }> {
+  const primary = startFixture('cluster-link.js', [JSON.stringify(config)]);
+  const ready = await primary.next<Ready>('ready', 20_000);
+  return { primary, ready };
+}
+
+describe('a worker on its own socket, seen by node:cluster', () => {
+  it("the primary gets 'listening' for each worker with its address, as for a shared server", async () => {
+    const port = await freePort();
+    const { ready } = await start({ workers: 2, port, setup: false });
+    expect(ready.listening.map((event) => event.pid).sort()).toEqual([...ready.workers].sort());
+    for (const event of ready.listening) {
+      expect(event.address).toEqual({ address: '127.0.0.1', port, addressType: 4 });
+      expect(event.state).toBe('listening');
+    }
+    // Both sockets are the workers' own: the primary holds none.
+    expect(listeningInodes(port)).toHaveLength(2);
+  });
+
+  it('with setupPrimary and port 0 the event carries the port the primary reserved', async () => {
+    const { ready } = await start({ workers: 2, port: 0, setup: true });
+    const ports = new Set(ready.listening.map((event) => event.address.port));
+    expect(ports.size).toBe(1);
+    expect([...ports][0]).toBeGreaterThan(0);
+  });
+
+  it('worker.disconnect() closes its listener, lets the request in flight finish, and the worker exits 0 by itself', async () => {
+    const port = await freePort();
+    const { primary, ready } = await start({ workers: 2, port, setup: false });
+    const slow = await slowRequest(port);
+    expect(ready.workers).toContain(slow.pid);
+    const exited = primary.next<Exit>('exit', 10_000);
+    primary.child.send({ cmd: 'disconnect', pid: slow.pid });
+    await expect(slow.body).resolves.toBe('slow done');
+    await expect(exited).resolves.toMatchObject({ pid: slow.pid, code: 0, signal: null, exitedAfterDisconnect: true });
+    // One listening socket is left, the other worker's, and it answers.
+    expect(listeningInodes(port)).toHaveLength(1);
+    const other = ready.workers.find((pid) => pid !== slow.pid);
+    await expect(fetchOnce(port)).resolves.toBe(String(other));
+  });
+
+  it('cluster.worker.disconnect() in the worker closes its listener too', async () => {
+    const port = await freePort();
+    const { primary, ready } = await start({ workers: 2, port, setup: false });
+    const [first] = ready.workers as [number];
+    const exited = primary.next<Exit>('exit', 10_000);
+    primary.child.send({ cmd: 'self-disconnect', pid: first });
+    await expect(exited).resolves.toMatchObject({ pid: first, code: 0, exitedAfterDisconnect: true });
+    expect(listeningInodes(port)).toHaveLength(1);
+  });
+});
