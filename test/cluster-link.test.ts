@@ -5,6 +5,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pm2KillSignal } from '../lib/listen/cluster-worker';
 import { fetchOnce } from './helpers/http';
 import { listeningInodes } from './helpers/proc-net';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
@@ -51,7 +52,7 @@ function slowRequest(port: number): Promise<{ pid: number; body: Promise<string>
   });
 }
 
-async function start(config: { workers: number; port: number; setup: boolean }): Promise<{ primary: Fixture; ready: Ready }> {
+async function start(config: { workers: number; port: number; setup: boolean; pm2?: boolean }): Promise<{ primary: Fixture; ready: Ready }> {
   const primary = startFixture('cluster-link.js', [JSON.stringify(config)]);
   const ready = await primary.next<Ready>('ready', 20_000);
   return { primary, ready };
@@ -100,5 +101,30 @@ describe('a worker on its own socket, seen by node:cluster', () => {
     primary.child.send({ cmd: 'self-disconnect', pid: first });
     await expect(exited).resolves.toMatchObject({ pid: first, code: 0, exitedAfterDisconnect: true });
     expect(listeningInodes(port)).toHaveLength(1);
+  });
+});
+
+describe('under PM2 (cluster mode), whose reload stops an instance with a signal', () => {
+  it.each<[string, NodeJS.ProcessEnv, string | undefined]>([
+    ['PM2 cluster mode', { pm_id: '3', exec_mode: 'cluster_mode' }, 'SIGINT'],
+    ['PM2 cluster mode with PM2_KILL_SIGNAL', { pm_id: '0', exec_mode: 'cluster_mode', PM2_KILL_SIGNAL: 'SIGTERM' }, 'SIGTERM'],
+    ['a PM2_KILL_SIGNAL that is no signal name', { pm_id: '0', exec_mode: 'cluster_mode', PM2_KILL_SIGNAL: 'rm -rf' }, undefined],
+    ['PM2 fork mode (no cluster worker)', { pm_id: '0', exec_mode: 'fork_mode' }, undefined],
+    ['not under PM2', {}, undefined],
+  ])('%s: %s', (_name, env, signal) => {
+    expect(pm2KillSignal(env)).toBe(signal);
+  });
+
+  it('SIGINT closes the listener, lets the request in flight finish, then kills the worker as SIGINT does', async () => {
+    const port = await freePort();
+    const { primary, ready } = await start({ workers: 2, port, setup: false, pm2: true });
+    const slow = await slowRequest(port);
+    const exited = primary.next<Exit>('exit', 10_000);
+    process.kill(slow.pid, 'SIGINT');
+    await expect(slow.body).resolves.toBe('slow done');
+    await expect(exited).resolves.toMatchObject({ pid: slow.pid, code: null, signal: 'SIGINT' });
+    expect(listeningInodes(port)).toHaveLength(1);
+    const other = ready.workers.find((pid) => pid !== slow.pid);
+    await expect(fetchOnce(port)).resolves.toBe(String(other));
   });
 });

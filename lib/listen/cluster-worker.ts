@@ -8,7 +8,11 @@
 //   waits for it, else for its listen timeout);
 // - disconnect: `worker.disconnect()` in the primary (or `cluster.worker.disconnect()` here) closes the
 //   server, as Node closes shared ones; an own SO_REUSEPORT socket closes with closeListener, so the
-//   connections waiting in its queue go to the port's other sockets instead of being reset.
+//   connections waiting in its queue go to the port's other sockets instead of being reset;
+// - PM2 (cluster mode) stops an instance with a signal, never a disconnect (`pm2 reload` kills the old
+//   instance with SIGINT, or PM2_KILL_SIGNAL, once its replacement listens): that signal first closes the
+//   server the same way and lets the requests in flight end (at most KILL_GRACE_MS), then has its
+//   default effect, unless the app listens for it itself, in which case the app decides when to exit.
 import cluster from 'node:cluster';
 import net from 'node:net';
 import { closeListener } from './close-listener';
@@ -37,6 +41,16 @@ function isClusterMessage(message: unknown): message is ClusterMessage {
 const servers = new Map<net.Server, SocketOwnership>();
 let watching = false;
 
+/** How long a PM2 kill signal waits for the requests in flight once the listener is closed. */
+export const KILL_GRACE_MS = 1_000;
+
+/** The signal PM2 stops this process with, when PM2 runs it in cluster mode (from the env PM2 gives its apps). */
+export function pm2KillSignal(env: NodeJS.ProcessEnv): NodeJS.Signals | undefined {
+  if (env.pm_id === undefined || env.exec_mode !== 'cluster_mode') return undefined;
+  const signal = env.PM2_KILL_SIGNAL ?? 'SIGINT';
+  return /^SIG[A-Z0-9]+$/.test(signal) ? (signal as NodeJS.Signals) : undefined;
+}
+
 /** Closes every server this worker listens on with its own socket; resolves once their sockets are closed. */
 export async function closeOwnListeners(): Promise<void> {
   const closing = [...servers].map(async ([server, ownership]) => {
@@ -46,6 +60,34 @@ export async function closeOwnListeners(): Promise<void> {
     else server.close();
   });
   await Promise.all(closing);
+}
+
+// Resolves once the server has closed (its connections ended), or after `ms`.
+function closed(server: net.Server, ms: number): Promise<void> {
+  if (!server.listening && (server as net.Server & { _connections: number })._connections === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    server.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function watchKillSignal(signal: NodeJS.Signals): void {
+  const onSignal = () => {
+    const appDecides = process.listenerCount(signal) > 1;
+    const closing = [...servers.keys()];
+    void closeOwnListeners()
+      .then(() => Promise.all(closing.map((server) => closed(server, KILL_GRACE_MS))))
+      .finally(() => {
+        if (appDecides) return;
+        process.off(signal, onSignal);
+        process.kill(process.pid, signal);
+      });
+  };
+  process.on(signal, onSignal);
 }
 
 function watchDisconnect(): void {
@@ -61,6 +103,8 @@ function watchDisconnect(): void {
   process.on('disconnect', () => {
     if (cluster.worker?.exitedAfterDisconnect) void closeOwnListeners();
   });
+  const signal = pm2KillSignal(process.env);
+  if (signal) watchKillSignal(signal);
 }
 
 /**
