@@ -1,7 +1,7 @@
 // `reuseport start`: the runner over startCluster. Events on stdout, the pid file across an upgrade,
 // SIGHUP reload, SIGUSR2 upgrade, SIGTERM exit 0; bad input (unknown flags, a missing script, one
 // that exits at once, a pid file in a missing directory) exits non-zero with a message, leaving nothing.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,7 @@ interface Event {
   ports?: string;
   pids?: string;
   signal?: string;
+  health?: number;
 }
 
 function run(args: string[]) {
@@ -63,6 +64,12 @@ function run(args: string[]) {
   return { child, events, next, exited, stderr: () => stderr };
 }
 
+// `reuseport status ...` run to its end (the runner it asks is another process).
+function status(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [cli, 'status', ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
 describe('reuseport start', () => {
   it('serves; SIGHUP reloads; SIGUSR2 upgrades the runner and the pid file names the successor; SIGTERM exits 0 and removes it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-runner-'));
@@ -74,6 +81,17 @@ describe('reuseport start', () => {
     expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${runner.child.pid}\n`);
     const port = Number(ready.ports);
     expect((ready.workers ?? '').split(',')).toContain(await fetchOnce(port));
+
+    // `reuseport status` finds the runner's health server from the pid file alone.
+    const json = status(['--pid-file', pidFile, '--json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout);
+    expect(report).toMatchObject({ pid: ready.pid, ready: true, plan: { mode: 'reuseport' }, ports: [port], counts: { reloads: 0, upgrades: 0 } });
+    expect(report.slots.map((slot: { pid: number }) => slot.pid).join(',')).toBe(ready.workers);
+    expect(report.slots[0].uptimeMs).toBeGreaterThanOrEqual(0);
+    const table = status(['--pid-file', pidFile]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s: ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0\n\nslot +pid +uptime +accepted +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +\\d+ +0 +own worker\n1 +`));
 
     let at = runner.events.length;
     process.kill(ready.pid as number, 'SIGHUP');
@@ -88,6 +106,9 @@ describe('reuseport start', () => {
     expect(await runner.exited).toBe(0);
     expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${successor.pid}\n`);
     expect((successor.workers ?? '').split(',')).toContain(await fetchOnce(port));
+    // The successor kept the health socket; status through the pid file now names it.
+    expect(JSON.parse(status(['--pid-file', pidFile, '--json']).stdout)).toMatchObject({ pid: successor.pid, counts: { upgrades: 0 } });
+    expect(JSON.parse(status(['--health-port', String(ready.health), '--json']).stdout)).toMatchObject({ pid: successor.pid });
 
     at = runner.events.length;
     process.kill(successor.pid as number, 'SIGTERM');
@@ -109,7 +130,7 @@ describe('reuseport start', () => {
         if (text.includes('\n')) resolve(text.split('\n')[0] as string);
       });
     });
-    expect(line).toMatch(new RegExp(`^ready pid=${runner.pid} mode=reuseport workers=\\d+ ports=\\d+$`));
+    expect(line).toMatch(new RegExp(`^ready pid=${runner.pid} mode=reuseport workers=\\d+ ports=\\d+ health=\\d+$`));
     for (const pid of line.match(/workers=(\d+)/)?.slice(1) ?? []) seen.add(Number(pid));
     runner.kill('SIGTERM');
     expect(await new Promise((resolve) => runner.once('exit', resolve))).toBe(0);
@@ -139,5 +160,26 @@ describe('reuseport start', () => {
       }
     });
     expect(left).toEqual([]);
+  });
+});
+
+describe('reuseport status: bad input', () => {
+  it.each([
+    ['no target', [], /give one of --pid-file, --pid or --health-port/],
+    ['two targets', ['--pid', '1', '--health-port', '1'], /give one of --pid-file, --pid or --health-port/],
+    ['a pid file that does not exist', ['--pid-file', '/nonexistent-dir/app.pid'], /cannot read the pid file \/nonexistent-dir\/app\.pid/],
+    ['a pid that is not running', ['--pid', '4194304'], /no process 4194304 is running/],
+    ['a process without a health server (this test)', ['--pid', String(process.pid)], new RegExp(`process ${process.pid} serves no health server`)],
+    ['a port where nothing answers', ['--health-port', '1'], /no reuseport health server answers GET \/status on 127\.0\.0\.1:1/],
+  ])('%s: exits 2 with a message', (_name, args, message) => {
+    const result = status(args as string[]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('a bad pid is refused by the parser (exit 1)', () => {
+    const result = status(['--pid', 'abc']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/a pid is a positive integer/);
   });
 });

@@ -81,7 +81,7 @@ function slowRequest(port: number, ms: number): Promise<{ body: string; connecti
 }
 
 describe('the health server', () => {
-  it('GET /ready (200 and a body per slot), /live, /metrics in the Prometheus format; 404 and 405 otherwise', async () => {
+  it('GET /ready (200 and a body per slot), /live, /metrics in the Prometheus format, /status; 404 and 405 otherwise', async () => {
     const service = supervisor({ health: { port: 0 } });
     const state = await service.ready;
     const port = state.healthPort as number;
@@ -107,6 +107,17 @@ describe('the health server', () => {
     expect(metrics).toMatch(/^reuseport_upgrades_total 0$/m);
     expect(metrics).toMatch(/^reuseport_ready 1$/m);
     expect((await get(port, '/metrics')).type).toMatch(/^text\/plain; version=0\.0\.4/);
+    const status = await get(port, '/status');
+    expect(status.status).toBe(200);
+    expect(JSON.parse(status.body)).toMatchObject({
+      pid: state.pid,
+      ready: true,
+      shuttingDown: false,
+      plan: { mode: 'reuseport', backend: 'addon' },
+      ports: state.ports,
+      counts: { restarts: 0, reloads: 0, upgrades: 0 },
+      slots: [{ slot: 0, pid: state.pids[0], stalls: 0 }, { slot: 1, pid: state.pids[1], stalls: 0 }],
+    });
     expect((await get(port, '/nope')).status).toBe(404);
     expect((await get(port, '/ready', 'POST')).status).toBe(405);
     // A worker killed: its slot is not served by its own worker until the replacement listens.

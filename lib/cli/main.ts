@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The `reuseport` command: `reuseport doctor [--port N] [--json]`, `reuseport start <script> [args...]`.
+// The `reuseport` command: `reuseport doctor [--port N] [--json]`, `reuseport start <script> [args...]`,
+// `reuseport status (--pid-file F | --pid N | --health-port P) [--json]`.
 import { Command, InvalidArgumentError } from 'commander';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { type StartCommandOptions, UsageError, runStart } from './start';
+import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -58,6 +60,36 @@ program
       process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
       process.exit(error instanceof UsageError ? 2 : 1);
     });
+  });
+
+function parsePid(value: string): number {
+  const pid = Number(value);
+  if (!/^\d+$/.test(value) || pid < 1 || pid > 4_194_304) throw new InvalidArgumentError('a pid is a positive integer.');
+  return pid;
+}
+
+program
+  .command('status')
+  .description('show a running supervisor: its plan, and every slot with pid, uptime, accepted, queue depth and stalls')
+  .option('--pid-file <file>', 'the pid file given to reuseport start')
+  .option('--pid <pid>', 'the supervisor\'s pid', parsePid)
+  .option('--health-port <port>', 'its health port, instead of a pid', parsePort)
+  .option('--health-host <address>', 'its health server\'s address (default 127.0.0.1)')
+  .option('--json', 'print the status as JSON')
+  .action(async (options: { pidFile?: string; pid?: number; healthPort?: number; healthHost?: string; json?: boolean }) => {
+    try {
+      const given = [options.pidFile, options.pid, options.healthPort].filter((value) => value !== undefined).length;
+      if (given !== 1) throw new UsageError('reuseport status: give one of --pid-file, --pid or --health-port');
+      const target: StatusTarget =
+        options.healthPort !== undefined
+          ? { healthPort: options.healthPort, healthHost: options.healthHost ?? '127.0.0.1' }
+          : { pid: options.pid ?? readPidFile(options.pidFile as string) };
+      const status = withUptimes(await fetchStatus(target));
+      process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    } catch (error) {
+      process.stderr.write(`${(error as Error).message}\n`);
+      process.exit(error instanceof UsageError ? 2 : 1);
+    }
   });
 
 program.parse();

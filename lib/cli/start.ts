@@ -78,7 +78,8 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.mode === undefined ? {} : { mode: options.mode }),
     ...(options.cpuLocal ? { cpuLocal: true } : {}),
-    ...(options.healthPort === undefined ? {} : { health: { port: options.healthPort, ...(options.healthHost ? { host: options.healthHost } : {}) } }),
+    // Always a health server (an ephemeral loopback port unless given): `reuseport status` asks it.
+    health: { port: options.healthPort ?? 0, ...(options.healthHost ? { host: options.healthHost } : {}) },
     ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),
     ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
     reloadOnSighup: true,

@@ -1,13 +1,15 @@
 // The supervisor's own health server, on a port of its own: a stalled worker cannot make it lie.
 // GET /ready: 200 while every slot is served by its own worker and no shutdown has begun, else 503,
 // with a JSON body per slot; GET /live: 200 while the supervisor's event loop runs; GET /metrics:
-// the Prometheus text format (prom-client, loaded only when the server is asked for).
+// the Prometheus text format (prom-client, loaded only when the server is asked for); GET /status:
+// the supervisor's pid, plan, ports, counts and every slot's figures, as JSON (`reuseport status`).
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { loadBinding } from '../binding';
 import { type SystemError, systemError } from '../errors';
 import { findPortHolders } from '../ports/port-holders';
+import type { Plan } from '../plan/plan';
 import type { SlotStats } from './types';
 
 /** What the health server reports, read at each request. */
@@ -16,6 +18,19 @@ export interface HealthSource {
   shuttingDown(): boolean;
   stats(): SlotStats[];
   counts(): { restarts: number; reloads: number; upgrades: number };
+  plan(): Plan;
+  ports(): number[];
+}
+
+/** GET /status: what `reuseport status` shows. */
+export interface StatusReport {
+  pid: number;
+  ready: boolean;
+  shuttingDown: boolean;
+  plan: Plan;
+  ports: number[];
+  counts: { restarts: number; reloads: number; upgrades: number };
+  slots: SlotStats[];
 }
 
 type PromClient = typeof import('prom-client');
@@ -76,6 +91,18 @@ export class HealthServer {
       const ready = this.#source.ready();
       const slots = this.#source.stats().map(({ slot, pid, lentTo, queued }) => ({ slot, pid, lentTo, queued }));
       this.#json(response, ready ? 200 : 503, { ready, shuttingDown: this.#source.shuttingDown(), slots });
+    } else if (path === '/status') {
+      const source = this.#source;
+      const report: StatusReport = {
+        pid: process.pid,
+        ready: source.ready(),
+        shuttingDown: source.shuttingDown(),
+        plan: source.plan(),
+        ports: source.ports(),
+        counts: source.counts(),
+        slots: source.stats(),
+      };
+      this.#json(response, 200, report);
     } else if (path === '/live') {
       this.#json(response, 200, { live: true });
     } else if (path === '/metrics') {
@@ -84,7 +111,7 @@ export class HealthServer {
         (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else {
-      this.#json(response, 404, { error: 'not found: GET /ready, /live or /metrics' });
+      this.#json(response, 404, { error: 'not found: GET /ready, /live, /metrics or /status' });
     }
   }
 

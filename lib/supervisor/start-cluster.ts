@@ -126,6 +126,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
           shuttingDown: () => this.#shutdown.begun,
           stats: () => this.stats(),
           counts: () => ({ ...this.#counts }),
+          plan: () => this.plan,
+          ports: () => this.ports,
         })
       : undefined;
     this.on('exit', (exit: WorkerExit) => {

@@ -1,0 +1,191 @@
+// `reuseport status`: what a running supervisor does right now, from its health server's GET /status:
+// the plan, and every slot's worker with its pid, uptime, connections accepted, queue depth and stalls.
+// Given a pid (or a pid file), the health server is found among that process's listening sockets: the
+// one none of its workers holds (they share the slot sockets with it, never the health socket).
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { StatusReport } from '../supervisor/health';
+import { UsageError } from './start';
+
+/** Where to ask: a health address, or the pid of the supervisor (from a pid file or given). */
+export type StatusTarget = { healthPort: number; healthHost: string } | { pid: number };
+
+/** A listening TCP socket from /proc/net/tcp{,6}. */
+interface Listener {
+  address: string;
+  port: number;
+  inode: string;
+}
+
+function read(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Every listening socket in a /proc/net/tcp (family 4) or tcp6 (family 6) table. */
+export function parseListeners(table: string, family: 4 | 6): Listener[] {
+  const listeners: Listener[] = [];
+  for (const line of table.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const [local, state, inode] = [fields[1], fields[3], fields[9]];
+    if (!local || state !== '0A' || !inode) continue;
+    const [hex = '', port = ''] = local.split(':');
+    // Any IPv4 address of this machine; for IPv6, the wildcard and loopback ones (asked on ::1).
+    const wildcard = /^0+$/.test(hex);
+    if (family === 6 && !wildcard && hex !== '00000000000000000000000001000000') continue;
+    const address = family === 4 ? (wildcard ? '127.0.0.1' : [3, 2, 1, 0].map((i) => Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.')) : '::1';
+    listeners.push({ address, port: Number.parseInt(port, 16), inode });
+  }
+  return listeners;
+}
+
+// Socket inodes a process holds.
+function socketInodes(pid: number, procRoot: string): Set<string> {
+  const inodes = new Set<string>();
+  let fds: string[] = [];
+  try {
+    fds = fs.readdirSync(path.join(procRoot, String(pid), 'fd'));
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(procRoot, String(pid), 'fd', fd)))?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
+}
+
+// The pids whose parent is `pid`.
+function childrenOf(pid: number, procRoot: string): number[] {
+  return fs
+    .readdirSync(procRoot)
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      const stat = read(path.join(procRoot, entry, 'stat'));
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+    })
+    .map(Number);
+}
+
+/** The loopback-reachable listeners `pid` holds and none of its children does: its health server. */
+export function healthCandidates(pid: number, procRoot = '/proc'): Listener[] {
+  if (!fs.existsSync(path.join(procRoot, String(pid)))) throw new UsageError(`reuseport status: no process ${pid} is running`);
+  const own = socketInodes(pid, procRoot);
+  for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodes(child, procRoot)) own.delete(inode);
+  const all = [...parseListeners(read(path.join(procRoot, 'net', 'tcp')), 4), ...parseListeners(read(path.join(procRoot, 'net', 'tcp6')), 6)];
+  return all.filter((listener) => own.has(listener.inode));
+}
+
+/** The pid a pid file names. */
+export function readPidFile(file: string): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`reuseport status: cannot read the pid file ${path.resolve(file)}`);
+  }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`reuseport status: the pid file ${path.resolve(file)} holds no pid`);
+  return pid;
+}
+
+function getStatus(host: string, port: number, timeoutMs = 3_000): Promise<StatusReport | undefined> {
+  return new Promise((resolve) => {
+    const request = http.get({ host, port, path: '/status', agent: false, timeout: timeoutMs }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        try {
+          const report = JSON.parse(body) as StatusReport;
+          resolve(response.statusCode === 200 && Array.isArray(report.slots) ? report : undefined);
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(undefined));
+  });
+}
+
+/** Asks the supervisor for its status. */
+export async function fetchStatus(target: StatusTarget): Promise<StatusReport> {
+  if ('healthPort' in target) {
+    const report = await getStatus(target.healthHost, target.healthPort);
+    if (!report) throw new UsageError(`reuseport status: no reuseport health server answers GET /status on ${target.healthHost}:${target.healthPort}`);
+    return report;
+  }
+  for (const candidate of healthCandidates(target.pid)) {
+    const report = await getStatus(candidate.address, candidate.port);
+    if (report?.pid === target.pid) return report;
+  }
+  throw new UsageError(
+    `reuseport status: process ${target.pid} serves no health server (is it \`reuseport start\` or a startCluster({ health }) supervisor?)`,
+  );
+}
+
+/** How long a process has run (ms), from its start time in /proc; undefined where unknown. */
+export function processUptimeMs(pid: number | undefined, procRoot = '/proc'): number | undefined {
+  if (pid === undefined) return undefined;
+  const stat = read(path.join(procRoot, String(pid), 'stat'));
+  const uptime = Number(read(path.join(procRoot, 'uptime')).split(' ')[0]);
+  if (!stat || !uptime) return undefined;
+  const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  // USER_HZ is 100 on every Linux Node runs on.
+  return Math.max(0, Math.round((uptime - startTicks / 100) * 1000));
+}
+
+/** "3d 4h", "2h 5m", "4m 12s", "9s". */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  const s = Math.floor(ms / 1000);
+  const [d, h, m] = [Math.floor(s / 86_400), Math.floor((s % 86_400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+/** The report with uptimes added (what --json prints). */
+export function withUptimes(report: StatusReport, uptime: (pid: number | undefined) => number | undefined = processUptimeMs) {
+  return {
+    ...report,
+    uptimeMs: uptime(report.pid),
+    slots: report.slots.map((slot) => ({ ...slot, uptimeMs: uptime(slot.pid) })),
+  };
+}
+
+/** The status as a person reads it at a glance: a header, then one row per slot. */
+export function formatStatus(status: ReturnType<typeof withUptimes>): string {
+  const { plan, counts } = status;
+  const state = status.shuttingDown ? 'shutting down' : status.ready ? 'ready' : 'not ready (a slot is served by another worker)';
+  const lines = [
+    `reuseport pid ${status.pid}, up ${formatDuration(status.uptimeMs)}: ${state}`,
+    `mode ${plan.mode} (${plan.backend}), port${status.ports.length === 1 ? '' : 's'} ${status.ports.join(', ') || '-'}; restarts ${counts.restarts}, reloads ${counts.reloads}, upgrades ${counts.upgrades}`,
+    '',
+  ];
+  const header = ['slot', 'pid', 'uptime', 'accepted', 'queued', 'peak', 'stalls', 'served by'];
+  const rows = status.slots.map((slot) => [
+    String(slot.slot),
+    slot.pid === undefined ? '-' : String(slot.pid),
+    formatDuration(slot.uptimeMs),
+    String(slot.accepted),
+    String(slot.queued),
+    String(slot.queuedPeak),
+    String(slot.stalls),
+    slot.lentTo === undefined ? 'own worker' : `pid ${slot.lentTo} (lent)`,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
+  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  lines.push(line(header), ...rows.map(line));
+  return `${lines.join('\n')}\n`;
+}
