@@ -15,9 +15,10 @@ const runs = Number(values.runs);
 const namespace = process.getuid() === 0 ? ['unshare', '--net'] : ['unshare', '--user', '--map-root-user', '--net'];
 export const HEADING = '## Whole-service deploys';
 
-function scenario(config) {
+// config.scenario: the runner in test/scenarios (deploy.js, or managers.js for PM2 and `reuseport start`).
+function scenario({ scenario: file = 'deploy.js', ...config }) {
   const script = 'ip link set lo up && echo 0 > /proc/sys/net/ipv4/tcp_migrate_req && exec "$0" "$@"';
-  const run = path.join(root, 'test', 'scenarios', 'deploy.js');
+  const run = path.join(root, 'test', 'scenarios', file);
   const [command, ...prefix] = namespace;
   const result = spawnSync(command, [...prefix, '--', 'sh', '-c', script, process.execPath, run, JSON.stringify(config)], {
     encoding: 'utf8',
@@ -36,6 +37,10 @@ const cases = [
   ['3 deploys, 2 workers, 1000 new conn/s', 'upgrade() to a successor that exits at once', { way: 'broken' }],
   ['3 deploys, 2 workers, 1000 new conn/s', 'systemctl restart with the fd store (harness)', { way: 'systemd' }],
   ['2 deploys, 2 workers, keep-alive: 8 http.Agent + 8 undici lanes', 'upgrade() (SIGUSR2)', { way: 'upgrade', deploys: 2, keepAlive: true }],
+  ['3 deploys, 2 workers, 1000 new conn/s', '`reuseport start`, SIGHUP (reload)', { scenario: 'managers.js', manager: 'runner', action: 'reload' }],
+  ['3 deploys, 2 workers, 1000 new conn/s', '`reuseport start`, SIGUSR2 (upgrade)', { scenario: 'managers.js', manager: 'runner', action: 'upgrade' }],
+  ['3 deploys, 2 instances, 800 new conn/s', '`pm2 reload`, the app on `server.listen` (PM2 7 cluster mode)', { scenario: 'managers.js', manager: 'pm2', listen: 'plain', rate: 800 }],
+  ['3 deploys, 2 instances, 800 new conn/s', '`pm2 reload`, the app on `listenReusePort`', { scenario: 'managers.js', manager: 'pm2', listen: 'reuseport', rate: 800 }],
 ];
 
 const range = (numbers) => {
@@ -60,7 +65,8 @@ const lines = [
   'The whole service (a supervisor and its workers, `test/scenarios/service.js`) is replaced while a client in another',
   'process opens a new TCP connection for every request at a fixed rate (open loop), or keeps pooled keep-alive',
   'connections busy. Each run is its own network namespace with `net.ipv4.tcp_migrate_req=0` (the default). The',
-  'scenarios are `test/scenarios/deploy.js`; `npm run test:load` asserts the upgrade rows.',
+  'scenarios are `test/scenarios/deploy.js` and, for the runner and PM2, `test/scenarios/managers.js`; `npm run test:load`',
+  'asserts the upgrade, runner and PM2-with-listenReusePort rows.',
   '',
   '| deploys | how | requests | failed (per run) | over 500 ms (per run) | p99 ms | each deploy, ms |',
   '|---|---|---:|---|---|---|---|',
@@ -84,6 +90,12 @@ lines.push(
   '  Connections that arrive while no process runs wait in the queues, which systemd keeps open.',
   '- **upgrade()**: the successor inherits the very same sockets (fds), so their queues are never reset; the old',
   '  workers drain as in a reload. A successor with fewer workers drains the surplus sockets before closing them.',
+  '- **`reuseport start`**: the runner (`startCluster` for a script) reloading its workers, or upgrading itself; its',
+  '  pid file follows the upgrade. Each deploy is timed from the signal to the `reload` event, or to the old runner\'s exit.',
+  '- **`pm2 reload`**: real PM2 (7, the devDependency) with its own `PM2_HOME`, timed as the whole `pm2 reload app`',
+  '  command. With `server.listen` PM2\'s daemon is the cluster primary in the accept path; with `listenReusePort` each',
+  "  instance has its own socket, tells PM2 it listens (else PM2 waits out its listen timeout: 6.5 s per instance), and",
+  "  closes its listener with closeListener when PM2's SIGINT comes. See [deploy.md](deploy.md#pm2).",
   '',
 );
 
