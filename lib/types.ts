@@ -16,3 +16,16 @@ export interface ListenResult {
   /** Sentences a person can read: why this mode, how the socket was made. */
   reasons: string[];
 }
+
+/** How a UDP port is shared: kernel balancing, the cluster primary's one socket, or alone. */
+export type DatagramMode = 'reuseport' | 'shared' | 'exclusive';
+
+/** What bindReusePort did and why. */
+export interface BindResult {
+  mode: DatagramMode;
+  backend: ListenBackend;
+  /** `socket.address()` once bound (the real port when 0 was asked). */
+  address: AddressInfo;
+  /** Sentences a person can read: why this mode, how the socket was made. */
+  reasons: string[];
+}

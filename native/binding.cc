@@ -57,8 +57,11 @@ bool ReadBoolean(Napi::Env env, Napi::Object options, const char* name, bool fal
   return true;
 }
 
-// openListener({ address, port, ipv6Only?, listen?, backlog? }) -> { fd, family, address, port }
-Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
+using Opener = bool (*)(const ListenSpec&, BoundSocket*, SocketFailure*);
+
+// Reads { address, port, ipv6Only?, listen?, backlog? }, opens with `open`, returns
+// { fd, family, address, port }. A datagram socket reads neither listen nor backlog.
+Napi::Value OpenBoundJs(const Napi::CallbackInfo& info, Opener open, bool stream) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
     ArgumentTypeError(env, "options must be an object").ThrowAsJavaScriptException();
@@ -81,20 +84,24 @@ Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (!ReadInteger(env, options, "port", 0, 65535, &spec.port) ||
-      !ReadBoolean(env, options, "ipv6Only", false, &spec.ipv6_only) ||
-      !ReadBoolean(env, options, "listen", true, &spec.listen)) {
+      !ReadBoolean(env, options, "ipv6Only", false, &spec.ipv6_only)) {
     return env.Undefined();
   }
-  Napi::Value backlog;
-  if (!ReadProperty(env, options, "backlog", &backlog)) return env.Undefined();
-  if (spec.listen && !backlog.IsUndefined() &&
-      !ReadInteger(env, options, "backlog", 0, std::numeric_limits<int>::max(), &spec.backlog)) {
-    return env.Undefined();
+  if (stream) {
+    if (!ReadBoolean(env, options, "listen", true, &spec.listen)) return env.Undefined();
+    Napi::Value backlog;
+    if (!ReadProperty(env, options, "backlog", &backlog)) return env.Undefined();
+    if (spec.listen && !backlog.IsUndefined() &&
+        !ReadInteger(env, options, "backlog", 0, std::numeric_limits<int>::max(), &spec.backlog)) {
+      return env.Undefined();
+    }
+  } else {
+    spec.listen = false;
   }
 
   BoundSocket bound;
   SocketFailure failure;
-  if (!OpenListener(spec, &bound, &failure)) {
+  if (!open(spec, &bound, &failure)) {
     SystemError(env, failure.err, failure.syscall, spec.address, spec.port)
         .ThrowAsJavaScriptException();
     return env.Undefined();
@@ -106,6 +113,12 @@ Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
   result.Set("port", Napi::Number::New(env, bound.port));
   return result;
 }
+
+// openListener({ address, port, ipv6Only?, listen?, backlog? }) -> { fd, family, address, port }
+Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) { return OpenBoundJs(info, OpenListener, true); }
+
+// openDatagram({ address, port, ipv6Only? }) -> { fd, family, address, port }: a bound UDP socket.
+Napi::Value OpenDatagramJs(const Napi::CallbackInfo& info) { return OpenBoundJs(info, OpenDatagram, false); }
 
 // probeReusePort() -> 0 when the kernel accepts SO_REUSEPORT on TCP, else a negative errno.
 Napi::Value ProbeReusePortJs(const Napi::CallbackInfo& info) {
@@ -154,6 +167,16 @@ Napi::Value AcceptQueueJs(const Napi::CallbackInfo& info) {
   result.Set("queued", Napi::Number::New(env, queued));
   result.Set("limit", Napi::Number::New(env, limit));
   return result;
+}
+
+// clearDatagramReuseAddr(fd): SO_REUSEADDR off on a bound SO_REUSEPORT UDP socket.
+Napi::Value ClearDatagramReuseAddrJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  int err = ClearDatagramReuseAddr(fd);
+  if (err != 0) SystemFdError(env, err, "setsockopt", fd).ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // listenSocket(fd, backlog): listen(2) on an SO_REUSEPORT TCP socket (a slot socket of the primary).
@@ -362,14 +385,16 @@ Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// listeningSockets(port) -> [{ family, address, port, uid, inode, queued }] (port 0: every port).
-Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) {
+using SocketLister = int (*)(int, std::vector<ListeningEntry>*, const char**);
+
+// Lists sockets on info[0] (a port; 0: every port) with `list`, as [{ family, address, port, uid, inode, queued }].
+Napi::Value ListSocketsJs(const Napi::CallbackInfo& info, SocketLister list) {
   Napi::Env env = info.Env();
   int port = 0;
   if (!ReadArgument(info, 0, "port", &port, 65535)) return env.Undefined();
   std::vector<ListeningEntry> entries;
   const char* syscall = "";
-  int err = ListeningTcpSockets(port, &entries, &syscall);
+  int err = list(port, &entries, &syscall);
   if (err != 0) {
     SystemCallError(env, err, syscall).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -389,6 +414,12 @@ Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// listeningSockets(port) -> the listening TCP sockets on port (0: every port).
+Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) { return ListSocketsJs(info, ListeningTcpSockets); }
+
+// datagramSockets(port) -> the unconnected UDP sockets bound to port (0: every port).
+Napi::Value DatagramSocketsJs(const Napi::CallbackInfo& info) { return ListSocketsJs(info, BoundUdpSockets); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
@@ -401,6 +432,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listeningSockets", Napi::Function::New(env, ListeningSocketsJs, "listeningSockets"));
   exports.Set("socketInfo", Napi::Function::New(env, SocketInfoJs, "socketInfo"));
   exports.Set("notify", Napi::Function::New(env, NotifyJs, "notify"));
+  exports.Set("openDatagram", Napi::Function::New(env, OpenDatagramJs, "openDatagram"));
+  exports.Set("clearDatagramReuseAddr",
+              Napi::Function::New(env, ClearDatagramReuseAddrJs, "clearDatagramReuseAddr"));
+  exports.Set("datagramSockets", Napi::Function::New(env, DatagramSocketsJs, "datagramSockets"));
   return exports;
 }
 

@@ -36,6 +36,16 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 // 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the errno.
 int ProbeReusePort();
 
+// Opens a UDP socket with SO_REUSEPORT (and IPV6_V6ONLY as spec says) bound to spec's address;
+// `listen` and `backlog` are ignored. No SO_REUSEADDR: on a Linux UDP socket it would let a socket
+// of any user bind the same port beside it. On failure closes what it opened and fills `failure`.
+bool OpenDatagram(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure);
+
+// Clears SO_REUSEADDR on a bound UDP socket with SO_REUSEPORT (libuv's uv_udp_open sets it when a
+// dgram socket adopts an fd). 0 or the errno: EPROTOTYPE for another kind of socket, EINVAL for a
+// UDP socket without SO_REUSEPORT or not bound, ENOTSOCK; fds that are not ours are never changed.
+int ClearDatagramReuseAddr(int fd);
+
 // One classic BPF instruction (struct sock_filter's fields).
 struct BpfInstruction {
   unsigned short code;
@@ -89,6 +99,10 @@ struct ListeningEntry {
 // asks the kernel for listeners only, so the cost does not grow with connections or TIME_WAIT).
 // 0 or the errno; `syscall` names the call that failed. ENOTSUP where there is no sock_diag.
 int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall);
+
+// The unconnected UDP sockets bound to `port` (0: every port), IPv4 and IPv6 (Linux sock_diag); the
+// same entries as ListeningTcpSockets, `queued` being the bytes waiting in the receive queue.
+int BoundUdpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall);
 
 // systemd's notify protocol (sd_pid_notify_with_fds): Node can neither send on a unix datagram
 // socket nor pass fds over one (nodejs/node#53391).

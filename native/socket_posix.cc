@@ -92,11 +92,12 @@ int ParseAddress(const std::string& address, int port, sockaddr_storage* storage
   return 0;
 }
 
-int OpenStreamSocket(int family) {
+// A non-blocking, close-on-exec socket of `type` (SOCK_STREAM or SOCK_DGRAM).
+int OpenSocket(int family, int type) {
 #if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-  return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 #else
-  int fd = socket(family, SOCK_STREAM, 0);
+  int fd = socket(family, type, 0);
   if (fd < 0) return fd;
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
@@ -108,6 +109,8 @@ int OpenStreamSocket(int family) {
   return fd;
 #endif
 }
+
+int OpenStreamSocket(int family) { return OpenSocket(family, SOCK_STREAM); }
 
 int SetFlag(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof(value));
@@ -134,19 +137,21 @@ void DescribeBound(const sockaddr_storage& storage, BoundSocket* out) {
   out->address = text;
 }
 
-}  // namespace
 
-bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure) {
+// Opens, sets the options and binds a socket of `type`; a stream socket also listens if spec says so.
+// SO_REUSEADDR only for TCP: there it just allows rebinding past TIME_WAIT, while on a Linux UDP
+// socket it lets a socket of any user bind the same port.
+bool OpenBound(const ListenSpec& spec, int type, BoundSocket* out, SocketFailure* failure) {
   sockaddr_storage address;
   socklen_t length = 0;
   std::memset(&address, 0, sizeof(address));
   int err = ParseAddress(spec.address, spec.port, &address, &length);
   if (err != 0) return Fail(failure, err, "getaddrinfo");
 
-  FdGuard fd(OpenStreamSocket(address.ss_family));
+  FdGuard fd(OpenSocket(address.ss_family, type));
   if (fd.get() < 0) return Fail(failure, errno, "socket");
 
-  if (SetFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
+  if (type == SOCK_STREAM && SetFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
 #ifdef REUSEPORT_OPTION
@@ -163,7 +168,7 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
     return Fail(failure, errno, "bind");
   }
-  if (spec.listen && listen(fd.get(), spec.backlog) != 0) {
+  if (type == SOCK_STREAM && spec.listen && listen(fd.get(), spec.backlog) != 0) {
     return Fail(failure, errno, "listen");
   }
 
@@ -176,6 +181,43 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
   DescribeBound(bound, out);
   out->fd = fd.release();
   return true;
+}
+
+}  // namespace
+
+bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure) {
+  return OpenBound(spec, SOCK_STREAM, out, failure);
+}
+
+bool OpenDatagram(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure) {
+  return OpenBound(spec, SOCK_DGRAM, out, failure);
+}
+
+int ClearDatagramReuseAddr(int fd) {
+  int type = 0;
+  if (GetFlag(fd, SOL_SOCKET, SO_TYPE, &type) != 0) return errno;
+  if (type != SOCK_DGRAM) return EPROTOTYPE;
+  sockaddr_storage address;
+  socklen_t address_length = sizeof(address);
+  std::memset(&address, 0, sizeof(address));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) return errno;
+  if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return EPROTOTYPE;
+#ifdef SO_PROTOCOL
+  int protocol = 0;
+  if (GetFlag(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) != 0) return errno;
+  if (protocol != IPPROTO_UDP) return EPROTOTYPE;
+#endif
+  BoundSocket bound;
+  DescribeBound(address, &bound);
+  if (bound.port == 0) return EINVAL;
+#ifdef REUSEPORT_OPTION
+  int reuse_port = 0;
+  if (GetFlag(fd, SOL_SOCKET, REUSEPORT_OPTION, &reuse_port) != 0) return errno;
+  if (!reuse_port) return EINVAL;
+  return SetFlag(fd, SOL_SOCKET, SO_REUSEADDR, 0) == 0 ? 0 : errno;
+#else
+  return ENOTSUP;
+#endif
 }
 
 int ProbeReusePort() {
@@ -427,8 +469,8 @@ int GetCpuAffinity(int tid, std::vector<int>* cpus) {
 namespace {
 
 // One sock_diag dump of `family`'s listening TCP sockets into `out` (those on `port`, or all).
-int DumpListeners(int netlink, int family, int port, std::vector<ListeningEntry>* out,
-                  const char** syscall) {
+int DumpSockets(int netlink, int family, int protocol, unsigned int states, int port,
+                std::vector<ListeningEntry>* out, const char** syscall) {
   struct {
     nlmsghdr header;
     inet_diag_req_v2 request;
@@ -439,8 +481,8 @@ int DumpListeners(int netlink, int family, int port, std::vector<ListeningEntry>
   message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   message.header.nlmsg_seq = static_cast<unsigned int>(family);
   message.request.sdiag_family = static_cast<unsigned char>(family);
-  message.request.sdiag_protocol = IPPROTO_TCP;
-  message.request.idiag_states = 1u << 10;  // TCP_LISTEN
+  message.request.sdiag_protocol = static_cast<unsigned char>(protocol);
+  message.request.idiag_states = states;
   sockaddr_nl kernel;
   std::memset(&kernel, 0, sizeof(kernel));
   kernel.nl_family = AF_NETLINK;
@@ -491,7 +533,11 @@ int DumpListeners(int netlink, int family, int port, std::vector<ListeningEntry>
 }  // namespace
 #endif
 
-int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall) {
+namespace {
+
+// Every socket of `protocol` in `states` (a bit per TCP state number) on `port`, IPv4 then IPv6.
+int DiagSockets(int protocol, unsigned int states, int port, std::vector<ListeningEntry>* out,
+                const char** syscall) {
   out->clear();
 #ifdef __linux__
   int netlink = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -509,7 +555,7 @@ int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char**
     return errno;
   }
   for (int family : {AF_INET, AF_INET6}) {
-    int err = DumpListeners(netlink, family, port, out, syscall);
+    int err = DumpSockets(netlink, family, protocol, states, port, out, syscall);
     if (err != 0) {
       out->clear();
       return err;
@@ -517,10 +563,24 @@ int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char**
   }
   return 0;
 #else
+  (void)protocol;
+  (void)states;
   (void)port;
   *syscall = "socket";
   return ENOTSUP;
 #endif
+}
+
+}  // namespace
+
+int ListeningTcpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall) {
+  return DiagSockets(IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, port, out, syscall);
+}
+
+int BoundUdpSockets(int port, std::vector<ListeningEntry>* out, const char** syscall) {
+  // An unconnected UDP socket is in TCP_CLOSE (7) in the kernel's table; a connected one in
+  // TCP_ESTABLISHED, which receives from its one peer only and is left out.
+  return DiagSockets(IPPROTO_UDP, 1u << 7, port, out, syscall);
 }
 
 }  // namespace reuseport

@@ -31,6 +31,15 @@ bool OpenListener(const ListenSpec& /*spec*/, BoundSocket* out, SocketFailure* f
 
 int ProbeReusePort() { return kUnsupported; }
 
+bool OpenDatagram(const ListenSpec& /*spec*/, BoundSocket* out, SocketFailure* failure) {
+  *out = BoundSocket();
+  failure->err = kUnsupported;
+  failure->syscall = "setsockopt";
+  return false;
+}
+
+int ClearDatagramReuseAddr(int /*fd*/) { return kUnsupported; }
+
 int CheckReusePortSocket(int /*fd*/) { return kUnsupported; }
 
 int ListenSocket(int /*fd*/, int /*backlog*/) { return kUnsupported; }
@@ -60,6 +69,12 @@ int SetCpuAffinity(int /*tid*/, const int* /*cpus*/, int /*count*/) { return kUn
 
 int GetCpuAffinity(int /*tid*/, std::vector<int>* cpus) {
   cpus->clear();
+  return kUnsupported;
+}
+
+int BoundUdpSockets(int /*port*/, std::vector<ListeningEntry>* out, const char** syscall) {
+  out->clear();
+  *syscall = "socket";
   return kUnsupported;
 }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { BindingLoad, NativeBinding } from '../lib/binding';
 import { type ClusterView, type FactSources, gatherFacts } from '../lib/plan/facts';
 import { tcpWrap } from '../lib/tcp-handle';
+import { udpWrap } from '../lib/udp-handle';
 
 function addonProbing(probe: () => number): () => BindingLoad {
   const unused = () => {
@@ -19,6 +20,9 @@ function addonProbing(probe: () => number): () => BindingLoad {
     listeningSockets: unused,
     socketInfo: unused,
     notify: unused,
+    openDatagram: unused,
+    clearDatagramReuseAddr: unused,
+    datagramSockets: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });
@@ -43,6 +47,9 @@ describe('gatherFacts reads', () => {
     ['the platform and release as given', { platform: 'darwin', release: () => '23.1.0' }, { platform: 'darwin', release: '23.1.0' }],
     ['nodeReusePort true when tcp_wrap has UV_TCP_REUSEPORT', { tcpWrap: () => ({ constants: { UV_TCP_REUSEPORT: 1 } }) }, { nodeReusePort: true }],
     ['nodeReusePort false when tcp_wrap lacks UV_TCP_REUSEPORT', {}, { nodeReusePort: false }],
+    ['nodeUdpReusePort true when udp_wrap has UV_UDP_REUSEPORT', { udpWrap: () => ({ constants: { UV_UDP_REUSEPORT: 64 } }) }, { nodeUdpReusePort: true }],
+    ['nodeUdpReusePort false when udp_wrap lacks UV_UDP_REUSEPORT', { udpWrap: () => ({ constants: {} }) }, { nodeUdpReusePort: false }],
+    ['nodeUdpReusePort false when udp_wrap cannot be reached', { udpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeUdpReusePort: false }],
     ['nodeReusePort false when tcp_wrap cannot be reached', { tcpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeReusePort: false }],
     ['addon true when its probe returns 0', {}, { addon: true, addonError: undefined }],
     ['addon false with the load error when the addon is missing', { loadBinding: missingAddon }, { addon: false, addonError: 'no build/Release/reuseport.node' }],
@@ -65,6 +72,7 @@ describe('gatherFacts reads', () => {
 describe('gatherFacts on this process', () => {
   it.each<[name: string, check: (facts: ReturnType<typeof gatherFacts>) => void]>([
     ['reads the real platform and release', (facts) => expect([facts.platform, facts.release]).toEqual([process.platform, os.release()])],
+    ['probes Node for dgram reusePort through udp_wrap', (facts) => expect(facts.nodeUdpReusePort).toBe(udpWrap().constants.UV_UDP_REUSEPORT !== undefined)],
     ['probes Node for reusePort through tcp_wrap', (facts) => expect(facts.nodeReusePort).toBe(tcpWrap().constants.UV_TCP_REUSEPORT !== undefined)],
     ['gives an addonError exactly when the addon is not usable', (facts) => expect(facts.addonError === undefined).toBe(facts.addon)],
     ['is not in a cluster under vitest', (facts) => expect(facts.role).toBe('none')],
@@ -78,7 +86,7 @@ describe('gatherFacts on this process', () => {
 
   it('lists exactly the documented fields', () => {
     expect(Object.keys(gatherFacts(fake)).sort()).toEqual(
-      ['addon', 'addonError', 'nodeReusePort', 'override', 'platform', 'release', 'role'],
+      ['addon', 'addonError', 'nodeReusePort', 'nodeUdpReusePort', 'override', 'platform', 'release', 'role'],
     );
   });
 });

@@ -8,6 +8,7 @@ import type { NativeBinding, NativeSocket } from '../binding';
 import { explainListenError } from '../errors';
 import type { ListenRequest } from './options';
 import { defaultGroup, foreignHolderError, foreignHolders, registerSocket } from '../ports/ownership';
+import type { PortProtocol } from '../ports/port-holders';
 import type { TcpHandle } from '../tcp-handle';
 
 /** Where and how to listen, once validated and resolved. */
@@ -34,16 +35,23 @@ export async function firstThatWorks<T>(targets: BindTarget[], attempt: (target:
   throw lastError;
 }
 
-// Refuses a port that a listener of another sharing group holds, once our socket is bound (a holder
-// without SO_REUSEPORT already made the bind fail) and registered, so a process racing us sees ours.
-// With { group: false } it only warns. Returns how to unregister our socket.
-function guardOwnership(job: ListenJob, bound: { fd: number; address: string; port: number }): () => void {
-  const { group } = job.request;
+/**
+ * Refuses a port that a socket of another sharing group holds, once our socket is bound (a holder
+ * without SO_REUSEPORT already made the bind fail) and registered, so a process racing us sees ours.
+ * With group false it only warns. Returns how to unregister our socket. `protocol` 'udp' looks at
+ * the UDP sockets bound to the port instead of TCP listeners.
+ */
+export function guardPort(
+  group: string | false,
+  bound: { fd: number; address: string; port: number },
+  protocol: PortProtocol = 'tcp',
+  caller = 'listenReusePort',
+): () => void {
   const ours = new Set([String(fs.fstatSync(bound.fd).ino)]);
   if (group === false) {
-    const foreign = foreignHolders(bound.address, bound.port, defaultGroup(), ours);
+    const foreign = foreignHolders(bound.address, bound.port, defaultGroup(), ours, protocol);
     if (foreign.length > 0) {
-      process.emitWarning(`listenReusePort with { group: false } shares ${bound.address}:${bound.port} with processes outside this app`, {
+      process.emitWarning(`${caller} with { group: false } shares ${bound.address}:${bound.port} with processes outside this app`, {
         code: 'REUSEPORT_GROUP_DISABLED',
         detail: foreignHolderError(foreign, bound.address, bound.port, defaultGroup()).message,
       });
@@ -51,12 +59,16 @@ function guardOwnership(job: ListenJob, bound: { fd: number; address: string; po
     return () => undefined;
   }
   const unregister = registerSocket(bound.fd, group);
-  const foreign = foreignHolders(bound.address, bound.port, group, ours);
+  const foreign = foreignHolders(bound.address, bound.port, group, ours, protocol);
   if (foreign.length > 0) {
     unregister();
     throw foreignHolderError(foreign, bound.address, bound.port, group);
   }
   return unregister;
+}
+
+function guardOwnership(job: ListenJob, bound: { fd: number; address: string; port: number }): () => void {
+  return guardPort(job.request.group, bound);
 }
 
 /**

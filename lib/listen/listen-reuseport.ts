@@ -7,6 +7,7 @@ import { type NativeBinding, loadBinding } from '../binding';
 import { abortError, explainListenError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
 import { type Facts, gatherFacts } from '../plan/facts';
 import { joinCluster } from './cluster-worker';
+import { trackSupervisedServer } from './datagram-cluster';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from '../plan/plan';
@@ -205,7 +206,10 @@ async function listenPlanned(server: net.Server, request: ListenRequest, edges: 
   const keys = await applyTicketKeys(server, request, edges);
   const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
   if (keys) done.reasons = [...done.reasons, keys];
-  if (edges.supervision) registerWithSupervisor(server, edges.supervision);
+  if (edges.supervision) {
+    registerWithSupervisor(server, edges.supervision);
+    trackSupervisedServer(server);
+  }
   // A socket of its own (not the primary's): node:cluster must still see it listen and close it on disconnect.
   if (done.backend !== 'cluster') joinCluster(server, edges.supervision && done.backend === 'addon' ? 'lent' : 'own');
   if (request.signal) {

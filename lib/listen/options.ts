@@ -50,9 +50,11 @@ export interface ListenRequest {
 
 export const DEFAULT_BACKLOG = 511;
 
-// Node's validatePort: a number or numeric string, an integer in 0..65535. Unlike server.listen,
-// an explicit null is refused: it is far more often a failed PORT parse than a wish for any port.
-function validatePort(value: unknown, name: string): number {
+/**
+ * Node's validatePort: a number or numeric string, an integer in 0..65535. Unlike server.listen,
+ * an explicit null is refused: it is far more often a failed PORT parse than a wish for any port.
+ */
+export function validatePort(value: unknown, name: string): number {
   if (value === undefined) return 0;
   const numeric = typeof value === 'number' || (typeof value === 'string' && value.trim() !== '');
   const port = Number(value);

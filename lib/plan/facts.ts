@@ -4,6 +4,7 @@ import os from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 import { type BindingLoad, loadBinding } from '../binding';
 import { tcpWrap } from '../tcp-handle';
+import { udpWrap } from '../udp-handle';
 
 /** Where this process stands in node:cluster: a worker, a primary that forks workers, or neither. */
 export type ClusterRole = 'primary' | 'worker' | 'none';
@@ -16,6 +17,11 @@ export interface Facts {
   release: string;
   /** This Node honours `listen({ reusePort: true })` (tcp_wrap has UV_TCP_REUSEPORT). */
   nodeReusePort: boolean;
+  /**
+   * This Node honours `dgram.createSocket({ reusePort: true })` (udp_wrap has UV_UDP_REUSEPORT);
+   * undefined (facts made by hand) counts as no.
+   */
+  nodeUdpReusePort?: boolean;
   /** The native addon loaded and the kernel accepted SO_REUSEPORT in its probe. */
   addon: boolean;
   /** Why the addon is not usable, in words for a reason; undefined when `addon` is true. */
@@ -40,24 +46,27 @@ export interface FactSources {
   platform: string;
   release: () => string;
   tcpWrap: () => { constants: { UV_TCP_REUSEPORT?: number } };
+  /** Node's udp_wrap (for dgram's reusePort); optional, so fakes written before it still type-check. */
+  udpWrap?: () => { constants: { UV_UDP_REUSEPORT?: number } };
   loadBinding: () => BindingLoad;
   cluster: ClusterView;
 }
 
 // Each source falls back on its own, so a test passing `{ env: undefined }` still gets the real one.
-function withDefaults(sources: Partial<FactSources>): FactSources {
+function withDefaults(sources: Partial<FactSources>): Required<FactSources> {
   return {
     env: sources.env ?? process.env,
     platform: sources.platform ?? process.platform,
     release: sources.release ?? os.release,
     tcpWrap: sources.tcpWrap ?? tcpWrap,
+    udpWrap: sources.udpWrap ?? udpWrap,
     loadBinding: sources.loadBinding ?? loadBinding,
     cluster: sources.cluster ?? cluster,
   };
 }
 
 // A capability probe, never a version check: Node 20 accepts `reusePort` and silently ignores it.
-function probeNodeReusePort(sources: FactSources): boolean {
+function probeNodeReusePort(sources: Required<FactSources>): boolean {
   try {
     return sources.tcpWrap().constants.UV_TCP_REUSEPORT !== undefined;
   } catch {
@@ -66,7 +75,16 @@ function probeNodeReusePort(sources: FactSources): boolean {
   }
 }
 
-function probeAddon(sources: FactSources): { addon: boolean; addonError: string | undefined } {
+// The same for dgram: Node 20 accepts createSocket({ reusePort: true }) and silently ignores it.
+function probeNodeUdpReusePort(sources: Required<FactSources>): boolean {
+  try {
+    return sources.udpWrap().constants.UV_UDP_REUSEPORT !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function probeAddon(sources: Required<FactSources>): { addon: boolean; addonError: string | undefined } {
   const load = sources.loadBinding();
   if (!load.binding) return { addon: false, addonError: load.error.message };
   let errno: number;
@@ -99,6 +117,7 @@ export function gatherFacts(sources: Partial<FactSources> = {}): Facts {
     platform: from.platform,
     release: from.release(),
     nodeReusePort: probeNodeReusePort(from),
+    nodeUdpReusePort: probeNodeUdpReusePort(from),
     ...probeAddon(from),
     role: clusterRole(from.cluster),
     override: override === undefined || override === '' ? undefined : override,

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type SystemError, nodeError } from '../errors';
-import { type PortHolder, listeningSocketsOn, processesByInode } from './port-holders';
+import { type PortHolder, type PortProtocol, listeningSocketsOn, processesByInode } from './port-holders';
 
 /** The sharing group of this process when none is named: the user's app, by its main script's real path. */
 export function defaultGroup(main = process.env.pm_exec_path ?? process.argv[1] ?? process.execPath): string {
@@ -82,11 +82,17 @@ function alive(pid: number): boolean {
 
 /**
  * Listeners on address:port that are not of `group`: unregistered, registered to another group, or
- * registered by a process that is gone. `except` leaves out sockets of ours (by inode). Only foreign
+ * registered by a process that is gone (for 'udp': UDP sockets bound to it). `except` leaves out sockets of ours (by inode). Only foreign
  * sockets cost a scan of /proc for their owners.
  */
-export function foreignHolders(address: string, port: number, group: string, except: Set<string> = new Set()): PortHolder[] {
-  const foreign = listeningSocketsOn(port).filter((socket) => {
+export function foreignHolders(
+  address: string,
+  port: number,
+  group: string,
+  except: Set<string> = new Set(),
+  protocol: PortProtocol = 'tcp',
+): PortHolder[] {
+  const foreign = listeningSocketsOn(port, '/proc', protocol).filter((socket) => {
     if (except.has(socket.inode) || !overlaps(socket.address, address)) return false;
     const registration = readRegistration(socket.inode);
     return !registration || registration.group !== group || !alive(registration.pid);

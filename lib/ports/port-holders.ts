@@ -1,5 +1,5 @@
-// Who listens on a TCP port, on Linux: the sockets (from the kernel's sock_diag through the addon,
-// else from /proc/net/tcp{,6}), their addresses and their owners' pids (from /proc/<pid>/fd).
+// Who listens on a TCP port (or holds a UDP one), on Linux: the sockets (from the kernel's sock_diag
+// through the addon, else from /proc/net/{tcp,udp}{,6}), their addresses and their owners' pids (from /proc/<pid>/fd).
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadBinding } from '../binding';
@@ -22,7 +22,11 @@ export type ListeningSocket = Omit<PortHolder, 'processes'> & {
   queued: number;
 };
 
-const LISTEN = '0A';
+/** Which sockets hold a port: TCP listeners, or unconnected UDP sockets bound to it. */
+export type PortProtocol = 'tcp' | 'udp';
+
+// The state column of /proc/net/tcp for a listener; of /proc/net/udp for an unconnected socket (TCP_CLOSE).
+const holderState: Record<PortProtocol, string> = { tcp: '0A', udp: '07' };
 
 // /proc prints addresses as the kernel stores them: 32-bit words in host (little-endian on x86/arm) order.
 function decodeAddress(hex: string, family: 4 | 6): string {
@@ -57,13 +61,13 @@ function decodeAddress(hex: string, family: 4 | 6): string {
   return text;
 }
 
-/** Parses a /proc/net/tcp or /proc/net/tcp6 table; returns the listening sockets on `port`. */
-export function parseListeningSockets(table: string, family: 4 | 6, port: number): ListeningSocket[] {
+/** Parses a /proc/net/tcp{,6} (or, for 'udp', /proc/net/udp{,6}) table; returns the sockets that hold `port`. */
+export function parseListeningSockets(table: string, family: 4 | 6, port: number, protocol: PortProtocol = 'tcp'): ListeningSocket[] {
   const sockets: ListeningSocket[] = [];
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
     const [local, state, queues, uid, inode] = [fields[1], fields[3], fields[4], fields[7], fields[9]];
-    if (!local || state !== LISTEN || uid === undefined || inode === undefined) continue;
+    if (!local || state !== holderState[protocol] || uid === undefined || inode === undefined) continue;
     const [hexAddress = '', hexPort = ''] = local.split(':');
     if (Number.parseInt(hexPort, 16) !== port) continue;
     const queued = Number.parseInt(queues?.split(':')[1] ?? '0', 16) || 0;
@@ -116,29 +120,29 @@ export function processesByInode(inodes: Set<string>, procRoot = '/proc'): Map<s
  * the machine's connections; /proc/net/tcp lists every socket, TIME_WAIT included, and is read
  * only without the addon (or for another `procRoot`, as tests give).
  */
-export function listeningSocketsOn(port: number, procRoot = '/proc'): ListeningSocket[] {
+export function listeningSocketsOn(port: number, procRoot = '/proc', protocol: PortProtocol = 'tcp'): ListeningSocket[] {
   const { binding } = procRoot === '/proc' && process.platform === 'linux' ? loadBinding() : { binding: undefined };
   if (binding) {
     try {
-      return binding.listeningSockets(port);
+      return protocol === 'tcp' ? binding.listeningSockets(port) : binding.datagramSockets(port);
     } catch {
       // no sock_diag in this kernel or sandbox: /proc below
     }
   }
-  return listeningSocketsFromProc(port, procRoot);
+  return listeningSocketsFromProc(port, procRoot, protocol);
 }
 
-/** The same from /proc/net/tcp{,6} alone. */
-export function listeningSocketsFromProc(port: number, procRoot = '/proc'): ListeningSocket[] {
+/** The same from /proc/net/tcp{,6} (or udp{,6}) alone. */
+export function listeningSocketsFromProc(port: number, procRoot = '/proc', protocol: PortProtocol = 'tcp'): ListeningSocket[] {
   return [
-    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp')), 4, port),
-    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', 'tcp6')), 6, port),
+    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', protocol)), 4, port, protocol),
+    ...parseListeningSockets(readOrEmpty(path.join(procRoot, 'net', `${protocol}6`)), 6, port, protocol),
   ];
 }
 
-/** Every socket listening on `port` (IPv4 and IPv6) and who holds it; empty where /proc is missing. */
-export function findPortHolders(port: number, procRoot = '/proc'): PortHolder[] {
-  const sockets = listeningSocketsOn(port, procRoot);
+/** Every socket listening on `port` (for 'udp': bound to it), IPv4 and IPv6, and who holds it; empty where /proc is missing. */
+export function findPortHolders(port: number, procRoot = '/proc', protocol: PortProtocol = 'tcp'): PortHolder[] {
+  const sockets = listeningSocketsOn(port, procRoot, protocol);
   const owners = processesByInode(new Set(sockets.map((s) => s.inode)), procRoot);
   return sockets.map((socket) => ({ ...socket, processes: owners.get(socket.inode) ?? [] }));
 }
