@@ -41,8 +41,10 @@ export interface NativeBinding {
   socketInfo(fd: number): { family: 4 | 6; address: string; port: number; listening: boolean; reusePort: boolean; ipv6Only: boolean };
   /** Sends one sd_notify datagram to the unix socket at `path` ('/...' or '@abstract', as $NOTIFY_SOCKET) with `fds` as SCM_RIGHTS, never blocking (a full queue: EAGAIN); OS errors carry code, errno, syscall and the path as address. */
   notify(path: string, message: string, fds: number[]): void;
-  /** Opens a UDP socket with SO_REUSEPORT (never SO_REUSEADDR) bound to a numeric address; errors as openListener's. */
-  openDatagram(spec: { address: string; port: number; ipv6Only?: boolean }): NativeSocket;
+  /** Opens a UDP socket with SO_REUSEPORT (never SO_REUSEADDR) bound to a numeric address (left unbound with `bind: false`); errors as openListener's. */
+  openDatagram(spec: { address: string; port: number; ipv6Only?: boolean; bind?: boolean }): NativeSocket;
+  /** Binds an unbound UDP socket to a numeric address of its family; refuses any other fd (EPROTOTYPE, EINVAL when bound). */
+  bindDatagram(fd: number, address: string, port: number): NativeSocket;
   /** SO_REUSEADDR off on a bound SO_REUSEPORT UDP socket (libuv sets it when a dgram socket adopts an fd); refuses any other fd. */
   clearDatagramReuseAddr(fd: number): void;
   /** The unconnected UDP sockets bound to `port` (0: all) of this network namespace (Linux sock_diag); `queued` in bytes. */

@@ -97,6 +97,7 @@ Napi::Value OpenBoundJs(const Napi::CallbackInfo& info, Opener open, bool stream
     }
   } else {
     spec.listen = false;
+    if (!ReadBoolean(env, options, "bind", true, &spec.bind)) return env.Undefined();
   }
 
   BoundSocket bound;
@@ -166,6 +167,39 @@ Napi::Value AcceptQueueJs(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("queued", Napi::Number::New(env, queued));
   result.Set("limit", Napi::Number::New(env, limit));
+  return result;
+}
+
+// bindDatagram(fd, address, port) -> { fd, family, address, port }: binds an unbound UDP socket.
+Napi::Value BindDatagramJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsString()) {
+    ArgumentTypeError(env, "address must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string address = info[1].As<Napi::String>().Utf8Value();
+  if (address.empty() || address.size() > 255 || address.find('\0') != std::string::npos) {
+    ArgumentRangeError(env, "address must be a numeric IP address").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int port = 0;
+  if (!ReadArgument(info, 2, "port", &port, 65535)) return env.Undefined();
+  BoundSocket bound;
+  const char* syscall = "";
+  int err = BindDatagram(fd, address, port, &bound, &syscall);
+  if (err != 0) {
+    Napi::Error error = SystemError(env, err, syscall, address, port);
+    error.Value().Set("fd", Napi::Number::New(env, fd));
+    error.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("fd", Napi::Number::New(env, bound.fd));
+  result.Set("family", Napi::Number::New(env, bound.family));
+  result.Set("address", Napi::String::New(env, bound.address));
+  result.Set("port", Napi::Number::New(env, bound.port));
   return result;
 }
 
@@ -433,6 +467,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socketInfo", Napi::Function::New(env, SocketInfoJs, "socketInfo"));
   exports.Set("notify", Napi::Function::New(env, NotifyJs, "notify"));
   exports.Set("openDatagram", Napi::Function::New(env, OpenDatagramJs, "openDatagram"));
+  exports.Set("bindDatagram", Napi::Function::New(env, BindDatagramJs, "bindDatagram"));
   exports.Set("clearDatagramReuseAddr",
               Napi::Function::New(env, ClearDatagramReuseAddrJs, "clearDatagramReuseAddr"));
   exports.Set("datagramSockets", Napi::Function::New(env, DatagramSocketsJs, "datagramSockets"));

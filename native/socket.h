@@ -13,6 +13,7 @@ struct ListenSpec {
   int port = 0;         // 0..65535; 0 lets the kernel choose
   bool ipv6_only = false;
   bool listen = true;   // false: bind only (a slot socket that a worker listens on later)
+  bool bind = true;     // datagram only: false opens and sets options but leaves it unbound
   int backlog = 511;
 };
 
@@ -36,10 +37,16 @@ bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 // 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the errno.
 int ProbeReusePort();
 
-// Opens a UDP socket with SO_REUSEPORT (and IPV6_V6ONLY as spec says) bound to spec's address;
+// Opens a UDP socket with SO_REUSEPORT (and IPV6_V6ONLY as spec says) bound to spec's address
+// (unbound when spec.bind is false: out then holds the fd, the family and spec's address and port);
 // `listen` and `backlog` are ignored. No SO_REUSEADDR: on a Linux UDP socket it would let a socket
 // of any user bind the same port beside it. On failure closes what it opened and fills `failure`.
 bool OpenDatagram(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure);
+
+// Binds an unbound UDP socket (one OpenDatagram left unbound) to a numeric address of its family;
+// out gets the address the kernel bound. 0 or the errno (EPROTOTYPE for anything but a UDP socket,
+// EINVAL for one already bound); `syscall` names the call that failed.
+int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out, const char** syscall);
 
 // Clears SO_REUSEADDR on a bound UDP socket with SO_REUSEPORT (libuv's uv_udp_open sets it when a
 // dgram socket adopts an fd). 0 or the errno: EPROTOTYPE for another kind of socket, EINVAL for a

@@ -165,6 +165,13 @@ bool OpenBound(const ListenSpec& spec, int type, BoundSocket* out, SocketFailure
       SetFlag(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, spec.ipv6_only ? 1 : 0) != 0) {
     return Fail(failure, errno, "setsockopt");
   }
+  if (type == SOCK_DGRAM && !spec.bind) {
+    out->family = address.ss_family == AF_INET6 ? 6 : 4;
+    out->address = spec.address;
+    out->port = spec.port;
+    out->fd = fd.release();
+    return true;
+  }
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
     return Fail(failure, errno, "bind");
   }
@@ -193,20 +200,53 @@ bool OpenDatagram(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
   return OpenBound(spec, SOCK_DGRAM, out, failure);
 }
 
-int ClearDatagramReuseAddr(int fd) {
+// 0 when fd is an IPv4 or IPv6 UDP socket (its address in *address), else the errno.
+static int CheckDatagramSocket(int fd, sockaddr_storage* address) {
   int type = 0;
   if (GetFlag(fd, SOL_SOCKET, SO_TYPE, &type) != 0) return errno;
   if (type != SOCK_DGRAM) return EPROTOTYPE;
-  sockaddr_storage address;
-  socklen_t address_length = sizeof(address);
-  std::memset(&address, 0, sizeof(address));
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) return errno;
-  if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return EPROTOTYPE;
+  socklen_t address_length = sizeof(*address);
+  std::memset(address, 0, sizeof(*address));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(address), &address_length) != 0) return errno;
+  if (address->ss_family != AF_INET && address->ss_family != AF_INET6) return EPROTOTYPE;
 #ifdef SO_PROTOCOL
   int protocol = 0;
   if (GetFlag(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) != 0) return errno;
   if (protocol != IPPROTO_UDP) return EPROTOTYPE;
 #endif
+  return 0;
+}
+
+int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out, const char** syscall) {
+  *syscall = "getsockopt";
+  sockaddr_storage current;
+  int err = CheckDatagramSocket(fd, &current);
+  if (err != 0) return err;
+  BoundSocket now;
+  DescribeBound(current, &now);
+  if (now.port != 0) return EINVAL;
+  *syscall = "getaddrinfo";
+  sockaddr_storage target;
+  socklen_t length = 0;
+  err = ParseAddress(address, port, &target, &length);
+  if (err != 0) return err;
+  *syscall = "bind";
+  if (target.ss_family != current.ss_family) return EAFNOSUPPORT;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&target), length) != 0) return errno;
+  *syscall = "getsockname";
+  sockaddr_storage bound;
+  socklen_t bound_length = sizeof(bound);
+  std::memset(&bound, 0, sizeof(bound));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) return errno;
+  DescribeBound(bound, out);
+  out->fd = fd;
+  return 0;
+}
+
+int ClearDatagramReuseAddr(int fd) {
+  sockaddr_storage address;
+  int err = CheckDatagramSocket(fd, &address);
+  if (err != 0) return err;
   BoundSocket bound;
   DescribeBound(address, &bound);
   if (bound.port == 0) return EINVAL;

@@ -38,6 +38,13 @@ bool OpenDatagram(const ListenSpec& /*spec*/, BoundSocket* out, SocketFailure* f
   return false;
 }
 
+int BindDatagram(int /*fd*/, const std::string& /*address*/, int /*port*/, BoundSocket* out,
+                 const char** syscall) {
+  *out = BoundSocket();
+  *syscall = "bind";
+  return kUnsupported;
+}
+
 int ClearDatagramReuseAddr(int /*fd*/) { return kUnsupported; }
 
 int CheckReusePortSocket(int /*fd*/) { return kUnsupported; }

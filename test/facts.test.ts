@@ -21,6 +21,7 @@ function addonProbing(probe: () => number): () => BindingLoad {
     socketInfo: unused,
     notify: unused,
     openDatagram: unused,
+    bindDatagram: unused,
     clearDatagramReuseAddr: unused,
     datagramSockets: unused,
     probeReusePort: probe,

@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { NativeBinding, NativeSocket } from '../binding';
 import { type SystemError, explainListenError, systemError } from '../errors';
 import { udpHandleBound } from '../udp-handle';
+import { registerSocket } from '../ports/ownership';
 import { guardPort } from './listen-modes';
 
 /** Where to bind: one numeric address of the socket's family. */
@@ -89,28 +90,40 @@ function guardBound(socket: dgram.Socket, group: string | false, bound: { fd: nu
 }
 
 /**
- * reuseport through the addon: it opens and binds the UDP socket, the dgram socket adopts the fd
- * (`bind({ fd, exclusive: true })`: exclusive, so a cluster worker keeps it rather than asking the
- * primary), SO_REUSEADDR that libuv sets on adoption is cleared again, and the group is checked.
+ * reuseport through the addon: it opens the UDP socket, which is registered to the sharing group
+ * before it is bound (a bound UDP socket is visible to the group checks of processes binding beside
+ * it at once), binds it, the dgram socket adopts the fd (`bind({ fd, exclusive: true })`: exclusive,
+ * so a cluster worker keeps it rather than asking the primary), SO_REUSEADDR that libuv sets on
+ * adoption is cleared again, and the port's other UDP sockets are checked.
  */
 export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket, target: DatagramTarget, group: string | false): Promise<NativeSocket> {
-  let bound: NativeSocket;
+  let opened: NativeSocket;
   try {
-    bound = binding.openDatagram({ address: target.address, port: target.port, ipv6Only: target.ipv6Only });
+    opened = binding.openDatagram({ address: target.address, port: target.port, ipv6Only: target.ipv6Only, bind: false });
   } catch (error) {
     throw explainListenError(error as Error);
   }
+  let unregister = () => undefined as void;
+  let bound: NativeSocket;
   try {
-    await whenBound(socket, () => socket.bind({ fd: bound.fd, exclusive: true }));
+    if (group !== false) unregister = registerSocket(opened.fd, group);
+    try {
+      bound = binding.bindDatagram(opened.fd, target.address, target.port);
+    } catch (error) {
+      throw explainListenError(error as Error);
+    }
+    await whenBound(socket, () => socket.bind({ fd: opened.fd, exclusive: true }));
   } catch (error) {
     // bind({ fd }) throws before libuv takes the fd (a bound or closed socket, a failed open).
-    fs.closeSync(bound.fd);
+    unregister();
+    fs.closeSync(opened.fd);
     throw error;
   }
   try {
     // libuv's uv_udp_open sets SO_REUSEADDR, with which a Linux UDP socket of any user could bind beside ours.
     binding.clearDatagramReuseAddr(bound.fd);
   } catch (error) {
+    unregister();
     socket.close();
     throw error;
   }
@@ -118,7 +131,12 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
   return bound;
 }
 
-/** reuseport through Node (>= 22.12): a UDP handle bound with UV_UDP_REUSEPORT, adopted by `socket.bind(handle)`. */
+/**
+ * reuseport through Node (>= 22.12): a UDP handle bound with UV_UDP_REUSEPORT, adopted by
+ * `socket.bind(handle)`. libuv binds as it opens, so the group check can only follow the bind: a
+ * sibling binding at the same instant may see this socket before it is registered (the addon's path
+ * registers first).
+ */
 export async function bindWithNode(socket: dgram.Socket, target: DatagramTarget, group: string | false): Promise<void> {
   let handle: ReturnType<typeof udpHandleBound>;
   try {

@@ -53,6 +53,7 @@ export function planBind(facts: Facts, options?: PlanOptions): DatagramPlan {
   if (plan.mode === 'round-robin' && explicit) {
     throw modeUnsupported(`The mode 'round-robin' was chosen explicitly, but ${clusterUdpReason}. Choose 'shared', 'auto' or 'reuseport'.`);
   }
-  const shared = plan.mode === 'round-robin' ? [...reasons.slice(0, -1), `This process is a cluster worker, and ${clusterUdpReason}: it receives on the primary's shared socket.`] : reasons;
-  return { mode: 'shared', backend: 'cluster', reasons: shared };
+  // The last sentence said how the TCP cluster mode works; UDP has only the shared socket.
+  const how = `This process is a cluster worker, and ${clusterUdpReason}: it receives on the primary's shared socket.`;
+  return { mode: 'shared', backend: 'cluster', reasons: [...reasons.slice(0, -1), how] };
 }
