@@ -119,9 +119,9 @@ function fuzz(name: string, seed: number, makeArgs: (random: () => number) => un
   console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
 }
 
-const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo']);
+const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo', 'clearDatagramReuseAddr', 'datagramSockets']);
 
-describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo'])('%s under 10,000 random calls', (name) => {
+describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo', 'openDatagram', 'clearDatagramReuseAddr', 'datagramSockets'])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     fuzz(name, name.length * 7919, (random) => {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.
@@ -136,10 +136,54 @@ describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePor
         if (arg && typeof arg === 'object' && !Array.isArray(arg) && !util.types.isProxy(arg)) {
           const spec = arg as Record<string, unknown>;
           if (spec.listen !== false && spec.port !== 0) spec.port = 0;
+          // A bound UDP socket on a used port would join another test's group and take its datagrams.
+          if (name === 'openDatagram' && typeof spec.port === 'number') spec.port = 0;
+          if (name === 'openDatagram' && random() < 0.5) spec.bind = random() < 0.5 ? false : randomValue(random);
         }
       }
       return args;
     });
+  });
+});
+
+// bindDatagram gets an unbound UDP socket of its own (from openDatagram({ bind: false })) half the
+// time, else a random fd; the address and port are random, the port 0 whenever it is a valid one (a
+// used port would join another test's group). Its own socket is closed after a failed call, and after
+// a successful one (as the returned fd).
+describe('bindDatagram under 10,000 random calls', () => {
+  it('never crashes, throws only coded errors, and leaks no fd', () => {
+    const random = generator(20_260);
+    const fresh = new Set<number>();
+    const bindDatagram = binding.bindDatagram as (...args: unknown[]) => { fd: number };
+    const openDatagram = binding.openDatagram as (spec: unknown) => { fd: number };
+    const before = openFdCount();
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 10_000; i++) {
+      let fd: unknown = random() < 0.7 ? Math.floor(random() * 64) : randomValue(random);
+      if (random() < 0.5) {
+        fd = openDatagram({ address: random() < 0.5 ? '127.0.0.1' : '::1', port: 0, bind: false }).fd;
+        fresh.add(fd as number);
+      }
+      const address = random() < 0.7 ? ['127.0.0.1', '::1', '::', '0.0.0.0', '192.0.2.1', '', '::zz'][Math.floor(random() * 7)] : randomValue(random);
+      const port = random() < 0.8 ? 0 : randomValue(random);
+      const args = [fd, address, typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535 ? 0 : port];
+      let outcome: string;
+      try {
+        bindDatagram(...args);
+        outcome = 'returned';
+      } catch (error) {
+        const { code, syscall } = error as { code?: string; syscall?: string };
+        const isArgumentError = (error instanceof TypeError || error instanceof RangeError) && accepted.has(code ?? '');
+        const isSystemError = typeof syscall === 'string' && typeof code === 'string';
+        if (!isArgumentError && !isSystemError && (error as Error).message !== 'trap') throw new Error(`call ${i} threw an uncoded error: ${String(error)}`);
+        outcome = code ?? 'trap';
+      }
+      if (typeof fd === 'number' && fresh.delete(fd)) fs.closeSync(fd);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    expect(openFdCount()).toBe(before);
+    expect(outcomes.get('returned')).toBeGreaterThan(0);
+    console.log(`bindDatagram: ${JSON.stringify(Object.fromEntries(outcomes))}`);
   });
 });
 
