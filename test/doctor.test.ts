@@ -46,6 +46,23 @@ describe('reuseport doctor', () => {
     expect(report.port.holders).toMatchObject([{ processes: [{ pid: ready.pid }], canShare: 'yes' }]);
   });
 
+  it('with --udp lists the UDP sockets bound to a port: a bindReusePort one can be shared, a plain one is not tested', async () => {
+    const holder = startFixture('udp-server.js', ['standalone', '0']);
+    const ready = await holder.next<{ pid: number; info: { address: { port: number } } }>('ready');
+    const port = ready.info.address.port;
+    const plain = startFixture('udp-plain.js');
+    const other = await plain.next<{ pid: number; port: number }>('ready');
+    const report = JSON.parse((await run('doctor', '--udp', '--port', String(port), '--json')).stdout);
+    expect(report.port).toMatchObject({ port, protocol: 'udp', holders: [{ address: '127.0.0.1', port, processes: [{ pid: ready.pid }], canShare: 'yes' }] });
+    expect(report.udpPlans.standalone).toMatchObject({ mode: 'reuseport', backend: 'addon' });
+    const { stdout } = await run('doctor', '--udp', '--port', String(other.port));
+    expect(stdout).toMatch(new RegExp(`^port ${other.port} \\(UDP\\):$`, 'm'));
+    expect(stdout).toMatch(new RegExp(`127\\.0\\.0\\.1:${other.port} held by pid ${other.pid} \\(.*udp-plain\\.js\\); can share with us: unknown`));
+    expect(stdout).toMatch(/^UDP plan, one process: +reuseport \(backend: addon\)/m);
+    // Without --udp the same port has no TCP listener.
+    expect((await run('doctor', '--port', String(other.port))).stdout).toContain('nothing listens on it');
+  });
+
   it('rejects a port that is not one', async () => {
     await expect(run('doctor', '--port', '70000')).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/invalid/) });
   });

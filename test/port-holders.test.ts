@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
@@ -39,6 +40,45 @@ describe('parseListeningSockets', () => {
 
   it('ignores blank and short lines', () => {
     expect(parseListeningSockets(`${header}\n\n   0: junk\n`, 4, 8000)).toEqual([]);
+  });
+});
+
+describe('parseListeningSockets for UDP', () => {
+  const udpTable = [
+    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+    '  123: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 4242 2 0000000000000000 0',
+    '  124: 0100007F:1F90 0100007F:0035 01 00000000:00000000 00:00000000 00000000  1000        0 4243 2 0000000000000000 0',
+    '  125: 0100007F:1F91 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 4244 2 0000000000000000 0',
+  ].join('\n');
+
+  it('keeps the unconnected sockets bound to the port (state 07), not connected ones nor other ports', () => {
+    expect(parseListeningSockets(udpTable, 4, 8080, 'udp')).toEqual([{ address: '127.0.0.1', port: 8080, family: 4, uid: 1000, inode: '4242', queued: 0 }]);
+  });
+
+  it('a TCP reading of the same table finds no listener', () => {
+    expect(parseListeningSockets(udpTable, 4, 8080)).toEqual([]);
+  });
+});
+
+describe('datagramSockets (sock_diag) against /proc/net/udp', () => {
+  it('lists the same UDP sockets, IPv4 and IPv6, with their inodes, and this process as their holder', async () => {
+    const sockets = [dgram.createSocket('udp4'), dgram.createSocket('udp6')];
+    await new Promise<void>((resolve) => sockets[0]!.bind(0, '127.0.0.1', resolve));
+    const port = sockets[0]!.address().port;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sockets[1]!.once('error', reject);
+        sockets[1]!.bind(port, '::1', resolve);
+      });
+      const key = (s: { address: string; inode: string }) => `${s.address} ${s.inode}`;
+      const diag = loadBinding().binding!.datagramSockets(port).map(key).sort();
+      expect(diag).toHaveLength(2);
+      expect(listeningSocketsFromProc(port, '/proc', 'udp').map(key).sort()).toEqual(diag);
+      const holders = findPortHolders(port, '/proc', 'udp');
+      expect(holders.map((h) => h.processes.map((p) => p.pid))).toEqual([[process.pid], [process.pid]]);
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
   });
 });
 

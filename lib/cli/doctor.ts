@@ -1,10 +1,13 @@
-// The doctor's report: what this system can do, the plan it leads to, the kernel settings that
-// matter, and who holds a port. Collected at the edges; formatted by a pure function.
+// The doctor's report: what this system can do, the plan it leads to (for UDP too, with --udp), the
+// kernel settings that matter, and who holds a port (TCP listeners, or with --udp the UDP sockets
+// bound to it). Collected at the edges; formatted by a pure function.
 import fs from 'node:fs';
 import { loadBinding } from '../binding';
 import { type Facts, gatherFacts } from '../plan/facts';
 import { type Plan, planListen } from '../plan/plan';
-import { type PortHolder, findPortHolders } from '../ports/port-holders';
+import { type DatagramPlan, planBind } from '../plan/plan-datagram';
+import { readRegistration } from '../ports/ownership';
+import { type PortHolder, type PortProtocol, findPortHolders } from '../ports/port-holders';
 
 /** A port holder and whether an SO_REUSEPORT socket of ours could join it. */
 export interface DoctorHolder extends PortHolder {
@@ -21,9 +24,11 @@ export interface DoctorReport {
   arch: string;
   /** The plan for a process on its own, and for a cluster worker. */
   plans: { standalone: Plan | { error: string }; worker: Plan | { error: string } };
+  /** With --udp: bindReusePort's plans for a process on its own, and for a cluster worker. */
+  udpPlans?: { standalone: DatagramPlan | { error: string }; worker: DatagramPlan | { error: string } };
   sysctl: { somaxconn: number | undefined; tcpMigrateReq: number | undefined };
   warnings: string[];
-  port?: { port: number; holders: DoctorHolder[] };
+  port?: { port: number; protocol: PortProtocol; holders: DoctorHolder[] };
 }
 
 function readSysctl(name: string): number | undefined {
@@ -34,9 +39,9 @@ function readSysctl(name: string): number | undefined {
   }
 }
 
-function tryPlan(facts: Facts): Plan | { error: string } {
+function tryPlan<T extends Plan>(facts: Facts, plan: (facts: Facts) => T = planListen as (facts: Facts) => T): T | { error: string } {
   try {
-    return planListen(facts);
+    return plan(facts);
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -62,8 +67,19 @@ function probeSharing(holder: PortHolder): Pick<DoctorHolder, 'canShare' | 'shar
   }
 }
 
-/** Collects the report for this machine, and for `port` when given. */
-export function collectDoctorReport(options: { port?: number } = {}): DoctorReport {
+// A UDP socket bound beside the holder would receive part of its datagrams at once, so sharing is
+// never tested by binding: a holder that bindReusePort registered (for this user) has SO_REUSEPORT.
+function judgeUdpSharing(holder: PortHolder): Pick<DoctorHolder, 'canShare' | 'shareNote'> {
+  const registration = readRegistration(holder.inode);
+  if (registration) return { canShare: 'yes', shareNote: `bound by bindReusePort (pid ${registration.pid}, group ${registration.group})` };
+  return {
+    canShare: 'unknown',
+    shareNote: 'not registered by reuseport; not tested, because a UDP socket bound beside it would take part of its datagrams',
+  };
+}
+
+/** Collects the report for this machine, and for `port` when given (its UDP sockets with `udp`). */
+export function collectDoctorReport(options: { port?: number; udp?: boolean } = {}): DoctorReport {
   const facts = gatherFacts();
   const sysctl = { somaxconn: readSysctl('net.core.somaxconn'), tcpMigrateReq: readSysctl('net.ipv4.tcp_migrate_req') };
   const warnings: string[] = [];
@@ -83,9 +99,16 @@ export function collectDoctorReport(options: { port?: number } = {}): DoctorRepo
     sysctl,
     warnings,
   };
+  if (options.udp) {
+    report.udpPlans = { standalone: tryPlan({ ...facts, role: 'none' }, planBind), worker: tryPlan({ ...facts, role: 'worker' }, planBind) };
+  }
   if (options.port !== undefined) {
-    const holders = findPortHolders(options.port).map((holder) => ({ ...holder, ...probeSharing(holder) }));
-    report.port = { port: options.port, holders };
+    const protocol: PortProtocol = options.udp ? 'udp' : 'tcp';
+    const holders = findPortHolders(options.port, '/proc', protocol).map((holder) => ({
+      ...holder,
+      ...(protocol === 'udp' ? judgeUdpSharing(holder) : probeSharing(holder)),
+    }));
+    report.port = { port: options.port, protocol, holders };
   }
   return report;
 }
@@ -110,14 +133,21 @@ export function formatDoctorReport(report: DoctorReport): string {
     `plan, one process:   ${describePlan(report.plans.standalone).join('\n  ')}`,
     `plan, cluster worker: ${describePlan(report.plans.worker).join('\n  ')}`,
   ];
+  if (report.udpPlans) {
+    lines.push(
+      `UDP plan, one process:   ${describePlan(report.udpPlans.standalone).join('\n  ')}`,
+      `UDP plan, cluster worker: ${describePlan(report.udpPlans.worker).join('\n  ')}`,
+    );
+  }
   if (report.port) {
-    lines.push('', `port ${report.port.port}:`);
-    if (report.port.holders.length === 0) lines.push('  nothing listens on it');
+    const udp = report.port.protocol === 'udp';
+    lines.push('', `port ${report.port.port}${udp ? ' (UDP)' : ''}:`);
+    if (report.port.holders.length === 0) lines.push(udp ? '  no UDP socket is bound to it' : '  nothing listens on it');
     for (const holder of report.port.holders) {
       const who = holder.processes.length
         ? holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ')
         : `a socket of uid ${holder.uid} whose process this user cannot see`;
-      const share = holder.canShare === 'yes' ? 'yes' : `${holder.canShare} (${holder.shareNote})`;
+      const share = holder.canShare === 'yes' && !holder.shareNote ? 'yes' : `${holder.canShare} (${holder.shareNote})`;
       lines.push(`  ${holder.address}:${holder.port} held by ${who}; can share with us: ${share}`);
     }
   }

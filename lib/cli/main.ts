@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The `reuseport` command: `reuseport doctor [--port N] [--json]`, `reuseport start <script> [args...]`,
-// `reuseport status (--pid-file F | --pid N | --health-port P) [--json]`.
+// The `reuseport` command: `reuseport doctor [--port N] [--udp] [--json]`, `reuseport start <script> [args...]`.
 import { Command, InvalidArgumentError } from 'commander';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { type StartCommandOptions, UsageError, runStart } from './start';
@@ -34,9 +33,10 @@ program
   .command('doctor')
   .description('show what this system can do, the mode listenReusePort would pick and why, and who holds a port')
   .option('-p, --port <port>', 'also show which processes listen on this port, and whether we could share it', parsePort)
+  .option('--udp', "bindReusePort's UDP plans, and with --port the UDP sockets bound to the port instead of TCP listeners")
   .option('--json', 'print the report as JSON')
-  .action((options: { port?: number; json?: boolean }) => {
-    const report = collectDoctorReport({ port: options.port });
+  .action((options: { port?: number; udp?: boolean; json?: boolean }) => {
+    const report = collectDoctorReport({ port: options.port, udp: options.udp });
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   });
 

@@ -42,7 +42,8 @@ function registryDir(): string {
   return dir;
 }
 
-interface Registration {
+/** A socket's record in the registry: its sharing group and the process that registered it. */
+export interface Registration {
   group: string;
   pid: number;
 }
@@ -56,7 +57,8 @@ export function registerSocket(fd: number, group: string): () => void {
   return () => fs.rmSync(file, { force: true });
 }
 
-function readRegistration(inode: string): Registration | undefined {
+/** The sharing group and pid that registered the socket with this inode, if one of this user's did. */
+export function readRegistration(inode: string): Registration | undefined {
   try {
     return JSON.parse(fs.readFileSync(path.join(registryDir(), `${inode}.json`), 'utf8')) as Registration;
   } catch {
