@@ -103,6 +103,16 @@ describe('bindReusePort', () => {
     expect(await ask(info.address.port, '::1')).toBe('six');
   });
 
+  it('a udp6 socket with ipv6Only receives IPv6 only: a second udp4 socket may take the same port for IPv4', async () => {
+    const six = echo(udp('udp6'), 'six');
+    const info = await bindReusePort(six, 0, { ipv6Only: true });
+    const four = echo(udp(), 'four');
+    // Not in the IPv6 socket's group: without ipv6Only this bind would have joined it (same group, both SO_REUSEPORT).
+    await bindReusePort(four, info.address.port, { address: '0.0.0.0' });
+    expect(await ask(info.address.port, '::1')).toBe('six');
+    expect(await ask(info.address.port, '127.0.0.1')).toBe('four');
+  });
+
   it('resolves a name in the socket\'s family', async () => {
     const info = await bindReusePort(udp(), 0, { address: 'localhost' });
     expect(info.address.address).toBe('127.0.0.1');

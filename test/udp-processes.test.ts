@@ -64,6 +64,12 @@ describe('cluster workers on one UDP port', () => {
     await expectSpread(ready.port, pids);
     primary.child.send({ type: 'report' });
     expect((await primary.next<{ listeningEvents: number }>('report')).listeningEvents).toBe(3);
+
+    // worker.disconnect() closes each worker's own socket, as Node closes the ones it shares, so each exits by itself.
+    primary.child.send({ type: 'disconnect' });
+    const { exits } = await primary.next<{ exits: { pid: number; code: number; signal: string | null; exitedAfterDisconnect: boolean }[] }>('disconnected');
+    expect(exits.map((e) => [e.code, e.signal, e.exitedAfterDisconnect])).toEqual(Array(3).fill([0, null, true]));
+    expect(findPortHolders(ready.port, '/proc', 'udp')).toEqual([]);
   });
 
   it("in 'shared' mode every worker receives on the primary's one socket, and says so", async () => {
