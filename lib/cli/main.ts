@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `reuseport` command: `reuseport doctor [--port N] [--udp] [--json]`, `reuseport start <script> [args...]`.
+// The `reuseport` command: `reuseport doctor [--port N] [--udp] [--json]`, `reuseport start <script> [args...]`,
+// `reuseport status (--pid-file F | --pid N | --health-port P) [--json]`.
 import { Command, InvalidArgumentError } from 'commander';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { type StartCommandOptions, UsageError, runStart } from './start';
