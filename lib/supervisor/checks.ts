@@ -1,6 +1,6 @@
 // The supervisor's periodic checks: the slots' accept-queue depth (TCP_INFO, no worker work), which
 // also tells stall protection which workers to ask whether they answer, and that each slot is served;
-// every 20 ms while anything is waiting or under way, every 50 ms when all is quiet (each wake-up of an
+// every 20 ms while anything is waiting or under way, every 100 ms when all is quiet (each wake-up of an
 // idle process costs CPU); and every foreignCheckMs whether another app's socket joined a port.
 import { processesByInode } from '../ports/port-holders';
 import type { SlotSockets } from './slot-sockets';
@@ -11,7 +11,7 @@ import type { Slot } from './worker-slots';
 /** How often the supervisor checks the slots while connections wait or a stall is under way. */
 export const MONITOR_MS = 20;
 /** How often it checks them when all has been quiet for QUIET_AFTER_MS. */
-export const QUIET_MONITOR_MS = 50;
+export const QUIET_MONITOR_MS = 100;
 /** How long nothing must have waited, nor been under way, before the checks slow down. */
 export const QUIET_AFTER_MS = 1_000;
 
