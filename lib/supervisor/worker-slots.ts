@@ -14,7 +14,7 @@ export type { Slot } from './slot';
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit(event: string, payload: unknown): void;
-  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), or sends a heartbeat ('beat'). */
+  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), or sends its accept counts ('beat', also its answer to a ping). */
   onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;

@@ -1,23 +1,10 @@
 // Graceful drain of a server in a worker being replaced: stop accepting without closing the
 // listening socket for anyone else, answer what is in flight, close idle keep-alive connections.
+// Nothing is done per request, and per connection only a Set insertion: what a drain needs to know
+// (a response in flight, bytes still arriving) is read from the sockets when the drain starts.
 import http from 'node:http';
 import type http2 from 'node:http2';
 import net from 'node:net';
-
-interface ConnectionState {
-  /** Requests seen on this connection. */
-  requests: number;
-  /** Requests not yet answered. */
-  active: number;
-  /** When it was accepted or last answered a request (ms, monotonic). */
-  lastActive: number;
-  /** Responses not yet sent, to be marked `Connection: close` when a drain starts. */
-  pending: Set<http.ServerResponse>;
-}
-
-const tracked = new WeakMap<net.Server, Map<net.Socket, ConnectionState>>();
-const draining = new WeakSet<net.Server>();
-const sessions = new WeakMap<net.Server, Set<http2.Http2Session>>();
 
 /** How long a connection that has sent nothing yet may take to send its first request while draining. */
 export const FIRST_REQUEST_GRACE_MS = 2_000;
@@ -28,32 +15,51 @@ export const FIRST_REQUEST_GRACE_MS = 2_000;
  */
 export const IDLE_GRACE_MS = 250;
 
-/** Starts counting connections and requests, so a later drain knows which connections are idle. */
-export function trackConnections(server: net.Server): void {
-  if (tracked.has(server)) return;
-  const connections = new Map<net.Socket, ConnectionState>();
-  tracked.set(server, connections);
-  server.on('connection', (socket: net.Socket) => {
-    connections.set(socket, { requests: 0, active: 0, lastActive: performance.now(), pending: new Set() });
-    socket.once('close', () => connections.delete(socket));
-  });
-  if (server instanceof http.Server) {
-    // Prepended, so `Connection: close` is set before the application's handler can answer.
-    server.prependListener('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
-      const state = connections.get(request.socket);
-      if (state) {
-        state.requests += 1;
-        state.active += 1;
-        state.pending.add(response);
-        response.once('close', () => {
-          state.active -= 1;
-          state.lastActive = performance.now();
-          state.pending.delete(response);
-        });
-      }
-      if (draining.has(server) && !response.headersSent) response.setHeader('connection', 'close');
-    });
+/**
+ * A server's accepted sockets. Closed ones are not removed one by one (that would take a 'close'
+ * listener per connection): the set is swept of destroyed sockets whenever it has doubled.
+ */
+class OpenSockets {
+  readonly #sockets = new Set<net.Socket>();
+  #sweepAt = 64;
+
+  add(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    if (this.#sockets.size >= this.#sweepAt) this.#sweep();
   }
+
+  /** The sockets not yet destroyed. */
+  open(): net.Socket[] {
+    this.#sweep();
+    return [...this.#sockets];
+  }
+
+  #sweep(): void {
+    for (const socket of this.#sockets) if (socket.destroyed) this.#sockets.delete(socket);
+    this.#sweepAt = Math.max(64, 2 * this.#sockets.size);
+  }
+}
+
+const tracked = new WeakMap<net.Server, OpenSockets>();
+const sessions = new WeakMap<net.Server, Set<http2.Http2Session>>();
+
+/**
+ * Starts remembering the server's connections, so a later drain can find them; `onConnection` runs
+ * for each one too (the caller's bookkeeping in the same listener).
+ */
+export function trackConnections(server: net.Server, onConnection?: (socket: net.Socket) => void): void {
+  if (tracked.has(server)) return;
+  const sockets = new OpenSockets();
+  tracked.set(server, sockets);
+  server.on(
+    'connection',
+    onConnection
+      ? (socket: net.Socket) => {
+          sockets.add(socket);
+          onConnection(socket);
+        }
+      : (socket: net.Socket) => sockets.add(socket),
+  );
   // Only http2 servers emit 'session'; a GOAWAY on drain lets their streams finish.
   const open = new Set<http2.Http2Session>();
   sessions.set(server, open);
@@ -61,6 +67,15 @@ export function trackConnections(server: net.Server): void {
     open.add(session);
     session.once('close', () => open.delete(session));
   });
+}
+
+// The response an http.Server is writing on a socket now, if any (Node keeps it there until it finishes).
+function responseOn(socket: net.Socket): http.ServerResponse | null {
+  return (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage ?? null;
+}
+
+function closeAfterResponse(_request: http.IncomingMessage, response: http.ServerResponse): void {
+  if (!response.headersSent) response.setHeader('connection', 'close');
 }
 
 function wait(ms: number): Promise<void> {
@@ -72,32 +87,43 @@ function wait(ms: number): Promise<void> {
  * what is left. Resolves with the number of connections that had to be destroyed.
  */
 export async function drainServer(server: net.Server, timeoutMs: number): Promise<number> {
-  const connections = tracked.get(server) ?? new Map<net.Socket, ConnectionState>();
-  draining.add(server);
+  const isHttp = server instanceof http.Server;
+  // Prepended, so `Connection: close` is set before the application's handler can answer.
+  if (isHttp) server.prependListener('request', closeAfterResponse);
   // net.Server's close, not http.Server's: since Node 19 that one also closes idle connections,
   // which include connections accepted a moment ago whose first request has not arrived yet.
   if (server.listening) net.Server.prototype.close.call(server);
   for (const session of sessions.get(server) ?? []) session.close();
+  let open = tracked.get(server)?.open() ?? [];
   // Requests in flight are answered, and their keep-alive connections then close.
-  for (const state of connections.values()) {
-    for (const response of state.pending) if (!response.headersSent) response.setHeader('connection', 'close');
+  if (isHttp) {
+    for (const socket of open) {
+      const response = responseOn(socket);
+      if (response && !response.headersSent) response.setHeader('connection', 'close');
+    }
   }
 
+  // A connection is idle when no response is being written and no byte arrived for a while: a
+  // keep-alive connection after IDLE_GRACE_MS, one that never sent a byte after FIRST_REQUEST_GRACE_MS.
+  const lastSeen = new Map<net.Socket, { bytesRead: number; since: number }>();
   const deadline = performance.now() + timeoutMs;
-  const isHttp = server instanceof http.Server;
-  while (connections.size > 0 && performance.now() < deadline) {
+  while (open.length > 0 && performance.now() < deadline) {
     if (isHttp) {
       const now = performance.now();
-      for (const [socket, state] of connections) {
-        const idleFor = state.active === 0 ? now - state.lastActive : 0;
-        const idleKeepAlive = state.requests > 0 && idleFor > IDLE_GRACE_MS;
-        const silent = state.requests === 0 && idleFor > FIRST_REQUEST_GRACE_MS;
-        if (idleKeepAlive || silent) socket.end();
+      for (const socket of open) {
+        const seen = lastSeen.get(socket);
+        if (responseOn(socket) || !seen || seen.bytesRead !== socket.bytesRead) {
+          lastSeen.set(socket, { bytesRead: socket.bytesRead, since: now });
+          continue;
+        }
+        const idleFor = now - seen.since;
+        const grace = socket.bytesRead > 0 ? IDLE_GRACE_MS : FIRST_REQUEST_GRACE_MS;
+        if (idleFor > grace && !socket.writableEnded) socket.end();
       }
     }
     await wait(20);
+    open = open.filter((socket) => !socket.destroyed);
   }
-  const left = connections.size;
-  for (const socket of connections.keys()) socket.destroy();
-  return left;
+  for (const socket of open) socket.destroy();
+  return open.length;
 }

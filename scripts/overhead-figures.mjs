@@ -1,0 +1,149 @@
+// What the supervisor costs: CPU per request of supervised workers (startCluster) against plain
+// listenReusePort processes under wrk (new connection per request, keep-alive), and the CPU of each set
+// at rest; configurations alternate, medians of N rounds, run in a network namespace of its own.
+// Usage: node scripts/overhead-figures.mjs [--rounds 5] [--workers 2] [--duration 5] [--connections 32]
+//          [--rest 10] [--node-reuseport PATH] [--configs plain,supervised] [--out bench/results] [--no-netns]
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { findWrk, runWrk } from '../bench/load.mjs';
+import { freePort, killAllSync, startServer } from '../bench/servers.mjs';
+import { median } from '../bench/stats.mjs';
+
+const here = fileURLToPath(import.meta.url);
+const root = path.join(path.dirname(here), '..');
+const HOST = '127.0.0.1';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    workers: { type: 'string', default: '2' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    rest: { type: 'string', default: '10' },
+    'node-reuseport': { type: 'string' },
+    configs: { type: 'string', default: 'plain,supervised' },
+    out: { type: 'string', default: path.join(root, 'bench', 'results') },
+    'no-netns': { type: 'boolean', default: false },
+    'in-netns': { type: 'boolean', default: false },
+  },
+});
+
+// Re-runs this script in a new network namespace (its own loopback: no other engineer's traffic).
+if (!values['no-netns'] && !values['in-netns']) {
+  const namespace = process.getuid() === 0 ? ['unshare', '--net'] : ['unshare', '--user', '--map-root-user', '--net'];
+  const [command, ...prefix] = namespace;
+  const script = 'ip link set lo up && exec "$0" "$@"';
+  const result = spawnSync(command, [...prefix, '--', 'sh', '-c', script, process.execPath, here, ...process.argv.slice(2), '--in-netns'], { stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}
+
+const CONFIGS = {
+  plain: { mode: 'reuseport-addon', label: 'listenReusePort processes (setupPrimary + cluster.fork)' },
+  supervised: { mode: 'reuseport-supervised', label: 'startCluster workers' },
+  node: { mode: 'reuseport-node', label: "Node's own reusePort", node: values['node-reuseport'] },
+};
+const configs = values.configs.split(',').map((id) => {
+  if (!CONFIGS[id]) throw new Error(`--configs: unknown ${id} (plain, supervised, node)`);
+  if (id === 'node' && !CONFIGS.node.node) throw new Error('--configs node needs --node-reuseport PATH (a Node >= 22.12)');
+  return { id, ...CONFIGS[id] };
+});
+const rounds = Number(values.rounds);
+const workers = Number(values.workers);
+const durationSec = Number(values.duration);
+const connections = Number(values.connections);
+const restSec = Number(values.rest);
+const wrkPath = findWrk();
+if (!wrkPath) throw new Error('wrk is not on the PATH (apt-get install wrk)');
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+process.on('exit', killAllSync);
+
+async function measureLoad(server, port, workload) {
+  const url = `http://${HOST}:${port}/`;
+  await runWrk({ wrkPath, url, workload, connections, durationSec: 1, threads: 1 });
+  await sleep(100);
+  await server.reset();
+  const client = await runWrk({ wrkPath, url, workload, connections, durationSec, threads: 1 });
+  await sleep(250);
+  const report = await server.report();
+  const requests = report.workers.reduce((sum, w) => sum + w.requests, 0);
+  const workersCpu = report.workers.reduce((sum, w) => sum + w.cpuMicros, 0);
+  const cpu = workersCpu + report.primary.cpuMicros;
+  return { requests, rps: client.requestsPerSecond, errors: client.errors.total, cpuMicros: cpu, primaryMicros: report.primary.cpuMicros, usPerRequest: cpu / requests };
+}
+
+async function measureRest(server) {
+  await sleep(1000);
+  await server.reset();
+  const started = performance.now();
+  await sleep(restSec * 1000);
+  const report = await server.report();
+  const wallMicros = (performance.now() - started) * 1000;
+  const percent = (micros) => (100 * micros) / wallMicros;
+  return { percentOfCore: percent(report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + report.primary.cpuMicros), primaryPercent: percent(report.primary.cpuMicros), workersPercent: report.workers.map((w) => percent(w.cpuMicros)) };
+}
+
+const records = [];
+for (let round = 1; round <= rounds; round++) {
+  const order = round % 2 === 1 ? configs : [...configs].reverse();
+  for (const config of order) {
+    const port = await freePort(HOST);
+    const server = await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath });
+    try {
+      const record = { round, config: config.id };
+      for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) record[workload] = await measureLoad(server, port, workload);
+      record.rest = await measureRest(server);
+      records.push(record);
+      process.stderr.write(`round ${round} ${config.id}: close ${record.close.usPerRequest.toFixed(1)} us/req, keep-alive ${record.keepalive.usPerRequest.toFixed(1)} us/req, rest ${record.rest.percentOfCore.toFixed(2)}% of a core\n`);
+    } finally {
+      await server.stop();
+    }
+  }
+}
+
+const summary = configs.map((config) => {
+  const mine = records.filter((r) => r.config === config.id);
+  const pick = (f) => median(mine.map(f));
+  return {
+    id: config.id,
+    label: config.label,
+    closeUs: pick((r) => r.close.usPerRequest),
+    closePrimaryUs: pick((r) => r.close.primaryMicros / r.close.requests),
+    keepaliveUs: pick((r) => r.keepalive.usPerRequest),
+    keepalivePrimaryUs: pick((r) => r.keepalive.primaryMicros / r.keepalive.requests),
+    restPercent: pick((r) => r.rest.percentOfCore),
+    restPrimaryPercent: pick((r) => r.rest.primaryPercent),
+    errors: mine.reduce((sum, r) => sum + r.close.errors + r.keepalive.errors, 0),
+  };
+});
+const plain = summary.find((s) => s.id === 'plain');
+const fixed = (n, d = 1) => (n === null || n === undefined ? '-' : n.toFixed(d));
+const command = `node scripts/overhead-figures.mjs ${process.argv.slice(2).filter((a) => a !== '--in-netns').join(' ')}`.trim();
+const lines = [
+  `\`${command}\` (${os.cpus().length} CPUs, Node ${process.version}, wrk -t1 -c${connections}, ${workers} workers, ${durationSec} s per step, medians of ${rounds})`,
+  '',
+  '| configuration | new connection per request, CPU us/req (primary) | ratio | keep-alive, CPU us/req (primary) | ratio | at rest, % of a core (primary) | difference | client errors |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...summary.map((s) =>
+    [
+      '',
+      s.label,
+      `${fixed(s.closeUs)} (${fixed(s.closePrimaryUs, 2)})`,
+      plain ? fixed(s.closeUs / plain.closeUs, 3) : '-',
+      `${fixed(s.keepaliveUs)} (${fixed(s.keepalivePrimaryUs, 2)})`,
+      plain ? fixed(s.keepaliveUs / plain.keepaliveUs, 3) : '-',
+      `${fixed(s.restPercent, 2)} (${fixed(s.restPrimaryPercent, 2)})`,
+      plain ? `${s.restPercent - plain.restPercent >= 0 ? '+' : ''}${fixed(s.restPercent - plain.restPercent, 2)}` : '-',
+      String(s.errors),
+      '',
+    ].join(' | ').trim(),
+  ),
+];
+mkdirSync(values.out, { recursive: true });
+const file = path.join(values.out, `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}-overhead.json`);
+writeFileSync(file, `${JSON.stringify({ command, node: process.version, settings: { rounds, workers, durationSec, connections, restSec }, summary, records }, null, 2)}\n`);
+process.stdout.write(`${lines.join('\n')}\n\nwrote ${file}\n`);
