@@ -151,10 +151,19 @@ function isAlive(pid: number): boolean {
   }
 }
 
+// An empty Node cache: the bench's "Node reusePort" configuration must not pick up another Node that
+// scripts/ci/node-matrix.sh cached on this machine (the suite runs every process on the Node under test).
+const noCachedNodes = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-no-nodes-'));
+afterAll(() => rmSync(noCachedNodes, { recursive: true, force: true }));
+
 /** Runs `node bench/run.mjs args`, killed by pid after `ms`; resolves with exit code and output. */
 function runBenchCli(args: string[], ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bench/run.mjs'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench/run.mjs'), ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, REUSEPORT_CI_CACHE: noCachedNodes },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
