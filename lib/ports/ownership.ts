@@ -53,7 +53,11 @@ export function registerSocket(fd: number, group: string): () => void {
   const inode = fs.fstatSync(fd).ino;
   const file = path.join(registryDir(), `${inode}.json`);
   const record: Registration = { group, pid: process.pid };
-  fs.writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
+  // Written aside and renamed: a sibling checking the port never reads a half-written record (a UDP
+  // socket is registered before its bind and again by the check after it, while it is visible).
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
+  fs.renameSync(temporary, file);
   return () => fs.rmSync(file, { force: true });
 }
 
