@@ -11,6 +11,7 @@
 //                   stored sockets (LISTEN_FDS)
 'use strict';
 const { once } = require('./messages');
+const { gone, killSeen, lineLog, readLines, see, sleep } = require('./processes');
 const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,42 +28,11 @@ const config = {
   pauseMs: 500,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
-// Pids seen (every generation's supervisor and workers) with their start times: killed at the end
-// only while still the same process (a pid that exited may be someone else's by then).
-const seen = new Map();
-const startTime = (pid) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-};
-const see = (pid) => pid && !seen.has(pid) && seen.set(pid, startTime(pid));
-function killSeen() {
-  for (const [pid, started] of seen) {
-    if (!started || startTime(pid) !== started) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-const lines = [];
-const waiting = [];
-
-// The first line from `since` on (an index into lines) that matches.
-function next(match, since = 0, timeoutMs = 30_000) {
-  const found = lines.slice(since).find(match);
-  if (found) return Promise.resolve(found);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no such line within ${timeoutMs} ms: ${JSON.stringify(lines).slice(-1500)}`)), timeoutMs);
-    waiting.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
-  });
-}
+// Every generation's lines, and the harness's events as { harness: event }.
+const log = lineLog();
+const { lines } = log;
+const next = log.next;
 
 // Starts a service generation; its lines (and its successors') are collected.
 function startService(env = {}) {
@@ -71,40 +41,13 @@ function startService(env = {}) {
     env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: [config.workers].flat().join(','), ...env },
   });
   see(child.pid);
-  let buffer = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    buffer += chunk;
-    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
-      const line = JSON.parse(buffer.slice(0, end));
-      buffer = buffer.slice(end + 1);
-      see(line.pid);
-      see(line.successor);
-      for (const pid of line.pids ?? []) see(pid);
-      lines.push(line);
-      for (const waiter of waiting.splice(0)) {
-        if (waiter.match(line)) waiter.resolve(line);
-        else waiting.push(waiter);
-      }
-    }
+  readLines(child.stdout, (line) => {
+    see(line.pid);
+    see(line.successor);
+    for (const pid of line.pids ?? []) see(pid);
+    log.push(line);
   });
   return child;
-}
-
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-async function gone(pids, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
-    if (Date.now() > deadline) throw new Error(`pids ${pids.filter(alive).join(', ')} still alive after ${timeoutMs} ms`);
-    await sleep(20);
-  }
 }
 
 // One deploy; resolves with the new generation's ready line and how long it took.
@@ -149,20 +92,9 @@ function startHarnessed() {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_WORKERS: [config.workers].flat().join(',') },
   });
-  let buffer = '';
-  harness.stdout.setEncoding('utf8');
-  harness.stdout.on('data', (chunk) => {
-    buffer += chunk;
-    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
-      const event = JSON.parse(buffer.slice(0, end));
-      buffer = buffer.slice(end + 1);
-      if (event.event === 'started') see(event.pid);
-      lines.push({ harness: event });
-      for (const waiter of waiting.splice(0)) {
-        if (waiter.match(lines.at(-1))) waiter.resolve(lines.at(-1));
-        else waiting.push(waiter);
-      }
-    }
+  readLines(harness.stdout, (event) => {
+    if (event.event === 'started') see(event.pid);
+    log.push({ harness: event });
   });
 }
 const readyNotice = (line) => line.harness?.event === 'notify' && line.harness.fields.READY === '1';

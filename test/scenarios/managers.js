@@ -10,6 +10,7 @@
 // the end, only while it is still the same process.
 'use strict';
 const { once } = require('./messages');
+const { gone, killSeen, lineLog, readLines, see, sleep } = require('./processes');
 const { execFile, fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -30,42 +31,9 @@ const config = {
 };
 const root = path.join(__dirname, '..', '..');
 const app = path.join(__dirname, 'managed-app.js');
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-managers-'));
 const env = { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_LISTEN: config.listen, PM2_HOME: path.join(scratch, 'pm2') };
-
-// Pids seen, with their start times: killed at the end only while still the same process.
-const seen = new Map();
-const startTime = (pid) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-};
-const see = (pid) => pid && !seen.has(pid) && seen.set(pid, startTime(pid));
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-function killSeen() {
-  for (const [pid, started] of seen) {
-    if (started && startTime(pid) === started && alive(pid)) process.kill(pid, 'SIGKILL');
-  }
-}
-async function gone(pids, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
-    if (Date.now() > deadline) throw new Error(`pids ${pids.filter(alive).join(', ')} still alive after ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 
 // Resolves once the port answers (bounded).
 async function answering(timeoutMs = 20_000) {
@@ -86,35 +54,17 @@ async function answering(timeoutMs = 20_000) {
 }
 
 // ---- reuseport start ----
-const events = [];
-const waiting = [];
-function next(match, since = 0, timeoutMs = 30_000) {
-  const found = events.slice(since).find(match);
-  if (found) return Promise.resolve(found);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no such event within ${timeoutMs} ms: ${JSON.stringify(events).slice(-1500)}`)), timeoutMs);
-    waiting.push({ match, resolve: (event) => (clearTimeout(timer), resolve(event)) });
-  });
-}
+const log = lineLog();
+const events = log.lines;
+const next = log.next;
 const pidFile = path.join(scratch, 'app.pid');
 function startRunner() {
   const cli = path.join(root, 'dist', 'cli', 'main.js');
   const child = spawn(process.execPath, [cli, 'start', '--workers', '2', '--json', '--pid-file', pidFile, app], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   see(child.pid);
-  let buffer = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    buffer += chunk;
-    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
-      const event = JSON.parse(buffer.slice(0, end));
-      buffer = buffer.slice(end + 1);
-      for (const pid of [event.pid, event.to, ...String(event.workers ?? '').split(',').map(Number)]) see(pid);
-      events.push(event);
-      for (const waiter of waiting.splice(0)) {
-        if (waiter.match(event)) waiter.resolve(event);
-        else waiting.push(waiter);
-      }
-    }
+  readLines(child.stdout, (event) => {
+    for (const pid of [event.pid, event.to, ...String(event.workers ?? '').split(',').map(Number)]) see(pid);
+    log.push(event);
   });
   return child;
 }
