@@ -70,10 +70,17 @@ describe('pinProcess', () => {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
     try {
-      // Node's own threads (V8 platform, libuv pool) exist once it has started.
-      const deadline = Date.now() + 5_000;
-      while (threadsOf(child.pid as number).length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      const threads = threadsOf(child.pid as number);
+      // Node's own threads (V8 platform, libuv pool) exist once it has started: wait until there are at
+      // least 4 and their number has not changed for 200 ms (a slow start, as under ASan, adds them late).
+      const deadline = Date.now() + 10_000;
+      let threads = threadsOf(child.pid as number);
+      let steadySince = Date.now();
+      while (Date.now() < deadline && (threads.length < 4 || Date.now() - steadySince < 200)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const seen = threadsOf(child.pid as number);
+        if (seen.length !== threads.length) steadySince = Date.now();
+        threads = seen;
+      }
       expect(threads.length).toBeGreaterThanOrEqual(4);
       expect(pinProcess(binding, child.pid as number, cpu)).toBe(threads.length);
       for (const tid of threads) expect(binding.getCpuAffinity(tid)).toEqual([cpu]);
