@@ -59,6 +59,16 @@ bool ReadBoolean(Napi::Env env, Napi::Object options, const char* name, bool fal
 
 using Opener = bool (*)(const ListenSpec&, BoundSocket*, SocketFailure*);
 
+// { fd, family, address, port } of a socket the addon opened or bound.
+Napi::Object BoundToJs(Napi::Env env, const BoundSocket& bound) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("fd", Napi::Number::New(env, bound.fd));
+  result.Set("family", Napi::Number::New(env, bound.family));
+  result.Set("address", Napi::String::New(env, bound.address));
+  result.Set("port", Napi::Number::New(env, bound.port));
+  return result;
+}
+
 // Reads { address, port, ipv6Only?, listen?, backlog? }, opens with `open`, returns
 // { fd, family, address, port }. A datagram socket reads neither listen nor backlog.
 Napi::Value OpenBoundJs(const Napi::CallbackInfo& info, Opener open, bool stream) {
@@ -107,12 +117,7 @@ Napi::Value OpenBoundJs(const Napi::CallbackInfo& info, Opener open, bool stream
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("fd", Napi::Number::New(env, bound.fd));
-  result.Set("family", Napi::Number::New(env, bound.family));
-  result.Set("address", Napi::String::New(env, bound.address));
-  result.Set("port", Napi::Number::New(env, bound.port));
-  return result;
+  return BoundToJs(env, bound);
 }
 
 // openListener({ address, port, ipv6Only?, listen?, backlog? }) -> { fd, family, address, port }
@@ -195,12 +200,7 @@ Napi::Value BindDatagramJs(const Napi::CallbackInfo& info) {
     error.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("fd", Napi::Number::New(env, bound.fd));
-  result.Set("family", Napi::Number::New(env, bound.family));
-  result.Set("address", Napi::String::New(env, bound.address));
-  result.Set("port", Napi::Number::New(env, bound.port));
-  return result;
+  return BoundToJs(env, bound);
 }
 
 // clearDatagramReuseAddr(fd): SO_REUSEADDR off on a bound SO_REUSEPORT UDP socket.
