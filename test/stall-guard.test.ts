@@ -2,7 +2,8 @@
 // connections waiting, a silent one has its slot lent after the threshold and recalled when it answers.
 import type { Worker } from 'node:cluster';
 import { describe, expect, it } from 'vitest';
-import { MONITOR_MS, QUIET_AFTER_MS, QUIET_MONITOR_MS, nextCheckDelay } from '../lib/supervisor/checks';
+import { BUSY_MONITOR_MS, MONITOR_MS, QUIET_AFTER_MS, QUIET_MONITOR_MS, nextCheckDelay, silentSince } from '../lib/supervisor/checks';
+import { PROGRESS_MS } from '../lib/worker/progress';
 import { resolveSettings } from '../lib/supervisor/settings';
 import { newSlot } from '../lib/supervisor/slot';
 import type { SlotSockets } from '../lib/supervisor/slot-sockets';
@@ -97,13 +98,39 @@ describe('StallGuard', () => {
 });
 
 describe('the pace of the periodic checks', () => {
+  const calm = { unsettled: false, waiting: false, quietForMs: 10 * QUIET_AFTER_MS, cells: true };
   it.each([
-    { busy: true, quietForMs: 0, delay: MONITOR_MS },
-    { busy: true, quietForMs: 10 * QUIET_AFTER_MS, delay: MONITOR_MS },
-    { busy: false, quietForMs: 0, delay: MONITOR_MS },
-    { busy: false, quietForMs: QUIET_AFTER_MS - 1, delay: MONITOR_MS },
-    { busy: false, quietForMs: QUIET_AFTER_MS, delay: QUIET_MONITOR_MS },
-  ])('busy $busy, quiet for $quietForMs ms: next check in $delay ms', ({ busy, quietForMs, delay }) => {
-    expect(nextCheckDelay(busy, quietForMs)).toBe(delay);
+    { ...calm, unsettled: true, delay: MONITOR_MS },
+    { ...calm, unsettled: true, cells: false, delay: MONITOR_MS },
+    { ...calm, waiting: true, delay: BUSY_MONITOR_MS },
+    { ...calm, waiting: true, cells: false, delay: MONITOR_MS },
+    { ...calm, quietForMs: 0, delay: BUSY_MONITOR_MS },
+    { ...calm, quietForMs: QUIET_AFTER_MS - 1, cells: false, delay: MONITOR_MS },
+    { ...calm, quietForMs: QUIET_AFTER_MS, delay: QUIET_MONITOR_MS },
+    { ...calm, quietForMs: QUIET_AFTER_MS, cells: false, delay: QUIET_MONITOR_MS },
+  ])('unsettled $unsettled, waiting $waiting, quiet for $quietForMs ms, cells $cells: next check in $delay ms', ({ delay, ...state }) => {
+    expect(nextCheckDelay(state)).toBe(delay);
+  });
+});
+
+describe('what a check makes of a slot with connections waiting', () => {
+  const now = 1_000;
+  const last = now - BUSY_MONITOR_MS;
+  it.each([
+    { moved: true, waitedBefore: true, expected: 'accepting' },
+    { moved: true, waitedBefore: false, expected: 'accepting' },
+    // The cell stood still since the last check, which already saw connections waiting: silent since then.
+    { moved: false, waitedBefore: true, expected: last + PROGRESS_MS },
+    // Nothing waited at the last check: the worker may have been idle, so it is silent from now only.
+    { moved: false, waitedBefore: false, expected: now },
+    // No cell (not Linux, or the worker could not open it): only a ping can tell.
+    { moved: undefined, waitedBefore: true, expected: now },
+    { moved: undefined, waitedBefore: false, expected: now },
+  ])('cell moved $moved, waited at the last check $waitedBefore: $expected', ({ moved, waitedBefore, expected }) => {
+    expect(silentSince(moved, waitedBefore, now, last)).toBe(expected);
+  });
+
+  it('never counts from later than now (a last check under a write interval ago)', () => {
+    expect(silentSince(false, true, now, now - 1)).toBe(now);
   });
 });

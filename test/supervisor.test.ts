@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { threadsOf } from '../lib/supervisor/affinity';
 import { loadBinding } from '../lib/binding';
 import { startCluster } from '../lib/index';
-import { countResponses, fetchOnce } from './helpers/http';
+import { countResponses, fetchOnce, fetchPath } from './helpers/http';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
 
@@ -140,7 +140,7 @@ describe('startCluster', () => {
 });
 
 describe('connections a worker accepts from a lent slot', () => {
-  // Slot 0's worker blocks for 1.5 s; once its heartbeats stop, slot 1's worker is lent its socket.
+  // Slot 0's worker blocks for 1.5 s; once connections wait for it and it does not answer, slot 1's worker is lent its socket.
   // Then 12 connections: each, whichever slot it hashed to, ends up on slot 1's worker.
   async function duringStall(env: Record<string, string>): Promise<{ fixture: Fixture; clients: net.Socket[]; closedByServer: () => number }> {
     const { fixture, state } = await start({ workers: 2, env });
@@ -192,6 +192,54 @@ describe('connections a worker accepts from a lent slot', () => {
     } finally {
       for (const client of clients) client.destroy();
     }
+  });
+});
+
+describe('progress cells', () => {
+  // New connections from `clients` loops for `ms` (bounded), each asking for 10 ms of blocked event
+  // loop: the workers accept all the time, and their queues are seldom empty.
+  async function busy(port: number, ms: number, clients = 8): Promise<number> {
+    const deadline = Date.now() + ms;
+    let answered = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (let i = 0; i < 1_000 && Date.now() < deadline; i++) {
+          await fetchPath(port, '/block?ms=10');
+          answered += 1;
+        }
+      }),
+    );
+    return answered;
+  }
+
+  async function pingsUnderLoad(env: Record<string, string>): Promise<{ pings: number; answered: number }> {
+    const { fixture, state } = await start({ workers: 2, env });
+    const answered = await busy(state.ports[0] as number, 1_500);
+    let pings = 0;
+    for (const slot of [0, 1]) pings += (await ask<{ count: number }>(fixture, 'pings', 'pings', { slot })).count;
+    return { pings, answered };
+  }
+
+  it('a worker that keeps accepting is not asked whether it answers; without its cell it is, again and again', async () => {
+    const without = await pingsUnderLoad({ FIXTURE_NO_CELL: '1' });
+    await stopAll();
+    const withCells = await pingsUnderLoad({});
+    expect(without.answered).toBeGreaterThan(50);
+    expect(withCells.answered).toBeGreaterThan(50);
+    expect(without.pings).toBeGreaterThan(10);
+    expect(withCells.pings).toBeLessThan(without.pings / 4);
+  });
+
+  it('a worker whose cell stands still while connections wait has its slot lent: every connection is answered by the other', async () => {
+    const { fixture, state } = await start({ workers: 2 });
+    const [port] = state.ports as [number];
+    const [blocked, other] = state.pids as [number, number];
+    // Answered as the block begins; the block outlasts every fetch's wait for an answer.
+    await ask(fixture, 'block', 'block', { slot: 0, ms: 4_000 });
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetchOnce(port, '127.0.0.1', 3_000)));
+    expect(new Set(answers)).toEqual(new Set([String(other)]));
+    const now = await ask(fixture, 'state', 'state');
+    expect(now.events).toContainEqual(expect.objectContaining({ name: 'stall', slot: 0, pid: blocked }));
   });
 });
 

@@ -1,23 +1,60 @@
-// The supervisor's periodic checks: the slots' accept-queue depth (TCP_INFO, no worker work), which
-// also tells stall protection which workers to ask whether they answer, and that each slot is served;
-// every 20 ms while anything is waiting or under way, every 100 ms when all is quiet (each wake-up of an
-// idle process costs CPU); and every foreignCheckMs whether another app's socket joined a port.
+// The supervisor's periodic checks: the slots' accept-queue depth (TCP_INFO, no worker work) and the
+// workers' progress cells (one pread), which together tell stall protection which workers to ask
+// whether they answer: only those with connections waiting and a cell that stood still since the last
+// look. Every 20 ms while anything is waiting or under way, every 100 ms when all is quiet (each
+// wake-up of an idle process costs CPU); and every foreignCheckMs whether another app's socket joined
+// a port. A check does no more than that unless something is under way (a ping, a loan, a lost worker).
+import type { Worker } from 'node:cluster';
 import { processesByInode } from '../ports/port-holders';
+import { PROGRESS_MS } from '../worker/progress';
+import type { ProgressBoard } from './progress-board';
 import type { SlotSockets } from './slot-sockets';
 import type { StallGuard } from './stalls';
 import type { ForeignSocketEvent } from './types';
 import type { Slot } from './worker-slots';
 
-/** How often the supervisor checks the slots while connections wait or a stall is under way. */
+/** How often the supervisor checks the slots while anything is under way (a ping, a loan, a lost worker), or connections wait and there are no progress cells. */
 export const MONITOR_MS = 20;
+/**
+ * How often it checks them while connections wait and every worker's progress cell moves: a worker
+ * that stops is found a check later, and its silence is counted from the check before (when
+ * connections were already waiting and its cell stood still), so a stall is still lent out by
+ * threshold + 2 checks, as with pings every MONITOR_MS.
+ */
+export const BUSY_MONITOR_MS = 40;
 /** How often it checks them when all has been quiet for QUIET_AFTER_MS. */
 export const QUIET_MONITOR_MS = 100;
 /** How long nothing must have waited, nor been under way, before the checks slow down. */
 export const QUIET_AFTER_MS = 1_000;
 
-/** The delay to the next check (pure): fast while anything waits or is under way, slow after a quiet spell. */
-export function nextCheckDelay(busy: boolean, quietForMs: number): number {
-  return busy || quietForMs < QUIET_AFTER_MS ? MONITOR_MS : QUIET_MONITOR_MS;
+/** What the last check saw, for the pace of the next. */
+export interface CheckState {
+  /** A ping unanswered, a loan, a slot that lost its worker. */
+  unsettled: boolean;
+  /** Connections waited in a slot's queue. */
+  waiting: boolean;
+  /** How long since anything waited or was under way. */
+  quietForMs: number;
+  /** Whether the workers have progress cells (else only pings tell who answers). */
+  cells: boolean;
+}
+
+/** The delay to the next check (pure): fast while anything is under way, slower while all progress, slow after a quiet spell. */
+export function nextCheckDelay({ unsettled, waiting, quietForMs, cells }: CheckState): number {
+  if (unsettled) return MONITOR_MS;
+  if (waiting || quietForMs < QUIET_AFTER_MS) return cells ? BUSY_MONITOR_MS : MONITOR_MS;
+  return QUIET_MONITOR_MS;
+}
+
+/**
+ * What a check makes of a slot whose queue has connections waiting (pure): 'accepting' when its
+ * worker's progress cell moved since the last check; else since when its worker is known to have
+ * accepted nothing: the last check (less a cell's write interval) when connections already waited
+ * then and the cell stood still since, else now. `moved` is undefined for a worker without a cell.
+ */
+export function silentSince(moved: boolean | undefined, waitedAtLastCheck: boolean, now: number, lastCheckAt: number): number | 'accepting' {
+  if (moved) return 'accepting';
+  return moved === false && waitedAtLastCheck ? Math.min(now, lastCheckAt + PROGRESS_MS) : now;
 }
 
 /** The timers of one supervisor with slot sockets; stopped by stop(). */
@@ -26,18 +63,25 @@ export class PeriodicChecks {
   readonly #sockets: SlotSockets;
   readonly #stalls: StallGuard;
   readonly #emit: (event: string, payload: unknown) => void;
+  readonly #board: ProgressBoard | undefined;
   readonly #strangersSeen = new Set<string>();
   #monitor: NodeJS.Timeout | undefined;
+  #pace = 0;
+  readonly #onTimer = () => this.#tick();
   #strangerWatch: NodeJS.Timeout | undefined;
   #running = false;
   /** When something last waited or was under way (monotonic ms). */
   #busyAt = 0;
+  /** When the last check ran (monotonic ms). */
+  #lastCheckAt = 0;
 
-  constructor(slots: Slot[], sockets: SlotSockets, stalls: StallGuard, emit: (event: string, payload: unknown) => void) {
+  /** `board`: the workers' progress cells, when there are any. */
+  constructor(slots: Slot[], sockets: SlotSockets, stalls: StallGuard, emit: (event: string, payload: unknown) => void, board?: ProgressBoard) {
     this.#slots = slots;
     this.#sockets = sockets;
     this.#stalls = stalls;
     this.#emit = emit;
+    this.#board = board;
   }
 
   /** Starts the timers (unref'd: they never keep the process alive). */
@@ -58,32 +102,46 @@ export class PeriodicChecks {
     this.#monitor = this.#strangerWatch = undefined;
   }
 
+  // One timer for the checks' whole life: refreshed (no new timer) while the pace stays the same.
   #schedule(delayMs: number): void {
-    this.#monitor = setTimeout(() => this.#tick(), delayMs);
+    if (this.#monitor && this.#pace === delayMs) {
+      this.#monitor.refresh();
+      return;
+    }
+    if (this.#monitor) clearTimeout(this.#monitor);
+    this.#pace = delayMs;
+    this.#monitor = setTimeout(this.#onTimer, delayMs);
     this.#monitor.unref();
   }
 
   #tick(): void {
     if (!this.#running) return;
     const now = performance.now();
+    this.#board?.read();
     const waiting = this.#sampleQueues(now);
-    this.#stalls.watch();
-    if (waiting || this.#stalls.unsettled) this.#busyAt = now;
-    this.#schedule(nextCheckDelay(waiting || this.#stalls.unsettled, now - this.#busyAt));
+    // Pings unanswered, loans, lost workers: only then is there anything to lend or recall.
+    const unsettled = this.#stalls.unsettled;
+    if (unsettled) this.#stalls.watch();
+    if (waiting || unsettled) this.#busyAt = now;
+    this.#lastCheckAt = now;
+    this.#schedule(nextCheckDelay({ unsettled, waiting, quietForMs: now - this.#busyAt, cells: this.#board !== undefined }));
   }
 
   // The kernel's accept-queue depth per slot: a worker whose slot has connections waiting is asked
-  // whether it answers. Says whether any slot had connections waiting.
+  // whether it answers, unless its progress cell moved since the last check (see silentSince).
   #sampleQueues(now: number): boolean {
-    const depth = this.#sockets.queued();
     let waiting = false;
     for (const slot of this.#slots) {
-      slot.queued = depth.get(slot.index) ?? 0;
-      slot.queuedPeak = Math.max(slot.queuedPeak, slot.queued);
-      if (slot.queued > 0) {
-        waiting = true;
-        this.#stalls.waiting(slot, now);
-      }
+      const before = slot.queued;
+      const queued = this.#sockets.queued(slot.index);
+      slot.queued = queued;
+      if (queued > slot.queuedPeak) slot.queuedPeak = queued;
+      if (queued === 0) continue;
+      waiting = true;
+      const { worker } = slot;
+      const since = silentSince(worker ? this.#board?.moved(worker) : undefined, before > 0, now, this.#lastCheckAt);
+      if (since === 'accepting') this.#stalls.heard(worker as Worker);
+      else this.#stalls.waiting(slot, since);
     }
     return waiting;
   }

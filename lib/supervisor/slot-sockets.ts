@@ -242,22 +242,19 @@ export class SlotSockets {
     return found;
   }
 
-  /** Connections waiting in each slot's accept queue now (summed over its addresses; TCP_INFO, no /proc). */
-  queued(): Map<number, number> {
-    const depth = new Map<number, number>();
+  /** Connections waiting in a slot's accept queue now (summed over its addresses; TCP_INFO, no /proc; 0 where unknown). */
+  queued(slot: number): number {
+    let queued = 0;
     for (const group of this.groups.values()) {
-      group.sockets.forEach((socket, slot) => {
-        if (!socket) return;
-        let queued = 0;
-        try {
-          queued = this.binding.acceptQueue(socket.fd).queued;
-        } catch {
-          // not Linux, or not listening yet: nothing known
-        }
-        depth.set(slot, (depth.get(slot) ?? 0) + queued);
-      });
+      const socket = group.sockets[slot];
+      if (!socket) continue;
+      try {
+        queued += this.binding.acceptQueue(socket.fd).queued;
+      } catch {
+        // not Linux, or not listening yet: nothing known
+      }
     }
-    return depth;
+    return queued;
   }
 
   /** A slot's sockets (one per address it serves). */

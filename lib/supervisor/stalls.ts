@@ -41,18 +41,21 @@ export class StallGuard {
 
   /**
    * The slot has connections waiting: its worker is asked to answer, unless it was already asked. A
-   * live worker answers within a turn of its event loop; a stalled one stays silent.
+   * live worker answers within a turn of its event loop; a stalled one stays silent. `silentSince`:
+   * since when it is known to have done nothing (now, unless its progress cell says earlier).
    */
-  waiting(slot: Slot, now = performance.now()): void {
+  waiting(slot: Slot, silentSince = performance.now()): void {
     const { worker } = slot;
     if (!this.enabled || !worker || !slot.ready || this.#pingedAt.has(worker) || worker.isDead() || !worker.isConnected()) return;
-    this.#pingedAt.set(worker, now);
+    this.#pingedAt.set(worker, silentSince);
     this.#workers.send(worker, supervisorMessage({ act: 'ping' }));
   }
 
   /** Whether anything is under way: a ping not answered, a loan, or a slot that lost its worker. */
   get unsettled(): boolean {
-    return this.#pingedAt.size > 0 || this.#loans.size > 0 || this.#workers.slots.some((slot) => slot.everListened && !slot.ready);
+    if (this.#pingedAt.size > 0 || this.#loans.size > 0) return true;
+    for (const slot of this.#workers.slots) if (slot.everListened && !slot.ready) return true;
+    return false;
   }
 
   // How long the worker has not answered a ping (0: it was not asked, or it answered).

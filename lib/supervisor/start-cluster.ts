@@ -15,6 +15,7 @@ import { setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './affinity';
 import { PeriodicChecks } from './checks';
+import { ProgressBoard } from './progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './settings';
 import type { SteeringState } from './slot-sockets';
@@ -39,6 +40,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #sockets: HandoverSlotSockets | undefined;
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
+  readonly #board: ProgressBoard | undefined;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -68,6 +70,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     const { binding } = loadBinding();
     const emit = (event: string, payload: unknown) => this.emit(event, payload);
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus) : undefined;
+    // Progress cells only serve stall protection, which needs the slot sockets and a threshold.
+    const board = this.#sockets && settings.stallThresholdMs > 0 ? ProgressBoard.open() : undefined;
+    this.#board = board instanceof ProgressBoard ? board : undefined;
     this.#workers = new WorkerSlots(
       settings,
       {
@@ -90,9 +95,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       },
       binding,
       cpus,
+      this.#board,
     );
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
-    this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit) : undefined;
+    this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
     const supervisor = this;
     this.#upgrades = new Upgrades({
@@ -327,6 +333,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {
       closeSockets();
+      this.#board?.close();
       this.#health?.close();
       // Last: a second shutdown signal during the drain still ends it at once.
       this.#shutdown.uninstall();

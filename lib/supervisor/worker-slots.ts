@@ -5,6 +5,7 @@ import type { NativeBinding } from '../binding';
 import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { SLOT_ENV, SUPERVISOR_ENV } from '../worker/supervised-worker';
 import { pinProcess } from './affinity';
+import type { ProgressBoard } from './progress-board';
 import type { SupervisorSettings } from './settings';
 import { type Slot, newSlot } from './slot';
 import type { WorkerExit } from './types';
@@ -39,17 +40,19 @@ export class WorkerSlots {
   readonly #settings: SupervisorSettings;
   readonly #hooks: WorkerSlotHooks;
   readonly #binding: NativeBinding | undefined;
+  readonly #board: ProgressBoard | undefined;
   readonly #slotOf = new Map<Worker, number>();
   readonly #leaving = new Set<Worker>();
   readonly #waiters = new Map<Worker, Waiter>();
   readonly #ports = new Set<number>();
   #closing = false;
 
-  /** `cpus`: CPU-local mode's CPU for each slot. */
-  constructor(settings: SupervisorSettings, hooks: WorkerSlotHooks, binding: NativeBinding | undefined, cpus?: number[]) {
+  /** `cpus`: CPU-local mode's CPU for each slot; `board`: the workers' progress cells, if any. */
+  constructor(settings: SupervisorSettings, hooks: WorkerSlotHooks, binding: NativeBinding | undefined, cpus?: number[], board?: ProgressBoard) {
     this.#settings = settings;
     this.#hooks = hooks;
     this.#binding = binding;
+    this.#board = board;
     this.slots = Array.from({ length: settings.workers }, (_, index) => newSlot(index, cpus?.[index]));
   }
 
@@ -73,11 +76,14 @@ export class WorkerSlots {
 
   /** Forks a worker for the slot; `listening` resolves when it listens, rejects if it exits or times out first. */
   fork(slot: Slot): { worker: Worker; listening: Promise<void> } {
+    const progress = this.#board?.assign();
     const worker = cluster.fork({
       ...this.#settings.env,
+      ...progress?.env,
       [SLOT_ENV]: String(slot.index),
       [SUPERVISOR_ENV]: String(process.pid),
     });
+    if (progress) this.#board?.bind(worker, progress.cell);
     this.#slotOf.set(worker, slot.index);
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
     this.#pin(worker, slot);
@@ -165,6 +171,7 @@ export class WorkerSlots {
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
     this.#waiters.delete(worker);
+    this.#board?.release(worker);
     this.#hooks.onExit(worker);
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
     this.#hooks.emit('exit', exit);

@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
+import { ProgressCell } from './progress';
 import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import type { TcpHandle } from '../tcp-handle';
 
@@ -120,11 +121,14 @@ const borrowedSockets = new WeakSet<net.Socket>();
 let started = false;
 let ownSlot = -1;
 let reportTimer: NodeJS.Timeout | undefined;
+// This worker's progress cell in the supervisor's file, when it has one (Linux).
+let progress: ProgressCell | undefined;
 
 /**
  * How long after an accept the counts go to the primary (at most one message per this many ms, and
- * none while nothing is accepted). Liveness needs no message: the primary asks ('ping') when one of
- * its slot sockets has connections waiting, and this worker answers with its counts.
+ * none while nothing is accepted). Liveness needs no message: the progress cell shows this worker
+ * accepting, and the primary asks ('ping') only when one of its slot sockets has connections
+ * waiting while the cell stands still; this worker answers with its counts.
  */
 export const ACCEPT_REPORT_MS = 250;
 
@@ -136,6 +140,7 @@ function report(): void {
 
 function count(slot: number): void {
   accepted.set(slot, (accepted.get(slot) ?? 0) + 1);
+  progress?.accepted();
   if (!reportTimer) {
     reportTimer = setTimeout(report, ACCEPT_REPORT_MS);
     reportTimer.unref();
@@ -211,6 +216,7 @@ function start(supervision: Supervision): void {
   if (started) return;
   started = true;
   ownSlot = supervision.slot;
+  progress = ProgressCell.open(process.env, supervision.supervisorPid);
   channel.on('internalMessage', onSupervisorMessage);
 }
 

@@ -2,10 +2,15 @@
 import http from 'node:http';
 import net from 'node:net';
 
-/** GETs `path` on a fresh connection (no agent) and resolves with the body. */
+/** GETs / on a fresh connection (no agent) and resolves with the body. */
 export function fetchOnce(port: number, host = '127.0.0.1', timeoutMs = 5_000): Promise<string> {
+  return fetchPath(port, '/', { host, timeoutMs });
+}
+
+/** GETs `path` on a fresh connection (no agent) and resolves with the body. */
+export function fetchPath(port: number, path: string, { host = '127.0.0.1', timeoutMs = 5_000 } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host, port, path: '/', agent: false, timeout: timeoutMs }, (response) => {
+    const request = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => {

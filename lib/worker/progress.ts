@@ -1,0 +1,68 @@
+// The worker's progress cell (see supervisor/progress-board.ts): how many connections this worker has
+// accepted, written into its cell of the supervisor's file at most every PROGRESS_MS while it
+// accepts; one pwrite, no message, no timer. The supervisor sees the cell move and leaves the worker
+// alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
+import fs from 'node:fs';
+
+export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
+/** Bytes per cell: one float64 (native byte order; both ends run on the same machine). */
+export const CELL_BYTES = 8;
+/** At most one write per this many ms (the supervisor looks every 20 ms while connections wait). */
+export const PROGRESS_MS = 5;
+
+/** The environment entry's value: the supervisor's fd of the file, and the worker's cell. */
+export function progressEnvValue(fd: number, cell: number): string {
+  return `${fd}:${cell}`;
+}
+
+/** Parses the entry (pure); undefined when missing or malformed. */
+export function parseProgressEnv(value: string | undefined): { fd: number; cell: number } | undefined {
+  const match = /^(\d{1,9}):(\d{1,9})$/.exec(value ?? '');
+  if (!match) return undefined;
+  return { fd: Number(match[1]), cell: Number(match[2]) };
+}
+
+/** One worker's cell, open for writing. */
+export class ProgressCell {
+  readonly #fd: number;
+  readonly #position: number;
+  readonly #value = new Float64Array(1);
+  readonly #bytes: Buffer;
+  #lastWrite = Number.NEGATIVE_INFINITY;
+  #accepted = 0;
+  #broken = false;
+
+  private constructor(fd: number, cell: number) {
+    this.#fd = fd;
+    this.#position = cell * CELL_BYTES;
+    this.#bytes = Buffer.from(this.#value.buffer);
+  }
+
+  /**
+   * Opens the cell the supervisor (pid `supervisorPid`) assigned in `env`; undefined when it assigned
+   * none or the file cannot be opened (not Linux, another user): the worker then answers pings only.
+   */
+  static open(env: NodeJS.ProcessEnv, supervisorPid: number): ProgressCell | undefined {
+    const where = parseProgressEnv(env[PROGRESS_ENV]);
+    if (!where) return undefined;
+    try {
+      return new ProgressCell(fs.openSync(`/proc/${supervisorPid}/fd/${where.fd}`, 'r+'), where.cell);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** One more connection accepted: written now unless the last write was under PROGRESS_MS ago. */
+  accepted(now = performance.now()): void {
+    this.#accepted += 1;
+    if (this.#broken || now - this.#lastWrite < PROGRESS_MS) return;
+    this.#lastWrite = now;
+    this.#value[0] = this.#accepted;
+    try {
+      fs.writeSync(this.#fd, this.#bytes, 0, CELL_BYTES, this.#position);
+    } catch {
+      // The supervisor is gone (its file with it) or the disk is full: pings still work.
+      this.#broken = true;
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// Progress cells on a real file: the supervisor's board (unlinked at once) and a worker's cell opened
+// through /proc/<pid>/fd, here both in this process (pid = this one), as a forked worker opens its
+// supervisor's. What the checks make of them is in stall-guard.test.ts; workers under load in supervisor.test.ts.
+import type { Worker } from 'node:cluster';
+import fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProgressBoard, boardDirectory } from '../lib/supervisor/progress-board';
+import { PROGRESS_ENV, PROGRESS_MS, ProgressCell, parseProgressEnv, progressEnvValue } from '../lib/worker/progress';
+
+const boards: ProgressBoard[] = [];
+afterEach(() => {
+  for (const board of boards.splice(0)) board.close();
+});
+
+function openBoard(): ProgressBoard {
+  const board = ProgressBoard.open();
+  if (!(board instanceof ProgressBoard)) throw board;
+  boards.push(board);
+  return board;
+}
+
+const workers = new Map<number, Worker>();
+// The same fake worker for the same id (the board knows workers by identity).
+const worker = (id: number): Worker => workers.get(id) ?? (workers.set(id, { id } as unknown as Worker).get(id) as Worker);
+
+describe('the environment entry', () => {
+  it.each([
+    ['3:0', { fd: 3, cell: 0 }],
+    ['27:12', { fd: 27, cell: 12 }],
+    [undefined, undefined],
+    ['', undefined],
+    ['3', undefined],
+    ['3:', undefined],
+    [':1', undefined],
+    ['-3:1', undefined],
+    ['3:1:2', undefined],
+    ['1234567890:1', undefined],
+    ['3:x', undefined],
+  ])('%j -> %j', (value, expected) => {
+    expect(parseProgressEnv(value)).toEqual(expected);
+  });
+
+  it('is what progressEnvValue writes', () => {
+    expect(parseProgressEnv(progressEnvValue(19, 4))).toEqual({ fd: 19, cell: 4 });
+  });
+});
+
+describe('ProgressBoard', () => {
+  it('lives on tmpfs where there is one, else in the temporary directory', () => {
+    expect(boardDirectory(() => true, '/var/tmp')).toBe('/dev/shm');
+    expect(boardDirectory(() => false, '/var/tmp')).toBe('/var/tmp');
+  });
+
+  it('says why there is none off Linux', () => {
+    const board = ProgressBoard.open('darwin');
+    expect(board).toBeInstanceOf(Error);
+    expect((board as Error).message).toMatch(/Linux only.*darwin/);
+  });
+
+  it('says why there is none when its directory cannot be written', () => {
+    const board = ProgressBoard.open('linux', '/nonexistent-reuseport-dir');
+    expect(board).toBeInstanceOf(Error);
+    expect((board as NodeJS.ErrnoException).code).toBe('ENOENT');
+  });
+
+  it('leaves no file behind: the file is unlinked as soon as it is open', () => {
+    const board = openBoard();
+    const { env } = board.assign();
+    const { fd } = parseProgressEnv(env[PROGRESS_ENV]) as { fd: number };
+    const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    expect(target).toMatch(/reuseport-\d+-[0-9a-f]{16} \(deleted\)$/);
+    expect(fs.existsSync(target.replace(/ \(deleted\)$/, ''))).toBe(false);
+    expect((fs.fstatSync(fd).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('sees a cell move when its worker accepts, and stand still when it does not', () => {
+    const board = openBoard();
+    const first = board.assign();
+    const second = board.assign();
+    expect([first.cell, second.cell]).toEqual([0, 1]);
+    board.bind(worker(1), first.cell);
+    board.bind(worker(2), second.cell);
+    const one = ProgressCell.open(first.env, process.pid) as ProgressCell;
+    const two = ProgressCell.open(second.env, process.pid) as ProgressCell;
+    expect(one).toBeInstanceOf(ProgressCell);
+
+    one.accepted(1_000);
+    board.read();
+    expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([true, false]);
+    board.read();
+    expect(board.moved(worker(1))).toBe(false);
+
+    two.accepted(1_000);
+    board.read();
+    expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([false, true]);
+  });
+
+  it('a cell is written at most every PROGRESS_MS: accepts in between show at the next write', () => {
+    const board = openBoard();
+    const assigned = board.assign();
+    board.bind(worker(1), assigned.cell);
+    const cell = ProgressCell.open(assigned.env, process.pid) as ProgressCell;
+    cell.accepted(1_000);
+    board.read();
+    cell.accepted(1_000 + PROGRESS_MS / 2);
+    board.read();
+    expect(board.moved(worker(1))).toBe(false);
+    cell.accepted(1_000 + PROGRESS_MS);
+    board.read();
+    expect(board.moved(worker(1))).toBe(true);
+  });
+
+  it('a worker without a cell is neither moving nor still', () => {
+    const board = openBoard();
+    board.read();
+    expect(board.moved(worker(9))).toBeUndefined();
+  });
+
+  it('gives a released cell to the next worker, from zero', () => {
+    const board = openBoard();
+    const first = board.assign();
+    board.bind(worker(1), first.cell);
+    (ProgressCell.open(first.env, process.pid) as ProgressCell).accepted(0);
+    board.release(worker(1));
+    const again = board.assign();
+    expect(again.cell).toBe(first.cell);
+    board.bind(worker(2), again.cell);
+    board.read();
+    board.read();
+    expect(board.moved(worker(2))).toBe(false);
+    expect(board.moved(worker(1))).toBeUndefined();
+  });
+});
+
+describe('ProgressCell.open', () => {
+  it('has no cell without the entry, with a malformed one, or with an fd the supervisor does not have', () => {
+    expect(ProgressCell.open({}, process.pid)).toBeUndefined();
+    expect(ProgressCell.open({ [PROGRESS_ENV]: 'nonsense' }, process.pid)).toBeUndefined();
+    expect(ProgressCell.open({ [PROGRESS_ENV]: progressEnvValue(999_999, 0) }, process.pid)).toBeUndefined();
+  });
+
+  it('has no cell when the supervisor is gone', () => {
+    const board = openBoard();
+    const { env } = board.assign();
+    // A pid above the kernel's limit is no process.
+    const limit = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    expect(ProgressCell.open(env, limit + 1)).toBeUndefined();
+  });
+});
