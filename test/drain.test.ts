@@ -1,10 +1,10 @@
 // The drain of a supervised worker's server (lib/worker/drain.ts): what is in flight is answered with
 // `Connection: close`, idle keep-alive connections are closed, silent ones are cut at the bound, and no
-// per-request or per-connection listener is needed for it.
+// per-request or per-connection listener or record is needed for it (the connections are found when it starts).
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { drainServer, trackConnections } from '../lib/worker/drain';
+import { connectionsOf, drainServer, trackConnections } from '../lib/worker/drain';
 
 const servers: http.Server[] = [];
 const clients: net.Socket[] = [];
@@ -98,7 +98,7 @@ describe('drainServer', () => {
     await silent.closed;
   });
 
-  it('forgets closed connections without a listener on each, and counts each accepted one', async () => {
+  it('finds the open connections when it starts: none is remembered per connection, closed ones are not counted', async () => {
     let accepted = 0;
     const { server, port } = await serve(
       (_req, res) => res.end('ok'),
@@ -106,6 +106,8 @@ describe('drainServer', () => {
         accepted += 1;
       },
     );
+    // http's own listener and the caller's bookkeeping; nothing else is added per connection.
+    expect(server.listenerCount('connection')).toBe(2);
     for (let i = 0; i < 150; i++) {
       const client = await connect(port);
       client.socket.write('GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n');
@@ -114,7 +116,47 @@ describe('drainServer', () => {
     expect(accepted).toBe(150);
     await connect(port);
     await until(() => accepted === 151);
+    const [open] = connectionsOf(server);
+    expect(open?.listenerCount('close')).toBe(new net.Socket().listenerCount('close') + 1);
     // The one left open is idle and silent: cut at the bound; the 150 closed ones are not counted.
     expect(await drainServer(server, 100)).toBe(1);
+  });
+
+  it('where Node has no handle list, remembers connections as they come and forgets them as they close', async () => {
+    const host = process as NodeJS.Process & { _getActiveHandles?: unknown };
+    const list = host._getActiveHandles;
+    host._getActiveHandles = undefined;
+    try {
+      const { server, port } = await serve((_req, res) => res.end('ok'));
+      for (let i = 0; i < 20; i++) {
+        const client = await connect(port);
+        client.socket.write('GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n');
+        await client.closed;
+      }
+      const idle = await connect(port);
+      idle.socket.write(request);
+      await until(() => idle.received().includes('ok'));
+      expect(connectionsOf(server)).toHaveLength(1);
+      const drained = drainServer(server, 5_000);
+      await idle.closed;
+      expect(await drained).toBe(0);
+    } finally {
+      host._getActiveHandles = list;
+    }
+  });
+});
+
+describe('connectionsOf', () => {
+  it('keeps the open sockets the server counts, and nothing else the handle list holds', () => {
+    const server = new net.Server();
+    const other = new net.Server();
+    const mine = Object.assign(new net.Socket(), { _server: server });
+    const theirs = Object.assign(new net.Socket(), { _server: other });
+    const closed = Object.assign(new net.Socket(), { _server: server });
+    closed.destroy();
+    const timer = setTimeout(() => undefined, 0);
+    clearTimeout(timer);
+    expect(connectionsOf(server, () => [timer, theirs, closed, mine, null])).toEqual([mine]);
+    expect(connectionsOf(server, () => [])).toEqual([]);
   });
 });
