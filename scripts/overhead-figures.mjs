@@ -105,6 +105,17 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
+// Median over the rounds of this configuration's figure divided by plain's in the same round (null without plain).
+function roundRatio(id, figure) {
+  const ratios = [];
+  for (let round = 1; round <= rounds; round++) {
+    const mine = records.find((r) => r.round === round && r.config === id);
+    const base = records.find((r) => r.round === round && r.config === 'plain');
+    if (mine && base) ratios.push(figure(mine) / figure(base));
+  }
+  return ratios.length > 0 ? median(ratios) : null;
+}
+
 const summary = configs.map((config) => {
   const mine = records.filter((r) => r.config === config.id);
   const pick = (f) => median(mine.map(f));
@@ -118,6 +129,10 @@ const summary = configs.map((config) => {
     restPercent: pick((r) => r.rest.percentOfCore),
     restPrimaryPercent: pick((r) => r.rest.primaryPercent),
     errors: mine.reduce((sum, r) => sum + r.close.errors + r.keepalive.errors, 0),
+    // The same configurations ran back to back in each round: the median of each round's own ratio to
+    // plain is less moved by the machine's slow drifts than the ratio of the medians.
+    closeRoundRatio: roundRatio(config.id, (r) => r.close.usPerRequest),
+    keepaliveRoundRatio: roundRatio(config.id, (r) => r.keepalive.usPerRequest),
   };
 });
 const plain = summary.find((s) => s.id === 'plain');
@@ -126,16 +141,16 @@ const command = `node scripts/overhead-figures.mjs ${process.argv.slice(2).filte
 const lines = [
   `\`${command}\` (${os.cpus().length} CPUs, Node ${process.version}, wrk -t1 -c${connections}, ${workers} workers, ${durationSec} s per step, medians of ${rounds})`,
   '',
-  '| configuration | new connection per request, CPU us/req (primary) | ratio | keep-alive, CPU us/req (primary) | ratio | at rest, % of a core (primary) | difference | client errors |',
+  '| configuration | new connection per request, CPU us/req (primary) | ratio (median of round ratios) | keep-alive, CPU us/req (primary) | ratio (median of round ratios) | at rest, % of a core (primary) | difference | client errors |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',
   ...summary.map((s) =>
     [
       '',
       s.label,
       `${fixed(s.closeUs)} (${fixed(s.closePrimaryUs, 2)})`,
-      plain ? fixed(s.closeUs / plain.closeUs, 3) : '-',
+      plain ? `${fixed(s.closeUs / plain.closeUs, 3)} (${fixed(s.closeRoundRatio, 3)})` : '-',
       `${fixed(s.keepaliveUs)} (${fixed(s.keepalivePrimaryUs, 2)})`,
-      plain ? fixed(s.keepaliveUs / plain.keepaliveUs, 3) : '-',
+      plain ? `${fixed(s.keepaliveUs / plain.keepaliveUs, 3)} (${fixed(s.keepaliveRoundRatio, 3)})` : '-',
       `${fixed(s.restPercent, 2)} (${fixed(s.restPrimaryPercent, 2)})`,
       plain ? `${s.restPercent - plain.restPercent >= 0 ? '+' : ''}${fixed(s.restPercent - plain.restPercent, 2)}` : '-',
       String(s.errors),

@@ -26,9 +26,10 @@ export interface StartClusterOptions {
   /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it). Default 30 s. */
   slotTimeoutMs?: number;
   /**
-   * Stall protection (reuseport mode): a worker whose slot has connections waiting and that does not
-   * answer the supervisor's ping for this long, or a slot with no worker, has its slot socket lent to a
-   * live worker until it is back. 0 turns it off. Default 80 ms.
+   * Stall protection (reuseport mode): a worker whose slot has connections waiting and that neither
+   * accepts one (its progress cell, on Linux) nor answers the supervisor's ping for this long, or a
+   * slot with no worker, has its slot socket lent to a live worker until it is back. 0 turns it off.
+   * Default 80 ms.
    */
   stallThresholdMs?: number;
   /** A worker that has not answered for this long is killed and replaced (its slot is served meanwhile). 0: never. Default 30 s. */
