@@ -19,6 +19,13 @@ function openBoard(): ProgressBoard {
   return board;
 }
 
+// A cell for the next worker (a test failure if none could be given).
+function assign(board: ProgressBoard): { cell: number; env: Record<string, string> } {
+  const assigned = board.assign();
+  if (!assigned) throw new Error('no cell was assigned');
+  return assigned;
+}
+
 const workers = new Map<number, Worker>();
 // The same fake worker for the same id (the board knows workers by identity).
 const worker = (id: number): Worker => workers.get(id) ?? (workers.set(id, { id } as unknown as Worker).get(id) as Worker);
@@ -65,7 +72,7 @@ describe('ProgressBoard', () => {
 
   it('leaves no file behind: the file is unlinked as soon as it is open', () => {
     const board = openBoard();
-    const { env } = board.assign();
+    const { env } = assign(board);
     const { fd } = parseProgressEnv(env[PROGRESS_ENV]) as { fd: number };
     const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
     expect(target).toMatch(/reuseport-\d+-[0-9a-f]{16} \(deleted\)$/);
@@ -75,8 +82,8 @@ describe('ProgressBoard', () => {
 
   it('sees a cell move when its worker accepts, and stand still when it does not', () => {
     const board = openBoard();
-    const first = board.assign();
-    const second = board.assign();
+    const first = assign(board);
+    const second = assign(board);
     expect([first.cell, second.cell]).toEqual([0, 1]);
     board.bind(worker(1), first.cell);
     board.bind(worker(2), second.cell);
@@ -97,7 +104,7 @@ describe('ProgressBoard', () => {
 
   it('a cell is written at most every PROGRESS_MS: accepts in between show at the next write', () => {
     const board = openBoard();
-    const assigned = board.assign();
+    const assigned = assign(board);
     board.bind(worker(1), assigned.cell);
     const cell = ProgressCell.open(assigned.env, process.pid) as ProgressCell;
     cell.accepted(1_000);
@@ -110,6 +117,13 @@ describe('ProgressBoard', () => {
     expect(board.moved(worker(1))).toBe(true);
   });
 
+  it('gives no cell once closed', () => {
+    const board = openBoard();
+    board.close();
+    expect(board.assign()).toBeUndefined();
+    board.read();
+  });
+
   it('a worker without a cell is neither moving nor still', () => {
     const board = openBoard();
     board.read();
@@ -118,11 +132,11 @@ describe('ProgressBoard', () => {
 
   it('gives a released cell to the next worker, from zero', () => {
     const board = openBoard();
-    const first = board.assign();
+    const first = assign(board);
     board.bind(worker(1), first.cell);
     (ProgressCell.open(first.env, process.pid) as ProgressCell).accepted(0);
     board.release(worker(1));
-    const again = board.assign();
+    const again = assign(board);
     expect(again.cell).toBe(first.cell);
     board.bind(worker(2), again.cell);
     board.read();
@@ -141,7 +155,7 @@ describe('ProgressCell.open', () => {
 
   it('has no cell when the supervisor is gone', () => {
     const board = openBoard();
-    const { env } = board.assign();
+    const { env } = assign(board);
     // A pid above the kernel's limit is no process.
     const limit = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
     expect(ProgressCell.open(env, limit + 1)).toBeUndefined();

@@ -1,9 +1,10 @@
 // The supervisor's periodic checks: the slots' accept-queue depth (TCP_INFO, no worker work) and the
 // workers' progress cells (one pread), which together tell stall protection which workers to ask
 // whether they answer: only those with connections waiting and a cell that stood still since the last
-// look. Every 20 ms while anything is waiting or under way, every 100 ms when all is quiet (each
-// wake-up of an idle process costs CPU); and every foreignCheckMs whether another app's socket joined
-// a port. A check does no more than that unless something is under way (a ping, a loan, a lost worker).
+// look. Every 20 ms while anything is under way (a ping, a loan, a lost worker), every 40 ms while
+// connections arrive and every worker's cell moves, every 100 ms when all is quiet (each wake-up costs
+// CPU; see nextCheckDelay); and every foreignCheckMs whether another app's socket joined a port. A
+// check does no more than those reads unless something is under way.
 import type { Worker } from 'node:cluster';
 import { processesByInode } from '../ports/port-holders';
 import { PROGRESS_MS } from '../worker/progress';

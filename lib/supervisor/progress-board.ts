@@ -17,7 +17,7 @@ export function boardDirectory(exists: (dir: string) => boolean = fs.existsSync,
   return exists('/dev/shm') ? '/dev/shm' : tmpdir;
 }
 
-/** The workers' progress cells in one file; undefined where there are none (not Linux, no writable directory). */
+/** The workers' progress cells in one file (open() says why there is none: not Linux, no writable directory). */
 export class ProgressBoard {
   readonly #fd: number;
   readonly #cells = new Map<Worker, number>();
@@ -48,11 +48,20 @@ export class ProgressBoard {
     }
   }
 
-  /** A cell for the worker about to be forked, and the environment entry that tells it where. */
-  assign(): { cell: number; env: Record<string, string> } {
+  /**
+   * A cell for the worker about to be forked, and the environment entry that tells it where;
+   * undefined when the cell cannot be written (a full tmpfs): that worker is then pinged.
+   */
+  assign(): { cell: number; env: Record<string, string> } | undefined {
+    if (this.#closed) return undefined;
     const cell = this.#free.pop() ?? this.#count++;
-    // A reused cell starts from 0: the new worker's first write moves it.
-    fs.writeSync(this.#fd, this.#zero, 0, CELL_BYTES, cell * CELL_BYTES);
+    try {
+      // A reused cell starts from 0: the new worker's first write moves it.
+      fs.writeSync(this.#fd, this.#zero, 0, CELL_BYTES, cell * CELL_BYTES);
+    } catch {
+      this.#free.push(cell);
+      return undefined;
+    }
     return { cell, env: { [PROGRESS_ENV]: progressEnvValue(this.#fd, cell) } };
   }
 

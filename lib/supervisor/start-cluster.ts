@@ -41,6 +41,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
   readonly #board: ProgressBoard | undefined;
+  /** How liveness is told, for the workers' reasons. */
+  readonly #cells: string;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -73,6 +75,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     // Progress cells only serve stall protection, which needs the slot sockets and a threshold.
     const board = this.#sockets && settings.stallThresholdMs > 0 ? ProgressBoard.open() : undefined;
     this.#board = board instanceof ProgressBoard ? board : undefined;
+    this.#cells =
+      board instanceof ProgressBoard
+        ? 'workers that accept show it in their progress cells, and only a worker whose cell stands still while connections wait is pinged'
+        : `no progress cells (${board?.message ?? 'no stall protection'}): every worker whose slot has connections waiting is pinged`;
     this.#workers = new WorkerSlots(
       settings,
       {
@@ -268,7 +274,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
       const protection =
         this.#settings.stallThresholdMs > 0
-          ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker; ${steering?.reason ?? 'no steering'}.`
+          ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${steering?.reason ?? 'no steering'}.`
           : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
