@@ -82,8 +82,9 @@ export class ProgressBoard {
   read(): void {
     if (this.#closed) return;
     if (this.#now.length !== this.#count) {
+      // Cells are only ever added: the grown copy keeps every value read so far.
       const grown = new Float64Array(this.#count);
-      grown.set(this.#now.subarray(0, Math.min(this.#now.length, this.#count)));
+      grown.set(this.#now);
       this.#now = grown;
       this.#before = new Float64Array(this.#count);
       this.#bytes = Buffer.from(grown.buffer);

@@ -74,7 +74,7 @@ export function trackConnections(server: net.Server, onConnection?: (socket: net
   } else if (onConnection) {
     server.on('connection', onConnection);
   }
-// Only http2 servers emit 'session'; a GOAWAY on drain lets their streams finish.
+  // Only http2 servers emit 'session'; a GOAWAY on drain lets their streams finish.
   const open = new Set<http2.Http2Session>();
   sessions.set(server, open);
   server.on('session', (session: http2.Http2Session) => {

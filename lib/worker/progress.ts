@@ -7,7 +7,7 @@ import fs from 'node:fs';
 export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
 /** Bytes per cell: one float64 (native byte order; both ends run on the same machine). */
 export const CELL_BYTES = 8;
-/** At most one write per this many ms (the supervisor looks every 20 ms while connections wait). */
+/** At most one write per this many ms (the supervisor looks every 40 ms while connections arrive, 20 ms while a stall is under way). */
 export const PROGRESS_MS = 5;
 
 /** The environment entry's value: the supervisor's fd of the file, and the worker's cell. */
