@@ -129,7 +129,7 @@ async function runPrimary(opts) {
     if (opts.mode === 'reuseport-pinned') {
       // Pinning without CPU steering (the bench's control for CPU-local mode): worker i on CPU i, as cpuLocal pins them.
       const { loadBinding } = require('../dist/binding.js');
-      const { pinProcess, slotCpus } = require('../dist/supervisor/affinity.js');
+      const { pinProcess, slotCpus } = require('../dist/supervisor/slots/affinity.js');
       const { binding } = loadBinding();
       const cpus = slotCpus(opts.workers, binding.getCpuAffinity(0));
       supervisor.pids.forEach((pid, slot) => pinProcess(binding, pid, cpus[slot]));

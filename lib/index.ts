@@ -20,12 +20,12 @@ export type {
   SlotStats,
   StallEvent,
   StartClusterOptions,
+  SteeringState,
   Supervisor,
   UpgradeEvent,
   UpgradeOptions,
   WorkerExit,
-} from './supervisor/types';
-export type { SteeringState } from './supervisor/slot-sockets';
+} from './supervisor/core/types';
 export type { SetupPrimaryOptions } from './cluster/setup-primary';
 export type { ModeChoice, Plan, PlanOptions } from './plan/plan';
 export type { SystemError } from './errors';

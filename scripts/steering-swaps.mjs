@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 
 const require = createRequire(import.meta.url);
 const { loadBinding } = require('../dist/binding.js');
-const { flatten, steeringProgram } = require('../dist/supervisor/steering.js');
+const { flatten, steeringProgram } = require('../dist/supervisor/slots/steering.js');
 const CLIENT = fileURLToPath(new URL('../bench/stall-client.mjs', import.meta.url));
 
 const { values } = parseArgs({

@@ -4,9 +4,9 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pinProcess, slotCpus, slotsByCpu, threadsOf } from '../lib/supervisor/affinity';
+import { pinProcess, slotCpus, slotsByCpu, threadsOf } from '../lib/supervisor/slots/affinity';
 import { loadBinding } from '../lib/binding';
-import { cpuLocalProgram, flatten } from '../lib/supervisor/steering';
+import { cpuLocalProgram, flatten } from '../lib/supervisor/slots/steering';
 
 const loaded = loadBinding();
 if (!loaded.binding) throw loaded.error;

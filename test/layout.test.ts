@@ -8,10 +8,11 @@ const lib = path.join(__dirname, '..', 'lib');
 // Top to bottom; a file may import from its own layer or any layer below it.
 const layers = ['index', 'cli', 'supervisor', 'listen', 'worker', 'cluster', 'ports', 'plan', 'bottom'];
 
+/** A file's layer: its top folder under lib/ (so all of lib/supervisor/** is 'supervisor'). */
 function layerOf(file: string): string {
   const relative = path.relative(lib, file);
-  const folder = path.dirname(relative);
-  if (folder !== '.') return folder;
+  const [folder, ...rest] = relative.split(path.sep);
+  if (rest.length > 0) return folder;
   return relative === 'index.ts' ? 'index' : 'bottom';
 }
 

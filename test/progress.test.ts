@@ -4,7 +4,7 @@
 import type { Worker } from 'node:cluster';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProgressBoard, boardDirectory } from '../lib/supervisor/progress-board';
+import { ProgressBoard, boardDirectory } from '../lib/supervisor/slots/progress-board';
 import { PROGRESS_ENV, PROGRESS_MS, ProgressCell, parseProgressEnv, progressEnvValue } from '../lib/worker/progress';
 
 const boards: ProgressBoard[] = [];

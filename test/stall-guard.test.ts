@@ -2,13 +2,13 @@
 // connections waiting, a silent one has its slot lent after the threshold and recalled when it answers.
 import type { Worker } from 'node:cluster';
 import { describe, expect, it } from 'vitest';
-import { BUSY_MONITOR_MS, MONITOR_MS, QUIET_AFTER_MS, QUIET_MONITOR_MS, nextCheckDelay, silentSince } from '../lib/supervisor/checks';
+import { BUSY_MONITOR_MS, MONITOR_MS, QUIET_AFTER_MS, QUIET_MONITOR_MS, nextCheckDelay, silentSince } from '../lib/supervisor/liveness/checks';
 import { PROGRESS_MS } from '../lib/worker/progress';
-import { resolveSettings } from '../lib/supervisor/settings';
-import { newSlot } from '../lib/supervisor/slot';
-import type { SlotSockets } from '../lib/supervisor/slot-sockets';
-import { StallGuard } from '../lib/supervisor/stalls';
-import type { WorkerSlots } from '../lib/supervisor/worker-slots';
+import { resolveSettings } from '../lib/supervisor/core/settings';
+import { newSlot } from '../lib/supervisor/slots/slot';
+import type { SlotSockets } from '../lib/supervisor/slots/slot-sockets';
+import { StallGuard } from '../lib/supervisor/liveness/stalls';
+import type { WorkerSlots } from '../lib/supervisor/slots/worker-slots';
 
 interface Sent {
   pid: number;

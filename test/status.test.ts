@@ -1,7 +1,7 @@
 // The pure parts of `reuseport status`: durations, /proc/net/tcp{,6} listeners, uptimes added to a report.
 import { describe, expect, it } from 'vitest';
 import { formatDuration, parseListeners, withUptimes } from '../lib/cli/status';
-import type { StatusReport } from '../lib/supervisor/health';
+import type { StatusReport } from '../lib/supervisor/fleet/health';
 
 describe('formatDuration', () => {
   it.each<[number | undefined, string]>([

@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
-import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, opcodes as op, steeringProgram } from '../lib/supervisor/steering';
+import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, opcodes as op, steeringProgram } from '../lib/supervisor/slots/steering';
 
 // Just the classic BPF these programs use; `packet` starts at the IP header (SKF_NET_OFF), `cpu` is
 // what the ancillary load SKF_AD_CPU reads.

@@ -1,7 +1,7 @@
 // startCluster: slots that outlive their workers, reloads one slot at a time, crash replacement, close.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { threadsOf } from '../lib/supervisor/affinity';
+import { threadsOf } from '../lib/supervisor/slots/affinity';
 import { loadBinding } from '../lib/binding';
 import { startCluster } from '../lib/index';
 import { countResponses, fetchOnce, fetchPath } from './helpers/http';

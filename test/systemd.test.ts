@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
-import { fdName, parseFdName, planListenFds, takeListenFds } from '../lib/supervisor/systemd';
+import { fdName, parseFdName, planListenFds, takeListenFds } from '../lib/supervisor/deploy/systemd';
 import { fetchOnce } from './helpers/http';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
 import { startCluster } from '../lib/index';
-import { HANDOVER_ENV } from '../lib/supervisor/handover';
+import { HANDOVER_ENV } from '../lib/supervisor/deploy/handover';
 import { countResponses, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
 import { alive, parentOf, SeenProcesses } from './helpers/pids';

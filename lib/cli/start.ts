@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
-import type { Supervisor } from '../supervisor/types';
+import type { Supervisor } from '../supervisor/core/types';
 import type { ModeChoice } from '../plan/plan';
 
 /** `reuseport start`'s options, as parsed from the command line. */

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type { StatusReport } from '../supervisor/health';
+import type { StatusReport } from '../supervisor/fleet/health';
 import { UsageError } from './start';
 
 /** Where to ask: a health address, or the pid of the supervisor (from a pid file or given). */

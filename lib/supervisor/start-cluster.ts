@@ -1,11 +1,11 @@
 // startCluster(): the supervisor in the cluster primary. Forks the workers, owns one SO_REUSEPORT
 // socket per worker slot (reuseport mode), replaces a worker that dies, and reloads one slot at a
 // time: the new worker listens on the slot's socket before the old one drains, so nothing is lost.
-// It composes the parts that each own one concern: the worker slots' lifecycle (worker-slots.ts),
-// the slot sockets (slot-sockets.ts), stall protection (stalls.ts), the periodic checks (checks.ts),
-// the hand-over of the slot sockets to a successor in an upgrade (upgrade.ts, successor.ts,
-// handover.ts), systemd (systemd-link.ts), the health server (health.ts), graceful shutdown
-// (shutdown.ts) and the TLS ticket keys (ticket-keys.ts).
+// It composes the parts that each own one concern: the worker slots' lifecycle (slots/worker-slots.ts),
+// the slot sockets (slots/slot-sockets.ts), stall protection (liveness/stalls.ts), the periodic checks
+// (liveness/checks.ts), the hand-over of the slot sockets to a successor in an upgrade (deploy/upgrade.ts,
+// deploy/successor.ts, deploy/handover.ts), systemd (deploy/systemd-link.ts), the health server
+// (fleet/health.ts), graceful shutdown (fleet/shutdown.ts) and the TLS ticket keys (fleet/ticket-keys.ts).
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -13,24 +13,23 @@ import { loadBinding } from '../binding';
 import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
-import { slotCpus } from './affinity';
-import { PeriodicChecks } from './checks';
-import { ProgressBoard } from './progress-board';
-import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './handover';
-import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './settings';
-import type { SteeringState } from './slot-sockets';
-import { HandoverSlotSockets } from './slot-handover';
-import { StallGuard } from './stalls';
-import { SurplusSockets } from './surplus';
-import { type ListenFds, takeListenFds } from './systemd';
-import { SystemdLink } from './systemd-link';
-import { Upgrades } from './upgrade';
-import { readHandedKey, reportToPredecessor } from './successor';
-import { HealthServer } from './health';
-import { GracefulShutdown } from './shutdown';
-import { TicketKeys } from './ticket-keys';
-import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './types';
-import { type Slot, WorkerSlots } from './worker-slots';
+import { slotCpus } from './slots/affinity';
+import { PeriodicChecks } from './liveness/checks';
+import { ProgressBoard } from './slots/progress-board';
+import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
+import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './core/settings';
+import { HandoverSlotSockets } from './deploy/slot-handover';
+import { StallGuard } from './liveness/stalls';
+import { SurplusSockets } from './deploy/surplus';
+import { type ListenFds, takeListenFds } from './deploy/systemd';
+import { SystemdLink } from './deploy/systemd-link';
+import { Upgrades } from './deploy/upgrade';
+import { readHandedKey, reportToPredecessor } from './deploy/successor';
+import { HealthServer } from './fleet/health';
+import { GracefulShutdown } from './fleet/shutdown';
+import { TicketKeys } from './fleet/ticket-keys';
+import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
+import { type Slot, WorkerSlots } from './slots/worker-slots';
 
 
 class ClusterSupervisor extends EventEmitter implements Supervisor {

@@ -1,5 +1,5 @@
-// The worker's progress cell (see supervisor/progress-board.ts): how many connections this worker has
-// accepted, written into its cell of the supervisor's file at most every PROGRESS_MS while it
+// The worker's progress cell (see supervisor/slots/progress-board.ts): how many connections this
+// worker has accepted, written into its cell of the supervisor's file at most every PROGRESS_MS while it
 // accepts; one pwrite, no message, no timer. The supervisor sees the cell move and leaves the worker
 // alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
 import fs from 'node:fs';

@@ -16,8 +16,9 @@ const allowed = [
   /^(LICEN[CS]E|COPYING|NOTICE)(\.\w+)?$/i,
   /^binding\.gyp$/,
   /^CMakeLists\.txt$/,
-  // dist/ and its folders by role (lib/ mirrored: cli/, supervisor/, listen/, ...).
-  /^dist\/([a-z-]+\/)?[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
+  // dist/ and its folders by role, two levels at most (lib/ mirrored: cli/, listen/, supervisor/ and
+  // its sub-folders supervisor/slots/, supervisor/deploy/, ...).
+  /^dist\/([a-z-]+\/){0,2}[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
   /^native\/[^/]+\.(cc|h)$/,
   /^prebuilds\/linux-x64\/[^/]+\.node$/,
 ];

@@ -2,9 +2,9 @@
 // check stops sending), the workers keep serving for the delay (a balancer, or Kubernetes removing
 // the endpoint, catches up), then every worker drains as in a reload and the process exits 0, or 1
 // saying what the drain had to cut. A second signal while it runs ends at once.
-import { invalidArgType } from '../errors';
-import { positiveInteger } from './settings';
-import type { ShutdownOptions, ShutdownResult } from './types';
+import { invalidArgType } from '../../errors';
+import { positiveInteger } from '../core/settings';
+import type { ShutdownOptions, ShutdownResult } from '../core/types';
 
 /** What a shutdown needs of the supervisor. */
 export interface ShutdownHost {

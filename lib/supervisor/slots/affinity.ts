@@ -1,7 +1,7 @@
 // CPU-local mode: which CPU each worker slot is pinned to, which slots serve each CPU, and the
 // pinning itself (Linux sched_setaffinity through the addon, for every thread of a worker).
 import fs from 'node:fs';
-import type { NativeBinding } from '../binding';
+import type { NativeBinding } from '../../binding';
 
 /** Slot i's CPU: the allowed CPUs in turn (slot 0 on the first, ...; more slots than CPUs wrap). */
 export function slotCpus(slots: number, allowed: readonly number[]): number[] {

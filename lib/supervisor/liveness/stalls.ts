@@ -3,11 +3,11 @@
 // starting, draining) has its slot's socket lent to a live worker until its own answers again; a worker
 // silent for too long is replaced. Nothing is closed, so nothing queued is lost. At rest nothing is sent.
 import type { Worker } from 'node:cluster';
-import { supervisorMessage } from '../cluster/primary-link';
-import type { SupervisorSettings } from './settings';
-import type { SlotSockets } from './slot-sockets';
-import type { StallEvent } from './types';
-import type { Slot, WorkerSlots } from './worker-slots';
+import { supervisorMessage } from '../../cluster/primary-link';
+import type { SupervisorSettings } from '../core/settings';
+import type { SlotSockets } from '../slots/slot-sockets';
+import type { StallEvent } from '../core/types';
+import type { Slot, WorkerSlots } from '../slots/worker-slots';
 
 /** Pings, loans and stall events for the slots of one supervisor. */
 export class StallGuard {

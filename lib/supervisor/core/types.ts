@@ -1,7 +1,14 @@
 // startCluster's public shapes: its options, the supervisor it returns, and the payloads of its events.
 import type { EventEmitter } from 'node:events';
-import type { ModeChoice, Plan } from '../plan/plan';
-import type { SteeringState } from './slot-sockets';
+import type { ModeChoice, Plan } from '../../plan/plan';
+
+/** Whether new connections are steered on one address, and why (not). */
+export interface SteeringState {
+  address: string;
+  port: number;
+  enabled: boolean;
+  reason: string;
+}
 
 /** Options of startCluster. */
 export interface StartClusterOptions {

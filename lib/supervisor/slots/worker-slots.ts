@@ -1,14 +1,14 @@
 // The worker slots' lifecycle: forking a slot's worker and waiting for it to listen, replacing one
 // that dies (with a growing delay), draining and stopping one, and pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
-import type { NativeBinding } from '../binding';
-import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
-import { SLOT_ENV, SUPERVISOR_ENV } from '../worker/supervised-worker';
+import type { NativeBinding } from '../../binding';
+import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
+import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
-import type { SupervisorSettings } from './settings';
+import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { WorkerExit } from './types';
+import type { WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 

@@ -2,7 +2,7 @@
 // socket in the fd store under a name that says where it goes, and tells systemd when the service is
 // ready, reloading or stopping. Does nothing without NOTIFY_SOCKET and LISTEN_FDS.
 import fs from 'node:fs';
-import type { NativeBinding } from '../binding';
+import type { NativeBinding } from '../../binding';
 import { handoverError } from './handover';
 import type { HandoverSlotSockets } from './slot-handover';
 import { type ListenFds, SystemdNotifier, fdName, planListenFds } from './systemd';

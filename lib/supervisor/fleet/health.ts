@@ -6,11 +6,11 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
-import { loadBinding } from '../binding';
-import { type SystemError, systemError } from '../errors';
-import { findPortHolders } from '../ports/port-holders';
-import type { Plan } from '../plan/plan';
-import type { SlotStats } from './types';
+import { loadBinding } from '../../binding';
+import { type SystemError, systemError } from '../../errors';
+import { findPortHolders } from '../../ports/port-holders';
+import type { Plan } from '../../plan/plan';
+import type { SlotStats } from '../core/types';
 
 /** What the health server reports, read at each request. */
 export interface HealthSource {

@@ -4,9 +4,9 @@
 // other socket in the kernel's group. Where the port is not steered the kernel keeps sending to them,
 // so they stay lent for good.
 import type { Worker } from 'node:cluster';
-import { supervisorMessage } from '../cluster/primary-link';
+import { supervisorMessage } from '../../cluster/primary-link';
 import type { HandoverSlotSockets } from './slot-handover';
-import type { Slot, WorkerSlots } from './worker-slots';
+import type { Slot, WorkerSlots } from '../slots/worker-slots';
 
 /** How often surplus queues are looked at, and how long after serving they may first be closed. */
 const CHECK_MS = 100;

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgType, nodeError } from '../errors';
+import { invalidArgType, nodeError } from '../../errors';
 import { HANDOVER_ENV, type HandedSocket, type Handover } from './handover';
 
 /** The readiness channel's fd in the successor. */

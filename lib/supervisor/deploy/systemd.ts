@@ -2,7 +2,7 @@
 // the slot sockets kept in systemd's file-descriptor store (FDSTORE=1, FDNAME=) so that a restart
 // resets nothing, and the sockets systemd passes back (LISTEN_FDS, from the store or a socket unit).
 // Protocol: sd_notify(3), sd_listen_fds(3), https://systemd.io/FILE_DESCRIPTOR_STORE/.
-import type { NativeBinding } from '../binding';
+import type { NativeBinding } from '../../binding';
 import { handoverError, type HandedSocket } from './handover';
 
 /** The first fd systemd passes (SD_LISTEN_FDS_START). */

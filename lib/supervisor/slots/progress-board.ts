@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CELL_BYTES, PROGRESS_ENV, progressEnvValue } from '../worker/progress';
+import { CELL_BYTES, PROGRESS_ENV, progressEnvValue } from '../../worker/progress';
 
 /** Where the file is made: tmpfs when there is one, so a write never reaches a disk. */
 export function boardDirectory(exists: (dir: string) => boolean = fs.existsSync, tmpdir = os.tmpdir()): string {

@@ -1,12 +1,12 @@
 // supervisor.upgrade(): one upgrade in place at a time. Checks the options, starts the successor with
 // the slot sockets (successor.ts), and once it serves every slot drains this supervisor and lets go
 // of its copies of the sockets; a successor that fails is stopped and this supervisor keeps serving.
-import { invalidArgType, modeUnsupported, nodeError } from '../errors';
-import type { Plan } from '../plan/plan';
-import { positiveInteger } from './settings';
+import { invalidArgType, modeUnsupported, nodeError } from '../../errors';
+import type { Plan } from '../../plan/plan';
+import { positiveInteger } from '../core/settings';
 import type { HandoverSlotSockets } from './slot-handover';
 import { checkCommand, ownCommand, startSuccessor } from './successor';
-import type { UpgradeEvent, UpgradeOptions } from './types';
+import type { UpgradeEvent, UpgradeOptions } from '../core/types';
 
 /** What an upgrade needs of the supervisor it replaces. */
 export interface UpgradeHost {

@@ -1,9 +1,9 @@
 // startCluster's options checked and resolved once, with every default, before anything is forked.
 import net from 'node:net';
 import os from 'node:os';
-import { loadBinding } from '../binding';
-import { badPort, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../errors';
-import type { Plan } from '../plan/plan';
+import { loadBinding } from '../../binding';
+import { badPort, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../../errors';
+import type { Plan } from '../../plan/plan';
 import type { StartClusterOptions } from './types';
 
 /** startCluster's options with every default resolved. */

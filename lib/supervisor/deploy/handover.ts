@@ -3,8 +3,8 @@
 // themselves are inherited as fds (spawn's stdio), so the very same sockets, with their accept
 // queues, go on serving: nothing queued is ever reset.
 import fs from 'node:fs';
-import type { NativeBinding } from '../binding';
-import { nodeError } from '../errors';
+import type { NativeBinding } from '../../binding';
+import { nodeError } from '../../errors';
 
 /** The environment variable that carries the hand-over to the successor (removed once read). */
 export const HANDOVER_ENV = 'REUSEPORT_HANDOVER';

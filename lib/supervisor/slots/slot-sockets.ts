@@ -6,13 +6,14 @@
 // to the slot pinned to the CPU that received the SYN), and none to a socket of another app that
 // joins the group later.
 import fs from 'node:fs';
-import type { NativeBinding, NativeSocket } from '../binding';
-import { explainListenError } from '../errors';
-import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../ports/ownership';
-import { type ListeningSocket, listeningSocketsOn } from '../ports/port-holders';
+import type { NativeBinding, NativeSocket } from '../../binding';
+import { explainListenError } from '../../errors';
+import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../../ports/ownership';
+import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holders';
+import type { SteeringState } from '../core/types';
 import { slotsByCpu } from './affinity';
 import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
-import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
+import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {
@@ -32,14 +33,6 @@ export interface SlotRequest {
   ipv6Only: boolean;
   /** The worker's sharing group; false: no ownership check. */
   group: string | false;
-}
-
-/** Whether new connections are steered on one address, and why (not). */
-export interface SteeringState {
-  address: string;
-  port: number;
-  enabled: boolean;
-  reason: string;
 }
 
 /** The slot sockets on one address and port, in slot order. */

@@ -2,11 +2,11 @@
 // store, a socket unit) passed are adopted in their slots, every socket is described for the next
 // hand-over, and the surplus of a successor with fewer workers is drained and closed.
 import fs from 'node:fs';
-import type { NativeSocket } from '../binding';
-import { overlaps, registerSocket } from '../ports/ownership';
-import { listeningSocketsOn } from '../ports/port-holders';
+import type { NativeSocket } from '../../binding';
+import { overlaps, registerSocket } from '../../ports/ownership';
+import { listeningSocketsOn } from '../../ports/port-holders';
 import type { HandedSocket } from './handover';
-import { type SocketGroup, SlotSockets, steeringReason } from './slot-sockets';
+import { type SocketGroup, SlotSockets, steeringReason } from '../slots/slot-sockets';
 
 /** Slot sockets that can be handed over and taken over. */
 export class HandoverSlotSockets extends SlotSockets {

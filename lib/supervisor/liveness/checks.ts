@@ -6,13 +6,13 @@
 // CPU; see nextCheckDelay); and every foreignCheckMs whether another app's socket joined a port. A
 // check does no more than those reads unless something is under way.
 import type { Worker } from 'node:cluster';
-import { processesByInode } from '../ports/port-holders';
-import { PROGRESS_MS } from '../worker/progress';
-import type { ProgressBoard } from './progress-board';
-import type { SlotSockets } from './slot-sockets';
+import { processesByInode } from '../../ports/port-holders';
+import { PROGRESS_MS } from '../../worker/progress';
+import type { ProgressBoard } from '../slots/progress-board';
+import type { SlotSockets } from '../slots/slot-sockets';
 import type { StallGuard } from './stalls';
-import type { ForeignSocketEvent } from './types';
-import type { Slot } from './worker-slots';
+import type { ForeignSocketEvent } from '../core/types';
+import type { Slot } from '../slots/worker-slots';
 
 /** How often the supervisor checks the slots while anything is under way (a ping, a loan, a lost worker), or connections wait and there are no progress cells. */
 export const MONITOR_MS = 20;
