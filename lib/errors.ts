@@ -138,3 +138,19 @@ export function systemError(errno: number, syscall: string, address: string, por
   error.port = port;
   return error;
 }
+
+/**
+ * An OS error as Node's `ExceptionWithHostPort` builds it for a cluster worker's failed listen: the
+ * code without its description, and the address as the app gave it (null for none: "bind EADDRINUSE null:3000").
+ */
+export function exceptionWithHostPort(errno: number, syscall: string, address: string | null, port: number): SystemError {
+  const code = getSystemErrorMap().get(errno)?.[0] ?? 'UNKNOWN';
+  const details = port > 0 ? ` ${address}:${port}` : address ? ` ${address}` : '';
+  const error = new Error(`${syscall} ${code}${details}`) as SystemError;
+  error.errno = errno;
+  error.code = code;
+  error.syscall = syscall;
+  (error as { address: string | null }).address = address;
+  if (port) error.port = port;
+  return error;
+}

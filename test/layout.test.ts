@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 const lib = path.join(__dirname, '..', 'lib');
 // Top to bottom; a file may import from its own layer or any layer below it.
-const layers = ['index', 'cli', 'supervisor', 'listen', 'worker', 'cluster', 'ports', 'plan', 'bottom'];
+const layers = ['index', 'register', 'cli', 'supervisor', 'listen', 'worker', 'cluster', 'ports', 'plan', 'bottom'];
 // lib/supervisor/'s own layers, top to bottom; 'root' is the files directly in it (start-cluster.ts).
 const supervisor = path.join(lib, 'supervisor');
 const supervisorLayers = ['root', 'deploy', 'liveness', 'fleet', 'slots', 'core'];

@@ -60,12 +60,21 @@ type InternalProcess = NodeJS.Process & {
   off(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
 };
 
-let sequence = 0;
+// One sequence of request numbers per process, shared by every copy of the package loaded in it (the
+// runner's and the app's own), so a reply is never taken by the other copy's request of the same number.
+const SEQUENCE = Symbol.for('reuseport.sequence');
+
+/** The next request number of this process's requests to its primary. */
+export function nextSequence(): number {
+  const holder = globalThis as typeof globalThis & { [SEQUENCE]?: number };
+  holder[SEQUENCE] = (holder[SEQUENCE] ?? 0) + 1;
+  return holder[SEQUENCE];
+}
 
 /** Asks the primary for the port all workers share on `address` (for port 0); rejects after a bound. */
 export function reservePort(address: string, ipv6Only: boolean, timeoutMs = 10_000): Promise<number> {
   const channel = process as InternalProcess;
-  const seq = ++sequence;
+  const seq = nextSequence();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       channel.off('internalMessage', onMessage);

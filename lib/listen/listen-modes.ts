@@ -103,6 +103,12 @@ export async function listenWithAddon(binding: NativeBinding, job: ListenJob): P
   return socket;
 }
 
+/**
+ * Marks a server while the package itself calls its listen(), so that the preload hook
+ * (reuseport/register) leaves that listen to Node. A global symbol: any copy of the package sees it.
+ */
+export const OWN_LISTEN: unique symbol = Symbol.for('reuseport.ownListen') as never;
+
 /** Node's own listen: `reusePort` for Node's reuseport, `exclusive` to stay out of the cluster primary. */
 export async function listenWithNode(
   job: ListenJob,
@@ -120,7 +126,7 @@ export async function listenWithNode(
   };
   if (flags.reusePort) options.reusePort = true;
   try {
-    await whenListening(job.server, () => job.server.listen(options));
+    await whenListening(job.server, () => ownListen(job.server, () => job.server.listen(options)));
   } catch (error) {
     throw explain(error as Error);
   }
@@ -134,6 +140,17 @@ export async function listenWithNode(
       job.server.close();
       throw error;
     }
+  }
+}
+
+// Runs `listen` with the server marked as the package's own listen.
+function ownListen(server: net.Server, listen: () => void): void {
+  const marked = server as net.Server & { [OWN_LISTEN]?: boolean };
+  marked[OWN_LISTEN] = true;
+  try {
+    listen();
+  } finally {
+    delete marked[OWN_LISTEN];
   }
 }
 

@@ -29,8 +29,8 @@ export interface ListenEdges {
   borrow: typeof borrowSlotSocket;
 }
 
-// Reads only the edges a test did not give.
-function withRealEdges(given: Partial<ListenEdges> = {}): ListenEdges {
+/** The real system edges, but for those a test gives. */
+export function realEdges(given: Partial<ListenEdges> = {}): ListenEdges {
   const has = (key: keyof ListenEdges) => Object.hasOwn(given, key);
   const sharedPlan = has('sharedPlan') ? given.sharedPlan : readSharedPlan();
   const binding = has('binding') ? given.binding : loadBinding().binding;
@@ -179,7 +179,7 @@ export async function listenWith(
   const request = normalizeListenArgs(portOrOptions, options);
   if (server.listening || pending.has(server)) throw serverAlreadyListen();
   if (request.signal?.aborted) throw abortError(request.signal);
-  const edges = withRealEdges(edgesOrUndefined);
+  const edges = realEdges(edgesOrUndefined);
   let plan: Plan;
   try {
     plan = decide(request.mode, edges);

@@ -7,16 +7,25 @@ import path from 'node:path';
 import { type SystemError, nodeError } from '../errors';
 import { type PortHolder, type PortProtocol, listeningSocketsOn, processesByInode } from './port-holders';
 
-/** The sharing group of this process when none is named: the user's app, by its main script's real path. */
-export function defaultGroup(main = process.env.pm_exec_path ?? process.argv[1] ?? process.execPath): string {
+/**
+ * The sharing group of this process when none is named: the user's app, by its main script's real
+ * path. When that script is a package's (a framework's command line, `next start`, `nest start`: the
+ * same file for every app of a monorepo), the app's directory (the working directory) is part of it.
+ */
+export function defaultGroup(main = process.env.pm_exec_path ?? process.argv[1] ?? process.execPath, cwd = process.cwd()): string {
   // pm2 runs every app through its own container script; pm_exec_path is the app's.
-  let resolved = main;
+  const resolved = realOrAsIs(main);
+  if (resolved.split(path.sep).includes('node_modules')) return `app:${resolved} in ${realOrAsIs(cwd)}`;
+  return `app:${resolved}`;
+}
+
+function realOrAsIs(file: string): string {
   try {
-    resolved = fs.realpathSync(main);
+    return fs.realpathSync(file);
   } catch {
     // a script that is gone still names the app
+    return file;
   }
-  return `app:${resolved}`;
 }
 
 /** Validates the `group` option: a non-empty name, or false to turn the check off. */

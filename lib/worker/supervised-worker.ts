@@ -5,7 +5,7 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
 import { ProgressCell } from './progress';
-import { type SlotReply, type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
+import { type SlotReply, type SupervisorMessage, isSupervisorMessage, nextSequence, supervisorMessage } from '../cluster/primary-link';
 import type { TcpHandle } from '../tcp-handle';
 
 /** Which slot of which supervisor this worker fills. */
@@ -31,8 +31,6 @@ type InternalProcess = NodeJS.Process & {
   off(event: 'internalMessage', listener: (message: unknown, handle: unknown) => void): InternalProcess;
 };
 const channel = process as InternalProcess;
-
-let sequence = 0;
 
 // Sends to the primary; once the channel is gone there is no one to tell (and cluster exits the worker).
 function toPrimary(message: SupervisorMessage): void {
@@ -61,7 +59,7 @@ export function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<
     listeningForKeys = true;
     channel.on('internalMessage', onRotation);
   }
-  const seq = ++sequence;
+  const seq = nextSequence();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       channel.off('internalMessage', onMessage);
@@ -90,7 +88,7 @@ export function borrowSlotSocket(
   target: { address: string; port: number; ipv6Only: boolean; group: string | false },
   timeoutMs = 10_000,
 ): Promise<{ handle: TcpHandle; port: number; steering: string | undefined }> {
-  const seq = ++sequence;
+  const seq = nextSequence();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       channel.off('internalMessage', onMessage);

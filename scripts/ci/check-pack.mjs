@@ -32,6 +32,10 @@ const required = [
   'dist/index.mjs',
   'dist/index.d.ts',
   'dist/index.d.mts',
+  'dist/register/index.js',
+  'dist/register/index.mjs',
+  'dist/register/index.d.ts',
+  'dist/register/index.d.mts',
   ...nativeSources,
 ];
 

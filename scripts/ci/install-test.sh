@@ -43,6 +43,9 @@ limit=$(command -v timeout)
   cd "$project"
   PATH=$project/bin "$limit" 30 node require.cjs
   PATH=$project/bin "$limit" 30 node import.mjs
+  PATH=$project/bin "$limit" 30 node --require reuseport/register hooked.cjs
+  PATH=$project/bin "$limit" 30 node --import reuseport/register hooked.cjs
+  PATH=$project/bin NODE_OPTIONS=--require=reuseport/register "$limit" 30 node hooked.cjs
 )
 
 echo "install-test: tsc on consumer.mts and consumer.cts"

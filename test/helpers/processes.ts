@@ -47,11 +47,12 @@ function wrap(child: ChildProcess): Fixture {
   return { child, next, exited };
 }
 
-/** Forks `test/fixtures/<name>` with an IPC channel. */
-export function startFixture(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Fixture {
+/** Forks `test/fixtures/<name>` with an IPC channel (`node` flags in `options.execArgv`, run in `options.cwd`). */
+export function startFixture(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, options: { execArgv?: string[]; cwd?: string } = {}): Fixture {
   const child = fork(path.join(fixtures, name), args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    ...options,
   });
   return wrap(child);
 }

@@ -7,3 +7,8 @@ void reuseport.listenReusePort(server, { port: 0, host: '127.0.0.1' }).then((inf
   const backend: 'addon' | 'node' | 'cluster' = info.backend;
   console.log(backend, info.address.port);
 });
+
+// The preload hook's subpath and its types.
+import register = require('reuseport/register');
+const hooked: boolean = register.isHookInstalled();
+console.log(hooked);

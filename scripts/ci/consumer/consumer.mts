@@ -7,3 +7,8 @@ const info: ListenResult = await listenReusePort(server, 0, { host: '127.0.0.1',
 const mode: 'reuseport' | 'round-robin' | 'shared' | 'exclusive' = info.mode;
 const port: number = info.address.port;
 console.log(mode, port, info.reasons.join('\n'));
+
+// The preload hook's subpath and its types.
+import { isHookInstalled } from 'reuseport/register';
+const hooked: boolean = isHookInstalled();
+console.log(hooked);

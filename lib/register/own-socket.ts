@@ -1,0 +1,50 @@
+// A hooked listen's own SO_REUSEPORT socket, opened by the addon: bound, checked against the port's
+// other holders (the sharing group), registered, and wrapped in a libuv TCP handle that Node's listen
+// path then listens on. Failures come out as Node's listen errors.
+import fs from 'node:fs';
+import type { NativeBinding } from '../binding';
+import { type SystemError, exceptionWithHostPort, explainListenError, systemError } from '../errors';
+import { guardPort } from '../listen/listen-modes';
+import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
+import type { HookTarget } from './targets';
+
+/** A bound socket in a handle, and how to take its registration back. */
+export interface OwnSocket {
+  handle: TcpHandle;
+  unregister: () => void;
+}
+
+/**
+ * The error Node would give for this failure, with the package's hint after Node's message: the same
+ * code and errno; standalone, Node's listen error (syscall 'listen', the address bound); in a cluster
+ * worker, node:cluster's (syscall 'bind', the address as the app gave it, null for none).
+ */
+export function asNodeError(error: unknown, where: 'standalone' | 'worker', target: { address: string }, asked: string | null, port: number): Error {
+  const failure = error as Partial<SystemError>;
+  if (typeof failure.errno !== 'number' || typeof failure.code !== 'string') return error as Error;
+  const nodeShaped =
+    where === 'standalone' ? systemError(failure.errno, 'listen', target.address, port) : exceptionWithHostPort(failure.errno, 'bind', asked, port);
+  // A foreign holder's explanation is this package's own: keep it after Node's words.
+  const extra = (error as Error).message.split(`${target.address}:${port}`)[1]?.trim();
+  if (extra) nodeShaped.message += ` ${extra}`;
+  return explainListenError(nodeShaped);
+}
+
+/** Opens, checks and registers the socket; throws the OS error (or the foreign-holder refusal). */
+export function openOwnSocket(binding: NativeBinding, group: string | false, target: HookTarget, port: number): OwnSocket {
+  const bound = binding.openListener({ address: target.address, port, ipv6Only: target.ipv6Only, listen: false });
+  let unregister: () => void;
+  try {
+    unregister = guardPort(group, bound, 'tcp', 'server.listen');
+  } catch (error) {
+    fs.closeSync(bound.fd);
+    throw error;
+  }
+  try {
+    return { handle: tcpHandleFromFd(bound.fd, bound.address, bound.port), unregister };
+  } catch (error) {
+    unregister();
+    fs.closeSync(bound.fd);
+    throw error;
+  }
+}
