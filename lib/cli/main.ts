@@ -43,7 +43,7 @@ program
 
 program
   .command('start')
-  .description('run <script> (which calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully')
+  .description('run <script> (an ordinary app, or one that calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully')
   .argument('<script>', 'the worker script')
   .argument('[args...]', "the script's own arguments (after the script, options are the script's)")
   .passThroughOptions()
@@ -56,6 +56,7 @@ program
   .option('--drain-timeout <ms>', 'how long a draining worker may take before its connections are cut (default 10000)', parseMs)
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
   .option('--json', 'one JSON object per event line')
+  .option('--no-register', "don't preload reuseport/register in the workers (the app then calls listenReusePort itself)")
   .action((script: string, args: string[], options: StartCommandOptions) => {
     runStart(script, args, options).catch((error: Error & { code?: string }) => {
       process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);

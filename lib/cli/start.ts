@@ -1,4 +1,5 @@
-// `reuseport start <script> [args...]`: runs startCluster for a script that calls listenReusePort,
+// `reuseport start <script> [args...]`: runs startCluster for a script (an ordinary app: the workers
+// preload the hook, so its server.listen(port) listens on a slot; or one that calls listenReusePort),
 // as a process runner: SIGHUP reloads the workers, SIGUSR2 upgrades the whole runner (the successor
 // runs this same command line), SIGTERM/SIGINT shut down gracefully; one line per event on stdout;
 // a pid file that names the runner serving now (rewritten by an upgrade's successor, removed on exit).
@@ -19,6 +20,8 @@ export interface StartCommandOptions {
   drainTimeout?: number;
   shutdownDelay?: number;
   json?: boolean;
+  /** false (`--no-register`): the workers do not preload the hook. */
+  register?: boolean;
 }
 
 /** Why the command cannot start, said before anything is started (exit code 2). */
@@ -84,6 +87,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
     reloadOnSighup: true,
     upgradeOnSigusr2: true,
+    register: options.register !== false,
   });
   supervisor.on('listening', ({ slot, pid, port }) => say('listening', { slot, pid, port }));
   supervisor.on('exit', ({ slot, pid, code, signal, expected }) => {

@@ -9,6 +9,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import { loadBinding } from '../binding';
 import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
 import { setupPrimary } from '../cluster/setup-primary';
@@ -358,6 +359,21 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
 }
 
 /**
+ * The workers' Node flags: this process's, and the hook (reuseport/register) unless `register` is
+ * false. A hook loaded twice (the flags had it already) installs once.
+ */
+export function workerExecArgv(register: boolean, execArgv: string[] = process.execArgv, hook: string = hookPath()): string[] {
+  return register ? [...execArgv, '--require', hook] : [...execArgv];
+}
+
+// dist/register/index.js beside this build (dist/supervisor/start-cluster.js); the package's own
+// subpath where this file runs from its TypeScript source (the tests).
+function hookPath(): string {
+  const beside = path.join(__dirname, '..', 'register', 'index.js');
+  return fs.existsSync(beside) ? beside : require.resolve('reuseport/register');
+}
+
+/**
  * Starts a supervised cluster in the primary: forks `workers` copies of `exec`, each of which calls
  * listenReusePort as usual, and resolves once every one listens.
  */
@@ -371,7 +387,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [] });
+    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register) });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
     try {
       adopting = handover !== undefined;

@@ -82,6 +82,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     ticketKeys: options.ticketKeys === undefined ? true : optionalBoolean(options.ticketKeys, 'options.ticketKeys'),
     ticketKeyRotationMs: rotation(options.ticketKeyRotationMs),
     env: { ...options.env },
+    register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
   };
 }
 

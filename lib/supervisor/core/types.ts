@@ -22,6 +22,13 @@ export interface StartClusterOptions {
   args?: string[];
   /** Extra environment for the workers. */
   env?: Record<string, string>;
+  /**
+   * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
+   * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
+   * leaves the workers' listens to Node (the app must then call listenReusePort). The app's own
+   * `fork()`s inherit the flag, as they inherit any of execArgv.
+   */
+  register?: boolean;
   /** How long a draining worker may take to finish its requests before its connections are cut. Default 10 s. */
   drainTimeoutMs?: number;
   /** How long a new worker may take to listen. Default 30 s. */

@@ -35,6 +35,9 @@ interface Waiter {
 }
 
 /** The slots and their workers. */
+/** How long a worker that listened through node:cluster's primary (without the hook) has to listen on a slot. */
+export const NOT_A_SLOT_MS = 2_000;
+
 export class WorkerSlots {
   readonly slots: Slot[];
   readonly #settings: SupervisorSettings;
@@ -43,6 +46,8 @@ export class WorkerSlots {
   readonly #board: ProgressBoard | undefined;
   readonly #slotOf = new Map<Worker, number>();
   readonly #leaving = new Set<Worker>();
+  // Workers that listened on a slot socket: only they answer a drain.
+  readonly #listened = new WeakSet<Worker>();
   readonly #waiters = new Map<Worker, Waiter>();
   readonly #ports = new Set<number>();
   #closing = false;
@@ -88,27 +93,56 @@ export class WorkerSlots {
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
     this.#pin(worker, slot);
     const listening = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`reuseport: the worker for slot ${slot.index} (pid ${worker.process.pid}) did not listen within ${this.#settings.readyTimeoutMs} ms`));
+      const who = `the worker for slot ${slot.index} (pid ${worker.process.pid})`;
+      // What the worker listened on through node:cluster's primary instead of a slot, if anything.
+      let elsewhere: string | undefined;
+      let notSlot: NodeJS.Timeout | undefined;
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        clearTimeout(notSlot);
+        worker.off('exit', exitedEarly);
+        worker.off('listening', onClusterListen);
+        reject(error);
         this.stop(worker).catch(() => undefined);
+      };
+      const timer = setTimeout(() => {
+        const through = elsewhere ? `; it listened only on ${elsewhere} through node:cluster's primary (a port-0 listen, or one that did not reach the slot socket)` : '';
+        fail(new Error(`reuseport: ${who} did not listen on a slot socket within ${this.#settings.readyTimeoutMs} ms${through}`));
       }, this.#settings.readyTimeoutMs);
+      // node:cluster's 'listening' also follows every slot listen (the worker sends it after the slot's);
+      // one that comes first is a listen the primary serves.
+      const onClusterListen = (address: { address?: string | null; port?: number; addressType?: number | string }) => {
+        if (address.addressType !== 4 && address.addressType !== 6) return;
+        elsewhere ??= `${address.address ?? '::'}:${address.port}`;
+        // Without the hook, an app's server.listen(port) never reaches a slot: say so soon.
+        if (this.#settings.register || notSlot) return;
+        notSlot = setTimeout(() => {
+          fail(
+            new Error(
+              `reuseport: ${who} listened on ${elsewhere} through node:cluster's primary, not on a slot socket, and no slot listen followed ` +
+                `within ${NOT_A_SLOT_MS} ms: with register: false (--no-register) its server.listen() is Node's own. Start it with the hook ` +
+                '(the default), or call listenReusePort(server, port) in the app.',
+            ),
+          );
+        }, NOT_A_SLOT_MS);
+      };
+      worker.on('listening', onClusterListen);
       const exitedEarly = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
-        reject(new Error(`reuseport: the worker for slot ${slot.index} (pid ${worker.process.pid}) exited (${signal ?? code}) before it listened`));
+        clearTimeout(notSlot);
+        worker.off('listening', onClusterListen);
+        reject(new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
       };
       worker.once('exit', exitedEarly);
       this.#waiters.set(worker, {
         listening: () => {
           clearTimeout(timer);
+          clearTimeout(notSlot);
           worker.off('exit', exitedEarly);
+          worker.off('listening', onClusterListen);
           resolve();
         },
-        failed: (error: Error) => {
-          clearTimeout(timer);
-          worker.off('exit', exitedEarly);
-          reject(error);
-          this.stop(worker).catch(() => undefined);
-        },
+        failed: fail,
         drained: () => undefined,
       });
     });
@@ -130,6 +164,7 @@ export class WorkerSlots {
     if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request') {
       this.#hooks.onRequest(worker, slot, message);
     } else if (message.act === 'listening') {
+      this.#listened.add(worker);
       // Again, now that every thread it starts at boot exists (one started before the first pin).
       this.#pin(worker, slot);
       if (slot.worker === worker || !slot.ready) slot.ready = true;
@@ -215,7 +250,8 @@ export class WorkerSlots {
     });
     this.send(worker, supervisorMessage({ act: 'drain', timeoutMs: this.#settings.drainTimeoutMs }));
     const bound = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms).unref());
-    const cut = await Promise.race([drained, exited.then(() => 0), bound(this.#settings.drainTimeoutMs + 2_000, -1)]);
+    // A worker that never listened on a slot has nothing to drain and no one to answer: stopped at once.
+    const cut = this.#listened.has(worker) ? await Promise.race([drained, exited.then(() => 0), bound(this.#settings.drainTimeoutMs + 2_000, -1)]) : 0;
     if (!worker.isDead()) worker.process.kill('SIGTERM');
     await Promise.race([exited, bound(5_000, undefined)]);
     const killed = !worker.isDead();

@@ -1,0 +1,108 @@
+// Unmodified apps under `reuseport start`: the workers preload reuseport/register, so Express's
+// app.listen(port) and Fastify's listen({ port }) each listen on their slot's own SO_REUSEPORT socket
+// (one listening socket per slot on the port, none in the runner), reloads work, and a worker started
+// without the hook that listens through node:cluster fails within seconds with a message saying why.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { countResponses } from './helpers/http';
+import { SeenProcesses } from './helpers/pids';
+import { fixtures } from './helpers/processes';
+import { listeningInodes, socketInodesOf } from './helpers/proc-net';
+
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const seen = new SeenProcesses();
+afterEach(() => seen.killAll());
+
+interface Event {
+  event: string;
+  pid?: number;
+  workers?: string;
+  pids?: string;
+  error?: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// The runner with --json; lines that are not the runner's JSON (a worker's own output) are kept aside.
+function runner(args: string[], port: number) {
+  const child = spawn(process.execPath, [cli, 'start', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, APP_PORT: String(port) } });
+  seen.add(child.pid);
+  const events: Event[] = [];
+  let output = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+    for (let end = output.indexOf('\n'); end >= 0; end = output.indexOf('\n')) {
+      const line = output.slice(0, end);
+      output = output.slice(end + 1);
+      if (!line.startsWith('{')) continue;
+      const event = JSON.parse(line) as Event;
+      for (const pid of [event.pid, ...(event.workers ?? '').split(',').map(Number)]) if (pid) seen.add(pid);
+      events.push(event);
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const next = async (name: string, after = 0, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = events.slice(after).find((event) => event.event === name);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no "${name}" within ${timeoutMs} ms: ${JSON.stringify(events)} ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  return { child, events, next, exited, stderr: () => stderr };
+}
+
+describe.each([
+  ['Express 5, app.listen(port)', 'express-app.js'],
+  ['Fastify 5, listen({ port, host })', 'fastify-app.js'],
+])('an unmodified %s under reuseport start', (_name, fixture) => {
+  it('is ready with one socket per slot on the port, both workers answer, and a SIGHUP reload replaces them', async () => {
+    const port = await freePort();
+    const run = runner(['--workers', '2', path.join(fixtures, fixture)], port);
+    const ready = await run.next('ready');
+    const workers = (ready.workers ?? '').split(',').map(Number);
+    expect(workers).toHaveLength(2);
+    // The slot sockets: one per slot, each open in its worker (lent by the runner, which keeps them open too).
+    const inodes = listeningInodes(port);
+    expect(inodes).toHaveLength(2);
+    for (const pid of workers) expect(inodes.filter((inode) => socketInodesOf(pid).has(inode))).toHaveLength(1);
+    const before = await countResponses(port, 100);
+    expect([...before.keys()].sort()).toEqual(workers.map(String).sort());
+
+    const mark = run.events.length;
+    run.child.kill('SIGHUP');
+    const reload = await run.next('reload', mark);
+    const after = await countResponses(port, 100);
+    expect([...after.keys()].sort()).toEqual((reload.pids ?? '').split(',').sort());
+    expect(listeningInodes(port).sort()).toEqual(inodes.sort());
+
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
+});
+
+describe('reuseport start --no-register', () => {
+  it("fails within seconds when the app's listen goes through node:cluster's primary instead of a slot, and says why", async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const run = runner(['--workers', '1', '--no-register', path.join(fixtures, 'express-app.js')], port);
+    expect(await run.exited).toBe(1);
+    expect(Date.now() - started).toBeLessThan(12_000);
+    expect(run.stderr()).toMatch(/listened on .*:\d+ through node:cluster's primary, not on a slot socket.*--no-register.*listenReusePort/s);
+    expect(run.events.find((event) => event.event === 'ready')).toBeUndefined();
+  }, 30_000);
+});
