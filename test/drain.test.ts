@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { Client, Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectionsListOf, connectionsOf, drainServer, tlsHttpSocketsOf, trackConnections } from '../lib/worker/drain';
@@ -387,5 +388,95 @@ describe('drainServer over TLS', () => {
     await until(() => connectionsOf(server).length === 1);
     expect(await drainServer(server, 200)).toBe(1);
     await silent.closed;
+  });
+});
+
+describe('drainServer for HTTP/2', () => {
+  it('cleartext: every session gets a GOAWAY and its stream in flight finishes; a session handed in during the drain gets a GOAWAY too', async () => {
+    const app = slowApp();
+    const server = http2.createServer(app.handler);
+    const port = await listen(server);
+    // Connections a borrowed slot accepted, handed to the server as 'connection' (as the supervised worker does).
+    const held: net.Socket[] = [];
+    const handOver = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => handOver.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => handOver.close());
+    const first = h2connect(`http://127.0.0.1:${port}`);
+    const second = h2connect(`http://127.0.0.1:${port}`);
+    const inFlight = h2get(first.session, '/slow');
+    await app.arrived(1);
+    expect(await h2get(second.session, '/')).toEqual({ status: 200, body: 'ok' });
+    const late = h2connect(`http://127.0.0.1:${(handOver.address() as net.AddressInfo).port}`);
+    await until(() => held.length === 1);
+
+    const started = performance.now();
+    const drained = drainServer(server, TIMEOUT_MS);
+    await until(() => first.goaways.length > 0 && second.goaways.length > 0);
+    server.emit('connection', held[0]);
+    await until(() => late.goaways.length > 0);
+    await second.closed;
+    app.answerAll();
+    expect(await inFlight).toEqual({ status: 200, body: 'slow' });
+    await first.closed;
+    await late.closed;
+    // NO_ERROR; Node sends a second one as a session that was closed ends.
+    for (const client of [first, second, late]) expect(new Set(client.goaways)).toEqual(new Set([http2.constants.NGHTTP2_NO_ERROR]));
+    expect(await drained).toBe(0);
+    expect(performance.now() - started).toBeLessThan(TIMEOUT_MS / 2);
+  });
+
+  it('TLS: every session gets a GOAWAY and its stream in flight finishes; a session whose handshake ends during the drain gets a GOAWAY too', async () => {
+    const app = slowApp();
+    const server = http2.createSecureServer(credentials, app.handler);
+    const port = await listen(server);
+    const first = h2connect(`https://127.0.0.1:${port}`);
+    const inFlight = h2get(first.session, '/slow');
+    await app.arrived(1);
+    // Accepted before the drain, its TLS handshake not begun.
+    const raw = net.connect(port, '127.0.0.1');
+    clients.push(raw);
+    await until(() => connectionsOf(server).length === 2);
+
+    const started = performance.now();
+    const drained = drainServer(server, TIMEOUT_MS);
+    await until(() => first.goaways.length > 0);
+    const late = h2connect(`https://127.0.0.1:${port}`, {
+      createConnection: () => tls.connect({ socket: raw, ALPNProtocols: ['h2'], rejectUnauthorized: false }),
+    });
+    await until(() => late.goaways.length > 0);
+    await late.closed;
+    app.answerAll();
+    expect(await inFlight).toEqual({ status: 200, body: 'slow' });
+    await first.closed;
+    for (const client of [first, late]) expect(new Set(client.goaways)).toEqual(new Set([http2.constants.NGHTTP2_NO_ERROR]));
+    expect(await drained).toBe(0);
+    expect(performance.now() - started).toBeLessThan(TIMEOUT_MS / 2);
+  });
+
+  it('over TLS, ends a connection that never sent a byte after the first-request grace, well before the timeout', async () => {
+    const server = http2.createSecureServer(credentials, () => undefined);
+    const port = await listen(server);
+    const silent = await connect(port);
+    await until(() => connectionsOf(server).length === 1);
+    const started = performance.now();
+    expect(await drainServer(server, TIMEOUT_MS)).toBe(0);
+    await silent.closed;
+    expect(performance.now() - started).toBeLessThan(TIMEOUT_MS / 2);
+  });
+
+  it('at the bound, a session whose stream never ends is destroyed with a GOAWAY (CANCEL), its stream fails at the client, and it is counted', async () => {
+    const app = slowApp();
+    const server = http2.createServer(app.handler);
+    const sessionErrors: string[] = [];
+    server.on('sessionError', (error: Error) => sessionErrors.push(error.message));
+    const port = await listen(server);
+    const client = h2connect(`http://127.0.0.1:${port}`);
+    const stream = h2get(client.session, '/slow').catch((error: Error) => error);
+    await app.arrived(1);
+    expect(await drainServer(server, 300)).toBe(1);
+    await client.closed;
+    expect(client.goaways).toEqual([http2.constants.NGHTTP2_NO_ERROR, http2.constants.NGHTTP2_CANCEL]);
+    expect(await stream).toMatchObject({ code: 'ERR_HTTP2_SESSION_ERROR' });
+    expect(sessionErrors).toEqual(["the drain's timeout (300 ms) cut this http2 session"]);
   });
 });

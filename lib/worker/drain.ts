@@ -1,6 +1,6 @@
 // Graceful drain of a server in a worker being replaced: stop accepting without closing the
 // listening socket for anyone else, answer what is in flight, close idle keep-alive connections
-// (over TLS too). Nothing is done per request or per connection:
+// (over TLS too), send every http2 session a GOAWAY. Nothing is done per request or per connection:
 // the connections, and what a drain needs to know of them (a response in flight, bytes still
 // arriving), are found when the drain starts.
 import http from 'node:http';
@@ -17,6 +17,8 @@ export const FIRST_REQUEST_GRACE_MS = 2_000;
  * closing a connection the instant it goes idle would race that next request.
  */
 export const IDLE_GRACE_MS = 250;
+/** HTTP/2's CANCEL (RFC 9113 section 7): the GOAWAY code of a session cut at the timeout, so its client's open streams fail rather than end empty. */
+const NGHTTP2_CANCEL = 0x8;
 
 // What a drain needs is found when it starts, not remembered per connection: Node's list of the
 // process's referenced handles holds every open socket (process._getActiveHandles, in every Node
@@ -34,6 +36,8 @@ function handleLister(): HandleLister | undefined {
 const rememberedSockets = new Set<net.Socket>();
 const trackedServers = new WeakSet<net.Server>();
 const sessions = new WeakMap<net.Server, Set<http2.Http2Session>>();
+// Servers being drained: an http2 session that arrives, or finishes its TLS handshake, meanwhile gets its GOAWAY at once.
+const drainingServers = new WeakSet<net.Server>();
 
 // `this`: the socket that closed.
 function forget(this: net.Socket): void {
@@ -161,6 +165,8 @@ export function trackConnections(server: net.Server, onConnection?: (socket: net
   server.on('session', (session: http2.Http2Session) => {
     open.add(session);
     session.once('close', () => open.delete(session));
+    // One that arrives (or ends its TLS handshake) during a drain: a GOAWAY before anything else.
+    if (drainingServers.has(server)) session.close();
   });
 }
 
@@ -189,26 +195,31 @@ function wait(ms: number): Promise<void> {
  *
  * HTTP/1 (http, https, an Http2SecureServer's allowHTTP1 connections): what is in flight is
  * answered with `Connection: close`, idle keep-alive connections are ended (a TLS one with its
- * close_notify). HTTP/2: the sessions open when it starts get a GOAWAY and close once their
- * streams finish.
+ * close_notify). HTTP/2: every session gets a GOAWAY (one that arrives meanwhile too) and closes
+ * once its streams finish; one still open at the timeout is destroyed with a GOAWAY of its own
+ * (CANCEL; the server's 'sessionError' event gets the reason).
  */
 export async function drainServer(server: net.Server, timeoutMs: number): Promise<number> {
   const isTls = server instanceof tls.Server;
   const list = connectionsListOf(server);
   // Whether the server reads HTTP/1 on connections this drain can find (for TLS, through Node's list).
   const isHttp = server instanceof http.Server || server instanceof https.Server || list !== undefined;
+  drainingServers.add(server);
   // Prepended, so `Connection: close` is set before the application's handler can answer.
   if (isHttp || isHttp2Server(server)) server.prependListener('request', closeAfterResponse);
   // net.Server's close, not http.Server's: since Node 19 that one also closes idle connections,
   // which include connections accepted a moment ago whose first request has not arrived yet.
   if (server.listening) net.Server.prototype.close.call(server);
-  for (const session of sessions.get(server) ?? []) session.close();
+  const openSessions = sessions.get(server);
+  for (const session of openSessions ?? []) session.close();
   let open = connectionsOf(server);
   // The socket HTTP/1 reads on, for each connection (for TLS, found again while some are unknown:
   // handshakes finish during the drain).
   let tlsSockets = isTls && isHttp ? tlsHttpSocketsOf(server) : undefined;
   const httpSocketOf = (raw: net.Socket): net.Socket | undefined => (isTls ? tlsSockets?.get(raw) : raw);
-
+  // Which connections the loop below looks at: HTTP/1 ones, and on an http2 server over TLS the
+  // ones that never sent a byte (no session yet, nothing to send a GOAWAY to).
+  const watched = isHttp || (isTls && isHttp2Server(server));
   // Requests in flight are answered, and their keep-alive connections then close.
   if (isHttp) {
     for (const raw of open) {
@@ -225,7 +236,7 @@ export async function drainServer(server: net.Server, timeoutMs: number): Promis
   const lastSeen = new Map<net.Socket, { bytesRead: number; since: number }>();
   const deadline = performance.now() + timeoutMs;
   while (open.length > 0 && performance.now() < deadline) {
-    if (isHttp) {
+    if (watched) {
       if (tlsSockets && open.some((raw) => !tlsSockets?.has(raw))) tlsSockets = tlsHttpSocketsOf(server);
       const now = performance.now();
       for (const raw of open) {
@@ -242,6 +253,12 @@ export async function drainServer(server: net.Server, timeoutMs: number): Promis
     }
     await wait(20);
     open = open.filter((socket) => !socket.destroyed);
+  }
+  if (open.length > 0 && openSessions && openSessions.size > 0) {
+    // Never closed without a GOAWAY: destroying a session sends one (then its socket ends). With
+    // NO_ERROR a client's streams would end without an error, as if answered.
+    for (const session of openSessions) session.destroy(new Error(`the drain's timeout (${timeoutMs} ms) cut this http2 session`), NGHTTP2_CANCEL);
+    await new Promise((resolve) => setImmediate(resolve));
   }
   for (const socket of open) socket.destroy();
   return open.length;
