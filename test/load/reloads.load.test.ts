@@ -71,6 +71,17 @@ describe('through the supervisor (reuseport, tcp_migrate_req=0)', () => {
     // Drains are bounded by 10 s; idle keep-alive clients must not hold the reload that long.
     expect(report.reloadMs?.[0]).toBeLessThan(6_000);
   });
+
+  it('3 reloads under HTTPS keep-alive (undici Pool 8 + https.Agent 8) lose nothing, each well under drainTimeoutMs', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ scenario: 'pooled', tls: true, way: 'supervised', workers: 2, reloads: 3, drainTimeoutMs: 5_000 }, 0);
+    show('supervised https keep-alive reload', report);
+    expect(report.load.sent).toBeGreaterThan(1000);
+    expect(report.load.failed).toBe(0);
+    expect(report.reloadMs).toHaveLength(3);
+    // A drain that waited for idle TLS connections would take drainTimeoutMs per worker.
+    for (const ms of report.reloadMs ?? []) expect(ms).toBeLessThan(3_000);
+  });
 });
 
 describe('for comparison', () => {

@@ -3,10 +3,11 @@
 'use strict';
 const http = require('node:http');
 
-function request(options, agent) {
+// `client`: node:http, or node:https (with an https.Agent).
+function request(options, agent, client = http) {
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', agent, timeout: 5_000, ...options }, (response) => {
+    const req = client.get({ host: '127.0.0.1', agent, timeout: 5_000, ...options }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => {

@@ -1,7 +1,9 @@
 // Pooled keep-alive clients for the deploy scenarios: 8 lanes on Node's http.Agent and 8 on an undici
 // Pool, each sending the next request when the last is answered, until 'stop'; counts errors per client.
+// `tls: true` in 'start': https (an https.Agent, the Pool on https://; the test certificate is not checked).
 'use strict';
 const http = require('node:http');
+const https = require('node:https');
 const { Pool } = require('undici');
 const { request, summarize } = require('./load');
 
@@ -14,10 +16,11 @@ process.on('message', async (message) => {
   if (message.type === 'start') {
     running = true;
     started = performance.now();
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-    const pool = new Pool(`http://127.0.0.1:${message.port}`, { connections: 8 });
+    const secure = message.tls === true;
+    const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const pool = new Pool(`${secure ? 'https' : 'http'}://127.0.0.1:${message.port}`, { connections: 8, ...(secure ? { connect: { rejectUnauthorized: false } } : {}) });
     const agentLane = async () => {
-      while (running) results.agent.push(await request({ port: message.port, path: '/' }, agent));
+      while (running) results.agent.push(await request({ port: message.port, path: '/' }, agent, secure ? https : http));
     };
     const undiciLane = async () => {
       while (running) {

@@ -10,7 +10,7 @@ const { fork } = require('node:child_process');
 const { setupPrimary, startCluster } = require('../..');
 
 const config = {
-  scenario: 'reload', // 'reload' | 'crash' | 'keepalive' | 'stall'
+  scenario: 'reload', // 'reload' | 'crash' | 'keepalive' | 'stall' | 'pooled' (undici Pool 8 + Agent 8, keep-alive)
   way: 'supervised', // 'supervised' | 'plain' (each worker its own socket, server.close) | 'plain-helper' (closeListener)
   mode: 'reuseport',
   workers: 3,
@@ -26,6 +26,8 @@ const config = {
   stallReplaceMs: undefined,
   stallThresholdMs: undefined,
   cpuLocal: false,
+  tls: false, // https workers (test/fixtures/tls)
+  drainTimeoutMs: undefined,
   port: 8000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -109,7 +111,8 @@ function supervisedCluster() {
         exec: worker,
         workers: config.workers,
         mode: config.mode,
-        env: { SCENARIO_PORT: String(config.port) },
+        env: { SCENARIO_PORT: String(config.port), SCENARIO_TLS: config.tls ? '1' : '0' },
+        ...(config.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: config.drainTimeoutMs }),
         ...(config.stallThresholdMs === undefined ? {} : { stallThresholdMs: config.stallThresholdMs }),
         ...(config.stallReplaceMs === undefined ? {} : { stallReplaceMs: config.stallReplaceMs }),
         cpuLocal: config.cpuLocal,
@@ -150,9 +153,23 @@ async function main() {
   // Open fds of each worker, counted while no client connection is open.
   const fds = () => Object.fromEntries((workers.pids?.() ?? []).map((pid) => [pid, fs.readdirSync(`/proc/${pid}/fd`).length]));
   Object.assign(out, { config, migrate, fdsBefore: fds(), cpus: require('../../dist/binding.js').loadBinding().binding?.getCpuAffinity(0) });
-  const client = fork(path.join(__dirname, 'load-child.js'));
+  const client = fork(path.join(__dirname, config.scenario === 'pooled' ? 'pooled-clients.js' : 'load-child.js'));
   try {
-    if (config.scenario === 'reload' || config.scenario === 'keepalive') {
+    if (config.scenario === 'pooled') {
+      // Keep-alive clients that reuse their connections (as a proxy or an API client does), over reloads.
+      client.send({ type: 'start', port: config.port, tls: config.tls });
+      await once(client, 'started');
+      await sleep(500);
+      out.reloadMs = [];
+      for (let i = 0; i < config.reloads; i++) {
+        const started = Date.now();
+        await workers.reload();
+        out.reloadMs.push(Date.now() - started);
+        await sleep(300);
+      }
+      client.send({ type: 'stop' });
+      out.load = (await once(client, 'result')).result;
+    } else if (config.scenario === 'reload' || config.scenario === 'keepalive') {
       const keepAlive = config.scenario === 'keepalive';
       client.send({ type: 'closed', options: { port: config.port, concurrency: keepAlive ? 8 : config.concurrency, keepAlive } });
       await once(client, 'started');

@@ -1,15 +1,24 @@
 // Scenario worker: serves its pid; '/slow?ms=N' answers after N ms. Supervised or not, it calls
 // listenReusePort as any app would; unsupervised it also obeys 'stop' (close, plain or with closeListener).
+// SCENARIO_TLS=1: an https server (test/fixtures/tls).
 'use strict';
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
+const path = require('node:path');
 const { closeListener, listenReusePort } = require('../..');
 
-const server = http.createServer((request, response) => {
+const handler = (request, response) => {
   const url = new URL(request.url, 'http://x');
   const ms = Number(url.searchParams.get('ms') ?? 0);
   if (url.pathname === '/slow') setTimeout(() => response.end(String(process.pid)), ms);
   else response.end(String(process.pid));
-});
+};
+const tlsDir = path.join(__dirname, '..', 'fixtures', 'tls');
+const server =
+  process.env.SCENARIO_TLS === '1'
+    ? https.createServer({ key: fs.readFileSync(path.join(tlsDir, 'key.pem')), cert: fs.readFileSync(path.join(tlsDir, 'cert.pem')) }, handler)
+    : http.createServer(handler);
 // Connections accepted and not yet closed: what a kill -9 of this worker would cut.
 let open = 0;
 server.on('connection', (socket) => {
