@@ -6,8 +6,8 @@
 import type net from 'node:net';
 import { type ListenEdges, decide } from '../listen/listen-reuseport';
 import type { Plan } from '../plan/plan';
-import { asNodeError, openOwnSocket } from './own-socket';
-import { type TargetFailure, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
+import { type OwnSocket, asNodeError, openOwnSocket } from './own-socket';
+import { type HookTarget, type TargetFailure, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
 import { guardPort } from '../listen/listen-modes';
 
 /** Node's `server._listen2(address, port, addressType, backlog, fd, flags)`. */
@@ -47,7 +47,7 @@ export function listenStandalone(
   }
   const binding = edges.binding;
   const targets = hookTargets(address, addressType, flags);
-  let opened: ReturnType<typeof firstTarget<ReturnType<typeof openOwnSocket>>>;
+  let opened: { target: HookTarget; value: OwnSocket };
   try {
     opened = firstTarget(targets, (target) => openOwnSocket(binding, group, target, port));
   } catch (failure) {

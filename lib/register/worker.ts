@@ -6,17 +6,18 @@
 // (node:cluster's 'listening' message: PM2 waits for it), and a disconnect closes the server.
 import net from 'node:net';
 import os from 'node:os';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import { type ListenEdges, decide } from '../listen/listen-reuseport';
+import type { Plan } from '../plan/plan';
 import { exceptionWithHostPort, explainListenError } from '../errors';
 import { joinCluster } from '../listen/cluster-worker';
 import { trackSupervisedServer } from '../listen/datagram-cluster';
-import { firstThatWorks } from '../listen/listen-modes';
+import { firstThatWorks, guardPort } from '../listen/listen-modes';
 import { registerWithSupervisor, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
 import type { TcpHandle } from '../tcp-handle';
 import { asNodeError, openOwnSocket } from './own-socket';
-import { type HookTarget, type TargetFailure, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
+import { type HookTarget, type TargetFailure, UV_TCP_IPV6ONLY, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
 
 /** What Node's listen asks node:cluster for (lib/net.js listenInCluster's serverQuery). */
 export interface ServerQuery {
@@ -43,24 +44,29 @@ interface Got {
 
 type Internals = { _createServerHandle?: (address: string, port: number, addressType: number, fd: undefined, flags: number) => TcpHandle | number };
 
-// Node's own SO_REUSEPORT socket (Node >= 22.12 without the addon), made as node:cluster's shared handles are.
-function nodeSocket(target: HookTarget, port: number): TcpHandle {
+// Node's own SO_REUSEPORT socket (Node >= 22.12 without the addon), made as node:cluster's shared
+// handles are, and checked against the port's other holders as the addon's is.
+function nodeSocket(target: HookTarget, port: number, group: string | false): Got {
   const create = (net as unknown as Internals)._createServerHandle;
   if (!create) throw new Error('reuseport: this Node has no net._createServerHandle');
-  const flags = UV_TCP_REUSEPORT | (target.ipv6Only ? 1 : 0);
+  const flags = UV_TCP_REUSEPORT | (target.ipv6Only ? UV_TCP_IPV6ONLY : 0);
   const handle = create(target.address, port, target.addressType, undefined, flags);
   if (typeof handle === 'number') throw Object.assign(new Error('bind failed'), { errno: handle, code: getSystemErrorName(handle) });
-  return handle;
+  const fd = (handle as TcpHandle & { fd?: number }).fd;
+  if (typeof fd !== 'number' || fd < 0) return { handle, ownership: 'own', unregister: () => undefined };
+  try {
+    return { handle, ownership: 'own', unregister: guardPort(group, { fd, address: target.address, port }, 'tcp', 'server.listen') };
+  } catch (error) {
+    handle.close();
+    throw error;
+  }
 }
 
-async function handleFor(server: net.Server, query: ServerQuery, edges: ListenEdges, group: string | false): Promise<Got | undefined> {
-  const plan = decide('auto', edges);
-  // Round-robin or a shared handle: node:cluster's primary does it, as without the hook.
-  if (plan.mode !== 'reuseport') return undefined;
+async function handleFor(server: net.Server, query: ServerQuery, plan: Plan, edges: ListenEdges, group: string | false): Promise<Got> {
   const targets = hookTargets(query.address, query.addressType, query.flags);
   const { supervision } = edges;
   if (supervision && plan.backend === 'addon') {
-    if (isTls(server)) await takeTicketKeys(server);
+    if (server instanceof tls.Server) await takeTicketKeys(server);
     const lent = await firstThatWorks(targets, (target) =>
       edges.borrow({ address: target.address, port: query.port, ipv6Only: target.ipv6Only, group }),
     );
@@ -71,16 +77,11 @@ async function handleFor(server: net.Server, query: ServerQuery, edges: ListenEd
     const { value } = firstTarget(targets, (target) => openOwnSocket(binding, group, target, query.port));
     return { ...value, ownership: 'own' };
   }
-  const { value } = firstTarget(targets, (target) => nodeSocket(target, query.port));
-  return { handle: value, ownership: 'own', unregister: () => undefined };
+  return firstTarget(targets, (target) => nodeSocket(target, query.port, group)).value;
 }
 
 function isTargetFailure(value: unknown): value is TargetFailure {
   return typeof value === 'object' && value !== null && 'error' in value && 'target' in value;
-}
-
-function isTls(server: net.Server): server is tls.Server {
-  return typeof (server as Partial<tls.Server>).setTicketKeys === 'function';
 }
 
 // Servers whose hooked listen is waiting for its socket, and whether it was given up meanwhile.
@@ -95,6 +96,19 @@ export function getServerInWorker(
   edges: ListenEdges,
   group: string | false,
 ): void {
+  let plan: Plan;
+  try {
+    plan = decide('auto', edges);
+  } catch (error) {
+    if (edges.supervision) reportListenFailure(error, edges.supervision);
+    process.nextTick(() => server.emit('error', error));
+    return;
+  }
+  // Round-robin or a shared handle: node:cluster's primary does it, as without the hook.
+  if (plan.mode !== 'reuseport') {
+    original(server, query, callback);
+    return;
+  }
   const earlier = pending.get(server);
   if (earlier) {
     // A second listen() before the first got its socket: node:cluster gives the port once, so the
@@ -114,7 +128,7 @@ export function getServerInWorker(
   // Never sooner than node:cluster, whose answer comes over IPC: what the app does in this turn (a
   // close() on an aborted signal, a second listen()) happens first, as without the hook.
   new Promise<void>((resolve) => setImmediate(resolve))
-    .then(() => handleFor(server, query, edges, group))
+    .then(() => handleFor(server, query, plan, edges, group))
     .finally(() => {
       pending.delete(server);
       server.off('close', onClose);
@@ -122,12 +136,8 @@ export function getServerInWorker(
     .then(
       (got) => {
         if (state.cancelled) {
-          got?.handle.close();
-          got?.unregister();
-          return;
-        }
-        if (!got) {
-          original(server, query, callback);
+          got.handle.close();
+          got.unregister();
           return;
         }
         server.once('listening', () => {

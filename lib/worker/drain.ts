@@ -33,21 +33,27 @@ function handleLister(): HandleLister | undefined {
   return typeof list === 'function' ? () => list.call(process) : undefined;
 }
 
-const rememberedSockets = new Set<net.Socket>();
+// Sockets remembered until they close (`remember` is one function per set, not a closure per socket).
+function socketSet(): { sockets: Set<net.Socket>; remember: (socket: net.Socket) => void } {
+  const sockets = new Set<net.Socket>();
+  // `this`: the socket that closed.
+  function forget(this: net.Socket): void {
+    sockets.delete(this);
+  }
+  return {
+    sockets,
+    remember(socket) {
+      sockets.add(socket);
+      socket.on('close', forget);
+    },
+  };
+}
+
+const { sockets: rememberedSockets, remember } = socketSet();
 const trackedServers = new WeakSet<net.Server>();
 const sessions = new WeakMap<net.Server, Set<http2.Http2Session>>();
 // Servers being drained: an http2 session that arrives, or finishes its TLS handshake, meanwhile gets its GOAWAY at once.
 const drainingServers = new WeakSet<net.Server>();
-
-// `this`: the socket that closed.
-function forget(this: net.Socket): void {
-  rememberedSockets.delete(this);
-}
-
-function remember(socket: net.Socket): void {
-  rememberedSockets.add(socket);
-  socket.on('close', forget);
-}
 
 // The server that counts the socket (for one accepted from a lent slot, the server it was handed to).
 function serverOf(socket: net.Socket): net.Server | null | undefined {
@@ -84,16 +90,7 @@ export function connectionsListOf(server: net.Server): ConnectionsList | undefin
 
 // Where Node has no such list, an https.Server's TLS sockets are remembered as they finish their
 // handshake (and leave as they close): a cost per connection, only where there is no other way.
-const rememberedTlsSockets = new Set<net.Socket>();
-
-function forgetTls(this: net.Socket): void {
-  rememberedTlsSockets.delete(this);
-}
-
-function rememberTls(socket: net.Socket): void {
-  rememberedTlsSockets.add(socket);
-  socket.on('close', forgetTls);
-}
+const { sockets: rememberedTlsSockets, remember: rememberTls } = socketSet();
 
 // The server a TLS socket was accepted by (`_server` is its raw socket's).
 function tlsServerOf(socket: net.Socket): net.Server | null | undefined {
