@@ -6,6 +6,7 @@ export type { ClusterRole, Facts, FactSources } from './plan/facts';
 export { bindReusePort } from './listen/bind-reuseport';
 export type { BindReusePortOptions } from './listen/bind-options';
 export { listenReusePort } from './listen/listen-reuseport';
+export { drainSignal } from './worker/drain-signal';
 export type { ListenReusePortOptions } from './listen/options';
 export { planListen } from './plan/plan';
 export { planBind } from './plan/plan-datagram';

@@ -3,6 +3,7 @@
 // (one listening socket per slot on the port, none in the runner), reloads work, and a worker started
 // without the hook that listens through node:cluster fails within seconds with a message saying why.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -105,4 +106,40 @@ describe('reuseport start --no-register', () => {
     expect(run.stderr()).toMatch(/listened on .*:\d+ through node:cluster's primary, not on a slot socket.*--no-register.*listenReusePort/s);
     expect(run.events.find((event) => event.event === 'ready')).toBeUndefined();
   }, 30_000);
+});
+
+describe('drainSignal() under reuseport start', () => {
+  it('aborts when a reload drains the worker: an app that ends its long responses on it lets the reload finish long before drainTimeoutMs', async () => {
+    const port = await freePort();
+    const run = runner(['--workers', '2', path.join(fixtures, 'stream-app.js')], port);
+    await run.next('ready');
+    // Long-lived responses on both workers (bounded tries: the kernel picks the worker).
+    const streams: { pid: string; body: Promise<string> }[] = [];
+    for (let i = 0; i < 40 && new Set(streams.map((s) => s.pid)).size < 2; i++) {
+      streams.push(
+        await new Promise((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (response) => {
+            let text = '';
+            response.setEncoding('utf8');
+            const body = new Promise<string>((done, fail) => {
+              response.on('data', (chunk: string) => (text += chunk));
+              response.on('end', () => done(text));
+              response.on('error', fail);
+            });
+            resolve({ pid: String(response.headers['x-pid']), body });
+          }).on('error', reject);
+        }),
+      );
+    }
+    expect(new Set(streams.map((s) => s.pid)).size).toBe(2);
+    const mark = run.events.length;
+    const started = Date.now();
+    run.child.kill('SIGHUP');
+    await run.next('reload', mark);
+    // The default drainTimeoutMs is 10 s a slot: without the signal this reload would take about 20 s.
+    expect(Date.now() - started).toBeLessThan(8_000);
+    for (const stream of streams) await expect(stream.body).resolves.toBe('start\nbye\n');
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
 });

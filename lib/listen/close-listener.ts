@@ -41,7 +41,16 @@ interface ListeningHandle {
  * new connections go to the port's other sockets (a refused SYN is retried by the client and hashed
  * again), keeps accepting until the queue is empty, and only then closes.
  */
-export async function closeListener(server: net.Server, options: CloseListenerOptions = {}): Promise<CloseListenerResult> {
+export function closeListener(server: net.Server, options: CloseListenerOptions = {}): Promise<CloseListenerResult> {
+  return closeListenerWith(server, options, (listening) => listening.close());
+}
+
+/**
+ * closeListener with the last step given: `close` closes the server (closeListener: server.close(),
+ * which for an http server since Node 19 also closes idle keep-alive connections; a drain closes the
+ * listening socket alone and ends idle connections after their grace).
+ */
+export async function closeListenerWith(server: net.Server, options: CloseListenerOptions, close: (server: net.Server) => void): Promise<CloseListenerResult> {
   const timeoutMs = options.queueTimeoutMs ?? 500;
   const migrates = readMigrateReq() === 1;
   const handle = (server as unknown as { _handle?: ListeningHandle })._handle;
@@ -59,6 +68,6 @@ export async function closeListener(server: net.Server, options: CloseListenerOp
     queuedAtClose = acceptQueue(port, inode);
   }
   // The listening socket closes at once; open connections go on until they end, as with close().
-  server.close();
+  close(server);
   return { migrates, queuedAtClose };
 }

@@ -10,12 +10,18 @@
 //   server, as Node closes shared ones; an own SO_REUSEPORT socket closes with closeListener, so the
 //   connections waiting in its queue go to the port's other sockets instead of being reset;
 // - PM2 (cluster mode) stops an instance with a signal, never a disconnect (`pm2 reload` kills the old
-//   instance with SIGINT, or PM2_KILL_SIGNAL, once its replacement listens): that signal first closes the
-//   server the same way and lets the requests in flight end (at most KILL_GRACE_MS), then has its
-//   default effect, unless the app listens for it itself, in which case the app decides when to exit.
+//   instance with SIGINT, or PM2_KILL_SIGNAL, once its replacement listens): that signal closes the
+//   server the same way and drains it as the supervisor drains a worker (what is in flight answered
+//   with `Connection: close`, idle keep-alive connections closed after their grace) within PM2's
+//   kill_timeout, then has its default effect, unless the app listens for it itself, in which case
+//   the app decides when to exit.
+// Each of these aborts drainSignal(). The servers and the watch are process-wide (global symbols), so
+// two copies of the package in one process (the runner's hook and the app's own) act as one.
 import cluster from 'node:cluster';
 import net from 'node:net';
-import { closeListener } from './close-listener';
+import { closeListenerWith } from './close-listener';
+import { drainServer, trackConnections } from '../worker/drain';
+import { startDraining } from '../worker/drain-signal';
 
 type InternalProcess = NodeJS.Process & {
   on(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
@@ -38,11 +44,25 @@ function isClusterMessage(message: unknown): message is ClusterMessage {
   return typeof message === 'object' && message !== null && (message as ClusterMessage).cmd === 'NODE_CLUSTER';
 }
 
-const servers = new Map<net.Server, SocketOwnership>();
-let watching = false;
+// Process-wide: every copy of the package adds its servers to one map, and one copy watches.
+const STATE = Symbol.for('reuseport.clusterWorker');
+type State = { servers: Map<net.Server, SocketOwnership>; watching: boolean };
+const holder = globalThis as typeof globalThis & { [STATE]?: State };
+holder[STATE] ??= { servers: new Map(), watching: false };
+const state = holder[STATE];
+const { servers } = state;
 
-/** How long a PM2 kill signal waits for the requests in flight once the listener is closed. */
-export const KILL_GRACE_MS = 1_000;
+/** PM2's kill_timeout when the app's config sets none (PM2's own default). */
+export const PM2_KILL_TIMEOUT_MS = 1_600;
+/** What a drain under PM2 leaves of kill_timeout, for the process to exit before PM2's SIGKILL. */
+export const PM2_EXIT_MARGIN_MS = 300;
+
+/** How long a drain under PM2 may take: its kill_timeout (from the env PM2 gives its apps) less the margin to exit. */
+export function pm2DrainMs(env: NodeJS.ProcessEnv): number {
+  const configured = Number(env.kill_timeout ?? env.PM2_KILL_TIMEOUT);
+  const killTimeout = Number.isFinite(configured) && configured > 0 ? configured : PM2_KILL_TIMEOUT_MS;
+  return Math.max(killTimeout - PM2_EXIT_MARGIN_MS, 100);
+}
 
 /** The signal PM2 stops this process with, when PM2 runs it in cluster mode (from the env PM2 gives its apps). */
 export function pm2KillSignal(env: NodeJS.ProcessEnv): NodeJS.Signals | undefined {
@@ -51,57 +71,72 @@ export function pm2KillSignal(env: NodeJS.ProcessEnv): NodeJS.Signals | undefine
   return /^SIG[A-Z0-9]+$/.test(signal) ? (signal as NodeJS.Signals) : undefined;
 }
 
-/** Closes every server this worker listens on with its own socket; resolves once their sockets are closed. */
-export async function closeOwnListeners(): Promise<void> {
+// net.Server's close, not http.Server's: since Node 19 that one also destroys idle keep-alive
+// connections, whose clients may be sending their next request at that instant.
+function closeListeningSocket(server: net.Server): void {
+  net.Server.prototype.close.call(server);
+}
+
+/**
+ * Closes every server this worker listens on with its own socket; resolves once their sockets are
+ * closed. `how` 'close' is server.close() (a disconnect, as Node closes the servers it shares);
+ * 'drain' closes the listening socket alone, for drainServer to end the connections.
+ */
+export async function closeOwnListeners(how: 'close' | 'drain' = 'close'): Promise<void> {
+  const close = how === 'drain' ? closeListeningSocket : (server: net.Server) => server.close();
   const closing = [...servers].map(async ([server, ownership]) => {
     servers.delete(server);
     if (!server.listening) return;
-    if (ownership === 'own') await closeListener(server);
-    else server.close();
+    if (ownership === 'own') await closeListenerWith(server, {}, close);
+    else close(server);
   });
   await Promise.all(closing);
 }
 
-// Resolves once the server has closed (its connections ended), or after `ms`.
-function closed(server: net.Server, ms: number): Promise<void> {
-  if (!server.listening && (server as net.Server & { _connections: number })._connections === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    server.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+// Marks the package's own signal listeners, so they never count as the app's.
+const OWN_LISTENER = Symbol.for('reuseport.ownSignalListener');
+
+/** Whether the app itself listens for the signal (any listener that is not the package's own). */
+export function appListensFor(signal: NodeJS.Signals): boolean {
+  return process.listeners(signal).some((listener) => !(listener as { [OWN_LISTENER]?: boolean })[OWN_LISTENER]);
 }
 
 function watchKillSignal(signal: NodeJS.Signals): void {
   const onSignal = () => {
-    const appDecides = process.listenerCount(signal) > 1;
-    const closing = [...servers.keys()];
-    void closeOwnListeners()
-      .then(() => Promise.all(closing.map((server) => closed(server, KILL_GRACE_MS))))
+    const appDecides = appListensFor(signal);
+    startDraining(`PM2 stops this instance (${signal})`);
+    const draining = [...servers.keys()];
+    const drainMs = pm2DrainMs(process.env);
+    void closeOwnListeners('drain')
+      .then(() => Promise.all(draining.map((server) => drainServer(server, drainMs))))
       .finally(() => {
         if (appDecides) return;
         process.off(signal, onSignal);
         process.kill(process.pid, signal);
       });
   };
+  Object.defineProperty(onSignal, OWN_LISTENER, { value: true });
   process.on(signal, onSignal);
 }
 
 function watchDisconnect(): void {
-  if (watching) return;
-  watching = true;
+  if (state.watching) return;
+  state.watching = true;
   // The primary's worker.disconnect() arrives as this message; Node's own handler closes the servers it
   // shares and cuts the channel, and this one closes ours.
   (process as InternalProcess).on('internalMessage', (message) => {
-    if (isClusterMessage(message) && message.act === 'disconnect') void closeOwnListeners();
+    if (isClusterMessage(message) && message.act === 'disconnect') {
+      startDraining("node:cluster's disconnect");
+      void closeOwnListeners();
+    }
   });
   // cluster.worker.disconnect() in this worker: the channel closes with exitedAfterDisconnect set (an
   // unexpected disconnect makes Node exit the worker at once, before this runs).
   process.on('disconnect', () => {
-    if (cluster.worker?.exitedAfterDisconnect) void closeOwnListeners();
+    if (cluster.worker?.exitedAfterDisconnect) {
+      startDraining('cluster.worker.disconnect()');
+      void closeOwnListeners();
+    }
   });
   const signal = pm2KillSignal(process.env);
   if (signal) watchKillSignal(signal);
@@ -118,6 +153,8 @@ export function joinCluster(server: net.Server, ownership: SocketOwnership): voi
   if (address === null || typeof address === 'string') return;
   servers.set(server, ownership);
   server.once('close', () => servers.delete(server));
+  // Under PM2 its stop signal drains the server: its http2 sessions are followed for their GOAWAY.
+  if (ownership === 'own' && pm2KillSignal(process.env)) trackConnections(server);
   watchDisconnect();
   (worker as typeof worker & { state: string }).state = 'listening';
   const message = {

@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
+import { startDraining } from './drain-signal';
 import { ProgressCell } from './progress';
 import { type SlotReply, type SupervisorMessage, isSupervisorMessage, nextSequence, supervisorMessage } from '../cluster/primary-link';
 import type { TcpHandle } from '../tcp-handle';
@@ -201,6 +202,7 @@ function onSupervisorMessage(message: unknown, handle: unknown): void {
   } else if (order.act === 'recall') {
     giveBack(order.slot);
   } else if (order.act === 'drain') {
+    startDraining('the supervisor replaces or stops this worker (a reload, an upgrade or a shutdown)');
     // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
     for (const slot of [...loans.keys()]) giveBack(slot);
     const timeoutMs = order.timeoutMs ?? 10_000;

@@ -139,3 +139,25 @@ describe('PM2 cluster mode with listenReusePort, 2 instances at 800 new connecti
     expect(report.load.failed).toBeLessThanOrEqual(3);
   });
 });
+
+describe('PM2 cluster mode with the hook (--node-args="--require reuseport/register"), an app that calls server.listen(), 2 instances (tcp_migrate_req=0)', () => {
+  it('3 `pm2 reload`s at 800 new connections/s: each under 2.5 s, at most 3 failed', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ manager: 'pm2', listen: 'hook', deploys: 3, rate: 800 }, 0, 120_000, 'managers.js');
+    show('PM2 + hook, pm2 reload x3', report);
+    expect(report.load.sent).toBeGreaterThan(7000);
+    expect(report.deployMs).toHaveLength(3);
+    for (const ms of report.deployMs) expect(ms).toBeLessThan(2500);
+    expect(report.load.failed).toBeLessThanOrEqual(3);
+  });
+
+  it('3 `pm2 reload`s under pooled keep-alive clients (undici Pool 8, http.Agent 8): no error on either (each instance drains within kill_timeout)', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ manager: 'pm2', listen: 'hook', deploys: 3, keepAlive: true }, 0, 120_000, 'managers.js');
+    show('PM2 + hook, pm2 reload x3, keep-alive', report);
+    expect(report.load.agent?.sent).toBeGreaterThan(100);
+    expect(report.load.undici?.sent).toBeGreaterThan(100);
+    expect(report.load.agent?.failed).toBe(0);
+    expect(report.load.undici?.failed).toBe(0);
+  });
+});

@@ -5,7 +5,10 @@
 //   manager 'runner': `reuseport start --workers 2 --json --pid-file F managed-app.js`;
 //                     action 'reload' = SIGHUP (workers replaced), 'upgrade' = SIGUSR2 (runner replaced)
 //   manager 'pm2':    real PM2 (the devDependency) with its own PM2_HOME: `pm2 start managed-app.js -i 2`,
-//                     then `pm2 reload app`; listen 'reuseport' (listenReusePort) or 'plain' (server.listen)
+//                     then `pm2 reload app`; listen 'reuseport' (listenReusePort), 'plain' (server.listen)
+//                     or 'hook' (server.listen, with --node-args="--require reuseport/register")
+// keepAlive: true sends pooled keep-alive requests (pooled-clients.js: undici Pool 8 + http.Agent 8)
+// instead of the open-loop new connections.
 // Every process started (the runner and its successors, PM2's daemon and its apps) is killed by pid at
 // the end, only while it is still the same process.
 'use strict';
@@ -33,7 +36,9 @@ const root = path.join(__dirname, '..', '..');
 const app = path.join(__dirname, 'managed-app.js');
 const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-managers-'));
-const env = { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_LISTEN: config.listen, PM2_HOME: path.join(scratch, 'pm2') };
+const appListen = config.listen === 'hook' ? 'plain' : config.listen;
+const env = { ...process.env, SCENARIO_PORT: String(config.port), SCENARIO_LISTEN: appListen, PM2_HOME: path.join(scratch, 'pm2') };
+const hookArgs = config.listen === 'hook' ? ['--node-args', `--require ${path.join(root, 'dist', 'register', 'index.js')}`] : [];
 
 // Resolves once the port answers (bounded).
 async function answering(timeoutMs = 20_000) {
@@ -122,7 +127,7 @@ function seeDaemon() {
 const pm2Manager = {
   async start() {
     try {
-      await pm2('start', app, '-i', '2', '--name', 'app');
+      await pm2('start', app, '-i', '2', '--name', 'app', ...hookArgs);
     } finally {
       seeDaemon();
     }
@@ -142,12 +147,19 @@ const pm2Manager = {
 async function main() {
   const manager = config.manager === 'pm2' ? pm2Manager : runner;
   const out = { config, migrate, deployMs: [] };
-  const client = fork(path.join(__dirname, 'load-child.js'));
+  const client = fork(path.join(__dirname, config.keepAlive ? 'pooled-clients.js' : 'load-child.js'));
   try {
     let current = await manager.start();
-    const durationMs = 1000 + config.deploys * (config.perDeployMs + config.pauseMs);
-    client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs } });
-    const result = once(client, 'result', durationMs + 60_000);
+    let result;
+    if (config.keepAlive) {
+      client.send({ type: 'start', port: config.port });
+      await once(client, 'started');
+      result = once(client, 'result', 120_000);
+    } else {
+      const durationMs = 1000 + config.deploys * (config.perDeployMs + config.pauseMs);
+      client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs } });
+      result = once(client, 'result', durationMs + 60_000);
+    }
     await sleep(1000);
     for (let i = 0; i < config.deploys; i++) {
       const started = Date.now();
@@ -155,6 +167,7 @@ async function main() {
       out.deployMs.push(Date.now() - started);
       await sleep(config.pauseMs);
     }
+    if (config.keepAlive) client.send({ type: 'stop' });
     out.load = (await result).result;
     out.finalPid = current.pid;
     await manager.stop(current, out);
