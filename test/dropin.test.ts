@@ -1,7 +1,8 @@
 // Unmodified apps under `reuseport start`: the workers preload reuseport/register, so Express's
-// app.listen(port) and Fastify's listen({ port }) each listen on their slot's own SO_REUSEPORT socket
-// (one listening socket per slot on the port, none in the runner), reloads work, and a worker started
-// without the hook that listens through node:cluster fails within seconds with a message saying why.
+// app.listen(port), Fastify's listen({ port }) and Koa's app.listen(port) each listen on their slot's
+// own SO_REUSEPORT socket (one listening socket per slot on the port, none in the runner), reloads
+// work, and a worker started without the hook that listens through node:cluster fails within seconds
+// with a message saying why.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -70,6 +71,7 @@ function runner(args: string[], port: number) {
 describe.each([
   ['Express 5, app.listen(port)', 'express-app.js'],
   ['Fastify 5, listen({ port, host })', 'fastify-app.js'],
+  ['Koa 3, app.listen(port)', 'koa-app.js'],
 ])('an unmodified %s under reuseport start', (_name, fixture) => {
   it('is ready with one socket per slot on the port, both workers answer, and a SIGHUP reload replaces them', async () => {
     const port = await freePort();
