@@ -161,3 +161,16 @@ describe('PM2 cluster mode with the hook (--node-args="--require reuseport/regis
     expect(report.load.undici?.failed).toBe(0);
   });
 });
+
+describe.each([
+  ['Express 5', 'express'],
+  ['Fastify 5', 'fastify'],
+])('an unmodified %s app under reuseport start (the workers preload the hook), 2 workers (tcp_migrate_req=0)', (name, listen) => {
+  it('3 SIGHUP reloads at 1000 new connections/s: none fails', async (context) => {
+    if (unavailable) return context.skip();
+    const report = await runScenario<Report>({ manager: 'runner', action: 'reload', listen, deploys: 3, rate: 1000 }, 0, 120_000, 'managers.js');
+    show(`reuseport start + unmodified ${name}, SIGHUP x3`, report);
+    expect(report.load.sent).toBeGreaterThan(9000);
+    expect(report.load.failed).toBe(0);
+  });
+});
