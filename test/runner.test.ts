@@ -23,9 +23,9 @@ interface Event {
   pid?: number;
   from?: number;
   to?: number;
-  workers?: string;
-  ports?: string;
-  pids?: string;
+  workers?: number[];
+  ports?: number[];
+  pids?: number[];
   signal?: string;
   health?: number;
 }
@@ -47,7 +47,7 @@ function run(args: string[]) {
       const line = stdout.slice(0, end);
       stdout = stdout.slice(end + 1);
       const event = JSON.parse(line) as Event;
-      for (const pid of [event.pid, event.to, ...(event.workers ?? '').split(',').map(Number)]) if (pid) seen.add(pid);
+      for (const pid of [event.pid, event.to, ...(event.workers ?? []), ...(event.pids ?? [])]) if (pid) seen.add(pid);
       events.push(event);
     }
   });
@@ -79,24 +79,28 @@ describe('reuseport start', () => {
     const ready = await runner.next((event) => event.event === 'ready');
     expect(ready.pid).toBe(runner.child.pid);
     expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${runner.child.pid}\n`);
-    const port = Number(ready.ports);
-    expect((ready.workers ?? '').split(',')).toContain(await fetchOnce(port));
+    // JSON types: the lists are arrays of numbers.
+    expect(ready.workers).toEqual([expect.any(Number), expect.any(Number)]);
+    expect(ready.ports).toEqual([expect.any(Number)]);
+    const port = ready.ports?.[0] as number;
+    expect(ready.workers?.map(String)).toContain(await fetchOnce(port));
 
     // `reuseport status` finds the runner's health server from the pid file alone.
     const json = status(['--pid-file', pidFile, '--json']);
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout);
     expect(report).toMatchObject({ pid: ready.pid, ready: true, plan: { mode: 'reuseport' }, ports: [port], counts: { reloads: 0, upgrades: 0 } });
-    expect(report.slots.map((slot: { pid: number }) => slot.pid).join(',')).toBe(ready.workers);
+    expect(report.slots.map((slot: { pid: number }) => slot.pid)).toEqual(ready.workers);
+    expect(report.serviceUptimeMs).toBeGreaterThanOrEqual(0);
     expect(report.slots[0].uptimeMs).toBeGreaterThanOrEqual(0);
     const table = status(['--pid-file', pidFile]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s: ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0\n\nslot +pid +uptime +accepted +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +\\d+ +0 +own worker\n1 +`));
+    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0\n\nslot +pid +uptime +accepted +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +\\d+ +0 +own worker\n1 +`));
 
     let at = runner.events.length;
     process.kill(ready.pid as number, 'SIGHUP');
     const reload = await runner.next((event) => event.event === 'reload', at);
-    expect((reload.pids ?? '').split(',')).toContain(await fetchOnce(port));
+    expect(reload.pids?.map(String)).toContain(await fetchOnce(port));
 
     at = runner.events.length;
     process.kill(ready.pid as number, 'SIGUSR2');
@@ -105,9 +109,14 @@ describe('reuseport start', () => {
     expect(upgrade.from).toBe(ready.pid);
     expect(await runner.exited).toBe(0);
     expect(fs.readFileSync(pidFile, 'utf8')).toBe(`${successor.pid}\n`);
-    expect((successor.workers ?? '').split(',')).toContain(await fetchOnce(port));
-    // The successor kept the health socket; status through the pid file now names it.
-    expect(JSON.parse(status(['--pid-file', pidFile, '--json']).stdout)).toMatchObject({ pid: successor.pid, counts: { upgrades: 0 } });
+    expect(successor.workers?.map(String)).toContain(await fetchOnce(port));
+    // The successor kept the health socket; status through the pid file now names it, and counts
+    // the service's reload and upgrade (the hand-over carried the counts and the service's start).
+    const after = JSON.parse(status(['--pid-file', pidFile, '--json']).stdout);
+    expect(after).toMatchObject({ pid: successor.pid, counts: { reloads: 1, upgrades: 1 }, serviceStartedAt: report.serviceStartedAt });
+    expect(after.startedAt).toBeGreaterThan(report.startedAt);
+    expect(after.serviceUptimeMs).toBeGreaterThan(after.uptimeMs);
+    expect(status(['--pid-file', pidFile]).stdout).toMatch(/; restarts 0, reloads 1, upgrades 1\n/);
     expect(JSON.parse(status(['--health-port', String(ready.health), '--json']).stdout)).toMatchObject({ pid: successor.pid });
 
     at = runner.events.length;
@@ -116,7 +125,7 @@ describe('reuseport start', () => {
     for (let i = 0; i < 200 && alive(successor.pid as number); i++) await new Promise((resolve) => setTimeout(resolve, 25));
     expect(alive(successor.pid as number)).toBe(false);
     expect(fs.existsSync(pidFile)).toBe(false);
-    for (const pid of (successor.workers ?? '').split(',').map(Number)) expect(alive(pid)).toBe(false);
+    for (const pid of successor.workers ?? []) expect(alive(pid)).toBe(false);
   });
 
   it('lines a journal reads: key=value words without --json', async () => {
@@ -137,11 +146,12 @@ describe('reuseport start', () => {
   });
 
   it.each([
-    ['an unknown flag', ['start', '--bogus', 'x.js'], 1, /unknown option '--bogus'/],
-    ['no script', ['start'], 1, /missing required argument 'script'/],
+    ['an unknown flag', ['start', '--bogus', 'x.js'], 2, /unknown option '--bogus'/],
+    ['no script', ['start'], 2, /missing required argument 'script'/],
     ['a script that does not exist', ['start', path.join(fixtures, 'nope.js')], 2, /the script .*nope\.js does not exist/],
     ['a pid file in a missing directory', ['start', '--pid-file', '/nonexistent-dir/app.pid', path.join(fixtures, 'supervised-worker.js')], 2, /the pid file's directory \/nonexistent-dir does not exist/],
-    ['a bad worker count', ['start', '--workers', '0', path.join(fixtures, 'supervised-worker.js')], 1, /a count is an integer from 1 to 4096/],
+    ['a bad worker count', ['start', '--workers', 'many', path.join(fixtures, 'supervised-worker.js')], 2, /a count is an integer from 1 to 4096, max \(every CPU\) or -N/],
+    ['--instances and --workers that disagree', ['start', '-i', '2', '-w', '3', path.join(fixtures, 'supervised-worker.js')], 2, /--instances 2 and --workers 3 disagree/],
     ['a script that exits at once', ['start', '--workers', '2', path.join(fixtures, 'exits-at-once.js')], 1, /reuseport start: .*exited \(3\) before it listened/],
   ])('%s: exits %s with a message, leaving no process behind', async (_name, args, code, message) => {
     const runner = run(args as string[]);
@@ -177,9 +187,9 @@ describe('reuseport status: bad input', () => {
     expect(result.stderr).toMatch(message);
   });
 
-  it('a bad pid is refused by the parser (exit 1)', () => {
+  it('a bad pid is refused by the parser (exit 2, as every usage error)', () => {
     const result = status(['--pid', 'abc']);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/a pid is a positive integer/);
   });
 });

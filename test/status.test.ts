@@ -47,22 +47,29 @@ describe('parseListeners', () => {
 });
 
 describe('withUptimes', () => {
-  it("adds the supervisor's and each slot worker's uptime (undefined for an empty slot)", () => {
+  it("adds the supervisor's, the service's and each slot worker's uptime (undefined for an empty slot)", () => {
     const report = {
       pid: 10,
       ready: true,
       shuttingDown: false,
       plan: { mode: 'reuseport', backend: 'addon', reasons: [] },
       ports: [8000],
-      counts: { restarts: 0, reloads: 0, upgrades: 0 },
+      counts: { restarts: 0, reloads: 0, upgrades: 1 },
+      startedAt: 95_000,
+      serviceStartedAt: 40_000,
+      last: {},
       slots: [
         { slot: 0, pid: 11, accepted: 5, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 1, cpu: undefined },
         { slot: 1, pid: undefined, accepted: 0, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 0, cpu: undefined },
       ],
     } as StatusReport;
     const uptimes = new Map([[10, 5_000], [11, 4_000]]);
-    const status = withUptimes(report, (pid) => (pid === undefined ? undefined : uptimes.get(pid)));
+    const status = withUptimes(report, (pid) => (pid === undefined ? undefined : uptimes.get(pid)), 100_000);
     expect(status.uptimeMs).toBe(5_000);
+    expect(status.serviceUptimeMs).toBe(60_000);
+    // A supervisor of 0.1 tells no service start.
+    const { serviceStartedAt: _, ...older } = report;
+    expect(withUptimes(older as StatusReport, () => undefined, 100_000).serviceUptimeMs).toBeUndefined();
     expect(status.slots.map((slot) => slot.uptimeMs)).toEqual([4_000, undefined]);
   });
 });

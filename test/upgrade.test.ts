@@ -114,7 +114,7 @@ describe('supervisor.upgrade()', () => {
     const old = await svc.next((line) => line.gen === 'ready');
     const health = old.healthPort as number;
     expect(health).toBeGreaterThan(0);
-    expect(await fetchOnce(health)).toBe('{"error":"not found: GET /ready, /live, /metrics or /status"}\n');
+    expect(await fetchOnce(health)).toBe('{"error":"not found: GET /ready, /live, /metrics, /status or /exit"}\n');
     process.kill(old.pid, 'SIGUSR2');
     const upgrade = await svc.next((line) => line.gen === 'upgrade' && line.pid === old.pid);
     const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);

@@ -1,35 +1,30 @@
 #!/usr/bin/env node
-// The `reuseport` command: `reuseport doctor [--port N] [--udp] [--json]`, `reuseport start <script> [args...]`,
-// `reuseport status (--pid-file F | --pid N | --health-port P) [--json]`.
-import { Command, InvalidArgumentError } from 'commander';
+// The `reuseport` command: `reuseport start [options] <script> [-- args...]` (PM2-style: options
+// anywhere before `--`), `reuseport reload|stop|upgrade|status (--pid-file F | --pid N)`,
+// `reuseport doctor [--port N] [--udp] [--json]`. Every usage error exits 2.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseMode, parseMs, parsePid, parsePort, parseWorkers, unknownStartOption } from './args';
+import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
+import { HELP_AFTER } from './help';
 import { type StartCommandOptions, UsageError, runStart } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535.');
-  return port;
+function packageVersion(): string {
+  // dist/cli/main.js and lib/cli/main.ts both sit two folders below package.json.
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function parseCount(value: string): number {
-  const count = Number(value);
-  if (!/^\d+$/.test(value) || count < 1 || count > 4096) throw new InvalidArgumentError('a count is an integer from 1 to 4096.');
-  return count;
-}
+const program = new Command('reuseport')
+  .description('Serve one TCP port from many Node.js processes.')
+  .version(packageVersion(), '-v, --version', "print reuseport's version")
+  .enablePositionalOptions()
+  // One exit code for every usage error, whichever layer finds it (commander's are 1 by default).
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE_EXIT))
+  .addHelpText('after', HELP_AFTER);
 
-function parseMs(value: string): number {
-  const ms = Number(value);
-  if (!/^\d+$/.test(value) || ms > 2_147_483_647) throw new InvalidArgumentError('a duration is a whole number of milliseconds.');
-  return ms;
-}
-
-function parseMode(value: string): StartCommandOptions['mode'] {
-  if (!['auto', 'reuseport', 'round-robin', 'shared', 'exclusive'].includes(value)) throw new InvalidArgumentError('one of auto, reuseport, round-robin, shared, exclusive.');
-  return value as StartCommandOptions['mode'];
-}
-
-const program = new Command('reuseport').description('Serve one TCP port from many Node.js processes.').enablePositionalOptions();
 program
   .command('doctor')
   .description('show what this system can do, the mode listenReusePort would pick and why, and who holds a port')
@@ -41,13 +36,18 @@ program
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   });
 
-program
+// An upgrade's successor reruns its predecessor's command line, in the syntax the hand-over names.
+const syntax = commandSyntaxFor(process.env);
+const start = program
   .command('start')
-  .description('run <script> (an ordinary app, or one that calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully')
+  .usage('[options] <script> [-- script args...]')
+  .description(
+    'run <script> (an ordinary app, or one that calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully. Options go anywhere before `--`; the script\'s own arguments after it',
+  )
   .argument('<script>', 'the worker script')
-  .argument('[args...]', "the script's own arguments (after the script, options are the script's)")
-  .passThroughOptions()
-  .option('-w, --workers <n>', 'how many workers (default: available parallelism)', parseCount)
+  .argument('[args...]', "the script's own arguments (after `--`)")
+  .option('-i, --instances <n>', 'how many workers: N, max (every CPU), or -N (every CPU but N) (default: max)', (value) => parseWorkers(value))
+  .option('-w, --workers <n>', 'the same as --instances', (value) => parseWorkers(value))
   .option('--mode <mode>', 'auto, reuseport, round-robin, shared or exclusive (default auto)', parseMode)
   .option('--cpu-local', 'pin each worker to a CPU and keep connections on the CPU that received them (Linux)')
   .option('--health-port <port>', 'serve GET /ready, /live and /metrics on this port', parsePort)
@@ -55,20 +55,50 @@ program
   .option('--pid-file <file>', "write the runner's pid here (an upgrade's successor rewrites it; removed on exit)")
   .option('--drain-timeout <ms>', 'how long a draining worker may take before its connections are cut (default 10000)', parseMs)
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
-  .option('--json', 'one JSON object per event line')
+  .option('--json', 'one JSON object per event line (and per line of worker output)')
+  .option('--prefix-output', "prefix each line the workers write with [slot pid] (the default when stdout is a terminal)")
+  .option('--no-prefix-output', "pass the workers' output through untouched (the default when stdout is not a terminal)")
   .option('--no-register', "don't preload reuseport/register in the workers (the app then calls listenReusePort itself)")
-  .action((script: string, args: string[], options: StartCommandOptions) => {
-    runStart(script, args, options).catch((error: Error & { code?: string }) => {
+  .action((script: string, args: string[], options: StartCommandOptions & { instances?: number }) => {
+    const { instances, ...rest } = options;
+    if (instances !== undefined && rest.workers !== undefined && instances !== rest.workers) {
+      process.stderr.write(`reuseport start: --instances ${instances} and --workers ${rest.workers} disagree: give one\n`);
+      process.exit(USAGE_EXIT);
+    }
+    const workers = instances ?? rest.workers;
+    runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch((error: Error & { code?: string }) => {
       process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
-      process.exit(error instanceof UsageError ? 2 : 1);
+      process.exit(error instanceof UsageError ? USAGE_EXIT : 1);
     });
   });
-
-function parsePid(value: string): number {
-  const pid = Number(value);
-  if (!/^\d+$/.test(value) || pid < 1 || pid > 4_194_304) throw new InvalidArgumentError('a pid is a positive integer.');
-  return pid;
+if (syntax === COMMAND_SYNTAX) {
+  // commander's own message would not say where the script's arguments go.
+  Object.assign(start, { unknownOption: (flag: string) => start.error(unknownStartOption(flag), { code: 'commander.unknownOption', exitCode: USAGE_EXIT }) });
+} else {
+  // 0.1's syntax: options before the script; everything after it is the script's.
+  start.passThroughOptions();
 }
+
+interface TargetOptions {
+  pidFile?: string;
+  pid?: number;
+  healthPort?: number;
+  healthHost?: string;
+  json?: boolean;
+}
+
+const targetOf = (command: string, options: TargetOptions, healthPort: boolean): StatusTarget => {
+  const given = [options.pidFile, options.pid, ...(healthPort ? [options.healthPort] : [])].filter((value) => value !== undefined).length;
+  if (given !== 1) throw new UsageError(`reuseport ${command}: give one of --pid-file, --pid${healthPort ? ' or --health-port' : ''}`);
+  return options.healthPort !== undefined
+    ? { healthPort: options.healthPort, healthHost: options.healthHost ?? '127.0.0.1' }
+    : { pid: options.pid ?? readPidFile(options.pidFile as string, command) };
+};
+
+const fail = (error: unknown) => {
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(error instanceof UsageError ? USAGE_EXIT : 1);
+};
 
 program
   .command('status')
@@ -78,20 +108,37 @@ program
   .option('--health-port <port>', 'its health port, instead of a pid', parsePort)
   .option('--health-host <address>', 'its health server\'s address (default 127.0.0.1)')
   .option('--json', 'print the status as JSON')
-  .action(async (options: { pidFile?: string; pid?: number; healthPort?: number; healthHost?: string; json?: boolean }) => {
+  .action(async (options: TargetOptions) => {
     try {
-      const given = [options.pidFile, options.pid, options.healthPort].filter((value) => value !== undefined).length;
-      if (given !== 1) throw new UsageError('reuseport status: give one of --pid-file, --pid or --health-port');
-      const target: StatusTarget =
-        options.healthPort !== undefined
-          ? { healthPort: options.healthPort, healthHost: options.healthHost ?? '127.0.0.1' }
-          : { pid: options.pid ?? readPidFile(options.pidFile as string) };
-      const status = withUptimes(await fetchStatus(target));
+      const status = withUptimes(await fetchStatus(targetOf('status', options, true)));
       process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     } catch (error) {
-      process.stderr.write(`${(error as Error).message}\n`);
-      process.exit(error instanceof UsageError ? 2 : 1);
+      fail(error);
     }
   });
+
+const controls: [ControlAction, string][] = [
+  ['reload', 'reload the workers (SIGHUP) and wait for the outcome: exits 0 once every slot runs a new worker, 1 if the reload failed'],
+  ['stop', "stop gracefully (SIGTERM) and wait until the runner has exited: exits with the runner's own status (1 when its drain cut connections)"],
+  ['upgrade', 'upgrade the whole runner in place (SIGUSR2) and wait: exits 0 once the successor serves and the old runner has exited, 1 if the upgrade failed'],
+];
+for (const [action, description] of controls) {
+  program
+    .command(action)
+    .description(description)
+    .option('--pid-file <file>', 'the pid file given to reuseport start')
+    .option('--pid <pid>', "the runner's pid", parsePid)
+    .option('--timeout <ms>', 'how long to wait for the outcome (default 120000)', parseMs)
+    .option('--json', 'print the outcome as one JSON object')
+    .action(async (options: TargetOptions & { timeout?: number }) => {
+      try {
+        const target = targetOf(action, options, false) as { pid: number };
+        const control: ControlOptions = { pid: target.pid, timeoutMs: options.timeout ?? 120_000, json: options.json === true };
+        process.exitCode = await runControl(action, control);
+      } catch (error) {
+        fail(error);
+      }
+    });
+}
 
 program.parse();

@@ -6,8 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
-import type { Supervisor } from '../supervisor/core/types';
+import type { ForkEvent, Supervisor } from '../supervisor/core/types';
 import type { ModeChoice } from '../plan/plan';
+import type { CommandSyntax } from './args';
+import { formatEvent } from './lines';
+import { OutputRelay, outputMode } from './output';
+
+export { formatEvent } from './lines';
 
 /** `reuseport start`'s options, as parsed from the command line. */
 export interface StartCommandOptions {
@@ -22,6 +27,10 @@ export interface StartCommandOptions {
   json?: boolean;
   /** false (`--no-register`): the workers do not preload the hook. */
   register?: boolean;
+  /** --prefix-output (true), --no-prefix-output (false), or neither. */
+  prefixOutput?: boolean;
+  /** How the command line was read (told to an upgrade's successor, which reruns it). */
+  syntax?: CommandSyntax;
 }
 
 /** Why the command cannot start, said before anything is started (exit code 2). */
@@ -45,15 +54,6 @@ export function checkStart(script: string, options: StartCommandOptions): { scri
   return { script: resolved, pidFile };
 }
 
-/** One event as a line: `key=value` words, or one JSON object with --json. */
-export function formatEvent(event: string, fields: Record<string, unknown>, json: boolean): string {
-  if (json) return `${JSON.stringify({ event, time: new Date().toISOString(), ...fields })}\n`;
-  const words = Object.entries(fields)
-    .filter(([, value]) => value !== undefined)
-    .map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? JSON.stringify(value) : String(value)}`);
-  return `${[event, ...words].join(' ')}\n`;
-}
-
 // Written next to the final path, then renamed: a reader never sees a half-written pid.
 function writePidFile(file: string): void {
   const temporary = `${file}.${process.pid}.tmp`;
@@ -70,12 +70,35 @@ function removePidFile(file: string): void {
   }
 }
 
+/**
+ * Why a worker died, from the last lines of its stderr (pure): the error Node printed for an uncaught
+ * exception (`RangeError [ERR_SOCKET_BAD_PORT]: ...`), else its last lines.
+ */
+export function stderrReason(tail: string[]): string {
+  const error = [...tail].reverse().find((line) => /^(\w*Error|Error)\b.*?: /.test(line) || /^\w*Error \[\w+\]: /.test(line));
+  if (error) return `its error: ${error}`;
+  const last = tail.filter((line) => line.trim() !== '').slice(-3);
+  return last.length > 0 ? `its stderr ended with: ${last.join(' | ')}` : 'it wrote nothing to stderr';
+}
+
+// A worker that died before it listened: its message ends with the last lines it wrote to stderr.
+async function withStderrTail(error: Error, relay: OutputRelay | undefined): Promise<Error> {
+  const pid = Number(/before it listened/.test(error.message) ? /\(pid (\d+)\)/.exec(error.message)?.[1] : Number.NaN);
+  if (!relay || !Number.isInteger(pid)) return error;
+  error.message += `: ${stderrReason(await relay.tail(pid))}`;
+  return error;
+}
+
 /** Runs the command; resolves once every worker listens (the process then lives until a signal). */
 export async function runStart(script: string, args: string[], options: StartCommandOptions): Promise<Supervisor> {
   const checked = checkStart(script, options);
   const json = options.json === true;
   const say = (event: string, fields: Record<string, unknown> = {}) => process.stdout.write(formatEvent(event, fields, json));
-  const supervisor = await startCluster({
+  const mode = outputMode(options, process.stdout.isTTY === true);
+  const relay = mode === 'raw' ? undefined : new OutputRelay(mode);
+  let supervisor: Supervisor;
+  try {
+    supervisor = await startCluster({
     exec: checked.script,
     args,
     ...(options.workers === undefined ? {} : { workers: options.workers }),
@@ -88,7 +111,12 @@ export async function runStart(script: string, args: string[], options: StartCom
     reloadOnSighup: true,
     upgradeOnSigusr2: true,
     register: options.register !== false,
-  });
+    output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
+    ...(options.syntax ? { commandSyntax: options.syntax } : {}),
+    });
+  } catch (error) {
+    throw await withStderrTail(error as Error, relay);
+  }
   supervisor.on('listening', ({ slot, pid, port }) => say('listening', { slot, pid, port }));
   supervisor.on('exit', ({ slot, pid, code, signal, expected }) => {
     if (!expected) say('exit', { slot, pid, code, signal });
@@ -96,12 +124,12 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
   supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
-  supervisor.on('reload', ({ pids }) => say('reload', { pids: pids.join(',') }));
+  supervisor.on('reload', (event: { pids: number[] }) => say('reload', { ...event }));
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
   supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));
   supervisor.on('shutdown', ({ signal }) => say('shutdown', { pid: process.pid, signal }));
-  supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid).join(',') }));
+  supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid) }));
   if (checked.pidFile) {
     const file = checked.pidFile;
     writePidFile(file);
@@ -110,8 +138,8 @@ export async function runStart(script: string, args: string[], options: StartCom
   say('ready', {
     pid: process.pid,
     mode: supervisor.plan.mode,
-    workers: supervisor.pids.join(','),
-    ports: supervisor.ports.join(','),
+    workers: supervisor.pids,
+    ports: supervisor.ports,
     ...(supervisor.healthPort === undefined ? {} : { health: supervisor.healthPort }),
   });
   return supervisor;

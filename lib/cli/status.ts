@@ -76,8 +76,8 @@ function childrenOf(pid: number, procRoot: string): number[] {
 }
 
 /** The loopback-reachable listeners `pid` holds and none of its children does: its health server. */
-export function healthCandidates(pid: number, procRoot = '/proc'): Listener[] {
-  if (!fs.existsSync(path.join(procRoot, String(pid)))) throw new UsageError(`reuseport status: no process ${pid} is running`);
+export function healthCandidates(pid: number, procRoot = '/proc', command = 'status'): Listener[] {
+  if (!fs.existsSync(path.join(procRoot, String(pid)))) throw new UsageError(`reuseport ${command}: no process ${pid} is running`);
   const own = socketInodes(pid, procRoot);
   for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodes(child, procRoot)) own.delete(inode);
   const all = [...parseListeners(read(path.join(procRoot, 'net', 'tcp')), 4), ...parseListeners(read(path.join(procRoot, 'net', 'tcp6')), 6)];
@@ -85,19 +85,20 @@ export function healthCandidates(pid: number, procRoot = '/proc'): Listener[] {
 }
 
 /** The pid a pid file names. */
-export function readPidFile(file: string): number {
+export function readPidFile(file: string, command = 'status'): number {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new UsageError(`reuseport status: cannot read the pid file ${path.resolve(file)}`);
+    throw new UsageError(`reuseport ${command}: cannot read the pid file ${path.resolve(file)}`);
   }
   const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`reuseport status: the pid file ${path.resolve(file)} holds no pid`);
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`reuseport ${command}: the pid file ${path.resolve(file)} holds no pid`);
   return pid;
 }
 
-function getStatus(host: string, port: number, timeoutMs = 3_000): Promise<StatusReport | undefined> {
+/** GET /status on host:port: the report, or undefined when nothing (or no reuseport health server) answers. */
+export function getStatus(host: string, port: number, timeoutMs = 3_000): Promise<StatusReport | undefined> {
   return new Promise((resolve) => {
     const request = http.get({ host, port, path: '/status', agent: false, timeout: timeoutMs }, (response) => {
       let body = '';
@@ -117,20 +118,25 @@ function getStatus(host: string, port: number, timeoutMs = 3_000): Promise<Statu
   });
 }
 
-/** Asks the supervisor for its status. */
-export async function fetchStatus(target: StatusTarget): Promise<StatusReport> {
+/** Finds the supervisor's health server and asks it for its status. */
+export async function findHealth(target: StatusTarget, command = 'status'): Promise<{ host: string; port: number; report: StatusReport }> {
   if ('healthPort' in target) {
     const report = await getStatus(target.healthHost, target.healthPort);
-    if (!report) throw new UsageError(`reuseport status: no reuseport health server answers GET /status on ${target.healthHost}:${target.healthPort}`);
-    return report;
+    if (!report) throw new UsageError(`reuseport ${command}: no reuseport health server answers GET /status on ${target.healthHost}:${target.healthPort}`);
+    return { host: target.healthHost, port: target.healthPort, report };
   }
-  for (const candidate of healthCandidates(target.pid)) {
+  for (const candidate of healthCandidates(target.pid, '/proc', command)) {
     const report = await getStatus(candidate.address, candidate.port);
-    if (report?.pid === target.pid) return report;
+    if (report?.pid === target.pid) return { host: candidate.address, port: candidate.port, report };
   }
   throw new UsageError(
-    `reuseport status: process ${target.pid} serves no health server (is it \`reuseport start\` or a startCluster({ health }) supervisor?)`,
+    `reuseport ${command}: process ${target.pid} serves no health server (is it \`reuseport start\` or a startCluster({ health }) supervisor?)`,
   );
+}
+
+/** Asks the supervisor for its status. */
+export async function fetchStatus(target: StatusTarget): Promise<StatusReport> {
+  return (await findHealth(target)).report;
 }
 
 /** How long a process has run (ms), from its start time in /proc; undefined where unknown. */
@@ -155,11 +161,15 @@ export function formatDuration(ms: number | undefined): string {
   return `${s}s`;
 }
 
-/** The report with uptimes added (what --json prints). */
-export function withUptimes(report: StatusReport, uptime: (pid: number | undefined) => number | undefined = processUptimeMs) {
+/**
+ * The report with uptimes added (what --json prints): the process's, the service's (since its first
+ * supervisor started, across upgrades; undefined from a supervisor that does not say) and each worker's.
+ */
+export function withUptimes(report: StatusReport, uptime: (pid: number | undefined) => number | undefined = processUptimeMs, now = Date.now()) {
   return {
     ...report,
     uptimeMs: uptime(report.pid),
+    serviceUptimeMs: typeof report.serviceStartedAt === 'number' ? Math.max(0, now - report.serviceStartedAt) : undefined,
     slots: report.slots.map((slot) => ({ ...slot, uptimeMs: uptime(slot.pid) })),
   };
 }
@@ -169,7 +179,7 @@ export function formatStatus(status: ReturnType<typeof withUptimes>): string {
   const { plan, counts } = status;
   const state = status.shuttingDown ? 'shutting down' : status.ready ? 'ready' : 'not ready (a slot is served by another worker)';
   const lines = [
-    `reuseport pid ${status.pid}, up ${formatDuration(status.uptimeMs)}: ${state}`,
+    `reuseport pid ${status.pid}, up ${formatDuration(status.uptimeMs)} (the service ${formatDuration(status.serviceUptimeMs)}): ${state}`,
     `mode ${plan.mode} (${plan.backend}), port${status.ports.length === 1 ? '' : 's'} ${status.ports.join(', ') || '-'}; restarts ${counts.restarts}, reloads ${counts.reloads}, upgrades ${counts.upgrades}`,
     '',
   ];

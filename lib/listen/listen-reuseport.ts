@@ -12,6 +12,7 @@ import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, li
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from '../plan/plan';
 import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from '../cluster/primary-link';
+import { type ExclusiveContext, exclusiveAdvice } from './exclusive-advice';
 import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
 import type { ListenResult } from '../types';
 
@@ -93,13 +94,11 @@ export function decide(mode: ModeChoice, edges: Pick<ListenEdges, 'facts' | 'isW
   return plan;
 }
 
-// What a lone listener should be told when its port is taken.
-function explainExclusive(plan: Plan): (error: Error) => Error {
+// What a lone listener should be told when its port is taken: why it listens alone, and the fix.
+function explainExclusive(context: ExclusiveContext): (error: Error) => Error {
   return (error) => {
     if ((error as { code?: string }).code === 'EADDRINUSE') {
-      error.message +=
-        ` (this process listens in 'exclusive' mode, so it cannot share the port: ${plan.reasons[0] ?? ''} ` +
-        'Stop the process that holds the port, or run every process as a worker of one cluster primary that calls setupPrimary().)';
+      error.message += ` (${exclusiveAdvice(context)}.)`;
       return error;
     }
     return explainListenError(error);
@@ -163,7 +162,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
       await listenWithNode(job, {});
       return plan;
     case 'exclusive':
-      await listenWithNode(job, { exclusive: true }, explainExclusive(plan));
+      await listenWithNode(job, { exclusive: true }, explainExclusive({ facts: edges.facts, primaryPid: edges.sharedPlan?.primaryPid }));
       return plan;
   }
 }

@@ -27,7 +27,8 @@ import { SystemdLink } from './deploy/systemd-link';
 import { Upgrades } from './deploy/upgrade';
 import { readHandedKey, reportToPredecessor } from './deploy/successor';
 import { HealthServer } from './fleet/health';
-import { GracefulShutdown } from './fleet/shutdown';
+import { OutcomeLog } from './fleet/outcomes';
+import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
 import { TicketKeys } from './fleet/ticket-keys';
 import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
 import { type Slot, WorkerSlots } from './slots/worker-slots';
@@ -52,6 +53,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #shutdown: GracefulShutdown;
   readonly #health: HealthServer | undefined;
   readonly #counts = { restarts: 0, reloads: 0, upgrades: 0 };
+  /** When the service began: now, or (a successor) when its first supervisor did. */
+  #serviceStartedAt = Date.now();
+  readonly #outcomes = new OutcomeLog();
   /** The predecessor's health socket (an upgrade): served on if it is on our health port, else closed. */
   #handedHealthFd: number | undefined;
   #healthPort: number | undefined;
@@ -120,6 +124,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       shutDown: (closeSockets) => this.#shutDown(closeSockets),
       healthFd: () => this.#health?.fd,
       ticketKey: () => this.#ticketKeys?.current,
+      notes: () => ({ counts: { ...this.#counts }, serviceStartedAt: this.#serviceStartedAt, ...(settings.commandSyntax ? { commandSyntax: settings.commandSyntax } : {}) }),
     });
     this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
     this.#shutdown = new GracefulShutdown({
@@ -140,8 +145,11 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
           counts: () => ({ ...this.#counts }),
           plan: () => this.plan,
           ports: () => this.ports,
+          outcomes: () => this.#outcomes.last,
+          serviceStartedAt: () => this.#serviceStartedAt,
         })
       : undefined;
+    this.#outcomes.watch(this);
     this.on('exit', (exit: WorkerExit) => {
       if (!exit.expected) this.#counts.restarts += 1;
     });
@@ -172,6 +180,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     // From here every inherited fd is the slot sockets' (closed by close(), or by adopt on failure).
     this.#addReasons(this.#sockets.adopt(handover.sockets, `pid ${handover.from} (an upgrade)`));
     this.#handedHealthFd = handover.health;
+    // The service goes on: its counts (this upgrade too) and its start (none told: 0.1's predecessor).
+    Object.assign(this.#counts, handover.counts);
+    this.#counts.upgrades += 1;
+    if (handover.serviceStartedAt !== undefined) this.#serviceStartedAt = handover.serviceStartedAt;
   }
 
   /** Takes the slot sockets systemd passed back (its fd store, or a socket unit). */
@@ -340,7 +352,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#closing = this.#workers.stopAll().then((result) => {
       closeSockets();
       this.#board?.close();
-      this.#health?.close();
+      this.#health?.close(result, shutdownExitCode(result));
       // Last: a second shutdown signal during the drain still ends it at once.
       this.#shutdown.uninstall();
       return result;
@@ -387,8 +399,9 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register) });
+    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
+    if (settings.onFork) supervisor.on('fork', settings.onFork);
     try {
       adopting = handover !== undefined;
       if (handover) {

@@ -4,10 +4,14 @@ import os from 'node:os';
 import { loadBinding } from '../../binding';
 import { badPort, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../../errors';
 import type { Plan } from '../../plan/plan';
-import type { StartClusterOptions } from './types';
+import type { ForkEvent, StartClusterOptions } from './types';
 
 /** startCluster's options with every default resolved. */
-export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env' | 'health' | 'shutdownSignals'>> & {
+export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env' | 'health' | 'shutdownSignals' | 'commandSyntax' | 'output'>> & {
+  commandSyntax?: string;
+  /** 'pipe': each worker's stdout and stderr are pipes, handed to `onFork`. */
+  output: 'inherit' | 'pipe';
+  onFork?: (event: ForkEvent) => void;
   env: Record<string, string>;
   health: { port: number; host: string } | undefined;
   shutdownSignals: NodeJS.Signals[];
@@ -56,6 +60,17 @@ function optionalBoolean(value: unknown, name: string): boolean {
   return value;
 }
 
+function output(value: unknown): 'inherit' | 'pipe' {
+  if (value === undefined || value === 'inherit') return 'inherit';
+  if (typeof value !== 'function') throw invalidArgType('options.output', "'inherit' or a function", value);
+  return 'pipe';
+}
+
+function commandSyntax(value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.length > 64) throw invalidArgType('options.commandSyntax', 'a string of 1 to 64 characters', value);
+  return value;
+}
+
 /** Checks startCluster's options (coded errors, before any side effect) and fills in the defaults. */
 export function resolveSettings(options: StartClusterOptions): SupervisorSettings {
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
@@ -83,6 +98,9 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     ticketKeyRotationMs: rotation(options.ticketKeyRotationMs),
     env: { ...options.env },
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
+    output: output(options.output),
+    ...(typeof options.output === 'function' ? { onFork: options.output } : {}),
+    ...(options.commandSyntax === undefined ? {} : { commandSyntax: commandSyntax(options.commandSyntax) }),
   };
 }
 

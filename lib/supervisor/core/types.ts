@@ -10,6 +10,14 @@ export interface SteeringState {
   reason: string;
 }
 
+/** The 'fork' event: a worker was forked for a slot; with `output: 'pipe'`, its stdout and stderr. */
+export interface ForkEvent {
+  slot: number;
+  pid: number;
+  stdout: import('node:stream').Readable | null;
+  stderr: import('node:stream').Readable | null;
+}
+
 /** Options of startCluster. */
 export interface StartClusterOptions {
   /** The worker script; it calls listenReusePort as usual. */
@@ -20,6 +28,18 @@ export interface StartClusterOptions {
   mode?: ModeChoice;
   /** Arguments for the worker script. */
   args?: string[];
+  /**
+   * The workers' stdout and stderr: 'inherit' (default), this process's own; or a function, which
+   * gets a pipe of each for every worker as it is forked ({ slot, pid, stdout, stderr }, also the
+   * 'fork' event) and must read them (it may pause them: a full pipe blocks the worker's writes, as
+   * a stalled terminal would).
+   */
+  output?: 'inherit' | ((event: ForkEvent) => void);
+  /**
+   * How this process's command line is to be read, told to an upgrade's successor in the hand-over
+   * (a runner that reruns its command line reads it so). The `reuseport` runner sets it; default none.
+   */
+  commandSyntax?: string;
   /** Extra environment for the workers. */
   env?: Record<string, string>;
   /**

@@ -26,8 +26,18 @@ export interface HandedSocket {
   group: string | false;
 }
 
+/** What the predecessor tells of the service besides its sockets (a predecessor of 0.1 tells none of it). */
+export interface HandoverNotes {
+  /** How the predecessor's command line is to be read (startCluster's `commandSyntax`), for a runner that reruns it. */
+  commandSyntax?: string;
+  /** The service's counts so far; the successor goes on from them (and counts this upgrade). */
+  counts?: { restarts: number; reloads: number; upgrades: number };
+  /** When the service began (ms since the epoch). */
+  serviceStartedAt?: number;
+}
+
 /** What the successor finds in HANDOVER_ENV. */
-export interface Handover {
+export interface Handover extends HandoverNotes {
   /** The predecessor's pid. */
   from: number;
   /** The fd of the readiness channel: the successor writes one JSON line there once every slot listens. */
@@ -67,6 +77,16 @@ export function parseHandover(text: string): Handover {
     if (!isFd(fd) || fds.has(fd)) throw handoverError(`"${field}" must be an unused fd >= 3, not ${JSON.stringify(fd)}`);
     fds.add(fd);
   }
+  if (value.commandSyntax !== undefined && (typeof value.commandSyntax !== 'string' || value.commandSyntax.length > 64)) {
+    throw handoverError('"commandSyntax" must be a string of at most 64 characters');
+  }
+  const counts = value.counts as Record<string, unknown> | undefined;
+  if (counts !== undefined && (typeof counts !== 'object' || counts === null || !['restarts', 'reloads', 'upgrades'].every((key) => Number.isSafeInteger(counts[key]) && (counts[key] as number) >= 0))) {
+    throw handoverError('"counts" must hold restarts, reloads and upgrades as counts');
+  }
+  if (value.serviceStartedAt !== undefined && !(Number.isSafeInteger(value.serviceStartedAt) && (value.serviceStartedAt as number) > 0)) {
+    throw handoverError('"serviceStartedAt" must be a time in ms since the epoch');
+  }
   const places = new Set<string>();
   const sockets = value.sockets.map((entry: Partial<HandedSocket>, index) => {
     const where = `socket ${index}`;
@@ -89,6 +109,9 @@ export function parseHandover(text: string): Handover {
     sockets,
     ...(value.health === undefined ? {} : { health: value.health }),
     ...(value.keys === undefined ? {} : { keys: value.keys }),
+    ...(value.commandSyntax === undefined ? {} : { commandSyntax: value.commandSyntax }),
+    ...(value.counts === undefined ? {} : { counts: { restarts: value.counts.restarts, reloads: value.counts.reloads, upgrades: value.counts.upgrades } }),
+    ...(value.serviceStartedAt === undefined ? {} : { serviceStartedAt: value.serviceStartedAt }),
   };
 }
 

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgType, nodeError } from '../../errors';
-import { HANDOVER_ENV, type HandedSocket, type Handover } from './handover';
+import { HANDOVER_ENV, type HandedSocket, type Handover, type HandoverNotes } from './handover';
 
 /** The readiness channel's fd in the successor. */
 const READY_FD = 3;
@@ -47,12 +47,14 @@ export function startSuccessor(
   readyTimeoutMs: number,
   healthFd?: number,
   ticketKey?: Buffer,
+  notes: HandoverNotes = {},
 ): Successor {
   const [file, ...args] = command as [string, ...string[]];
   const inherited = [...sockets.map((socket) => socket.sourceFd), ...(healthFd === undefined ? [] : [healthFd])];
   // After the inherited fds: a pipe that carries the ticket key, written once and closed.
   const keysFd = READY_FD + 1 + inherited.length;
   const handover: Handover = {
+    ...notes,
     from: process.pid,
     ready: READY_FD,
     sockets: sockets.map(({ sourceFd: _, ...socket }, index) => ({ ...socket, fd: READY_FD + 1 + index })),

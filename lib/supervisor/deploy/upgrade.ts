@@ -4,6 +4,7 @@
 import { invalidArgType, modeUnsupported, nodeError } from '../../errors';
 import type { Plan } from '../../plan/plan';
 import { positiveInteger } from '../core/settings';
+import type { HandoverNotes } from './handover';
 import type { HandoverSlotSockets } from './slot-handover';
 import { checkCommand, ownCommand, startSuccessor } from './successor';
 import type { UpgradeEvent, UpgradeOptions } from '../core/types';
@@ -21,6 +22,8 @@ export interface UpgradeHost {
   healthFd(): number | undefined;
   /** The TLS ticket key, handed over through a pipe (never the environment) so sessions resume on the successor. */
   ticketKey(): Buffer | undefined;
+  /** What the successor is told of the service: its counts, its start, how the command line is read. */
+  notes(): HandoverNotes;
 }
 
 /** The upgrades of one supervisor. */
@@ -60,7 +63,7 @@ export class Upgrades {
   }
 
   async #run(command: string[], readyTimeoutMs: number, sockets: HandoverSlotSockets, exit: boolean): Promise<UpgradeEvent> {
-    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd(), this.#host.ticketKey());
+    const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd(), this.#host.ticketKey(), this.#host.notes());
     try {
       await successor.ready;
     } catch (error) {

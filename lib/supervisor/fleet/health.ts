@@ -2,7 +2,9 @@
 // GET /ready: 200 while every slot is served by its own worker and no shutdown has begun, else 503,
 // with a JSON body per slot; GET /live: 200 while the supervisor's event loop runs; GET /metrics:
 // the Prometheus text format (prom-client, loaded only when the server is asked for); GET /status:
-// the supervisor's pid, plan, ports, counts and every slot's figures, as JSON (`reuseport status`).
+// the supervisor's pid, plan, ports, counts, start times, the last reload's and upgrade's outcomes and
+// every slot's figures, as JSON (`reuseport status`); GET /exit: held open until the supervisor has
+// stopped its workers, then answered with what the drain cut (`reuseport stop`).
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
@@ -10,7 +12,8 @@ import { loadBinding } from '../../binding';
 import { type SystemError, systemError } from '../../errors';
 import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
-import type { SlotStats } from '../core/types';
+import type { ShutdownResult, SlotStats } from '../core/types';
+import type { Outcomes } from './outcomes';
 
 /** What the health server reports, read at each request. */
 export interface HealthSource {
@@ -20,6 +23,18 @@ export interface HealthSource {
   counts(): { restarts: number; reloads: number; upgrades: number };
   plan(): Plan;
   ports(): number[];
+  outcomes(): Outcomes;
+  /** When the service began (ms since the epoch): the first supervisor's start, carried across upgrades. */
+  serviceStartedAt(): number;
+}
+
+/** GET /exit's answer: the end of the shutdown's drain, just before the process exits. */
+export interface ExitReport {
+  pid: number;
+  cut: number;
+  killed: number[];
+  /** The exit status a graceful shutdown ends with (1 when the drain cut connections or killed a worker). */
+  exitCode: number;
 }
 
 /** GET /status: what `reuseport status` shows. */
@@ -29,17 +44,28 @@ export interface StatusReport {
   shuttingDown: boolean;
   plan: Plan;
   ports: number[];
+  /** Across upgrades: a successor goes on from its predecessor's counts (upgrades included). */
   counts: { restarts: number; reloads: number; upgrades: number };
+  /** When this process started, and when the service did (its first supervisor; ms since the epoch). */
+  startedAt: number;
+  serviceStartedAt: number;
+  /** The last reload's and upgrade's outcomes. */
+  last: Outcomes;
   slots: SlotStats[];
 }
 
 type PromClient = typeof import('prom-client');
+
+/** When this process started (ms since the epoch). */
+const STARTED_AT = Math.round(performance.timeOrigin);
 
 /** The health server of one supervisor. */
 export class HealthServer {
   readonly #server: http.Server;
   readonly #source: HealthSource;
   #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
+  /** GET /exit requests waiting for the end of the drain. */
+  readonly #exitWaiters = new Set<http.ServerResponse>();
 
   constructor(source: HealthSource) {
     this.#source = source;
@@ -78,7 +104,14 @@ export class HealthServer {
     });
   }
 
-  close(): void {
+  /** Stops serving; `result` (a shutdown's drain) answers the GET /exit requests that wait. */
+  close(result?: ShutdownResult, exitCode = 0): void {
+    const report: ExitReport | undefined = result && { pid: process.pid, cut: result.cut, killed: result.killed, exitCode };
+    for (const response of this.#exitWaiters) {
+      if (report) response.end(`${JSON.stringify(report)}\n`);
+      else response.destroy();
+    }
+    this.#exitWaiters.clear();
     this.#server.close();
     this.#server.closeAllConnections();
   }
@@ -100,9 +133,17 @@ export class HealthServer {
         plan: source.plan(),
         ports: source.ports(),
         counts: source.counts(),
+        startedAt: STARTED_AT,
+        serviceStartedAt: source.serviceStartedAt(),
+        last: source.outcomes(),
         slots: source.stats(),
       };
       this.#json(response, 200, report);
+    } else if (path === '/exit' && request.method === 'GET') {
+      // The head at once: the caller then knows its request is held before it signals the supervisor.
+      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).flushHeaders();
+      this.#exitWaiters.add(response);
+      response.on('close', () => this.#exitWaiters.delete(response));
     } else if (path === '/live') {
       this.#json(response, 200, { live: true });
     } else if (path === '/metrics') {
@@ -111,7 +152,7 @@ export class HealthServer {
         (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else {
-      this.#json(response, 404, { error: 'not found: GET /ready, /live, /metrics or /status' });
+      this.#json(response, 404, { error: 'not found: GET /ready, /live, /metrics, /status or /exit' });
     }
   }
 

@@ -6,6 +6,23 @@ import { invalidArgType } from '../../errors';
 import { positiveInteger } from '../core/settings';
 import type { ShutdownOptions, ShutdownResult } from '../core/types';
 
+/** The exit status of a graceful shutdown: 1 when its drain cut connections or had to kill a worker. */
+export function shutdownExitCode(result: ShutdownResult): number {
+  return result.cut > 0 || result.killed.length > 0 ? 1 : 0;
+}
+
+/**
+ * How soon after a SIGINT a second one is the same Ctrl-C told twice: the terminal signals its whole
+ * foreground process group, and npx (or another wrapper in that group) forwards its copy a few ms
+ * later. A person pressing Ctrl-C again takes longer than this.
+ */
+export const ECHO_MS = 150;
+
+/** Whether a second signal is another copy of the first (pure): a SIGINT within ECHO_MS of a SIGINT. */
+export function isEcho(first: { signal: NodeJS.Signals; at: number } | undefined, signal: NodeJS.Signals, at: number): boolean {
+  return first !== undefined && first.signal === signal && at - first.at < ECHO_MS;
+}
+
 /** What a shutdown needs of the supervisor. */
 export interface ShutdownHost {
   readonly signals: NodeJS.Signals[];
@@ -22,7 +39,11 @@ export interface ShutdownHost {
 export class GracefulShutdown {
   readonly #host: ShutdownHost;
   #running: Promise<ShutdownResult> | undefined;
+  #first: { signal: NodeJS.Signals; at: number } | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => {
+    const at = performance.now();
+    if (isEcho(this.#first, signal, at)) return;
+    this.#first ??= { signal, at };
     if (this.#running) {
       // The second signal: whoever sent it does not want to wait.
       process.stderr.write(`reuseport: ${signal} again during the shutdown: stopping at once\n`);
@@ -75,7 +96,7 @@ export class GracefulShutdown {
       const killed = result.killed.length > 0 ? `; worker(s) ${result.killed.join(', ')} did not finish and were killed` : '';
       process.stderr.write(`reuseport: the shutdown cut ${result.cut} connection(s) still open after drainTimeoutMs (${this.#host.drainTimeoutMs} ms)${killed}\n`);
     }
-    if (exit) process.exit(result.cut > 0 || result.killed.length > 0 ? 1 : 0);
+    if (exit) process.exit(shutdownExitCode(result));
     return result;
   }
 }

@@ -8,7 +8,7 @@ import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { WorkerExit } from '../core/types';
+import type { ForkEvent, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 
@@ -89,6 +89,7 @@ export class WorkerSlots {
       [SUPERVISOR_ENV]: String(process.pid),
     });
     if (progress) this.#board?.bind(worker, progress.cell);
+    this.#hooks.emit('fork', { slot: slot.index, pid: worker.process.pid ?? 0, stdout: worker.process.stdout, stderr: worker.process.stderr } satisfies ForkEvent);
     this.#slotOf.set(worker, slot.index);
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
     this.#pin(worker, slot);

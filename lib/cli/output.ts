@@ -1,0 +1,200 @@
+// The workers' output under `reuseport start`: passed through untouched (each worker writes to the
+// runner's own stdout and stderr: no pipe at all), or read from a pipe per worker and written line by
+// line, prefixed with `[slot pid]`, or as one JSON object per line ({ event: 'output', slot, pid,
+// stream, line }). Read lines are written with fs.write on the thread pool, never with a blocking
+// write on the event loop: a stalled reader of the runner's stdout stops the writes, not the
+// supervisor. Past a bound the workers' pipes are paused, so a worker then blocks on its own write,
+// as it would on an inherited stdout whose reader stalls.
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { ForkEvent } from '../supervisor/core/types';
+import { formatEvent } from './lines';
+
+export type OutputMode = 'raw' | 'prefix' | 'json';
+
+/** The mode (pure): --no-prefix-output raw; --json objects; --prefix-output, or a terminal, prefixed; else raw. */
+export function outputMode(options: { json?: boolean; prefixOutput?: boolean }, stdoutIsTerminal: boolean): OutputMode {
+  if (options.prefixOutput === false) return 'raw';
+  if (options.json) return 'json';
+  return options.prefixOutput === true || stdoutIsTerminal ? 'prefix' : 'raw';
+}
+
+/** One line as written (pure): `[slot pid] line` or a JSON object. */
+export function formatOutput(mode: 'prefix' | 'json', slot: number, pid: number, stream: 'stdout' | 'stderr', line: string): string {
+  return mode === 'json' ? formatEvent('output', { slot, pid, stream, line }, true) : `[${slot} ${pid}] ${line}\n`;
+}
+
+/** Bytes queued for a descriptor past which the workers' pipes are paused. */
+export const HIGH_WATER = 1 << 20;
+/** A line longer than this is cut into pieces of this length. */
+export const MAX_LINE = 64 * 1024;
+
+/** Writes to a descriptor off the event loop (fs.write on the thread pool), one write at a time. */
+export class FdWriter {
+  readonly #fd: number;
+  #queue: Buffer[] = [];
+  #queued = 0;
+  #busy = false;
+  #broken = false;
+  readonly #onDrain: () => void;
+
+  constructor(fd: number, onDrain: () => void) {
+    this.#fd = fd;
+    this.#onDrain = onDrain;
+  }
+
+  /** Queues text; false once the queue is past HIGH_WATER (the caller then pauses its sources). */
+  write(text: string): boolean {
+    if (this.#broken) return true;
+    const bytes = Buffer.from(text);
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (!this.#busy) this.#pump();
+    return this.#queued < HIGH_WATER;
+  }
+
+  get queued(): number {
+    return this.#queued;
+  }
+
+  #pump(): void {
+    if (this.#queue.length === 0) {
+      this.#busy = false;
+      this.#onDrain();
+      return;
+    }
+    this.#busy = true;
+    const chunk = this.#queue.length === 1 ? (this.#queue[0] as Buffer) : Buffer.concat(this.#queue);
+    this.#queue = [chunk];
+    fs.write(this.#fd, chunk, 0, chunk.length, null, (error, written) => {
+      if (error) {
+        // A non-blocking descriptor that is full: try again shortly. Any other error (EPIPE: the
+        // reader is gone): the output has nowhere to go, so it is dropped rather than held.
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+          setTimeout(() => this.#pump(), 10).unref();
+          return;
+        }
+        this.#broken = true;
+        this.#queue = [];
+        this.#queued = 0;
+        this.#busy = false;
+        this.#onDrain();
+        return;
+      }
+      this.#queued -= written;
+      const rest = chunk.subarray(written);
+      this.#queue.shift();
+      if (rest.length > 0) this.#queue.unshift(rest);
+      this.#pump();
+    });
+  }
+
+  /** At exit: what is still queued, written at once (a full descriptor drops it). */
+  flushSync(): void {
+    if (this.#busy || this.#broken) return;
+    try {
+      for (const chunk of this.#queue) fs.writeSync(this.#fd, chunk);
+    } catch {
+      // nowhere to go
+    }
+    this.#queue = [];
+  }
+}
+
+/** How many of a worker's last stderr lines are kept, for the message if it dies before it listens. */
+export const TAIL_LINES = 40;
+const TAILS_KEPT = 64;
+
+/** Reads the workers' pipes and writes their lines, prefixed or as JSON; keeps each one's stderr tail. */
+export class OutputRelay {
+  readonly #mode: 'prefix' | 'json';
+  readonly #out: FdWriter;
+  readonly #err: FdWriter;
+  readonly #sources = new Set<Readable>();
+  readonly #tails = new Map<number, string[]>();
+  readonly #ended = new Map<number, Promise<void>>();
+  #paused = false;
+
+  constructor(mode: 'prefix' | 'json', stdoutFd = 1, stderrFd = 2) {
+    this.#mode = mode;
+    const drained = () => this.#resume();
+    this.#out = new FdWriter(stdoutFd, drained);
+    // JSON: every line is an object on stdout, whichever stream the worker wrote it to.
+    this.#err = mode === 'json' ? this.#out : new FdWriter(stderrFd, drained);
+    process.on('exit', () => {
+      this.#out.flushSync();
+      this.#err.flushSync();
+    });
+  }
+
+  /** A worker was forked: its pipes are read from now on. */
+  add({ slot, pid, stdout, stderr }: ForkEvent): void {
+    const ends: Promise<void>[] = [];
+    for (const [stream, source] of [['stdout', stdout], ['stderr', stderr]] as const) {
+      if (!source) continue;
+      ends.push(new Promise((resolve) => source.once('close', () => resolve())));
+      this.#read(slot, pid, stream, source);
+    }
+    this.#ended.set(pid, Promise.all(ends).then(() => undefined));
+  }
+
+  /** The worker's last stderr lines, once its pipes closed (waits at most `waitMs`). */
+  async tail(pid: number, waitMs = 1_000): Promise<string[]> {
+    const ended = this.#ended.get(pid);
+    if (ended) await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
+    return this.#tails.get(pid) ?? [];
+  }
+
+  #read(slot: number, pid: number, stream: 'stdout' | 'stderr', source: Readable): void {
+    const writer = stream === 'stdout' ? this.#out : this.#err;
+    let partial = '';
+    const emit = (line: string) => {
+      if (stream === 'stderr') this.#keep(pid, line);
+      if (!writer.write(formatOutput(this.#mode, slot, pid, stream, line))) this.#pause();
+    };
+    source.setEncoding('utf8');
+    this.#sources.add(source);
+    if (this.#paused) source.pause();
+    source.on('data', (chunk: string) => {
+      partial += chunk;
+      let end = partial.indexOf('\n');
+      while (end >= 0) {
+        emit(partial.slice(0, end).replace(/\r$/, ''));
+        partial = partial.slice(end + 1);
+        end = partial.indexOf('\n');
+      }
+      while (partial.length >= MAX_LINE) {
+        emit(partial.slice(0, MAX_LINE));
+        partial = partial.slice(MAX_LINE);
+      }
+    });
+    source.on('error', () => undefined);
+    source.once('close', () => {
+      if (partial) emit(partial);
+      this.#sources.delete(source);
+    });
+  }
+
+  #keep(pid: number, line: string): void {
+    let tail = this.#tails.get(pid);
+    if (!tail) {
+      tail = [];
+      this.#tails.set(pid, tail);
+      if (this.#tails.size > TAILS_KEPT) this.#tails.delete(this.#tails.keys().next().value as number);
+    }
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    for (const source of this.#sources) source.pause();
+  }
+
+  #resume(): void {
+    if (!this.#paused || this.#out.queued >= HIGH_WATER / 2 || this.#err.queued >= HIGH_WATER / 2) return;
+    this.#paused = false;
+    for (const source of this.#sources) source.resume();
+  }
+}

@@ -1,0 +1,92 @@
+// `reuseport` run as a user runs it: the built CLI (dist/cli/main.js) in a child process, its lines
+// read as they come (JSON objects with --json, else words), every pid it names kept to be killed.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { SeenProcesses } from './pids';
+
+export const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+/** A line the runner printed: its JSON object, or for a words line { event, text }. */
+export interface RunnerLine {
+  event: string;
+  text?: string;
+  [field: string]: unknown;
+}
+
+export interface Runner {
+  child: ChildProcess;
+  lines: RunnerLine[];
+  next(match: (line: RunnerLine) => boolean, after?: number, timeoutMs?: number): Promise<RunnerLine>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stdout(): string;
+  stderr(): string;
+}
+
+/** Starts `reuseport ...args`; the pids it names are added to `seen`. */
+export function startRunner(args: string[], seen: SeenProcesses, env: NodeJS.ProcessEnv = {}): Runner {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  seen.add(child.pid);
+  const lines: RunnerLine[] = [];
+  let all = '';
+  let partial = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8');
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => (stderr += chunk));
+  child.stdout?.on('data', (chunk: string) => {
+    all += chunk;
+    partial += chunk;
+    for (let end = partial.indexOf('\n'); end >= 0; end = partial.indexOf('\n')) {
+      const text = partial.slice(0, end);
+      partial = partial.slice(end + 1);
+      let line: RunnerLine;
+      try {
+        line = JSON.parse(text) as RunnerLine;
+      } catch {
+        line = { event: text.split(' ')[0] ?? '', text };
+      }
+      for (const key of ['pid', 'to']) if (typeof line[key] === 'number') seen.add(line[key] as number);
+      for (const key of ['workers', 'pids']) if (Array.isArray(line[key])) for (const pid of line[key] as number[]) seen.add(pid);
+      lines.push(line);
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const next = async (match: (line: RunnerLine) => boolean, after = 0, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = lines.slice(after).find(match);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no such line within ${timeoutMs} ms: ${all} ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  return { child, lines, next, exited, stdout: () => all, stderr: () => stderr };
+}
+
+/** `reuseport ...args` run to its end (bounded). */
+export function runCli(args: string[], timeoutMs = 60_000): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** `reuseport ...args` run to its end, asynchronously (the runner it talks to is this test's child). */
+export function runCliAsync(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A loopback port free right now (the kernel's pick, closed again). */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
