@@ -245,6 +245,9 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
     ['fd 1', JSON.stringify({ from: 1, ready: 3, sockets: [entry(1, 80)] }), /"fd" must be an unused fd >= 3/],
     ['one fd twice', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80), { ...entry(4, 80), slot: 1 }] }), /"fd" must be an unused fd/],
     ['port 0', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 0)] }), /"port" must be 1\.\.65535/],
+    ['counts that are not counts', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], counts: { restarts: 0, reloads: -1, upgrades: 0 } }), /"counts" must hold/],
+    ['a service start that is no time', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], serviceStartedAt: 'yesterday' }), /"serviceStartedAt" must be a time/],
+    ['a command syntax that is no string', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], commandSyntax: 2 }), /"commandSyntax" must be a string/],
   ])('malformed (%s): ERR_REUSEPORT_HANDOVER before anything starts', async (_name, text, message) => {
     process.env[HANDOVER_ENV] = text;
     await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message });

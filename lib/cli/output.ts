@@ -2,9 +2,10 @@
 // runner's own stdout and stderr: no pipe at all), or read from a pipe per worker and written line by
 // line, prefixed with `[slot pid]`, or as one JSON object per line ({ event: 'output', slot, pid,
 // stream, line }). Read lines are written with fs.write on the thread pool, never with a blocking
-// write on the event loop: a stalled reader of the runner's stdout stops the writes, not the
-// supervisor. Past a bound the workers' pipes are paused, so a worker then blocks on its own write,
-// as it would on an inherited stdout whose reader stalls.
+// write on the event loop (Node writes to a terminal or a file synchronously): a terminal that stops
+// reading stops the writes, not the supervisor. Past a bound the workers' pipes are paused; a worker
+// then buffers its writes in its own memory, as Node does for any stdout that is a pipe (on an
+// inherited terminal it would block instead). bench/output.mjs measures the cost.
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ForkEvent } from '../supervisor/core/types';
@@ -29,76 +30,92 @@ export const HIGH_WATER = 1 << 20;
 /** A line longer than this is cut into pieces of this length. */
 export const MAX_LINE = 64 * 1024;
 
-/** Writes to a descriptor off the event loop (fs.write on the thread pool), one write at a time. */
+/**
+ * Writes to a descriptor off the event loop (fs.write on the thread pool), one write at a time, so a
+ * terminal that stops reading (Ctrl-S, a paused pager) holds a pool thread, not the event loop: Node's
+ * own process.stdout writes to a terminal or a file synchronously.
+ */
 export class FdWriter {
   readonly #fd: number;
-  #queue: Buffer[] = [];
+  #pending: Buffer[] = [];
+  #inFlight: Buffer | undefined;
   #queued = 0;
-  #busy = false;
   #broken = false;
-  readonly #onDrain: () => void;
+  readonly #drained = new Set<() => void>();
 
-  constructor(fd: number, onDrain: () => void) {
+  constructor(fd: number) {
     this.#fd = fd;
-    this.#onDrain = onDrain;
+    process.on('exit', () => this.flushSync());
+  }
+
+  /** Called each time the queue has been written out. */
+  onDrain(listener: () => void): void {
+    this.#drained.add(listener);
   }
 
   /** Queues text; false once the queue is past HIGH_WATER (the caller then pauses its sources). */
   write(text: string): boolean {
     if (this.#broken) return true;
     const bytes = Buffer.from(text);
-    this.#queue.push(bytes);
+    this.#pending.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#busy) this.#pump();
+    this.#pump();
     return this.#queued < HIGH_WATER;
   }
 
+  /** Bytes not written yet. */
   get queued(): number {
     return this.#queued;
   }
 
   #pump(): void {
-    if (this.#queue.length === 0) {
-      this.#busy = false;
-      this.#onDrain();
+    if (this.#inFlight) return;
+    if (this.#pending.length === 0) {
+      for (const listener of this.#drained) listener();
       return;
     }
-    this.#busy = true;
-    const chunk = this.#queue.length === 1 ? (this.#queue[0] as Buffer) : Buffer.concat(this.#queue);
-    this.#queue = [chunk];
+    const chunk = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
+    this.#pending = [];
+    this.#inFlight = chunk;
     fs.write(this.#fd, chunk, 0, chunk.length, null, (error, written) => {
+      this.#inFlight = undefined;
       if (error) {
         // A non-blocking descriptor that is full: try again shortly. Any other error (EPIPE: the
         // reader is gone): the output has nowhere to go, so it is dropped rather than held.
         if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+          this.#pending.unshift(chunk);
           setTimeout(() => this.#pump(), 10).unref();
           return;
         }
         this.#broken = true;
-        this.#queue = [];
+        this.#pending = [];
         this.#queued = 0;
-        this.#busy = false;
-        this.#onDrain();
+        for (const listener of this.#drained) listener();
         return;
       }
       this.#queued -= written;
-      const rest = chunk.subarray(written);
-      this.#queue.shift();
-      if (rest.length > 0) this.#queue.unshift(rest);
+      if (written < chunk.length) this.#pending.unshift(chunk.subarray(written));
       this.#pump();
     });
   }
 
-  /** At exit: what is still queued, written at once (a full descriptor drops it). */
+  /** At exit: what is not yet handed to a write, written at once (an error drops it). */
   flushSync(): void {
-    if (this.#busy || this.#broken) return;
+    if (this.#broken) return;
     try {
-      for (const chunk of this.#queue) fs.writeSync(this.#fd, chunk);
+      for (const chunk of this.#pending) fs.writeSync(this.#fd, chunk);
     } catch {
       // nowhere to go
     }
-    this.#queue = [];
+    this.#pending = [];
   }
+}
+
+/** The runner's stdout, written off the event loop (its event lines and, relayed, the workers' output). */
+let stdoutWriter: FdWriter | undefined;
+export function runnerStdout(): FdWriter {
+  stdoutWriter ??= new FdWriter(1);
+  return stdoutWriter;
 }
 
 /** How many of a worker's last stderr lines are kept, for the message if it dies before it listens. */
@@ -117,14 +134,11 @@ export class OutputRelay {
 
   constructor(mode: 'prefix' | 'json', stdoutFd = 1, stderrFd = 2) {
     this.#mode = mode;
-    const drained = () => this.#resume();
-    this.#out = new FdWriter(stdoutFd, drained);
+    this.#out = stdoutFd === 1 ? runnerStdout() : new FdWriter(stdoutFd);
     // JSON: every line is an object on stdout, whichever stream the worker wrote it to.
-    this.#err = mode === 'json' ? this.#out : new FdWriter(stderrFd, drained);
-    process.on('exit', () => {
-      this.#out.flushSync();
-      this.#err.flushSync();
-    });
+    this.#err = mode === 'json' ? this.#out : new FdWriter(stderrFd);
+    this.#out.onDrain(() => this.#resume());
+    this.#err.onDrain(() => this.#resume());
   }
 
   /** A worker was forked: its pipes are read from now on. */

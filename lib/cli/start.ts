@@ -10,7 +10,7 @@ import type { ForkEvent, Supervisor } from '../supervisor/core/types';
 import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
 import { formatEvent } from './lines';
-import { OutputRelay, outputMode } from './output';
+import { OutputRelay, outputMode, runnerStdout } from './output';
 
 export { formatEvent } from './lines';
 
@@ -93,7 +93,9 @@ async function withStderrTail(error: Error, relay: OutputRelay | undefined): Pro
 export async function runStart(script: string, args: string[], options: StartCommandOptions): Promise<Supervisor> {
   const checked = checkStart(script, options);
   const json = options.json === true;
-  const say = (event: string, fields: Record<string, unknown> = {}) => process.stdout.write(formatEvent(event, fields, json));
+  // Off the event loop: a terminal that stops reading must not stop the supervisor.
+  const stdout = runnerStdout();
+  const say = (event: string, fields: Record<string, unknown> = {}) => stdout.write(formatEvent(event, fields, json));
   const mode = outputMode(options, process.stdout.isTTY === true);
   const relay = mode === 'raw' ? undefined : new OutputRelay(mode);
   let supervisor: Supervisor;
