@@ -104,7 +104,7 @@ describe('OutcomeLog', () => {
 });
 
 describe('isEcho and shutdownExitCode', () => {
-  const first = { signal: 'SIGINT' as const, at: 1_000 };
+  const first: { signal: NodeJS.Signals; at: number } = { signal: 'SIGINT', at: 1_000 };
   it.each<[typeof first | undefined, NodeJS.Signals, number, boolean]>([
     [undefined, 'SIGINT', 1_000, false],
     [first, 'SIGINT', 1_003, true],
