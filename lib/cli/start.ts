@@ -132,6 +132,11 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));
   supervisor.on('shutdown', ({ signal }) => say('shutdown', { pid: process.pid, signal }));
   supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid) }));
+  // The last line: how this runner ends (also after an upgrade: 0 once the successor serves).
+  process.on('exit', (code) => {
+    stdout.write(formatEvent('stopped', { pid: process.pid, code }, json));
+    stdout.flushSync();
+  });
   if (checked.pidFile) {
     const file = checked.pidFile;
     writePidFile(file);

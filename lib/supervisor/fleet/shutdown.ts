@@ -42,7 +42,10 @@ export class GracefulShutdown {
   #first: { signal: NodeJS.Signals; at: number } | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => {
     const at = performance.now();
-    if (isEcho(this.#first, signal, at)) return;
+    if (isEcho(this.#first, signal, at)) {
+      process.stderr.write(`reuseport: ${signal} again ${Math.round(at - (this.#first?.at ?? at))} ms after the first: the same one told twice (a wrapper such as npx forwarding it), not a second request\n`);
+      return;
+    }
     this.#first ??= { signal, at };
     if (this.#running) {
       // The second signal: whoever sent it does not want to wait.
