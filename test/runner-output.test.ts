@@ -139,3 +139,24 @@ describe('worker output', () => {
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
   });
 });
+
+describe('event lines', () => {
+  it("a worker killed is told by 'exit', and its replacement's 'listening' line says which pid it replaces (no 'recover')", async () => {
+    const port = await freePort();
+    const runner = startRunner(['start', app, '-i', '2', '--json'], seen, { PORT: String(port) });
+    const ready = await runner.next((line) => line.event === 'ready');
+    const [victim] = ready.workers as number[];
+    const at = runner.lines.length;
+    process.kill(victim as number, 'SIGKILL');
+    const exit = await runner.next((line) => line.event === 'exit', at);
+    expect(exit).toMatchObject({ slot: 0, pid: victim, code: null, signal: 'SIGKILL' });
+    const replaced = await runner.next((line) => line.event === 'listening' && line.slot === 0, at);
+    expect(replaced).toMatchObject({ slot: 0, port, replaces: victim });
+    seen.add(replaced.pid as number);
+    // Served by the replacement; then nothing says a stall ended.
+    expect(await fetchPath(port, '/pid')).toMatch(/^\d+$/);
+    runner.child.kill('SIGTERM');
+    expect(await runner.exited).toEqual({ code: 0, signal: null });
+    expect(runner.lines.filter((line) => line.event === 'recover' || line.event === 'stall')).toEqual([]);
+  });
+});

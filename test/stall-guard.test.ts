@@ -90,6 +90,22 @@ describe('StallGuard', () => {
     expect(slots.map((slot) => slot.accepted)).toEqual([5, 6]);
   });
 
+  it("a slot whose worker died is lent with no 'stall', and its replacement ends the loan with no 'recover'", () => {
+    const { stalls, slots, workers, events } = guard(80);
+    // Worker 100 dies: its slot has no worker until the replacement listens.
+    Object.assign(slots[0]!, { worker: undefined, ready: false });
+    stalls.forget(workers[0]!);
+    stalls.watch();
+    expect(stalls.lentTo(0)).toBe(workers[1]);
+    const replacement = fakeWorker(102);
+    Object.assign(slots[0]!, { worker: replacement, ready: true });
+    stalls.heard(replacement);
+    stalls.watch();
+    expect(stalls.lentTo(0)).toBeUndefined();
+    expect(events).toEqual([]);
+    expect(slots[0]!.stalls).toBe(0);
+  });
+
   it('with stall protection off (stallThresholdMs: 0) pings nobody', () => {
     const { stalls, slots, sent } = guard(0);
     stalls.waiting(slots[0]!);

@@ -119,9 +119,17 @@ export async function runStart(script: string, args: string[], options: StartCom
   } catch (error) {
     throw await withStderrTail(error as Error, relay);
   }
-  supervisor.on('listening', ({ slot, pid, port }) => say('listening', { slot, pid, port }));
+  // A worker that died: the one that next listens on its slot replaces it (said on its listening line).
+  const died = new Map<number, number>();
+  supervisor.on('listening', ({ slot, pid, port }) => {
+    const replaces = died.get(slot);
+    died.delete(slot);
+    say('listening', { slot, pid, port, ...(replaces === undefined ? {} : { replaces }) });
+  });
   supervisor.on('exit', ({ slot, pid, code, signal, expected }) => {
-    if (!expected) say('exit', { slot, pid, code, signal });
+    if (expected) return;
+    died.set(slot, pid);
+    say('exit', { slot, pid, code, signal });
   });
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));

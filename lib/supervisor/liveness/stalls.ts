@@ -23,6 +23,8 @@ export class StallGuard {
   /** Slot -> the worker it is lent to. */
   readonly #loans = new Map<number, Worker>();
   readonly #condemned = new WeakSet<Worker>();
+  /** Slots whose loan began with a 'stall' event: only they end with a 'recover' one. */
+  readonly #stalled = new Set<number>();
   #stallLimit: number;
 
   constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: (event: string, payload: unknown) => void) {
@@ -162,6 +164,7 @@ export class StallGuard {
       // A slot whose worker was listening and stopped answering is a stall; dead or starting is not.
       if (slot.ready && slot.worker && !slot.worker.isDead() && !this.#workers.isLeaving(slot.worker)) {
         slot.stalls += 1;
+        this.#stalled.add(slot.index);
         this.#emit('stall', { slot: slot.index, pid: slot.worker.process.pid, lentTo: borrower.process.pid } satisfies StallEvent);
       }
     }
@@ -173,7 +176,9 @@ export class StallGuard {
     if (slot.unservedSince !== undefined && slot.ready && this.#answers(slot.worker, now)) {
       const stalledMs = Math.round(now - slot.unservedSince);
       slot.unservedSince = undefined;
-      this.#emit('recover', { slot: slot.index, pid: slot.worker.process.pid, stalledMs } satisfies StallEvent);
+      // A slot lent while its worker was dead or starting is served again by a new worker: that
+      // is told by 'exit' and 'listening', not as the end of a stall that never was.
+      if (this.#stalled.delete(slot.index)) this.#emit('recover', { slot: slot.index, pid: slot.worker.process.pid, stalledMs } satisfies StallEvent);
     }
   }
 }
