@@ -63,7 +63,7 @@ async function groupRun(command: string, args: string[], cwd: string) {
 
 describe('Ctrl-C from a terminal', () => {
   it.each([
-    ['npx reuseport start', 'npx', (dir: string) => ['--no-install', 'reuseport', 'start', app, '-i', '2']],
+    ['npx reuseport start', 'npx', (_dir: string) => ['--no-install', 'reuseport', 'start', app, '-i', '2']],
     ['a wrapper that forwards SIGINT', process.execPath, (dir: string) => [path.join(dir, 'forward.js'), path.join(dir, 'node_modules', '.bin', 'reuseport'), 'start', app, '-i', '2']],
   ])('under %s: the runner drains and exits 0', async (_name, command, args) => {
     const dir = project();
