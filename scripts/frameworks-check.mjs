@@ -180,9 +180,9 @@ function keepRequesting(port, urlPath, maxMs, lanes = 4) {
   };
 }
 
-/** `reuseport start --workers 2 --json <script> [args]` in `cwd`, its JSON event lines collected. */
+/** `reuseport start --workers 2 --json <script> -- [args]` in `cwd`, its JSON event lines collected. */
 function startRunner(script, args, cwd, env) {
-  const child = spawn(process.execPath, [cli, 'start', '--workers', '2', '--json', script, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'start', '--workers', '2', '--json', script, '--', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   ownChildren.add(child.pid);
   const events = [];
   let output = '';

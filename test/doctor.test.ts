@@ -64,6 +64,7 @@ describe('reuseport doctor', () => {
   });
 
   it('rejects a port that is not one', async () => {
-    await expect(run('doctor', '--port', '70000')).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/invalid/) });
+    // A usage error: exit 2, as every one.
+    await expect(run('doctor', '--port', '70000')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/invalid/) });
   });
 });

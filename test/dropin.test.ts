@@ -20,8 +20,8 @@ afterEach(() => seen.killAll());
 interface Event {
   event: string;
   pid?: number;
-  workers?: string;
-  pids?: string;
+  workers?: number[];
+  pids?: number[];
   error?: string;
 }
 
@@ -51,7 +51,7 @@ function runner(args: string[], port: number) {
       output = output.slice(end + 1);
       if (!line.startsWith('{')) continue;
       const event = JSON.parse(line) as Event;
-      for (const pid of [event.pid, ...(event.workers ?? '').split(',').map(Number)]) if (pid) seen.add(pid);
+      for (const pid of [event.pid, ...(event.workers ?? []), ...(event.pids ?? [])]) if (pid) seen.add(pid);
       events.push(event);
     }
   });
@@ -77,7 +77,7 @@ describe.each([
     const port = await freePort();
     const run = runner(['--workers', '2', path.join(fixtures, fixture)], port);
     const ready = await run.next('ready');
-    const workers = (ready.workers ?? '').split(',').map(Number);
+    const workers = ready.workers ?? [];
     expect(workers).toHaveLength(2);
     // The slot sockets: one per slot, each open in its worker (lent by the runner, which keeps them open too).
     const inodes = listeningInodes(port);
@@ -90,7 +90,7 @@ describe.each([
     run.child.kill('SIGHUP');
     const reload = await run.next('reload', mark);
     const after = await countResponses(port, 100);
-    expect([...after.keys()].sort()).toEqual((reload.pids ?? '').split(',').sort());
+    expect([...after.keys()].sort()).toEqual((reload.pids ?? []).map(String).sort());
     expect(listeningInodes(port).sort()).toEqual(inodes.sort());
 
     run.child.kill('SIGTERM');

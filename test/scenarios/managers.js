@@ -88,7 +88,7 @@ const runner = {
     process.kill(current.pid, 'SIGUSR2');
     const upgrade = await next((event) => event.event === 'upgrade' && event.from === current.pid, since);
     const ready = await next((event) => event.event === 'ready' && event.pid === upgrade.to, since);
-    await gone([current.pid, ...current.workers.split(',').map(Number)]);
+    await gone([current.pid, ...String(current.workers).split(',').map(Number)]);
     return ready;
   },
   async stop(current, out) {
@@ -96,7 +96,7 @@ const runner = {
     const since = events.length;
     process.kill(current.pid, 'SIGTERM');
     await next((event) => event.event === 'shutdown', since);
-    await gone([current.pid, ...current.workers.split(',').map(Number)]);
+    await gone([current.pid, ...String(current.workers).split(',').map(Number)]);
     out.pidFileAfterExit = fs.existsSync(pidFile);
   },
 };
