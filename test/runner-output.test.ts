@@ -75,7 +75,7 @@ describe('worker output', () => {
 
   it('prefixed by default when stdout is a terminal (a pty from util-linux script)', async () => {
     const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
-    expect(hasScript, 'util-linux script is needed (.ci/run installs bsdutils)').toBe(true);
+    expect(hasScript, 'util-linux script is needed (Debian: bsdutils, an essential package)').toBe(true);
     const port = await freePort();
     const child = spawn('script', ['-qfec', `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} start ${JSON.stringify(app)} -i 1`, '/dev/null'], {
       stdio: ['ignore', 'pipe', 'pipe'],
