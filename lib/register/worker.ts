@@ -39,6 +39,7 @@ interface Got {
   handle: TcpHandle;
   /** 'lent': the supervisor's slot socket; 'own': this worker's. */
   ownership: 'lent' | 'own';
+  /** Gives the socket's claim back once the server closes: own, its sharing-group entry; lent, the supervisor is told. */
   unregister: () => void;
 }
 
@@ -70,7 +71,7 @@ async function handleFor(server: net.Server, query: ServerQuery, plan: Plan, edg
     const lent = await firstThatWorks(targets, (target) =>
       edges.borrow({ address: target.address, port: query.port, ipv6Only: target.ipv6Only, group }),
     );
-    return { handle: lent.handle, ownership: 'lent', unregister: () => undefined };
+    return { handle: lent.handle, ownership: 'lent', unregister: lent.release };
   }
   if (plan.backend === 'addon' && edges.binding) {
     const binding = edges.binding;

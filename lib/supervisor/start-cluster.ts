@@ -190,7 +190,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   }
 
   get ports(): number[] {
-    return this.#workers.ports;
+    // Without a port a probe listened on and closed (its sockets were released).
+    return this.#workers.ports.filter((port) => this.#sockets?.serves(port) ?? true);
   }
 
   get pids(): number[] {
@@ -264,13 +265,17 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#workers.send(worker, supervisorMessage({ act: 'keys', seq: message.seq, ...(keys ? { keys } : {}) }));
       return;
     }
+    if (message.act === 'release') {
+      this.#sockets?.giveBack(message, worker);
+      return;
+    }
     if (message.act !== 'slot') return;
     if (!this.#sockets) {
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }));
       return;
     }
     try {
-      const socket = this.#sockets.get(slot.index, message);
+      const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
       const protection =
         this.#settings.stallThresholdMs > 0

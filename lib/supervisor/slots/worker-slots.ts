@@ -15,7 +15,7 @@ export type { Slot } from './slot';
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit(event: string, payload: unknown): void;
-  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), or sends its accept counts ('beat', also its answer to a ping). */
+  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), gives a socket back ('release'), or sends its accept counts ('beat', also its answer to a ping). */
   onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
@@ -100,6 +100,7 @@ export class WorkerSlots {
       const fail = (error: Error) => {
         clearTimeout(timer);
         clearTimeout(notSlot);
+        clearTimeout(failedGrace);
         worker.off('exit', exitedEarly);
         worker.off('listening', onClusterListen);
         reject(error);
@@ -127,22 +128,34 @@ export class WorkerSlots {
         }, NOT_A_SLOT_MS);
       };
       worker.on('listening', onClusterListen);
+      // A listen that failed: the app may handle it and listen again (get-port probes address after
+      // address and takes EINVAL and EADDRNOTAVAIL in its stride), so the start fails with it only if
+      // no slot listen follows soon, or the worker exits first.
+      let failure: Error | undefined;
+      let failedGrace: NodeJS.Timeout | undefined;
+      const failed = (error: Error) => {
+        failure = error;
+        clearTimeout(failedGrace);
+        failedGrace = setTimeout(() => fail(error), NOT_A_SLOT_MS);
+      };
       const exitedEarly = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
         clearTimeout(notSlot);
+        clearTimeout(failedGrace);
         worker.off('listening', onClusterListen);
-        reject(new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
+        reject(failure ?? new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
       };
       worker.once('exit', exitedEarly);
       this.#waiters.set(worker, {
         listening: () => {
           clearTimeout(timer);
           clearTimeout(notSlot);
+          clearTimeout(failedGrace);
           worker.off('exit', exitedEarly);
           worker.off('listening', onClusterListen);
           resolve();
         },
-        failed: fail,
+        failed,
         drained: () => undefined,
       });
     });
@@ -161,7 +174,7 @@ export class WorkerSlots {
   #onMessage(worker: Worker, slot: Slot, raw: unknown): void {
     if (!isSupervisorMessage(raw)) return;
     const message = raw as SupervisorMessage;
-    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request') {
+    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request' || message.act === 'release') {
       this.#hooks.onRequest(worker, slot, message);
     } else if (message.act === 'listening') {
       this.#listened.add(worker);
