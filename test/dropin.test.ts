@@ -181,6 +181,20 @@ describe('a listen error in a worker under reuseport start', () => {
   }, 30_000);
 });
 
+describe('a crash-looping release under reuseport start', () => {
+  it('ends the runner non-zero within 30 s (default --min-uptime and --max-restarts), its last line naming the cause', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const run = runner(['--workers', '2', path.join(fixtures, 'crash-app.js')], port);
+    expect(await run.exited).toBe(1);
+    expect(Date.now() - started).toBeLessThan(40_000);
+    const loops = run.events.filter((event) => event.event === 'crash-loop');
+    expect(loops).toHaveLength(2);
+    const last = run.stderr().trim().split('\n').at(-1);
+    expect(last).toMatch(/^reuseport start: every slot stopped restarting: the workers kept dying within 1000 ms of their start \(16 restarts in a row per slot; the last, pid \d+, exited with code 3\)$/);
+  }, 60_000);
+});
+
 describe('reuseport start --no-register', () => {
   it("fails within seconds when the app's listen goes through node:cluster's primary instead of a slot, and says why", async () => {
     const port = await freePort();
