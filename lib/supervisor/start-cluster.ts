@@ -194,7 +194,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
 
   get ports(): number[] {
     // Without a port a probe listened on and closed (its sockets were released).
-    return this.#workers.ports.filter((port) => this.#sockets?.serves(port) ?? true);
+    return this.#workers.ports.filter((port) => !this.#sockets?.gaveBack(port));
   }
 
   get pids(): number[] {

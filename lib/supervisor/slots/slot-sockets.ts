@@ -87,6 +87,9 @@ export class SlotSockets {
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
   protected readonly chosenPorts = new Map<string, number>();
 
+  // Ports whose sockets were all given back (see giveBack), until a worker listens there again.
+  readonly #givenBack = new Set<number>();
+
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
   protected readonly cpuOfSlot: readonly number[] | undefined;
 
@@ -108,6 +111,7 @@ export class SlotSockets {
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
+    this.#givenBack.delete(group.port);
     if (holder) group.holders.add(holder);
     const known = group.sockets[slot];
     if (known) return known;
@@ -224,12 +228,13 @@ export class SlotSockets {
     for (const [wildcard, port] of this.chosenPorts) {
       if (port === group.port && wildcard.startsWith(`${request.address}|0|`)) this.chosenPorts.delete(wildcard);
     }
+    if (![...this.groups.values()].some((other) => other.port === group.port)) this.#givenBack.add(group.port);
     return true;
   }
 
-  /** Whether some group still listens on `port`. */
-  serves(port: number): boolean {
-    return [...this.groups.values()].some((group) => group.port === port);
+  /** Whether every socket on `port` was given back (no worker listens there now; a UDP port is never ours to tell). */
+  gaveBack(port: number): boolean {
+    return this.#givenBack.has(port);
   }
 
   /** Points every steerable group at `slots`; a no-op when unchanged. */
