@@ -264,7 +264,7 @@ check('setupPrimary + 2 workers: shared handle (SCHED_NONE), and both workers an
   }
 });
 
-check('startCluster serves from 2 workers, reloads, and shuts down', async () => {
+check('startCluster serves from 2 workers, reloads, refuses upgrade() (no slot sockets), and shuts down', async () => {
   const port = await freePort();
   const supervisor = await within(90_000, reuseport.startCluster({
     exec: __filename, args: ['supervised'], workers: 2, env: { WINE_PORT: String(port) }, shutdownSignals: false,
@@ -280,12 +280,30 @@ check('startCluster serves from 2 workers, reloads, and shuts down', async () =>
     const after = [...supervisor.pids];
     assert.equal(after.filter((pid) => before.includes(pid)).length, 0, `new workers after the reload: ${before} -> ${after}`);
     assert.ok(after.includes(Number(await get(port))));
+    // No slot sockets on the shared handle: nothing to hand to a successor, said before anything starts.
+    await assert.rejects(supervisor.upgrade({ exit: false }), (error) => {
+      assert.equal(error.code, 'ERR_REUSEPORT_MODE_UNSUPPORTED');
+      assert.match(error.message, /holds none: its plan is shared/);
+      return true;
+    });
     await within(60_000, supervisor.close(), 'close');
     assert.deepEqual(supervisor.pids.filter(Boolean), []);
     await assert.rejects(get(port, 3_000), (error) => error.code === 'ECONNREFUSED' || /no answer/.test(error.message));
   } finally {
     for (const worker of Object.values(cluster.workers ?? {})) await stop(worker);
   }
+});
+
+check('startCluster({ cpuLocal: true }) is refused before any worker starts: Linux only', async () => {
+  await assert.rejects(
+    reuseport.startCluster({ exec: __filename, args: ['supervised'], workers: 1, cpuLocal: true, shutdownSignals: false }),
+    (error) => {
+      assert.equal(error.code, 'ERR_REUSEPORT_MODE_UNSUPPORTED');
+      assert.match(error.message, /cpuLocal cannot be used: it is Linux only .* win32/);
+      return true;
+    },
+  );
+  assert.deepEqual(Object.keys(cluster.workers ?? {}), []);
 });
 
 check('no bind on this path asked for SO_REUSEADDR or SO_REUSEPORT', () => {
