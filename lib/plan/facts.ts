@@ -15,7 +15,7 @@ export interface Facts {
   platform: NodeJS.Platform | (string & {});
   /** `os.release()`: the kernel release, e.g. "6.8.0-45-generic" or "23.1.0" (Darwin). */
   release: string;
-  /** This Node honours `listen({ reusePort: true })` (tcp_wrap has UV_TCP_REUSEPORT). */
+  /** This Node honours `listen({ reusePort: true })`: tcp_wrap has UV_TCP_REUSEPORT and libuv sets it on this platform (libuvReusePortPlatforms). */
   nodeReusePort: boolean;
   /**
    * This Node honours `dgram.createSocket({ reusePort: true })` (udp_wrap has UV_UDP_REUSEPORT);
