@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { loadBinding } from '../../binding';
-import { type SystemError, systemError } from '../../errors';
+import { type SystemError, systemError, uvErrno } from '../../errors';
 import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
 import type { SlotStats } from '../core/types';
@@ -201,7 +201,7 @@ function portTaken(error: SystemError, host: string, port: number): SystemError 
   } catch {
     // who holds it is advice; the error stands without it
   }
-  const taken = systemError(error.errno ?? -98, 'listen', host, port);
+  const taken = systemError(error.errno ?? uvErrno('EADDRINUSE'), 'listen', host, port);
   taken.message = `${taken.message} (the health port${holders ? ` is held by ${holders}` : ' is taken'}: choose another health.port)`;
   return taken;
 }
