@@ -93,13 +93,15 @@ describe('OutcomeLog', () => {
     const log = new OutcomeLog();
     log.watch(emitter);
     expect(log.last).toEqual({});
-    emitter.emit('reload', { pids: [1, 2], cut: 3 });
+    emitter.emit('reload', { pids: [1, 2], cut: 3, killed: [] });
     emitter.emit('upgrade-failed', Object.assign(new Error('no'), { code: 'ERR_X' }));
     expect(log.last.reload).toMatchObject({ seq: 1, ok: true, pids: [1, 2], cut: 3 });
     expect(log.last.upgrade).toMatchObject({ seq: 2, ok: false, error: 'no', code: 'ERR_X' });
     emitter.emit('reload-failed', new Error('broken'));
     expect(log.last.reload).toMatchObject({ seq: 3, ok: false, error: 'broken' });
     expect(outcomeFields(log.last.upgrade as never)).toEqual({ error: 'no', code: 'ERR_X' });
+    emitter.emit('reload', { pids: [4], cut: 0, killed: [] });
+    expect(outcomeFields(log.last.reload as never)).toEqual({ pids: [4], cut: 0 });
   });
 });
 

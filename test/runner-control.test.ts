@@ -41,7 +41,7 @@ describe('reuseport reload', () => {
     const { ready, pidFile, port } = await service();
     const result = await runCliAsync(['reload', '--pid-file', pidFile]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^reload pid=${ready.pid} pids=\\d+,\\d+ was=${(ready.workers as number[]).join(',')}\\n$`));
+    expect(result.stdout).toMatch(new RegExp(`^reload pid=${ready.pid} pids=\\d+,\\d+ cut=0 was=${(ready.workers as number[]).join(',')}\\n$`));
     const pids = pidsOf(result.stdout);
     for (const pid of pids) seen.add(pid);
     expect(pids.some((pid) => (ready.workers as number[]).includes(pid))).toBe(false);

@@ -59,6 +59,13 @@ export function parseWorkers(value: string, cpus: number = os.availableParalleli
   return count;
 }
 
+/** A plain count, 1..4096. */
+export function parseCount(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > MAX_WORKERS) throw new InvalidArgumentError(`a count is an integer from 1 to ${MAX_WORKERS}.`);
+  return count;
+}
+
 export function parseMs(value: string): number {
   const ms = Number(value);
   if (!/^\d+$/.test(value) || ms > 2_147_483_647) throw new InvalidArgumentError('a duration is a whole number of milliseconds.');

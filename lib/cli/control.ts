@@ -37,10 +37,10 @@ function say(options: ControlOptions, event: string, fields: Record<string, unkn
   process.stdout.write(formatEvent(event, fields, options.json));
 }
 
-/** A reload's or upgrade's outcome as printed: its fields, but not the bookkeeping ones. */
+/** A reload's or upgrade's outcome as printed: its fields (an empty list left out), not the bookkeeping ones. */
 export function outcomeFields(outcome: Outcome): Record<string, unknown> {
   const { seq: _seq, at: _at, ok: _ok, ...fields } = outcome;
-  return fields;
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => !(Array.isArray(value) && value.length === 0)));
 }
 
 /** Signals the runner and follows the outcome; resolves with the exit code. */

@@ -1,5 +1,5 @@
 // Checks `npm pack --json` output: the tarball holds exactly what a user needs (package.json,
-// README, licence, dist/, native/ sources, the two build files and the linux-x64 prebuild),
+// README, licence, dist/, native/ sources, the two build files, install.cjs and the linux-x64 prebuild),
 // nothing else (no tests, bench, examples, scripts, lib/ sources, build outputs).
 // Usage: node check-pack.mjs <pack.json>
 import fs from 'node:fs';
@@ -16,6 +16,7 @@ const allowed = [
   /^(LICEN[CS]E|COPYING|NOTICE)(\.\w+)?$/i,
   /^binding\.gyp$/,
   /^CMakeLists\.txt$/,
+  /^install\.cjs$/,
   // dist/ and its folders by role, two levels at most (lib/ mirrored: cli/, listen/, supervisor/ and
   // its sub-folders supervisor/slots/, supervisor/deploy/, ...).
   /^dist\/([a-z-]+\/){0,2}[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
@@ -28,6 +29,7 @@ const required = [
   'README.md',
   'binding.gyp',
   'CMakeLists.txt',
+  'install.cjs',
   'dist/index.js',
   'dist/index.mjs',
   'dist/index.d.ts',

@@ -31,7 +31,7 @@ export interface HandoverNotes {
   /** How the predecessor's command line is to be read (startCluster's `commandSyntax`), for a runner that reruns it. */
   commandSyntax?: string;
   /** The service's counts so far; the successor goes on from them (and counts this upgrade). */
-  counts?: { restarts: number; reloads: number; upgrades: number };
+  counts?: { restarts: number; reloads: number; upgrades: number; cut?: number };
   /** When the service began (ms since the epoch). */
   serviceStartedAt?: number;
 }
@@ -110,7 +110,9 @@ export function parseHandover(text: string): Handover {
     ...(value.health === undefined ? {} : { health: value.health }),
     ...(value.keys === undefined ? {} : { keys: value.keys }),
     ...(value.commandSyntax === undefined ? {} : { commandSyntax: value.commandSyntax }),
-    ...(value.counts === undefined ? {} : { counts: { restarts: value.counts.restarts, reloads: value.counts.reloads, upgrades: value.counts.upgrades } }),
+    ...(value.counts === undefined
+      ? {}
+      : { counts: { restarts: value.counts.restarts, reloads: value.counts.reloads, upgrades: value.counts.upgrades, ...(Number.isSafeInteger(value.counts.cut) && (value.counts.cut as number) >= 0 ? { cut: value.counts.cut } : {}) } }),
     ...(value.serviceStartedAt === undefined ? {} : { serviceStartedAt: value.serviceStartedAt }),
   };
 }

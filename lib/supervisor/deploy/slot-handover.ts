@@ -46,6 +46,7 @@ export class HandoverSlotSockets extends SlotSockets {
       requested: { address: first.requestedAddress, port: first.requestedPort },
       sharing: first.group,
       used: false,
+      holders: new Set(),
     };
     this.groups.set(key, group);
     if (first.requestedPort === 0) this.chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);

@@ -50,6 +50,13 @@ export interface SocketGroup {
   sharing: string | false;
   /** Whether a worker asked for it (adopted groups may be of a port no worker listens on). */
   used: boolean;
+  /** The workers it was lent to that have not given it back (see giveBack). */
+  holders: Set<Holder>;
+}
+
+/** Who a socket is lent to: a worker, which may have died since. */
+export interface Holder {
+  isDead(): boolean;
 }
 
 const BACKLOG = 511;
@@ -80,6 +87,9 @@ export class SlotSockets {
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
   protected readonly chosenPorts = new Map<string, number>();
 
+  // Ports whose sockets were all given back (see giveBack), until a worker listens there again.
+  readonly #givenBack = new Set<number>();
+
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
   protected readonly cpuOfSlot: readonly number[] | undefined;
 
@@ -90,7 +100,7 @@ export class SlotSockets {
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
-  get(slot: number, request: SlotRequest): SlotSocket {
+  get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
     const wildcardKey = `${request.address}|${request.port}|${request.ipv6Only}`;
     const port = request.port === 0 ? (this.chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = `${request.address}|${port}|${request.ipv6Only}`;
@@ -101,6 +111,8 @@ export class SlotSockets {
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
+    this.#givenBack.delete(group.port);
+    if (holder) group.holders.add(holder);
     const known = group.sockets[slot];
     if (known) return known;
     // A slot whose socket was closed: a new one joins at the end of the kernel's group.
@@ -191,7 +203,38 @@ export class SlotSockets {
       requested: { address: request.address, port: request.port },
       sharing: request.group,
       used: false,
+      holders: new Set(),
     };
+  }
+
+  /**
+   * A worker's app closed its server on the group asked for as address:port (its own close, not a
+   * drain). Once no live worker holds the group, its sockets close and the port is free, as Node
+   * frees it: a port probe (get-port, detect-port: listen, then close) leaves nothing behind that
+   * would queue connections no one accepts. Returns whether the group was closed.
+   */
+  giveBack(request: { address: string; port: number; ipv6Only: boolean }, holder: Holder): boolean {
+    const key = `${request.address}|${request.port}|${request.ipv6Only}`;
+    const group = this.groups.get(key);
+    if (!group) return false;
+    group.holders.delete(holder);
+    for (const other of group.holders) if (other.isDead()) group.holders.delete(other);
+    if (group.holders.size > 0) return false;
+    for (const socket of group.sockets) {
+      socket?.handle.close();
+      socket?.unregister();
+    }
+    this.groups.delete(key);
+    for (const [wildcard, port] of this.chosenPorts) {
+      if (port === group.port && wildcard.startsWith(`${request.address}|0|`)) this.chosenPorts.delete(wildcard);
+    }
+    if (![...this.groups.values()].some((other) => other.port === group.port)) this.#givenBack.add(group.port);
+    return true;
+  }
+
+  /** Whether every socket on `port` was given back (no worker listens there now; a UDP port is never ours to tell). */
+  gaveBack(port: number): boolean {
+    return this.#givenBack.has(port);
   }
 
   /** Points every steerable group at `slots`; a no-op when unchanged. */
@@ -226,8 +269,9 @@ export class SlotSockets {
   /** Listening sockets on our ports that are not ours (a process that set SO_REUSEPORT itself). */
   strangers(): ListeningSocket[] {
     const found: ListeningSocket[] = [];
+    // Every group's sockets are ours: 127.0.0.1:P and 0.0.0.0:P of one app overlap, and are not strangers to each other.
+    const ours = new Set([...this.groups.values()].flatMap((group) => group.sockets.flatMap((socket) => (socket ? [socket.inode] : []))));
     for (const group of this.groups.values()) {
-      const ours = new Set(group.sockets.flatMap((socket) => (socket ? [socket.inode] : [])));
       for (const socket of listeningSocketsOn(group.port)) {
         if (!ours.has(socket.inode) && overlaps(socket.address, group.address)) found.push(socket);
       }
