@@ -99,6 +99,9 @@ export class SlotSockets {
       group = this.#open(request, port);
       this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
+      // Attach before any worker is told of the steering: the reason it gets then says what the
+      // kernel did (a refused attach, ENOPROTOOPT under qemu or a seccomp profile, says "no steering").
+      this.#attach(group, Array.from({ length: this.slotCount }, (_, index) => index));
     }
     group.used = true;
     const known = group.sockets[slot];
@@ -196,19 +199,22 @@ export class SlotSockets {
 
   /** Points every steerable group at `slots`; a no-op when unchanged. */
   steer(slots: number[]): void {
-    for (const group of this.groups.values()) {
-      if (!group.steering.enabled) continue;
-      const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
-      const key = allowed.join(',');
-      if (allowed.length === 0 || key === group.attached) continue;
-      const any = group.sockets.find((socket) => socket !== undefined);
-      if (!any) continue;
-      try {
-        this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
-        group.attached = key;
-      } catch (error) {
-        group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
-      }
+    for (const group of this.groups.values()) this.#attach(group, slots);
+  }
+
+  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the reason.
+  #attach(group: SocketGroup, slots: number[]): void {
+    if (!group.steering.enabled) return;
+    const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
+    const key = allowed.join(',');
+    if (allowed.length === 0 || key === group.attached) return;
+    const any = group.sockets.find((socket) => socket !== undefined);
+    if (!any) return;
+    try {
+      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
+      group.attached = key;
+    } catch (error) {
+      group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
     }
   }
 
