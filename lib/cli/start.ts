@@ -96,6 +96,7 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
   supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
+  supervisor.on('stall-detection-off', ({ reason }) => say('stall-detection-off', { reason }));
   supervisor.on('reload', ({ pids }) => say('reload', { pids: pids.join(',') }));
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));

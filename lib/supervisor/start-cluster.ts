@@ -20,6 +20,7 @@ import { ProgressBoard } from './slots/progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './core/settings';
 import { HandoverSlotSockets } from './deploy/slot-handover';
+import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
 import { SurplusSockets } from './deploy/surplus';
 import { type ListenFds, takeListenFds } from './deploy/systemd';
@@ -43,6 +44,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #board: ProgressBoard | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #cells: string;
+  // Whether 'stall-detection-off' was emitted (no accept queue can be read here).
+  #queuesUnreadable = false;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -272,10 +275,17 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     try {
       const socket = this.#sockets.get(slot.index, message);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
+      const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
+      if (source === 'none' && !this.#queuesUnreadable) {
+        this.#queuesUnreadable = true;
+        this.emit('stall-detection-off', { reason: queueSourceReason(source) });
+      }
       const protection =
-        this.#settings.stallThresholdMs > 0
-          ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${steering?.reason ?? 'no steering'}.`
-          : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
+        source === 'none'
+          ? `Stall protection is off: ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+          : this.#settings.stallThresholdMs > 0
+            ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+            : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
       const { code, errno, syscall, address, port } = error as Record<string, never>;
