@@ -50,6 +50,7 @@ limit=$(command -v timeout)
   PATH=$project/bin "$limit" 30 node --require reuseport/register hooked.cjs
   PATH=$project/bin "$limit" 30 node --import reuseport/register hooked.cjs
   PATH=$project/bin NODE_OPTIONS=--require=reuseport/register "$limit" 30 node hooked.cjs
+  PATH=$project/bin LIBC=musl "$limit" 30 node musl.cjs
 )
 
 echo "install-test: tsc on consumer.mts and consumer.cts"
