@@ -2,7 +2,8 @@
 // the scripts of arm64/ with the arm64 Node (the wrapper `node`, argv[2]) in the project that
 // installed the release tarball with scripts off (argv[3]), and checks from this (x64) Node:
 // 1. the consumer require.cjs loads prebuilds/linux-arm64/reuseport.glibc.node (its /proc/self/maps,
-//    which qemu serves for the guest) and serves a request in reuseport mode via the addon;
+//    which qemu serves for the guest) and serves a request in reuseport mode via the addon; the
+//    addon's acceptQueue refuses qemu's 4-byte TCP_INFO answer with ENOTSUP (defect 8);
 // 2. two standalone processes share one port through the addon (reuseport/addon) and both answer
 //    new connections;
 // 3. startCluster serves from 2 workers, reloads to 2 new workers that serve too; no worker is told
@@ -92,6 +93,12 @@ async function loads() {
   check(consumer.child.exitCode === 0 && / via addon /.test(line) && line.includes('/prebuilds/linux-arm64/reuseport.glibc.node'), `loads the linux-arm64 prebuild and serves (${line})`);
 }
 
+async function acceptQueue() {
+  const reader = start([path.join('arm64', 'accept-queue.cjs')]);
+  const result = JSON.parse(await reader.next());
+  check(result.code === 'ENOTSUP' && result.syscall === 'getsockopt', `acceptQueue refuses qemu's short TCP_INFO answer (${JSON.stringify(result)})`);
+}
+
 async function standalone() {
   const first = start([path.join('arm64', 'standalone.cjs'), '0']);
   const a = JSON.parse(await first.next());
@@ -135,7 +142,7 @@ async function supervised() {
 }
 
 try {
-  for (const [name, run] of [['loads', loads], ['standalone', standalone], ['startCluster', supervised]]) {
+  for (const [name, run] of [['loads', loads], ['acceptQueue', acceptQueue], ['standalone', standalone], ['startCluster', supervised]]) {
     const begun = Date.now();
     await run();
     console.log(`arm64: ${name} took ${Date.now() - begun} ms`);
