@@ -9,6 +9,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TARGETS } from './targets.mjs';
 
+// The machine a shared library is built for: ELF's e_machine, or PE/COFF's Machine (a Windows DLL).
+function binaryMachine(file) {
+  const data = fs.readFileSync(file);
+  if (data.length >= 20 && data.toString('latin1', 0, 4) === '\x7fELF') return { format: 'ELF', machine: data.readUInt16LE(18) };
+  if (data.length >= 0x40 && data.toString('latin1', 0, 2) === 'MZ') {
+    const pe = data.readUInt32LE(0x3c);
+    if (data.length >= pe + 6 && data.toString('latin1', pe, pe + 4) === 'PE\0\0') return { format: 'PE', machine: data.readUInt16LE(pe + 4) };
+  }
+  return { format: 'unknown', machine: undefined };
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..', '..');
 const named = process.argv.slice(2);
@@ -23,13 +34,9 @@ for (const target of TARGETS) {
   console.log(`prebuild:all: ${target.name}`);
   execFileSync(path.join(here, target.script), { stdio: 'inherit' });
   const file = path.join(root, 'prebuilds', target.name, target.file);
-  const header = Buffer.alloc(20);
-  const fd = fs.openSync(file, 'r');
-  fs.readSync(fd, header, 0, 20, 0);
-  fs.closeSync(fd);
-  const machine = header.readUInt16LE(18);
-  if (header.toString('latin1', 1, 4) !== 'ELF' || machine !== target.machine) {
-    console.error(`prebuild:all: ${file} is not an ELF binary of machine ${target.machine} (e_machine ${machine})`);
+  const { format, machine } = binaryMachine(file);
+  if (machine !== target.machine) {
+    console.error(`prebuild:all: ${file} is not a binary of machine ${target.machine} (${format}, machine ${machine})`);
     process.exit(1);
   }
   console.log(`prebuild:all: ${target.name}: ${path.relative(root, file)}, ${fs.statSync(file).size} bytes, ${Math.round(performance.now() - started)} ms`);
