@@ -1,11 +1,12 @@
 // A short getsockopt(TCP_INFO) answer, as qemu-user gives (4 of 104 bytes): the addon's acceptQueue
 // must refuse it (ENOTSUP) instead of reading zeroes as an empty queue, and the supervisor's slot
-// sockets must then read the queue from the port's listener table (sock_diag, else /proc/net/tcp).
-// The short answer is made by test/fixtures/short-tcp-info.c, an LD_PRELOAD library that runs the
-// real getsockopt and cuts its answer (what the kernel's own length out-parameter reports), in a
-// child process with 2 real connections waiting on 127.0.0.1. The real short answer runs under qemu
-// in `npm run test:arm64`.
-import { execFile } from 'node:child_process';
+// sockets must then read the queue from the port's listener table (sock_diag, else /proc/net/tcp),
+// or, where nothing can be read, say that stall detection is off. The short answer is made by
+// test/fixtures/short-tcp-info.c, an LD_PRELOAD library that runs the real getsockopt and cuts its
+// answer (what the kernel's own length out-parameter reports); it can also refuse NETLINK_SOCK_DIAG
+// (as qemu does) and hide /proc/net/tcp{,6}. Child processes with real connections on 127.0.0.1.
+// The real short answer runs under qemu in `npm run test:arm64`.
+import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,47 @@ describe('acceptQueue with a short TCP_INFO answer', () => {
     expect(result.queued).toBe(2);
     if (source === 'tcp-info') expect(result.addon).toEqual({ queued: 2, limit: 511 });
     else expect(result.addon).toMatchObject({ code: 'ENOTSUP' });
+  });
+});
+
+interface ClusterReport {
+  reasons: string[][];
+  events: { name: string; slot?: number; reason?: string }[];
+  error?: string;
+}
+
+// startCluster in a child under the library (test/fixtures/queue-source.js); stopped by its pid.
+function runCluster(env: Record<string, string>): Promise<ClusterReport> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(fixtures, 'queue-source.js'), { env: { ...process.env, LD_PRELOAD: shim, ...env }, stdio: 'inherit' });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('queue-source.js did not report within 30 s'));
+    }, 30_000);
+    child.once('message', (report: ClusterReport) => {
+      clearTimeout(timer);
+      if (report.error) reject(new Error(report.error));
+      else resolve(report);
+    });
+    child.once('exit', () => clearTimeout(timer));
+  }).finally(() => undefined) as Promise<ClusterReport>;
+}
+
+describe("startCluster with qemu's view (short TCP_INFO, no sock_diag)", () => {
+  it("sees a blocked worker's queue in /proc/net/tcp, and tells the workers so", async () => {
+    const report = await runCluster({ SHORT_TCP_INFO: '4', NO_SOCK_DIAG: '1' });
+    expect(report.reasons).toHaveLength(2);
+    for (const reasons of report.reasons) expect(reasons.join(' ')).toMatch(/accept queues are read from the port's listener table/);
+    expect(report.events).toContainEqual({ name: 'stall', slot: 0 });
+    expect(report.events.filter((event) => event.name === 'stall-detection-off')).toEqual([]);
+  });
+
+  it('says stall detection is off where /proc/net/tcp is hidden too, and sees no stall', async () => {
+    const report = await runCluster({ SHORT_TCP_INFO: '4', NO_SOCK_DIAG: '1', NO_PROC_NET_TCP: '1' });
+    expect(report.reasons).toHaveLength(2);
+    for (const reasons of report.reasons) expect(reasons.join(' ')).toMatch(/Stall protection is off: stall detection is off: /);
+    expect(report.events.filter((event) => event.name === 'stall-detection-off')).toEqual([{ name: 'stall-detection-off', reason: queueSourceReason('none') }]);
+    expect(report.events.filter((event) => event.name === 'stall')).toEqual([]);
   });
 });
 

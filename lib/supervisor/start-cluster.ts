@@ -44,8 +44,11 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #board: ProgressBoard | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #cells: string;
-  // Whether 'stall-detection-off' was emitted (no accept queue can be read here).
+  // Whether no accept queue can be read here, and whether 'stall-detection-off' said so.
   #queuesUnreadable = false;
+  #unreadableAnnounced = false;
+  // While start() runs: no one can listen for events yet (startCluster has not resolved).
+  #starting = false;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -248,12 +251,23 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
+    this.#starting = true;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
     } catch (error) {
       await this.close();
       throw error;
+    } finally {
+      this.#starting = false;
     }
+    // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
+    if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
+  }
+
+  #announceUnreadable(): void {
+    if (this.#unreadableAnnounced) return;
+    this.#unreadableAnnounced = true;
+    this.emit('stall-detection-off', { reason: queueSourceReason('none') });
   }
 
   // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
@@ -278,7 +292,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
       if (source === 'none' && !this.#queuesUnreadable) {
         this.#queuesUnreadable = true;
-        this.emit('stall-detection-off', { reason: queueSourceReason(source) });
+        if (!this.#starting) this.#announceUnreadable();
       }
       const protection =
         source === 'none'
