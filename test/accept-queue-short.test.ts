@@ -28,8 +28,11 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+// The shim after whatever is preloaded already (the sanitizer suite's ASan runtime must come first).
+const preload = () => [process.env.LD_PRELOAD, shim].filter(Boolean).join(' ');
+
 async function readQueue(keep: number | undefined): Promise<{ addon: Record<string, unknown>; queued: number; source: string }> {
-  const env = { ...process.env, ...(keep === undefined ? {} : { LD_PRELOAD: shim, SHORT_TCP_INFO: String(keep) }) };
+  const env = { ...process.env, ...(keep === undefined ? {} : { LD_PRELOAD: preload(), SHORT_TCP_INFO: String(keep) }) };
   const { stdout } = await run(process.execPath, [path.join(fixtures, 'accept-queue.js')], { env, timeout: 30_000 });
   return JSON.parse(stdout.trim());
 }
@@ -70,7 +73,7 @@ interface ClusterReport {
 // startCluster in a child under the library (test/fixtures/queue-source.js); stopped by its pid.
 function runCluster(env: Record<string, string>): Promise<ClusterReport> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(fixtures, 'queue-source.js'), { env: { ...process.env, LD_PRELOAD: shim, ...env }, stdio: 'inherit' });
+    const child = fork(path.join(fixtures, 'queue-source.js'), { env: { ...process.env, LD_PRELOAD: preload(), ...env }, stdio: 'inherit' });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error('queue-source.js did not report within 30 s'));
