@@ -113,6 +113,8 @@ export class SlotSockets {
   protected readonly cpuOfSlot: readonly number[] | undefined;
   // Decided on the first read that tells (chooseQueueSource), then kept.
   #queueSource: QueueSource | undefined;
+  // The last listener-table read of each port (for the 'listeners' source).
+  readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[]) {
     this.binding = binding;
@@ -313,12 +315,19 @@ export class SlotSockets {
     return this.#queueSource === 'listeners' ? this.#listed(group, socket) : undefined;
   }
 
+  // The port's listener table is read once per check, not once per slot: a read is reused for 5 ms.
   #listed(group: SocketGroup, socket: SlotSocket): number | undefined {
-    try {
-      return listeningSocketsOn(group.port).find((entry) => entry.inode === socket.inode)?.queued;
-    } catch {
-      return undefined;
+    const now = performance.now();
+    let table = this.#tables.get(group.port);
+    if (!table || now - table.at > 5) {
+      try {
+        table = { at: now, sockets: listeningSocketsOn(group.port) };
+      } catch {
+        return undefined;
+      }
+      this.#tables.set(group.port, table);
     }
+    return table.sockets.find((entry) => entry.inode === socket.inode)?.queued;
   }
 
   /** A slot's sockets (one per address it serves). */
