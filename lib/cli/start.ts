@@ -140,6 +140,7 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
   supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
+  supervisor.on('stall-detection-off', ({ reason }) => say('stall-detection-off', { reason }));
   supervisor.on('reload', ({ pids, cut, killed }: ReloadResult) => say('reload', { pids, cut, killed: killed.length > 0 ? killed : undefined }));
   supervisor.on('crash-loop', async (event: CrashLoopEvent) => {
     say('crash-loop', { slot: event.slot, pid: event.pid, code: event.code ?? undefined, signal: event.signal ?? undefined, restarts: event.restarts, serving: event.serving });

@@ -21,6 +21,7 @@ import { ProgressBoard } from './slots/progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './core/settings';
 import { HandoverSlotSockets } from './deploy/slot-handover';
+import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
 import { SurplusSockets } from './deploy/surplus';
 import { type ListenFds, takeListenFds } from './deploy/systemd';
@@ -45,6 +46,11 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #board: ProgressBoard | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #cells: string;
+  // Whether no accept queue can be read here, and whether 'stall-detection-off' said so.
+  #queuesUnreadable = false;
+  #unreadableAnnounced = false;
+  // While start() runs: no one can listen for events yet (startCluster has not resolved).
+  #starting = false;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
@@ -269,12 +275,23 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
+    this.#starting = true;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
     } catch (error) {
       await this.close();
       throw error;
+    } finally {
+      this.#starting = false;
     }
+    // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
+    if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
+  }
+
+  #announceUnreadable(): void {
+    if (this.#unreadableAnnounced) return;
+    this.#unreadableAnnounced = true;
+    this.emit('stall-detection-off', { reason: queueSourceReason('none') });
   }
 
   // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
@@ -300,10 +317,17 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     try {
       const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
+      const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
+      if (source === 'none' && !this.#queuesUnreadable) {
+        this.#queuesUnreadable = true;
+        if (!this.#starting) this.#announceUnreadable();
+      }
       const protection =
-        this.#settings.stallThresholdMs > 0
-          ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${steering?.reason ?? 'no steering'}.`
-          : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
+        source === 'none'
+          ? `Stall protection is off: ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+          : this.#settings.stallThresholdMs > 0
+            ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+            : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
       const { code, errno, syscall, address, port } = error as Record<string, never>;

@@ -251,7 +251,7 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'crash-loop', 'reload' (a ReloadResult), 'reload-failed', 'upgrade', 'upgrade-failed'. */
+/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'stall-detection-off' ({ reason }: no accept queue can be read here), 'foreign', 'slot-closed', 'crash-loop', 'reload' (a ReloadResult), 'reload-failed', 'upgrade', 'upgrade-failed'. */
 export interface Supervisor extends EventEmitter {
   /** The plan every worker follows. */
   readonly plan: Plan;

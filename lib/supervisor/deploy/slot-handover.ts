@@ -157,11 +157,7 @@ export class HandoverSlotSockets extends SlotSockets {
       const socket = group.sockets[slot];
       if (!socket) return true;
       if (!group.steering.enabled || group.attached === undefined || slot !== group.sockets.length - 1) return false;
-      try {
-        return this.binding.acceptQueue(socket.fd).queued === 0;
-      } catch {
-        return false;
-      }
+      return this.queueDepth(group, socket) === 0;
     });
   }
 

@@ -78,6 +78,35 @@ export function steeringReason(steerable: boolean, othersFirst: number, cpuLocal
   return cpuLocal ? `${why} (cpuLocal: the workers are pinned, but connections are not kept on their CPU)` : why;
 }
 
+/**
+ * Where the supervisor reads a slot's accept queue: 'tcp-info' (getsockopt on the socket itself),
+ * 'listeners' (the port's listener table: sock_diag, else /proc/net/tcp, by inode) or 'none'.
+ */
+export type QueueSource = 'tcp-info' | 'listeners' | 'none';
+
+/**
+ * Which source serves (pure): TCP_INFO unless it answered ENOTSUP (an answer too short to hold the
+ * queue: qemu-user gives 4 bytes), then the listener table if it lists the socket, else none. Any
+ * other TCP_INFO error (a socket not listening yet) decides nothing: undefined, ask again later.
+ */
+export function chooseQueueSource(tcpInfoError: string | undefined, listed: boolean): QueueSource | undefined {
+  if (tcpInfoError === undefined) return 'tcp-info';
+  if (tcpInfoError !== 'ENOTSUP') return undefined;
+  return listed ? 'listeners' : 'none';
+}
+
+/** What a queue source means for stall detection, in the words of a worker's reasons (pure). */
+export function queueSourceReason(source: QueueSource | undefined): string {
+  switch (source) {
+    case 'listeners':
+      return "accept queues are read from the port's listener table (sock_diag, else /proc/net/tcp): TCP_INFO answers too short here";
+    case 'none':
+      return "stall detection is off: TCP_INFO answers too short here and the port's listener table does not list the slot sockets, so no accept queue can be read";
+    default:
+      return 'accept queues are read with TCP_INFO';
+  }
+}
+
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
   protected readonly binding: NativeBinding;
@@ -92,6 +121,10 @@ export class SlotSockets {
 
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
   protected readonly cpuOfSlot: readonly number[] | undefined;
+  // Decided on the first read that tells (chooseQueueSource), then kept.
+  #queueSource: QueueSource | undefined;
+  // The last listener-table read of each port (for the 'listeners' source).
+  readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[]) {
     this.binding = binding;
@@ -109,6 +142,9 @@ export class SlotSockets {
       group = this.#open(request, port);
       this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
+      // Attach before any worker is told of the steering: the reason it gets then says what the
+      // kernel did (a refused attach, ENOPROTOOPT under qemu or a seccomp profile, says "no steering").
+      this.#attach(group, Array.from({ length: this.slotCount }, (_, index) => index));
     }
     group.used = true;
     this.#givenBack.delete(group.port);
@@ -239,19 +275,22 @@ export class SlotSockets {
 
   /** Points every steerable group at `slots`; a no-op when unchanged. */
   steer(slots: number[]): void {
-    for (const group of this.groups.values()) {
-      if (!group.steering.enabled) continue;
-      const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
-      const key = allowed.join(',');
-      if (allowed.length === 0 || key === group.attached) continue;
-      const any = group.sockets.find((socket) => socket !== undefined);
-      if (!any) continue;
-      try {
-        this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
-        group.attached = key;
-      } catch (error) {
-        group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
-      }
+    for (const group of this.groups.values()) this.#attach(group, slots);
+  }
+
+  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the reason.
+  #attach(group: SocketGroup, slots: number[]): void {
+    if (!group.steering.enabled) return;
+    const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
+    const key = allowed.join(',');
+    if (allowed.length === 0 || key === group.attached) return;
+    const any = group.sockets.find((socket) => socket !== undefined);
+    if (!any) return;
+    try {
+      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
+      group.attached = key;
+    } catch (error) {
+      group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
     }
   }
 
@@ -279,19 +318,60 @@ export class SlotSockets {
     return found;
   }
 
-  /** Connections waiting in a slot's accept queue now (summed over its addresses; TCP_INFO, no /proc; 0 where unknown). */
+  /** Connections waiting in a slot's accept queue now (summed over its addresses; 0 where unknown). */
   queued(slot: number): number {
     let queued = 0;
     for (const group of this.groups.values()) {
       const socket = group.sockets[slot];
-      if (!socket) continue;
-      try {
-        queued += this.binding.acceptQueue(socket.fd).queued;
-      } catch {
-        // not Linux, or not listening yet: nothing known
-      }
+      if (socket) queued += this.queueDepth(group, socket) ?? 0;
     }
     return queued;
+  }
+
+  /** Where accept queues are read from; undefined until a read told (see chooseQueueSource). */
+  queueSource(): QueueSource | undefined {
+    if (this.#queueSource === undefined) {
+      for (const group of this.groups.values()) {
+        const socket = group.sockets.find((entry) => entry !== undefined);
+        if (socket) this.queueDepth(group, socket);
+        if (this.#queueSource !== undefined) break;
+      }
+    }
+    return this.#queueSource;
+  }
+
+  // One socket's accept queue from the source chosen (TCP_INFO, one getsockopt; else the port's
+  // listener table, which costs a sock_diag dump or a /proc/net/tcp read); undefined where unknown.
+  protected queueDepth(group: SocketGroup, socket: SlotSocket): number | undefined {
+    if (this.#queueSource === undefined || this.#queueSource === 'tcp-info') {
+      try {
+        const { queued } = this.binding.acceptQueue(socket.fd);
+        this.#queueSource = 'tcp-info';
+        return queued;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+        if (this.#queueSource === 'tcp-info' || code !== 'ENOTSUP') return undefined; // not listening yet, or closed
+        const listed = this.#listed(group, socket);
+        this.#queueSource = chooseQueueSource(code, listed !== undefined);
+        return listed;
+      }
+    }
+    return this.#queueSource === 'listeners' ? this.#listed(group, socket) : undefined;
+  }
+
+  // The port's listener table is read once per check, not once per slot: a read is reused for 5 ms.
+  #listed(group: SocketGroup, socket: SlotSocket): number | undefined {
+    const now = performance.now();
+    let table = this.#tables.get(group.port);
+    if (!table || now - table.at > 5) {
+      try {
+        table = { at: now, sockets: listeningSocketsOn(group.port) };
+      } catch {
+        return undefined;
+      }
+      this.#tables.set(group.port, table);
+    }
+    return table.sockets.find((entry) => entry.inode === socket.inode)?.queued;
   }
 
   /** A slot's sockets (one per address it serves). */
