@@ -236,7 +236,7 @@ export interface CrashLoopEvent {
   restarts: number;
   /** What counted as dying young. */
   minUptimeMs: number;
-  /** Every slot stopped so far, and how many slots still have a live worker (0: nothing serves). */
+  /** Every slot stopped so far, and how many slots are not stopped (serving, or being restarted; 0: nothing will serve). */
   stopped: number[];
   serving: number;
 }

@@ -267,7 +267,7 @@ export class WorkerSlots {
       restarts: this.#settings.maxRestarts,
       minUptimeMs: this.#settings.minUptimeMs,
       stopped: this.slots.filter((each) => each.stopped).map((each) => each.index),
-      serving: this.slots.filter((each) => !each.stopped && each.worker !== undefined && !each.worker.isDead()).length,
+      serving: this.slots.filter((each) => !each.stopped).length,
     };
     this.#hooks.emit('crash-loop', event);
   }
