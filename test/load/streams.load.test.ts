@@ -110,6 +110,20 @@ describe.each([
   });
 });
 
+describe('for comparison: HTTP/2 over TLS with undici (tcp_migrate_req=0, 2 workers)', () => {
+  it("undici's Pool with allowH2 (no retry of its own) fails requests in flight at the drain's graceful GOAWAY (nodejs/undici#5089, #3143)", async (context) => {
+    if (unavailable) return context.skip();
+    const report = await run<LoadSummary>({ app: 'h2', reloads: 3, drainTimeoutMs: 5_000, client: { undici: true, sessions: 4, lanes: 4 } });
+    const { load } = report;
+    const undici = (require('undici/package.json') as { version: string }).version;
+    console.log(`h2, undici ${undici} allowH2: ${load.failed} of ${load.sent} failed ${JSON.stringify(load.errors)}, ${reloadsLine(report)}`);
+    expect(load.sent).toBeGreaterThan(500);
+    // If this fails, undici has learnt to finish them: docs/reloads.md says which version failed them.
+    expect(load.failed).toBeGreaterThan(0);
+    for (const code of Object.keys(load.errors)) expect(code).toMatch(/^UND_ERR_SOCKET: .*GOAWAY/);
+  });
+});
+
 describe('WebSockets (ws), 40 clients echoing every 100 ms (tcp_migrate_req=0, 2 workers)', () => {
   it('an app that closes them on drainSignal(): every close 1001, none 1006, each of 3 reloads under 3 s', async (context) => {
     if (unavailable) return context.skip();

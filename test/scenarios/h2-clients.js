@@ -78,11 +78,35 @@ function once(target, path) {
   });
 }
 
+// `undici: true` (TLS only): the same lanes on an undici Pool with allowH2 instead, undici's own
+// handling of GOAWAY (for comparison: it retries nothing, and fails requests in flight at a GOAWAY).
+function undiciLanes(origin, sessions, perSession) {
+  const { Pool } = require('undici');
+  const pool = new Pool(origin, { allowH2: true, connections: sessions, connect: { rejectUnauthorized: false } });
+  const lane = async (index) => {
+    for (let n = 0; running; n++) {
+      const begun = performance.now();
+      try {
+        const response = await pool.request({ path: (n + index) % 2 === 0 ? '/?ms=20' : '/', method: 'GET', headersTimeout: 5_000, bodyTimeout: 5_000 });
+        await response.body.text();
+        results.push({ ok: response.statusCode === 200, ms: performance.now() - begun });
+      } catch (error) {
+        results.push({ ok: false, code: `${error.code ?? error.name}: ${error.message}`, ms: performance.now() - begun });
+      }
+    }
+  };
+  return Promise.all(Array.from({ length: sessions * perSession }, (_, index) => lane(index))).then(() => pool.close());
+}
+
 process.on('message', async (message) => {
   if (message.type === 'start') {
     running = true;
     started = performance.now();
     const origin = `${message.tls ? 'https' : 'http'}://127.0.0.1:${message.port}`;
+    if (message.undici) {
+      lanes = undiciLanes(origin, message.sessions ?? 4, message.lanes ?? 4);
+      return process.send({ type: 'started' });
+    }
     const sessions = message.sessions ?? 4;
     const perSession = message.lanes ?? 4;
     for (let i = 0; i < sessions; i++) holders.push(holder(origin));
