@@ -92,6 +92,7 @@ function undiciLanes(origin, sessions, perSession) {
         results.push({ ok: response.statusCode === 200, ms: performance.now() - begun });
       } catch (error) {
         results.push({ ok: false, code: `${error.code ?? error.name}: ${error.message}`, ms: performance.now() - begun });
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
   };
@@ -121,6 +122,8 @@ process.on('message', async (message) => {
           if (result.ok) counts.retriedOk += 1;
         }
         results.push(result);
+        // A failed one is followed by a pause (bounded: a broken server cannot spin this loop).
+        if (!result.ok) await new Promise((resolve) => setTimeout(resolve, 100));
       }
     };
     lanes = Promise.all(holders.flatMap((target) => Array.from({ length: perSession }, (_, index) => lane(target, index))));

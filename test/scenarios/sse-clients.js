@@ -92,6 +92,8 @@ process.on('message', async (message) => {
         const complete = ids.length === n && ids.every((id, i) => id === i) && events.at(-1)?.event === 'end';
         const code = error ?? (status !== 200 ? `HTTP ${status}` : complete ? undefined : `incomplete (${ids.length} of ${n} events)`);
         short.push({ ok: code === undefined, code, ms: performance.now() - begun, client });
+        // A failed one is followed by a pause (bounded: a broken server cannot spin this loop).
+        if (code !== undefined) await new Promise((resolve) => setTimeout(resolve, 100));
       }
     };
     const longLane = async (client) => {
