@@ -9,6 +9,7 @@ import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseMode, pa
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
+import { runnerStdout } from './output';
 import { type StartCommandOptions, UsageError, runStart } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
@@ -69,8 +70,10 @@ const start = program
       process.exit(USAGE_EXIT);
     }
     const workers = instances ?? rest.workers;
-    runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch((error: Error & { code?: string }) => {
+    runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch(async (error: Error & { code?: string }) => {
       process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
+      // The workers' relayed lines first: a write still on the thread pool would be lost.
+      await runnerStdout().whenIdle(1_000);
       process.exit(error instanceof UsageError ? USAGE_EXIT : 1);
     });
   });

@@ -99,6 +99,26 @@ export class FdWriter {
     });
   }
 
+  /**
+   * Resolves once everything queued is written (or after `timeoutMs`): before an exit of the
+   * runner's own, since a write still on the thread pool is lost when the process exits.
+   */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (!this.#inFlight && this.#pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!this.#inFlight && this.#pending.length === 0) done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.#drained.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#drained.add(check);
+    });
+  }
+
   /** At exit: what is not yet handed to a write, written at once (an error drops it). */
   flushSync(): void {
     if (this.#broken) return;

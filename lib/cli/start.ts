@@ -153,7 +153,10 @@ export async function runStart(script: string, args: string[], options: StartCom
       `reuseport start: every slot stopped restarting: the workers kept dying within ${event.minUptimeMs} ms of their start ` +
         `(${event.restarts} restarts in a row per slot; the last, pid ${event.pid}, ${how})${why}\n`,
     );
-    supervisor.shutdown({ delayMs: 0, exit: false }).finally(() => process.exit(1));
+    supervisor.shutdown({ delayMs: 0, exit: false }).finally(async () => {
+      await stdout.whenIdle(1_000);
+      process.exit(1);
+    });
   });
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
