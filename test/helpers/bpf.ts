@@ -1,5 +1,5 @@
 // A small classic-BPF interpreter for the steering programs' tests (test/steering.test.ts, test/sticky.test.ts).
-import { type Instruction, opcodes as op } from '../../lib/supervisor/slots/steering';
+import { type Instruction, opcodes as op, stickyProgram } from '../../lib/supervisor/slots/steering';
 
 // Just the classic BPF these programs use; `packet` starts at the IP header (SKF_NET_OFF), `cpu` is
 // what the ancillary load SKF_AD_CPU reads. An instruction it does not know is an error.
@@ -54,3 +54,14 @@ export function run(program: Instruction[], packet: Buffer, cpu = 0): number {
   }
   throw new Error('fell off the end');
 }
+
+/** The slot a sticky program over slots 0..slots-1 picks for an IPv4 client ("127.0.0.10"), by the interpreter. */
+export function stickySlotOf(source: string, slots: number): number {
+  const packet = Buffer.alloc(40);
+  packet.writeUInt8(0x45, 0);
+  source.split('.').forEach((part, i) => packet.writeUInt8(Number(part), 12 + i));
+  return run(stickyProgram(Array.from({ length: slots }, (_, slot) => slot)), packet);
+}
+
+/** The 16 client addresses the sticky tests connect from (Linux routes all of 127/8 to lo). */
+export const STICKY_SOURCES = Array.from({ length: 16 }, (_, i) => `127.0.0.${10 + i}`);
