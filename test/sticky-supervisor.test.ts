@@ -4,7 +4,11 @@
 // the slot the program picks (the interpreter says which), through a reload and a crash; the slot
 // keeps its socket while it has no worker, where without sticky the socket closes and the steering
 // ends; and where stickiness cannot be had, startCluster fails. Plus the options' checks.
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadBinding } from '../lib/binding';
+import { SlotSockets } from '../lib/supervisor/slots/slot-sockets';
+import { listeningInodes } from './helpers/proc-net';
 import { resolveSettings } from '../lib/supervisor/core/settings';
 import { MAX_STICKY_SLOTS } from '../lib/supervisor/slots/steering';
 import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
@@ -163,6 +167,47 @@ describe("startCluster({ sticky: 'ip' })", () => {
     expect(failed.error.message).toMatch(/sticky: 'ip' cannot be kept on 127\.0\.0\.1:\d+: 1 other listener\(s\) were on the port first/);
     const { state } = await start({ workers: 2, env: { FIXTURE_PORT: port } });
     expect(state.steering).toMatchObject([{ enabled: false, sticky: false, reason: expect.stringMatching(/other listener\(s\) were on the port first/) }]);
+  });
+});
+
+describe('SlotSockets with sticky: an attach that fails', () => {
+  it("is the error of the worker's first request (the setsockopt error, named), and leaves no socket open", () => {
+    const loaded = loadBinding();
+    if (!loaded.binding) throw loaded.error;
+    const real = loaded.binding;
+    // The kernel's own refusal, borrowed: the program attached to a file that is no socket (ENOTSOCK).
+    const refusing = {
+      ...real,
+      attachReusePortProgram: (_fd: number, program: number[]) => {
+        const file = fs.openSync('/dev/null', 'r');
+        try {
+          real.attachReusePortProgram(file, program);
+        } finally {
+          fs.closeSync(file);
+        }
+      },
+    };
+    const sockets = new SlotSockets(refusing, 2, undefined, { ipv6Prefix: 128 });
+    let port = 0;
+    const request = { address: '127.0.0.1', port: 0, ipv6Only: false, group: false as const };
+    try {
+      sockets.get(0, request);
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'ENOTSOCK', syscall: 'setsockopt' });
+      expect((error as Error).message).toMatch(/^reuseport: sticky: 'ip' cannot be kept on 127\.0\.0\.1:(\d+): attaching the program failed: /);
+      port = Number(/127\.0\.0\.1:(\d+)/.exec((error as Error).message)?.[1]);
+    }
+    expect(port).toBeGreaterThan(0);
+    expect(listeningInodes(port)).toEqual([]);
+    // The same with the real binding: sticky, both slots' sockets in the group.
+    const working = new SlotSockets(real, 2, undefined, { ipv6Prefix: 128 });
+    try {
+      const socket = working.get(0, request);
+      expect(working.steering()).toMatchObject([{ port: socket.port, enabled: true, sticky: true }]);
+      expect(listeningInodes(socket.port)).toHaveLength(2);
+    } finally {
+      working.closeAll();
+    }
   });
 });
 

@@ -2,12 +2,14 @@
 // sets (every address of an IPv4 /16, a fixed list of IPv6 ones, IPv4 clients written as IPv6), for
 // its spread over 2-8 slots and the share of clients that move when the slot count changes; then
 // on a kernel SO_REUSEPORT group with real clients from 16 source addresses (127.0.0.10-25: Linux
-// routes all of 127/8 to lo) and ::1, where every connection must land where the interpreter says.
+// routes all of 127/8 to lo) and ::1, and 16 IPv6 addresses (fd00::10-25) in a network namespace the
+// test makes, where every connection must land where the interpreter says.
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
 import { MAX_INSTRUCTIONS, MAX_STICKY_SLOTS, type StickyOptions, flatten, fmix32, stickyProgram } from '../lib/supervisor/slots/steering';
 import { run } from './helpers/bpf';
+import { namespaceUnavailable, runScenario } from './helpers/netns';
 
 /** A SYN from an IPv4 address (a 32-bit number) and port, from its IP header on. */
 function syn4(address: number, port = 40000): Buffer {
@@ -254,5 +256,23 @@ describe('stickyProgram on a real SO_REUSEPORT group', () => {
     } finally {
       g.close();
     }
+  });
+});
+
+describe('stickyProgram on the kernel with 16 IPv6 client addresses (a network namespace)', () => {
+  it.each([128, 64])('prefix %i: every connection lands where the interpreter says', async (ipv6Prefix) => {
+    const why = await namespaceUnavailable();
+    if (why) throw new Error(`this test needs a network namespace: ${why}`);
+    const report = await runScenario<{ accepted: { index: number; from: string }[] }>({ slots: 4, ipv6Prefix }, 0, 30_000, 'sticky-ipv6.js');
+    expect(report.accepted).toHaveLength(48);
+    const program = stickyProgram(slotsOf(4), { ipv6Prefix });
+    for (const { index, from } of report.accepted) {
+      const host = Number.parseInt(from.split(':').at(-1) as string, 16);
+      expect({ from, index }).toEqual({ from, index: run(program, syn6([0xfd000000, 0, 0, host])) });
+    }
+    const used = new Set(report.accepted.map(({ index }) => index)).size;
+    // The whole address: 16 hosts over 4 sockets use more than one; by the /64 (all of fd00::/64): one.
+    if (ipv6Prefix === 128) expect(used).toBeGreaterThan(1);
+    else expect(used).toBe(1);
   });
 });

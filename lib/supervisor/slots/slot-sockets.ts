@@ -246,10 +246,10 @@ export class SlotSockets {
     return group;
   }
 
-  /** Points every steerable group at `slots`; a no-op when unchanged. */
+  /** Points every steerable group at `slots`; a no-op when unchanged. A sticky group keeps the program it got when it opened. */
   steer(slots: number[]): void {
     for (const group of this.groups.values()) {
-      if (!group.steering.enabled) continue;
+      if (!group.steering.enabled || group.steering.sticky) continue;
       const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
       const key = allowed.join(',');
       if (allowed.length === 0 || key === group.attached) continue;
@@ -259,16 +259,10 @@ export class SlotSockets {
         this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
         group.attached = key;
       } catch (error) {
-        // With sticky the program stays the one attached when the group opened (over the same slots, or a surplus more).
-        const why = `attaching the program failed (${(error as Error).message})`;
-        if (group.steering.sticky) this.onStickyTrouble(`${group.address}:${group.port}: ${why}; the sticky program attached before stays`);
-        else group.steering = { ...group.steering, enabled: false, reason: `no steering: ${why}` };
+        group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
       }
     }
   }
-
-  /** Told when something would weaken stickiness that cannot (a warning; the supervisor sets it). */
-  onStickyTrouble: (message: string) => void = (message) => process.emitWarning(`reuseport: sticky: ${message}`, { code: 'REUSEPORT_STICKY' });
 
   // The program for the allowed slots: sticky by the client's address, CPU-local when asked (each CPU
   // to its slots, a CPU with no slot hashed over all), else a hash over them.
