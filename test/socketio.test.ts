@@ -3,7 +3,8 @@
 // (127.0.0.10-25 through http.Agent({ localAddress }); Linux routes all of 127/8 to lo), each asking
 // its worker's pid every 100 ms. With sticky every client connects with no error, both workers
 // serve, a broadcast reaches every client across the workers, and after a reload every client
-// answers again from the new worker of its slot within 2 s, with no error after that. The same run
+// answers again from the new worker of its slot within 2 s, with no error after that (the app ends
+// its long polls on the drain signal; one that does not holds each drain until drainTimeoutMs). The same run
 // without sticky is the check that this setup can fail: the kernel spreads a client's polls over
 // both workers, and socket.io answers "Session ID unknown".
 // stallThresholdMs is 500 ms (not 80): a worker this busy machine makes answer a ping late would
@@ -107,7 +108,7 @@ async function withClients<T>(port: number, body: (clients: Client[]) => Promise
 
 describe('socket.io long polling over 2 workers', () => {
   it("with sticky: 'ip': 16 clients connect with no error, both workers serve, broadcasts cross workers; after a reload every client answers from its slot's new worker within 2 s", async () => {
-    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500 });
+    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 5_000 });
     const [port] = state.ports as [number];
     const pidOfSlot = (s: State, slot: number) => s.stats.find((stat) => stat.slot === slot)?.pid;
     await withClients(port, async (clients) => {
@@ -126,9 +127,11 @@ describe('socket.io long polling over 2 workers', () => {
       expect(clients.map((c) => c.shouts)).toEqual(clients.map(() => 1));
 
       fixture.child.send({ type: 'reload' });
-      const reloaded = await fixture.next<State & { type: string }>('reloaded', 30_000);
+      const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
       workerPids.push(...reloaded.pids);
       const reloadedAt = performance.now();
+      // The long polls each old worker held ended on the drain signal, not at the drain timeout.
+      expect(reloaded.ms).toBeLessThan(5_000);
       await sleep(3_000);
       for (const c of clients) {
         const expected = pidOfSlot(reloaded, stickySlotOf(c.source, 2));
@@ -139,6 +142,26 @@ describe('socket.io long polling over 2 workers', () => {
         const since = first?.at ?? 0;
         expect([...new Set(c.answers.filter((a) => a.at >= since).map((a) => a.pid))]).toEqual([expected]);
         expect(c.errors.filter((e) => e.at >= since)).toEqual([]);
+      }
+    });
+  }, 60_000);
+
+  it("with sticky, an app that does not end its long polls on the drain signal: each slot's drain lasts until drainTimeoutMs, and the clients still end up on their slot's new worker", async () => {
+    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 1_500, env: { FIXTURE_NO_DRAIN_SIGNAL: '1' } });
+    const [port] = state.ports as [number];
+    await withClients(port, async (clients) => {
+      for (let i = 0; i < 50 && clients.some((c) => c.answers.length === 0); i++) await sleep(100);
+      fixture.child.send({ type: 'reload' });
+      const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
+      workerPids.push(...reloaded.pids);
+      // Two slots, one after the other, each old worker holding long polls until its drain timeout.
+      expect(reloaded.ms).toBeGreaterThanOrEqual(2 * 1_500);
+      await sleep(1_500);
+      const since = performance.now();
+      await sleep(1_000);
+      for (const c of clients) {
+        const expected = reloaded.stats.find((stat) => stat.slot === stickySlotOf(c.source, 2))?.pid;
+        expect({ source: c.source, pids: [...new Set(c.answers.filter((a) => a.at >= since).map((a) => a.pid))] }).toEqual({ source: c.source, pids: [expected] });
       }
     });
   }, 60_000);
