@@ -9,8 +9,9 @@
 // without sticky is the check that this setup can fail: the kernel spreads a client's polls over
 // both workers, and socket.io answers "Session ID unknown".
 // stallThresholdMs is 500 ms (not 80): a worker this busy machine makes answer a ping late would
-// have its slot lent, and its clients would meet a worker without their session; that is stall
-// protection doing its work (docs/sticky.md), not what this test is about.
+// have its slot lent, and its clients would meet a worker without their session (one run of six
+// with 80 ms saw one connect error at start); that is stall protection doing its work
+// (docs/sticky.md), not what this test is about.
 import http from 'node:http';
 import { type Socket, io } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
