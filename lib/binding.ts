@@ -58,6 +58,11 @@ export type BindingLoad =
 
 const packageRoot = path.join(__dirname, '..');
 
+/** Why there is no addon on Windows, for facts and doctor: nothing to build or fix. */
+export const noAddonOnWindows =
+  'Windows has no SO_REUSEPORT, so reuseport has no native addon there and runs its JavaScript path ' +
+  "(Node's own listen; node:cluster's shared handle in a cluster)";
+
 // Loaded while the package is imported, not on first use: a server that imports the library as
 // root and then drops privileges (or chroots, or loses the file) must keep the addon it had, not
 // silently fall back to another mode because the new user cannot read build/Release.
@@ -65,6 +70,8 @@ const loaded: BindingLoad = load();
 let warned = false;
 
 function load(): BindingLoad {
+  // Not even looked for: the install builds nothing on Windows, and an addon there could only refuse.
+  if (process.platform === 'win32') return { binding: undefined, error: new Error(noAddonOnWindows) };
   try {
     const nodeGypBuild = require('node-gyp-build') as (root: string) => NativeBinding;
     return { binding: nodeGypBuild(packageRoot), error: undefined };
@@ -84,7 +91,7 @@ function load(): BindingLoad {
 export function loadBinding(): BindingLoad {
   // The warning waits for a call, not the import: a process that imports the package without
   // using it (a build step, a CLI's --help, a bundle that picks another path) has nothing to fix.
-  if (loaded.error && !warned) {
+  if (loaded.error && !warned && process.platform !== 'win32') {
     warned = true;
     process.emitWarning(`${loaded.error.message}. Until then reuseport uses Node's own reusePort where this Node has it, else a cluster mode.`, {
       code: 'REUSEPORT_NO_ADDON',

@@ -127,6 +127,28 @@ export function isSystemError(error: unknown): error is SystemError {
   );
 }
 
+// name -> libuv errno, from Node's own table: the numbers are libuv's, which are the negated POSIX
+// errno on Linux and macOS but libuv's own on Windows (EINVAL is -4071 there, while
+// os.constants.errno.EINVAL is the C runtime's 22), so `-(os.constants.errno.X)` is not an errno there.
+let errnoByName: Map<string, number> | undefined;
+
+/**
+ * The errno Node gives the error `code` on this platform (`uvErrno('EINVAL')`: -22 on Linux, -4071
+ * on Windows), from `util.getSystemErrorMap()`; `map` is for tests. Throws for a name libuv does not know.
+ */
+export function uvErrno(code: string, map?: ReadonlyMap<number, [string, string]>): number {
+  const byName = map ? namesOf(map) : (errnoByName ??= namesOf(getSystemErrorMap()));
+  const errno = byName.get(code);
+  if (errno === undefined) throw new RangeError(`libuv has no error named ${code}`);
+  return errno;
+}
+
+function namesOf(map: ReadonlyMap<number, [string, string]>): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const [errno, [name]] of map) if (!byName.has(name)) byName.set(name, errno);
+  return byName;
+}
+
 /** An OS error from a negative errno, as Node's `ExceptionWithHostPort` builds it. */
 export function systemError(errno: number, syscall: string, address: string, port: number): SystemError {
   const [code, description] = getSystemErrorMap().get(errno) ?? ['UNKNOWN', 'unknown error'];

@@ -14,8 +14,11 @@ export type { DatagramPlan } from './plan/plan-datagram';
 export { setupPrimary } from './cluster/setup-primary';
 export { startCluster } from './supervisor/start-cluster';
 export type {
+  CrashLoopEvent,
   ForeignSocketEvent,
   HealthOptions,
+  ReloadFailure,
+  ReloadResult,
   ShutdownOptions,
   ShutdownResult,
   SlotStats,

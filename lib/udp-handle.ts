@@ -5,8 +5,7 @@
 // bindReusePort gets the socket made. `socket.bind(handle)` (what node:cluster uses to hand a worker
 // the primary's socket) takes a bound UDP handle as it is, in a worker too. Node has no public
 // constructor for that handle, hence `process.binding('udp_wrap')`, tested on every Node version.
-import os from 'node:os';
-import { systemError } from './errors';
+import { systemError, uvErrno } from './errors';
 
 /** libuv's UDP handle as Node exposes it internally; only what we use. */
 export interface UdpHandle {
@@ -36,7 +35,7 @@ export function udpWrap(): UdpWrap {
  */
 export function udpHandleBound(family: 4 | 6, address: string, port: number, ipv6Only: boolean): UdpHandle {
   const { UDP, constants } = udpWrap();
-  if (constants.UV_UDP_REUSEPORT === undefined) throw systemError(-(os.constants.errno.ENOTSUP ?? 95), 'bind', address, port);
+  if (constants.UV_UDP_REUSEPORT === undefined) throw systemError(uvErrno('ENOTSUP'), 'bind', address, port);
   const handle = new UDP();
   const flags = constants.UV_UDP_REUSEPORT | (ipv6Only ? constants.UV_UDP_IPV6ONLY : 0);
   const err = family === 4 ? handle.bind(address, port, flags) : handle.bind6(address, port, flags);

@@ -67,7 +67,8 @@ struct BpfInstruction {
 int CheckReusePortSocket(int fd);
 
 // The accept queue of a listening TCP socket: connections waiting now and the queue's limit
-// (Linux TCP_INFO: tcpi_unacked and tcpi_sacked on a listener). 0 or the errno.
+// (Linux TCP_INFO: tcpi_unacked and tcpi_sacked on a listener). 0 or the errno: ENOTSUP when the
+// answer is too short to hold those fields (qemu-user), or off Linux.
 int AcceptQueue(int fd, int* queued, int* limit);
 
 // listen(2) on a socket CheckReusePortSocket accepts. 0 or the errno.

@@ -305,6 +305,10 @@ int AcceptQueue(int fd, int* queued, int* limit) {
   socklen_t length = sizeof(info);
   std::memset(&info, 0, sizeof(info));
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return errno;
+  // The kernel writes as much of tcp_info as it knows (an older one than these headers writes less),
+  // so only the fields read must be there. A shorter answer (qemu-user gives 4 bytes) holds no queue:
+  // ENOTSUP, never a zeroed { 0, 0 }.
+  if (length < offsetof(tcp_info, tcpi_sacked) + sizeof(info.tcpi_sacked)) return ENOTSUP;
   if (info.tcpi_state != TCP_LISTEN) return EINVAL;
   *queued = static_cast<int>(info.tcpi_unacked);
   *limit = static_cast<int>(info.tcpi_sacked);

@@ -10,6 +10,9 @@
 // The TypeScript layer plans a cluster shared handle on Windows instead (libuv's default there).
 //
 // No Winsock call is made, so nothing needs WSAStartup, nothing is opened and nothing can leak.
+// The install builds nothing on Windows (install.cjs) and lib/binding.ts loads no addon there, so
+// this file is only compiled by hand or by the MinGW syntax check; docs/windows.md says why no
+// win32 prebuild ships (SO_EXCLUSIVEADDRUSE would not reach node:cluster's shared handle).
 #include <errno.h>
 
 #include "socket.h"

@@ -73,6 +73,13 @@ describe('planBind', () => {
     expect(plan.reasons.join(' ')).toContain(mention);
   });
 
+  it('a Windows worker is told once how it binds: alone, never also "the cluster shared handle"', () => {
+    const plan = planBind({ ...base, platform: 'win32', release: '10.0.22631', addon: false, role: 'worker' });
+    const said = plan.reasons.join(' ');
+    expect(said).toContain('binds alone');
+    expect(said).not.toMatch(/shared handle|accepts on that socket/);
+  });
+
   it.each<[name: string, facts: Partial<Facts>, options: PlanOptions]>([
     ["'round-robin' in a worker", { role: 'worker' }, { mode: 'round-robin' }],
     ["'round-robin' from REUSEPORT_MODE", { role: 'worker', override: 'round-robin' }, {}],

@@ -3,6 +3,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { noAddonOnWindows } from '../lib/binding';
+import { collectDoctorReport, formatDoctorReport } from '../lib/cli/doctor';
+import type { Facts } from '../lib/plan/facts';
 import { startFixture, stopAll } from './helpers/processes';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
@@ -65,5 +68,39 @@ describe('reuseport doctor', () => {
 
   it('rejects a port that is not one', async () => {
     await expect(run('doctor', '--port', '70000')).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/invalid/) });
+  });
+});
+
+describe('collectDoctorReport off Linux (injected facts)', () => {
+  const windowsFacts: Facts = {
+    platform: 'win32',
+    release: '10.0.22631',
+    nodeReusePort: false,
+    nodeUdpReusePort: false,
+    addon: false,
+    addonError: noAddonOnWindows,
+    role: 'none',
+    override: undefined,
+  };
+
+  it.each<[name: string, facts: Facts, reads: string[]]>([
+    ['Windows reads no Linux sysctl, even where a /proc can be seen (Wine through z:)', windowsFacts, []],
+    ['macOS reads none either', { ...windowsFacts, platform: 'darwin', release: '23.1.0', addonError: 'no addon' }, []],
+    ['Linux reads both', { ...windowsFacts, platform: 'linux', release: '6.18.0', addon: true, addonError: undefined }, ['net.core.somaxconn', 'net.ipv4.tcp_migrate_req']],
+  ])('%s', (_name, facts, reads) => {
+    const asked: string[] = [];
+    const report = collectDoctorReport({ port: 1 }, { facts: () => facts, readSysctl: (name) => (asked.push(name), 0) });
+    expect(asked).toEqual(reads);
+    if (reads.length === 0) {
+      expect(report.sysctl).toEqual({ somaxconn: undefined, tcpMigrateReq: undefined });
+      expect(report.port).toMatchObject({ holders: [], unread: expect.stringContaining("Linux's /proc") });
+    }
+  });
+
+  it('on Windows says plainly there is no SO_REUSEPORT: no warning, no toolchain advice, no "yes" for reusePort', () => {
+    const text = formatDoctorReport(collectDoctorReport({}, { facts: () => windowsFacts, readSysctl: () => 0 }));
+    expect(text).toMatch(/^addon: +none: Windows has no SO_REUSEPORT/m);
+    expect(text).toMatch(/honours reusePort: no/);
+    expect(text).not.toMatch(/warning:|C\+\+|rebuild|unknown error/);
   });
 });

@@ -22,7 +22,11 @@ interface Event {
   pid?: number;
   workers?: string;
   pids?: string;
+  ports?: string | number[];
   error?: string;
+  probe?: boolean;
+  getPort?: number;
+  detectPort?: number;
 }
 
 function freePort(): Promise<number> {
@@ -35,8 +39,8 @@ function freePort(): Promise<number> {
 }
 
 // The runner with --json; lines that are not the runner's JSON (a worker's own output) are kept aside.
-function runner(args: string[], port: number) {
-  const child = spawn(process.execPath, [cli, 'start', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, APP_PORT: String(port) } });
+function runner(args: string[], port: number, env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [cli, 'start', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, APP_PORT: String(port) } });
   seen.add(child.pid);
   const events: Event[] = [];
   let output = '';
@@ -95,6 +99,99 @@ describe.each([
 
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
+  }, 60_000);
+});
+
+// get-port and detect-port probe by listening on the port and closing it; get-port tries every local
+// address (0.0.0.0, ::, 127.0.0.1, ::1, each interface's, a link-local one that fails with EINVAL).
+// Under the hook each probe is a slot listen: the app's close gives it back, so nothing is left
+// behind that would queue connections no one accepts, and the runner's own sockets on overlapping
+// addresses are never reported as a foreign app's.
+describe('port probes (get-port, detect-port) in the workers of reuseport start', () => {
+  it('leave one socket per slot on the port, the ready line names it, both workers answer, and no foreign socket is reported', async () => {
+    const port = await freePort();
+    const run = runner(['--workers', '2', path.join(fixtures, 'port-probe-app.mjs')], port);
+    const ready = await run.next('ready');
+    const workers = (ready.workers ?? '').split(',').map(Number);
+    expect(String(ready.ports)).toBe(String(port));
+    const inodes = listeningInodes(port);
+    expect(inodes).toHaveLength(2);
+    for (const pid of workers) expect(inodes.filter((inode) => socketInodesOf(pid).has(inode))).toHaveLength(1);
+    const answers = await countResponses(port, 100);
+    expect([...answers.keys()].sort()).toEqual(workers.map(String).sort());
+    // In a worker of the same app the port reads as free: both libraries answer the port asked for.
+    const probes = run.events.filter((event) => event.probe);
+    expect(probes.map((probe) => [probe.getPort, probe.detectPort])).toEqual([
+      [port, port],
+      [port, port],
+    ]);
+    // A foreign-socket check runs every second: give it two rounds.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(run.events.filter((event) => event.event === 'foreign')).toEqual([]);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
+
+  it("free the port once the app closes its server, as Node does: the runner's sockets there close too", async () => {
+    const port = await freePort();
+    const run = runner(['--workers', '1', path.join(fixtures, 'port-probe-app.mjs')], port, { APP_CLOSE_AFTER: '1' });
+    await run.next('ready');
+    expect(listeningInodes(port)).toHaveLength(1);
+    expect((await countResponses(port, 1)).size).toBe(1);
+    for (let i = 0; i < 100 && listeningInodes(port).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(listeningInodes(port)).toEqual([]);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
+});
+
+// A listen error the app handles is the app's: the start waits for the listen that follows (get-port
+// does this on every address that refuses it), and fails with that error only if none follows soon.
+describe('a listen error in a worker under reuseport start', () => {
+  it("handled by the app, which then listens elsewhere: the runner is ready on the app's second port", async () => {
+    const busy = net.createServer().listen({ port: 0, host: '::', exclusive: true });
+    await new Promise((resolve) => busy.once('listening', resolve));
+    try {
+      const port = await freePort();
+      const run = runner(['--workers', '2', path.join(fixtures, 'retry-app.js')], port, { APP_BUSY_PORT: String((busy.address() as net.AddressInfo).port) });
+      const ready = await run.next('ready');
+      expect(String(ready.ports)).toBe(String(port));
+      expect((await countResponses(port, 50)).size).toBe(2);
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+    } finally {
+      busy.close();
+    }
+  }, 60_000);
+
+  it('handled by an app that then never listens: the runner fails within seconds with that error', async () => {
+    const busy = net.createServer().listen({ port: 0, host: '::', exclusive: true });
+    await new Promise((resolve) => busy.once('listening', resolve));
+    const busyPort = (busy.address() as net.AddressInfo).port;
+    try {
+      const started = Date.now();
+      const run = runner(['--workers', '1', path.join(fixtures, 'retry-app.js')], await freePort(), { APP_BUSY_PORT: String(busyPort), APP_GIVE_UP: '1' });
+      expect(await run.exited).toBe(1);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(run.stderr()).toContain(`EADDRINUSE null:${busyPort}`);
+      expect(run.events.find((event) => event.event === 'ready')).toBeUndefined();
+    } finally {
+      busy.close();
+    }
+  }, 30_000);
+});
+
+describe('a crash-looping release under reuseport start', () => {
+  it('ends the runner non-zero within 30 s (default --min-uptime and --max-restarts), its last line naming the cause', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const run = runner(['--workers', '2', path.join(fixtures, 'crash-app.js')], port);
+    expect(await run.exited).toBe(1);
+    expect(Date.now() - started).toBeLessThan(40_000);
+    const loops = run.events.filter((event) => event.event === 'crash-loop');
+    expect(loops).toHaveLength(2);
+    const last = run.stderr().trim().split('\n').at(-1);
+    expect(last).toMatch(/^reuseport start: every slot stopped restarting: the workers kept dying within 1000 ms of their start \(16 restarts in a row per slot; the last, pid \d+, exited with code 3\)$/);
   }, 60_000);
 });
 

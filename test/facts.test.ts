@@ -52,6 +52,23 @@ describe('gatherFacts reads', () => {
     ['nodeUdpReusePort false when udp_wrap lacks UV_UDP_REUSEPORT', { udpWrap: () => ({ constants: {} }) }, { nodeUdpReusePort: false }],
     ['nodeUdpReusePort false when udp_wrap cannot be reached', { udpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeUdpReusePort: false }],
     ['nodeReusePort false when tcp_wrap cannot be reached', { tcpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeReusePort: false }],
+    // libuv refuses UV_TCP_REUSEPORT/UV_UDP_REUSEPORT with ENOTSUP off its list, though Node exports the constants.
+    ...(['win32', 'darwin', 'openbsd'] as const).map((platform): [string, Partial<FactSources>, Record<string, unknown>] => [
+      `nodeReusePort and nodeUdpReusePort false on ${platform}, where libuv refuses the flag, even with the constants`,
+      { platform, tcpWrap: () => ({ constants: { UV_TCP_REUSEPORT: 1 } }), udpWrap: () => ({ constants: { UV_UDP_REUSEPORT: 64 } }) },
+      { nodeReusePort: false, nodeUdpReusePort: false },
+    ]),
+    ...(['freebsd', 'aix', 'sunos', 'android'] as const).map((platform): [string, Partial<FactSources>, Record<string, unknown>] => [
+      `nodeReusePort and nodeUdpReusePort true on ${platform}, where libuv sets the option, with the constants`,
+      { platform, tcpWrap: () => ({ constants: { UV_TCP_REUSEPORT: 1 } }), udpWrap: () => ({ constants: { UV_UDP_REUSEPORT: 64 } }) },
+      { nodeReusePort: true, nodeUdpReusePort: true },
+    ]),
+    [
+      'on Windows no addon is asked: the reason says Windows has no SO_REUSEPORT, never an errno',
+      { platform: 'win32', loadBinding: addonProbing(() => -129) },
+      { addon: false, addonError: expect.stringMatching(/^Windows has no SO_REUSEPORT.*JavaScript path/) },
+    ],
+    ['on Windows a missing addon is no error to fix either', { platform: 'win32', loadBinding: missingAddon }, { addon: false, addonError: expect.not.stringMatching(/C\+\+|rebuild|unknown error/) }],
     ['addon true when its probe returns 0', {}, { addon: true, addonError: undefined }],
     ['addon false with the load error when the addon is missing', { loadBinding: missingAddon }, { addon: false, addonError: 'no build/Release/reuseport.node' }],
     ['addon false with the errno name when the kernel refuses SO_REUSEPORT', { loadBinding: addonProbing(() => -os.constants.errno.ENOPROTOOPT) }, { addon: false, addonError: expect.stringContaining('ENOPROTOOPT') }],

@@ -185,6 +185,21 @@ describe('unmodified apps under the hook', () => {
     expect(error.message).toMatch(new RegExp(`^listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}`));
   });
 
+  it("a port another app serves under the hook is refused as EADDRINUSE naming the holder and the sharing group, with no generic hint", async () => {
+    const port = await freePort();
+    const env = { APP_PORT: String(port), APP_HOST: '127.0.0.1' };
+    const first = startFixture('ordinary-app.js', [], env, { execArgv: hook });
+    const { pid } = await first.next<Listening>('listening');
+    const other = startFixture('other-app.js', [], env, { execArgv: hook });
+    const { error } = await other.next<{ error: { message: string } }>('error');
+    expect(error).toMatchObject({ code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '127.0.0.1', port });
+    expect(error.message).toMatch(new RegExp(`^listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port} \\(held by 127\\.0\\.0\\.1:${port} by pid ${pid} `));
+    expect(error.message).toMatch(/which is not of this app's sharing group "app:[^"]*other-app\.js"/);
+    // One explanation, closed: not also the hint for a plain (non-SO_REUSEPORT) holder.
+    expect(error.message).not.toMatch(/without SO_REUSEPORT/);
+    expect(error.message.split('(').length).toBe(error.message.split(')').length);
+  });
+
   it('cluster workers of a plain node:cluster primary each get their own socket; the primary holds none and sees both listen', async () => {
     const port = await freePort();
     const primary = startFixture('ordinary-app.js', ['cluster'], { APP_PORT: String(port), APP_HOST: '127.0.0.1' }, { execArgv: hook });

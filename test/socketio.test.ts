@@ -112,7 +112,7 @@ async function withClients<T>(port: number, body: (clients: Client[], control: {
 
 describe('socket.io long polling over 2 workers', () => {
   it("with sticky: 'ip': 16 clients connect with no error, both workers serve, broadcasts cross workers; after a reload every client answers from its slot's new worker within 2 s", async () => {
-    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 5_000 });
+    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 8_000 });
     const [port] = state.ports as [number];
     const pidOfSlot = (s: State, slot: number) => s.stats.find((stat) => stat.slot === slot)?.pid;
     await withClients(port, async (clients) => {
@@ -135,11 +135,13 @@ describe('socket.io long polling over 2 workers', () => {
       workerPids.push(...reloaded.pids);
       const reloadedAt = performance.now();
       // The long polls each old worker held ended on the drain signal, not at the drain timeout.
-      expect(reloaded.ms).toBeLessThan(5_000);
+      expect(reloaded.ms).toBeLessThan(8_000);
       await sleep(3_000);
       for (const c of clients) {
         const expected = pidOfSlot(reloaded, stickySlotOf(c.source, 2));
-        const first = c.answers.find((a) => a.pid === expected);
+        // (During the reload a slot's old and new workers both accept for minUptimeMs, so a client may
+        // meet both; once the reload is over the old ones are gone.)
+        const first = c.answers.find((a) => a.pid === expected && a.at >= reloadedAt);
         // Back within 2 s of the reload's end (the long polls of its old worker ended by the drain signal).
         expect({ source: c.source, backWithinMs: first ? Math.max(0, first.at - reloadedAt) < 2_000 : false }).toEqual({ source: c.source, backWithinMs: true });
         // And from then on only that worker, with no error.
@@ -154,7 +156,7 @@ describe('socket.io long polling over 2 workers', () => {
     ['an app that ends its long polls on the drain signal: each slot drains at once', true],
     ["an app that does not: each slot's drain lasts until drainTimeoutMs", false],
   ])("with sticky, quiet clients during a reload, %s; the clients end up on their slot's new worker", async (_name, signal) => {
-    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 4_000, env: signal ? {} : { FIXTURE_NO_DRAIN_SIGNAL: '1' } });
+    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 6_000, env: signal ? {} : { FIXTURE_NO_DRAIN_SIGNAL: '1' } });
     const [port] = state.ports as [number];
     await withClients(port, async (clients, control) => {
       for (let i = 0; i < 50 && clients.some((c) => c.answers.length === 0); i++) await sleep(100);
@@ -165,9 +167,9 @@ describe('socket.io long polling over 2 workers', () => {
       fixture.child.send({ type: 'reload' });
       const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
       workerPids.push(...reloaded.pids);
-      // Two slots, one after the other: each old worker's long polls end on the signal, or at its drain timeout.
-      if (signal) expect(reloaded.ms).toBeLessThan(4_000);
-      else expect(reloaded.ms).toBeGreaterThanOrEqual(2 * 4_000);
+      // The old workers' long polls end on the signal, or at their drain timeout (the reload waits for it).
+      if (signal) expect(reloaded.ms).toBeLessThan(6_000);
+      else expect(reloaded.ms).toBeGreaterThanOrEqual(6_000);
       control.paused = false;
       await sleep(1_500);
       const since = performance.now();

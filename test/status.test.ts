@@ -56,8 +56,8 @@ describe('withUptimes', () => {
       ports: [8000],
       counts: { restarts: 0, reloads: 0, upgrades: 0 },
       slots: [
-        { slot: 0, pid: 11, accepted: 5, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 1, cpu: undefined },
-        { slot: 1, pid: undefined, accepted: 0, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 0, cpu: undefined },
+        { slot: 0, pid: 11, accepted: 5, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 1, cpu: undefined, stopped: false },
+        { slot: 1, pid: undefined, accepted: 0, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 0, cpu: undefined, stopped: false },
       ],
     } as StatusReport;
     const uptimes = new Map([[10, 5_000], [11, 4_000]]);

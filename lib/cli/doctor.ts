@@ -28,8 +28,20 @@ export interface DoctorReport {
   udpPlans?: { standalone: DatagramPlan | { error: string }; worker: DatagramPlan | { error: string } };
   sysctl: { somaxconn: number | undefined; tcpMigrateReq: number | undefined };
   warnings: string[];
-  port?: { port: number; protocol: PortProtocol; holders: DoctorHolder[] };
+  /** `holders` is read from Linux's /proc; elsewhere it is empty and `unread` says why. */
+  port?: { port: number; protocol: PortProtocol; holders: DoctorHolder[]; unread?: string };
 }
+
+/** What collectDoctorReport reads from the system; tests replace them. */
+export interface DoctorSources {
+  facts: () => Facts;
+  /** A sysctl by its dotted name (net.core.somaxconn), undefined when it cannot be read. */
+  readSysctl: (name: string) => number | undefined;
+}
+
+// Only Linux has these sysctls under /proc; elsewhere a /proc that can be seen belongs to someone
+// else (Windows under Wine sees the Linux host's through z:, WSL1 its own emulation).
+const procPlatforms: ReadonlySet<string> = new Set(['linux', 'android']);
 
 function readSysctl(name: string): number | undefined {
   try {
@@ -79,9 +91,13 @@ function judgeUdpSharing(holder: PortHolder): Pick<DoctorHolder, 'canShare' | 's
 }
 
 /** Collects the report for this machine, and for `port` when given (its UDP sockets with `udp`). */
-export function collectDoctorReport(options: { port?: number; udp?: boolean } = {}): DoctorReport {
-  const facts = gatherFacts();
-  const sysctl = { somaxconn: readSysctl('net.core.somaxconn'), tcpMigrateReq: readSysctl('net.ipv4.tcp_migrate_req') };
+export function collectDoctorReport(options: { port?: number; udp?: boolean } = {}, sources: Partial<DoctorSources> = {}): DoctorReport {
+  const facts = (sources.facts ?? gatherFacts)();
+  const read = sources.readSysctl ?? readSysctl;
+  const onProc = procPlatforms.has(facts.platform);
+  const sysctl = onProc
+    ? { somaxconn: read('net.core.somaxconn'), tcpMigrateReq: read('net.ipv4.tcp_migrate_req') }
+    : { somaxconn: undefined, tcpMigrateReq: undefined };
   const warnings: string[] = [];
   if (facts.platform === 'linux' && sysctl.tcpMigrateReq === 0) {
     warnings.push(
@@ -90,7 +106,8 @@ export function collectDoctorReport(options: { port?: number; udp?: boolean } = 
         'so a container can set its own) and the kernel moves them to the listeners that remain.',
     );
   }
-  if (!facts.addon) warnings.push(`The native addon is not usable: ${facts.addonError ?? 'unknown reason'}.`);
+  // On Windows no addon is a fact, not a fault: there is nothing to install or fix.
+  if (!facts.addon && facts.platform !== 'win32') warnings.push(`The native addon is not usable: ${facts.addonError ?? 'unknown reason'}.`);
   const report: DoctorReport = {
     facts,
     node: process.version,
@@ -104,6 +121,10 @@ export function collectDoctorReport(options: { port?: number; udp?: boolean } = 
   }
   if (options.port !== undefined) {
     const protocol: PortProtocol = options.udp ? 'udp' : 'tcp';
+    if (!onProc) {
+      report.port = { port: options.port, protocol, holders: [], unread: `who holds a port is read from Linux's /proc, which ${facts.platform} has not` };
+      return report;
+    }
     const holders = findPortHolders(options.port, '/proc', protocol).map((holder) => ({
       ...holder,
       ...(protocol === 'udp' ? judgeUdpSharing(holder) : probeSharing(holder)),
@@ -125,7 +146,7 @@ export function formatDoctorReport(report: DoctorReport): string {
     'reuseport doctor',
     `platform:        ${facts.platform} ${report.arch}, kernel ${facts.release}`,
     `node:            ${report.node} (honours reusePort: ${facts.nodeReusePort ? 'yes' : 'no'})`,
-    `addon:           ${facts.addon ? 'loaded; the kernel accepts SO_REUSEPORT' : `not usable: ${facts.addonError}`}`,
+    `addon:           ${facts.addon ? 'loaded; the kernel accepts SO_REUSEPORT' : `${facts.platform === 'win32' ? 'none' : 'not usable'}: ${facts.addonError}`}`,
     `REUSEPORT_MODE:  ${facts.override ?? '(unset)'}`,
     `somaxconn:       ${report.sysctl.somaxconn ?? 'n/a'}`,
     `tcp_migrate_req: ${report.sysctl.tcpMigrateReq ?? 'n/a'}`,
@@ -142,7 +163,8 @@ export function formatDoctorReport(report: DoctorReport): string {
   if (report.port) {
     const udp = report.port.protocol === 'udp';
     lines.push('', `port ${report.port.port}${udp ? ' (UDP)' : ''}:`);
-    if (report.port.holders.length === 0) lines.push(udp ? '  no UDP socket is bound to it' : '  nothing listens on it');
+    if (report.port.unread) lines.push(`  not looked up: ${report.port.unread}`);
+    else if (report.port.holders.length === 0) lines.push(udp ? '  no UDP socket is bound to it' : '  nothing listens on it');
     for (const holder of report.port.holders) {
       const who = holder.processes.length
         ? holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ')

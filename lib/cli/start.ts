@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
-import type { Supervisor } from '../supervisor/core/types';
+import type { CrashLoopEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
 import type { ModeChoice } from '../plan/plan';
 
 /** `reuseport start`'s options, as parsed from the command line. */
@@ -21,6 +21,9 @@ export interface StartCommandOptions {
   pidFile?: string;
   drainTimeout?: number;
   shutdownDelay?: number;
+  minUptime?: number;
+  maxRestarts?: number;
+  maxDraining?: number;
   json?: boolean;
   /** false (`--no-register`): the workers do not preload the hook. */
   register?: boolean;
@@ -88,6 +91,9 @@ export async function runStart(script: string, args: string[], options: StartCom
     health: { port: options.healthPort ?? 0, ...(options.healthHost ? { host: options.healthHost } : {}) },
     ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),
     ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
+    ...(options.minUptime === undefined ? {} : { minUptimeMs: options.minUptime }),
+    ...(options.maxRestarts === undefined ? {} : { maxRestarts: options.maxRestarts }),
+    ...(options.maxDraining === undefined ? {} : { maxDraining: options.maxDraining }),
     reloadOnSighup: true,
     upgradeOnSigusr2: true,
     register: options.register !== false,
@@ -99,7 +105,19 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
   supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
-  supervisor.on('reload', ({ pids }) => say('reload', { pids: pids.join(',') }));
+  supervisor.on('stall-detection-off', ({ reason }) => say('stall-detection-off', { reason }));
+  supervisor.on('reload', ({ pids, cut, killed }: ReloadResult) => say('reload', { pids: pids.join(','), cut, killed: killed.length > 0 ? killed.join(',') : undefined }));
+  supervisor.on('crash-loop', (event: CrashLoopEvent) => {
+    say('crash-loop', { slot: event.slot, pid: event.pid, code: event.code ?? undefined, signal: event.signal ?? undefined, restarts: event.restarts, serving: event.serving });
+    if (event.serving > 0) return;
+    // Nothing serves any more: the runner ends, non-zero, with one line naming the cause.
+    const how = event.signal ? `was killed by ${event.signal}` : `exited with code ${event.code}`;
+    process.stderr.write(
+      `reuseport start: every slot stopped restarting: the workers kept dying within ${event.minUptimeMs} ms of their start ` +
+        `(${event.restarts} restarts in a row per slot; the last, pid ${event.pid}, ${how})\n`,
+    );
+    supervisor.shutdown({ delayMs: 0, exit: false }).finally(() => process.exit(1));
+  });
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
   supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));

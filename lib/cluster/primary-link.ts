@@ -99,6 +99,8 @@ export type SupervisorMessage =
   | { cmd: typeof COMMAND; act: 'slot'; seq: number; address: string; port: number; ipv6Only: boolean; group: string | false }
   | SlotReply
   | { cmd: typeof COMMAND; act: 'listening'; slot: number; port: number }
+  /** The app closed its server on a lent socket (not a drain): address as asked for, port as bound. */
+  | { cmd: typeof COMMAND; act: 'release'; address: string; port: number; ipv6Only: boolean }
   | { cmd: typeof COMMAND; act: 'drain'; timeoutMs?: number }
   | { cmd: typeof COMMAND; act: 'drained'; destroyed: number }
   /** A worker's accept counts: ACCEPT_REPORT_MS after it accepts, and in answer to a ping (which it is alive to give). */

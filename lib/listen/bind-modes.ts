@@ -5,9 +5,8 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import type { NativeBinding, NativeSocket } from '../binding';
-import { type SystemError, explainListenError, systemError } from '../errors';
+import { type SystemError, explainListenError, systemError, uvErrno } from '../errors';
 import { udpHandleBound } from '../udp-handle';
 import { registerSocket } from '../ports/ownership';
 import { guardPort } from './listen-modes';
@@ -25,8 +24,6 @@ export type DatagramLookup = (hostname: string, family: 4 | 6) => Promise<{ addr
 
 const defaultLookup: DatagramLookup = (hostname, family) => dns.promises.lookup(hostname, { family });
 
-const einval = -(os.constants.errno.EINVAL ?? 22);
-
 /**
  * The address to bind, as socket.bind() finds it: '0.0.0.0' (udp4) or '::' (udp6) by default, a name
  * by dns.lookup in the socket's family; an address of the other family is EINVAL, as Node's bind says.
@@ -41,7 +38,7 @@ export async function resolveDatagramTarget(
   if (address === undefined) return { family, address: family === 4 ? '0.0.0.0' : '::', port, ipv6Only: family === 6 && ipv6Only };
   const literal = net.isIP(address);
   if (literal !== 0) {
-    if (literal !== family) throw systemError(einval, 'bind', address, port);
+    if (literal !== family) throw systemError(uvErrno('EINVAL'), 'bind', address, port);
     return { family, address, port, ipv6Only: family === 6 && ipv6Only };
   }
   try {

@@ -130,6 +130,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
           edges.borrow({ address: target.address, port: job.port, ipv6Only: target.ipv6Only, group: job.request.group }),
         );
         await listenOnLentSocket(job, lent.handle);
+        job.server.once('close', lent.release);
         reasons.push(
           `The supervisor (pid ${supervision.supervisorPid}) lent slot ${supervision.slot}'s SO_REUSEPORT socket on port ${lent.port}; ` +
             'it stays open in the primary when this worker exits, so connections waiting in it are served by the next worker of the slot.',

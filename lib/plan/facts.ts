@@ -2,7 +2,7 @@
 import cluster from 'node:cluster';
 import os from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { type BindingLoad, loadBinding } from '../binding';
+import { type BindingLoad, loadBinding, noAddonOnWindows } from '../binding';
 import { tcpWrap } from '../tcp-handle';
 import { udpWrap } from '../udp-handle';
 
@@ -15,7 +15,7 @@ export interface Facts {
   platform: NodeJS.Platform | (string & {});
   /** `os.release()`: the kernel release, e.g. "6.8.0-45-generic" or "23.1.0" (Darwin). */
   release: string;
-  /** This Node honours `listen({ reusePort: true })` (tcp_wrap has UV_TCP_REUSEPORT). */
+  /** This Node honours `listen({ reusePort: true })`: tcp_wrap has UV_TCP_REUSEPORT and libuv sets it on this platform (libuvReusePortPlatforms). */
   nodeReusePort: boolean;
   /**
    * This Node honours `dgram.createSocket({ reusePort: true })` (udp_wrap has UV_UDP_REUSEPORT);
@@ -65,8 +65,19 @@ function withDefaults(sources: Partial<FactSources>): Required<FactSources> {
   };
 }
 
-// A capability probe, never a version check: Node 20 accepts `reusePort` and silently ignores it.
+/**
+ * The platforms where libuv's bind honours UV_TCP_REUSEPORT and UV_UDP_REUSEPORT (its
+ * `uv__sock_reuseport`, libuv >= 1.49): Linux (Android too), FreeBSD >= 12 (as SO_REUSEPORT_LB),
+ * AIX 7.3 and Solaris 11.4 (SunOS), and DragonFly BSD, which Node does not build for. Everywhere
+ * else (Windows, macOS, OpenBSD, NetBSD) libuv refuses the flag with ENOTSUP although Node still
+ * exports the constant.
+ */
+export const libuvReusePortPlatforms: ReadonlySet<string> = new Set(['linux', 'android', 'freebsd', 'aix', 'sunos']);
+
+// A capability probe, never a version check: Node 20 accepts `reusePort` and silently ignores it,
+// and Node 22 on Windows has the constant but fails the listen with ENOTSUP.
 function probeNodeReusePort(sources: Required<FactSources>): boolean {
+  if (!libuvReusePortPlatforms.has(sources.platform)) return false;
   try {
     return sources.tcpWrap().constants.UV_TCP_REUSEPORT !== undefined;
   } catch {
@@ -77,6 +88,7 @@ function probeNodeReusePort(sources: Required<FactSources>): boolean {
 
 // The same for dgram: Node 20 accepts createSocket({ reusePort: true }) and silently ignores it.
 function probeNodeUdpReusePort(sources: Required<FactSources>): boolean {
+  if (!libuvReusePortPlatforms.has(sources.platform)) return false;
   try {
     return sources.udpWrap().constants.UV_UDP_REUSEPORT !== undefined;
   } catch {
@@ -85,6 +97,9 @@ function probeNodeUdpReusePort(sources: Required<FactSources>): boolean {
 }
 
 function probeAddon(sources: Required<FactSources>): { addon: boolean; addonError: string | undefined } {
+  // Windows has no SO_REUSEPORT at all: no addon is built there, and none is asked (an errno from
+  // one would read as a kernel refusing an option it never tried).
+  if (sources.platform === 'win32') return { addon: false, addonError: noAddonOnWindows };
   const load = sources.loadBinding();
   if (!load.binding) return { addon: false, addonError: load.error.message };
   let errno: number;

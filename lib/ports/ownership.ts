@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type SystemError, nodeError } from '../errors';
+import { type SystemError, nodeError, uvErrno } from '../errors';
 import { type PortHolder, type PortProtocol, listeningSocketsOn, processesByInode } from './port-holders';
 
 /**
@@ -130,6 +130,6 @@ export function foreignHolderError(holders: PortHolder[], address: string, port:
       `"${group}": with SO_REUSEPORT the kernel would silently give it part of this port's connections. To share on purpose, ` +
       "give every app the same { group: 'name' } option; { group: false } turns this check off, which is unsafe.)",
   ) as SystemError;
-  Object.assign(error, { code: 'EADDRINUSE', errno: -(os.constants.errno.EADDRINUSE ?? 98), syscall: 'bind', address, port });
+  Object.assign(error, { code: 'EADDRINUSE', errno: uvErrno('EADDRINUSE'), syscall: 'bind', address, port });
   return error;
 }

@@ -24,10 +24,18 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
   if (typeof failure.errno !== 'number' || typeof failure.code !== 'string') return error as Error;
   const nodeShaped =
     where === 'standalone' ? systemError(failure.errno, 'listen', target.address, port) : exceptionWithHostPort(failure.errno, 'bind', asked, port);
-  // A foreign holder's explanation is this package's own: keep it after Node's words.
-  const extra = (error as Error).message.split(`${target.address}:${port}`)[1]?.trim();
-  if (extra) nodeShaped.message += ` ${extra}`;
-  return explainListenError(nodeShaped);
+  // A foreign holder's explanation (which names the holder's address:port again) is this package's
+  // own: all of it after Node's words, and no generic hint beside it.
+  const extra = explanationAfter((error as Error).message, `${target.address}:${port}`);
+  if (!extra) return explainListenError(nodeShaped);
+  nodeShaped.message += ` ${extra}`;
+  return nodeShaped;
+}
+
+/** What a message says after the first `address:port` in it ('' when nothing or no such place). */
+export function explanationAfter(message: string, where: string): string {
+  const at = message.indexOf(where);
+  return at < 0 ? '' : message.slice(at + where.length).trim();
 }
 
 /** Opens, checks and registers the socket; throws the OS error (or the foreign-holder refusal). */

@@ -5,12 +5,11 @@
 // exactly as on a handle from the primary. The primary still hears that the worker listens
 // (node:cluster's 'listening' message: PM2 waits for it), and a disconnect closes the server.
 import net from 'node:net';
-import os from 'node:os';
 import tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import { type ListenEdges, decide } from '../listen/listen-reuseport';
 import type { Plan } from '../plan/plan';
-import { exceptionWithHostPort, explainListenError } from '../errors';
+import { exceptionWithHostPort, explainListenError, uvErrno } from '../errors';
 import { joinCluster } from '../listen/cluster-worker';
 import { trackSupervisedServer } from '../listen/datagram-cluster';
 import { firstThatWorks, guardPort } from '../listen/listen-modes';
@@ -39,6 +38,7 @@ interface Got {
   handle: TcpHandle;
   /** 'lent': the supervisor's slot socket; 'own': this worker's. */
   ownership: 'lent' | 'own';
+  /** Gives the socket's claim back once the server closes: own, its sharing-group entry; lent, the supervisor is told. */
   unregister: () => void;
 }
 
@@ -70,7 +70,7 @@ async function handleFor(server: net.Server, query: ServerQuery, plan: Plan, edg
     const lent = await firstThatWorks(targets, (target) =>
       edges.borrow({ address: target.address, port: query.port, ipv6Only: target.ipv6Only, group }),
     );
-    return { handle: lent.handle, ownership: 'lent', unregister: () => undefined };
+    return { handle: lent.handle, ownership: 'lent', unregister: lent.release };
   }
   if (plan.backend === 'addon' && edges.binding) {
     const binding = edges.binding;
@@ -114,7 +114,7 @@ export function getServerInWorker(
     // A second listen() before the first got its socket: node:cluster gives the port once, so the
     // second fails with EADDRINUSE and neither listens. So here.
     earlier.cancelled = true;
-    const error = explainListenError(exceptionWithHostPort(-(os.constants.errno.EADDRINUSE ?? 98), 'bind', query.address, query.port));
+    const error = explainListenError(exceptionWithHostPort(uvErrno('EADDRINUSE'), 'bind', query.address, query.port));
     process.nextTick(() => server.emit('error', error));
     return;
   }

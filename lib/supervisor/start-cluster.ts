@@ -1,6 +1,7 @@
 // startCluster(): the supervisor in the cluster primary. Forks the workers, owns one SO_REUSEPORT
 // socket per worker slot (reuseport mode), replaces a worker that dies, and reloads one slot at a
-// time: the new worker listens on the slot's socket before the old one drains, so nothing is lost.
+// time: the new worker listens on the slot's socket before the old one drains (old ones drain side
+// by side), so nothing is lost.
 // It composes the parts that each own one concern: the worker slots' lifecycle (slots/worker-slots.ts),
 // the slot sockets (slots/slot-sockets.ts), stall protection (liveness/stalls.ts), the periodic checks
 // (liveness/checks.ts), the hand-over of the slot sockets to a successor in an upgrade (deploy/upgrade.ts,
@@ -22,6 +23,7 @@ import { type SupervisorSettings, cpuLocalCpus, resolveSettings, stickyUnsupport
 import { modeUnsupported, outOfRange } from '../errors';
 import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
+import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
 import { SurplusSockets } from './deploy/surplus';
 import { type ListenFds, takeListenFds } from './deploy/systemd';
@@ -31,7 +33,7 @@ import { readHandedKey, reportToPredecessor } from './deploy/successor';
 import { HealthServer } from './fleet/health';
 import { GracefulShutdown } from './fleet/shutdown';
 import { TicketKeys } from './fleet/ticket-keys';
-import type { ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
+import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
 import { type Slot, WorkerSlots } from './slots/worker-slots';
 
 
@@ -45,21 +47,27 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   readonly #board: ProgressBoard | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #cells: string;
+  // Whether no accept queue can be read here, and whether 'stall-detection-off' said so.
+  #queuesUnreadable = false;
+  #unreadableAnnounced = false;
+  // While start() runs: no one can listen for events yet (startCluster has not resolved).
+  #starting = false;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
-  #reloading: Promise<void> = Promise.resolve();
+  #reloading: Promise<unknown> = Promise.resolve();
   #closed = false;
   #closing: Promise<ShutdownResult> | undefined;
   readonly #upgrades: Upgrades;
   readonly #shutdown: GracefulShutdown;
   readonly #health: HealthServer | undefined;
-  readonly #counts = { restarts: 0, reloads: 0, upgrades: 0 };
+  readonly #counts = { restarts: 0, reloads: 0, upgrades: 0, cut: 0 };
   /** The predecessor's health socket (an upgrade): served on if it is on our health port, else closed. */
   #handedHealthFd: number | undefined;
   #healthPort: number | undefined;
   #ticketKeys: TicketKeys | undefined;
   readonly #onSighup = () => {
-    this.reload().catch((error: Error) => this.emit('reload-failed', error));
+    // Its failure is told by the 'reload-failed' event.
+    this.reload().catch(() => undefined);
   };
   readonly #onSigusr2 = () => {
     // Its failure is told by the 'upgrade-failed' event; this supervisor keeps serving.
@@ -148,8 +156,9 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.on('exit', (exit: WorkerExit) => {
       if (!exit.expected) this.#counts.restarts += 1;
     });
-    this.on('reload', () => {
+    this.on('reload', (result: ReloadResult) => {
       this.#counts.reloads += 1;
+      this.#counts.cut += result.cut;
     });
     this.on('upgrade', () => {
       this.#counts.upgrades += 1;
@@ -193,7 +202,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   }
 
   get ports(): number[] {
-    return this.#workers.ports;
+    // Without a port a probe listened on and closed (its sockets were released).
+    return this.#workers.ports.filter((port) => !this.#sockets?.gaveBack(port));
   }
 
   get pids(): number[] {
@@ -203,7 +213,15 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
   /** Whether every slot is served by its own worker and no shutdown or close has begun. */
   get ready(): boolean {
     if (this.#closed || this.#shutdown.begun) return false;
-    return this.#workers.slots.every((slot) => slot.ready && slot.worker !== undefined && !slot.worker.isDead());
+    // A slot stopped by a crash loop is lent to the live workers: degraded, not unready, while any serves.
+    const serves = (slot: Slot) => slot.ready && slot.worker !== undefined && !slot.worker.isDead();
+    const running = this.#workers.slots.filter((slot) => !slot.stopped);
+    return running.length > 0 && running.every(serves);
+  }
+
+  /** The slots a crash loop stopped (served by lending their sockets); empty when none. */
+  get stopped(): number[] {
+    return this.#workers.slots.filter((slot) => slot.stopped).map((slot) => slot.index);
   }
 
   get healthPort(): number | undefined {
@@ -248,12 +266,23 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
+    this.#starting = true;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
     } catch (error) {
       await this.close();
       throw error;
+    } finally {
+      this.#starting = false;
     }
+    // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
+    if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
+  }
+
+  #announceUnreadable(): void {
+    if (this.#unreadableAnnounced) return;
+    this.#unreadableAnnounced = true;
+    this.emit('stall-detection-off', { reason: queueSourceReason('none') });
   }
 
   // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
@@ -267,18 +296,29 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       this.#workers.send(worker, supervisorMessage({ act: 'keys', seq: message.seq, ...(keys ? { keys } : {}) }));
       return;
     }
+    if (message.act === 'release') {
+      this.#sockets?.giveBack(message, worker);
+      return;
+    }
     if (message.act !== 'slot') return;
     if (!this.#sockets) {
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }));
       return;
     }
     try {
-      const socket = this.#sockets.get(slot.index, message);
+      const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
+      const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
+      if (source === 'none' && !this.#queuesUnreadable) {
+        this.#queuesUnreadable = true;
+        if (!this.#starting) this.#announceUnreadable();
+      }
       const protection =
-        this.#settings.stallThresholdMs > 0
-          ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${steering?.reason ?? 'no steering'}.`
-          : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
+        source === 'none'
+          ? `Stall protection is off: ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+          : this.#settings.stallThresholdMs > 0
+            ? `Stall protection: a slot whose worker is silent for ${this.#settings.stallThresholdMs} ms is lent to a live worker (${this.#cells}); ${queueSourceReason(source)}; ${steering?.reason ?? 'no steering'}.`
+            : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
       const { code, errno, syscall, address, port } = error as Record<string, never>;
@@ -310,21 +350,28 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       queued: slot.queued,
       queuedPeak: slot.queuedPeak,
       cpu: slot.pinned ? slot.cpu : undefined,
+      stopped: slot.stopped,
     }));
   }
 
-  reload(): Promise<void> {
+  reload(): Promise<ReloadResult> {
     const run = async () => {
       this.#systemd.reloading();
+      let result: ReloadResult;
       try {
-        await this.#workers.replaceAll();
+        result = await this.#workers.replaceAll();
+      } catch (error) {
+        if (!this.#workers.closing) this.emit('reload-failed', error);
+        throw error;
       } finally {
         if (!this.#workers.closing) this.#systemd.reloaded();
       }
-      if (!this.#workers.closing) this.emit('reload', { pids: this.pids });
+      if (!this.#workers.closing) this.emit('reload', result);
+      return result;
     };
-    this.#reloading = this.#reloading.catch(() => undefined).then(run);
-    return this.#reloading;
+    const reloading = this.#reloading.catch(() => undefined).then(run);
+    this.#reloading = reloading;
+    return reloading;
   }
 
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {

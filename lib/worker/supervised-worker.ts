@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
-import { startDraining } from './drain-signal';
+import { drainSignal, startDraining } from './drain-signal';
 import { ProgressCell } from './progress';
 import { type SlotReply, type SupervisorMessage, isSupervisorMessage, nextSequence, supervisorMessage } from '../cluster/primary-link';
 import type { TcpHandle } from '../tcp-handle';
@@ -84,11 +84,34 @@ export function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<
   });
 }
 
+/** A slot socket the supervisor lent: its handle, the port it is bound to, and how to give it back. */
+export interface LentSocket {
+  handle: TcpHandle;
+  port: number;
+  steering: string | undefined;
+  /**
+   * Tells the supervisor that the app closed its server on this socket (once): when no worker
+   * listens on the address any more, the supervisor closes its sockets there, as Node frees a port.
+   * A drain's close says nothing: the worker is being replaced, and the slot keeps its socket.
+   */
+  release: () => void;
+}
+
+// The release message for one lent socket, sent at most once and never while draining.
+function releaser(where: { address: string; port: number; ipv6Only: boolean }): () => void {
+  let sent = false;
+  return () => {
+    if (sent || drainSignal().aborted) return;
+    sent = true;
+    toPrimary(supervisorMessage({ act: 'release', ...where }));
+  };
+}
+
 /** Asks the primary for this slot's socket on address:port; resolves with the handle it lends. */
 export function borrowSlotSocket(
   target: { address: string; port: number; ipv6Only: boolean; group: string | false },
   timeoutMs = 10_000,
-): Promise<{ handle: TcpHandle; port: number; steering: string | undefined }> {
+): Promise<LentSocket> {
   const seq = nextSequence();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -104,7 +127,8 @@ export function borrowSlotSocket(
         reject(Object.assign(new Error(reply.error?.message ?? 'the supervisor lent no socket'), reply.error));
         return;
       }
-      resolve({ handle: handle as TcpHandle, port: reply.port ?? target.port, steering: reply.steering });
+      const port = reply.port ?? target.port;
+      resolve({ handle: handle as TcpHandle, port, steering: reply.steering, release: releaser({ address: target.address, port, ipv6Only: target.ipv6Only }) });
     };
     channel.on('internalMessage', onMessage);
     toPrimary(supervisorMessage({ act: 'slot', seq, ...target }));
@@ -228,6 +252,8 @@ export function reportListenFailure(error: unknown, supervision: Supervision): v
 
 /** Registers a listening server with the supervisor: drained on reload, fed by lent slots, announced to the primary. */
 export function registerWithSupervisor(server: net.Server, supervision: Supervision): void {
+  // Closed before this ran (a port probe that listens and closes at once): nothing to serve or announce.
+  if (!server.listening) return;
   // Connections handed in from a borrowed slot were counted there.
   trackConnections(server, (socket) => {
     if (loans.size === 0 || !borrowedSockets.has(socket)) count(supervision.slot);

@@ -1,10 +1,12 @@
 // Checks `npm pack --json` output: the tarball holds exactly what a user needs (package.json,
-// README, licence, dist/, native/ sources, the two build files and the linux-x64 prebuild),
-// nothing else (no tests, bench, examples, scripts, lib/ sources, build outputs).
+// README, licence, dist/, native/ sources, the two build files, install.cjs and one prebuild for each
+// platform of scripts/prebuild/targets.mjs, no other), nothing else (no tests, bench, examples, scripts,
+// lib/ sources, build outputs).
 // Usage: node check-pack.mjs <pack.json>
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prebuildPaths } from '../prebuild/targets.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [report] = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -16,11 +18,11 @@ const allowed = [
   /^(LICEN[CS]E|COPYING|NOTICE)(\.\w+)?$/i,
   /^binding\.gyp$/,
   /^CMakeLists\.txt$/,
+  /^install\.cjs$/,
   // dist/ and its folders by role, two levels at most (lib/ mirrored: cli/, listen/, supervisor/ and
   // its sub-folders supervisor/slots/, supervisor/deploy/, ...).
   /^dist\/([a-z-]+\/){0,2}[^/]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
   /^native\/[^/]+\.(cc|h)$/,
-  /^prebuilds\/linux-x64\/[^/]+\.node$/,
 ];
 const nativeSources = fs.readdirSync(path.join(root, 'native')).map((name) => `native/${name}`);
 const required = [
@@ -28,6 +30,7 @@ const required = [
   'README.md',
   'binding.gyp',
   'CMakeLists.txt',
+  'install.cjs',
   'dist/index.js',
   'dist/index.mjs',
   'dist/index.d.ts',
@@ -37,14 +40,15 @@ const required = [
   'dist/register/index.d.ts',
   'dist/register/index.d.mts',
   ...nativeSources,
+  ...prebuildPaths(),
 ];
 
 const problems = [];
-const unexpected = files.filter((file) => !allowed.some((pattern) => pattern.test(file)));
+const shipped = new Set(prebuildPaths());
+const unexpected = files.filter((file) => !shipped.has(file) && !allowed.some((pattern) => pattern.test(file)));
 if (unexpected.length > 0) problems.push(`unexpected files: ${unexpected.join(', ')}`);
 const missing = required.filter((file) => !files.includes(file));
 if (missing.length > 0) problems.push(`missing files: ${missing.join(', ')}`);
-if (!files.some((file) => file.startsWith('prebuilds/linux-x64/'))) problems.push('no linux-x64 prebuild');
 const bin = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).bin ?? {};
 for (const target of Object.values(bin)) {
   if (!files.includes(path.posix.normalize(target))) problems.push(`bin ${target} is not in the tarball`);
@@ -55,4 +59,4 @@ if (problems.length > 0) {
   process.exit(1);
 }
 const licence = files.some((file) => /^(LICEN[CS]E|COPYING)/i.test(file)) ? '' : ' (no licence file in the repo)';
-console.log(`check-pack: ${report.filename}: ${files.length} files, ${report.size} bytes packed${licence}`);
+console.log(`check-pack: ${report.filename}: ${files.length} files, ${report.size} bytes packed, prebuilds ${[...shipped].join(' ')}${licence}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the package as a user would: prebuild, pack, then `npm install <tarball>` in a new
-# project outside the repo with no compiler, make or python on PATH, so the prebuild must be used.
+# Installs the package as a user would: every prebuild (npm run prebuild:all, which leaves
+# build/Release alone), pack, then `npm install <tarball>` in a new project outside the repo with no
+# compiler, make or python on PATH, so the linux-x64 prebuild must be used.
 # Then a require() user and an import user each listen and serve one HTTP request on 127.0.0.1,
 # and tsc type-checks a .mts and a .cts consumer against the installed types.
 set -euo pipefail
@@ -10,9 +11,8 @@ root=$PWD
 work=$(mktemp -d "${TMPDIR:-/tmp}/reuseport-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "install-test: prebuildify"
-npm run prebuild --silent
-ls prebuilds/linux-x64/*.node
+echo "install-test: npm run prebuild:all"
+npm run prebuild:all --silent
 
 echo "install-test: npm pack"
 npm pack --json --pack-destination "$work" >"$work/pack.json"
@@ -35,7 +35,11 @@ cp scripts/ci/consumer/* "$project/"
 )
 installed=$project/node_modules/reuseport
 [ ! -e "$installed/build" ] || { echo "install-test: a build/ dir appeared: something compiled" >&2; exit 1; }
-ls "$installed/prebuilds/linux-x64/"
+# Exactly the shipped prebuilds arrived (check-pack checked the tarball's list; this is the install).
+expected=$(node --input-type=module -e "import { prebuildPaths } from '$root/scripts/prebuild/targets.mjs'; console.log(prebuildPaths().sort().join(' '))")
+found=$(cd "$installed" && find prebuilds -type f | sort | paste -sd' ')
+[ "$found" = "$expected" ] || { echo "install-test: installed prebuilds \"$found\", expected \"$expected\"" >&2; exit 1; }
+echo "install-test: installed $found"
 
 echo "install-test: consumers"
 limit=$(command -v timeout)
@@ -46,6 +50,7 @@ limit=$(command -v timeout)
   PATH=$project/bin "$limit" 30 node --require reuseport/register hooked.cjs
   PATH=$project/bin "$limit" 30 node --import reuseport/register hooked.cjs
   PATH=$project/bin NODE_OPTIONS=--require=reuseport/register "$limit" 30 node hooked.cjs
+  PATH=$project/bin LIBC=musl "$limit" 30 node musl.cjs
 )
 
 echo "install-test: tsc on consumer.mts and consumer.cts"

@@ -77,13 +77,17 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
   if (typeof options.exec !== 'string' || options.exec === '') throw invalidArgType('options.exec', 'a non-empty string', options.exec);
   if (options.args !== undefined && !Array.isArray(options.args)) throw invalidArgType('options.args', 'an array', options.args);
   const stickiness = sticky(options);
+  const workers = positiveInteger(options.workers, 'options.workers', os.availableParallelism());
   return {
     exec: options.exec,
-    workers: positiveInteger(options.workers, 'options.workers', os.availableParallelism()),
+    workers,
+    maxDraining: positiveInteger(options.maxDraining, 'options.maxDraining', workers),
     drainTimeoutMs: positiveInteger(options.drainTimeoutMs, 'options.drainTimeoutMs', 10_000, 0),
     readyTimeoutMs: positiveInteger(options.readyTimeoutMs, 'options.readyTimeoutMs', 30_000),
     reloadOnSighup: options.reloadOnSighup === true,
     restartDelayMs: positiveInteger(options.restartDelayMs, 'options.restartDelayMs', 100, 0),
+    minUptimeMs: positiveInteger(options.minUptimeMs, 'options.minUptimeMs', 1_000, 0),
+    maxRestarts: positiveInteger(options.maxRestarts, 'options.maxRestarts', 16, 0),
     slotTimeoutMs: positiveInteger(options.slotTimeoutMs, 'options.slotTimeoutMs', 30_000),
     stallThresholdMs: positiveInteger(options.stallThresholdMs, 'options.stallThresholdMs', 80, 0),
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),

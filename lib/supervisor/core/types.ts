@@ -37,8 +37,28 @@ export interface StartClusterOptions {
   readyTimeoutMs?: number;
   /** Reload on SIGHUP. Default false. */
   reloadOnSighup?: boolean;
-  /** Delay before replacing a worker that died; doubles while replacements keep dying, up to 5 s. Default 100 ms. */
+  /** Delay before replacing a worker that died; doubles while replacements keep dying (within minUptimeMs), up to 1 s. Default 100 ms. */
   restartDelayMs?: number;
+  /**
+   * A worker that dies within this long of its start (whether or not it listened) counts as a crash,
+   * as PM2's min_uptime; and a reload's new worker must live this long before the old one drains
+   * (else the reload stops there and rejects, and the old workers keep serving). Default 1000 ms; 0
+   * counts only deaths before listening and lets a reload go on as soon as the new worker listens.
+   */
+  minUptimeMs?: number;
+  /**
+   * After this many restarts in a row that each died within minUptimeMs, the slot stops restarting
+   * (a 'crash-loop' event): its socket stays open and is lent to the live workers. A reload starts
+   * a stopped slot again. Default 16, as PM2's max_restarts.
+   */
+  maxRestarts?: number;
+  /**
+   * How many old workers a reload lets drain at once. Old workers drain side by side while the next
+   * slots are replaced, so a reload with long-lived connections takes about one drainTimeoutMs, not
+   * one per worker; that keeps up to twice the workers alive meanwhile. 1 drains one at a time (the
+   * next slot waits for the drain), for apps with little memory to spare. Default: workers (no cap).
+   */
+  maxDraining?: number;
   /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it); never with `sticky`. Default 30 s. */
   slotTimeoutMs?: number;
   /**
@@ -187,6 +207,38 @@ export interface SlotStats {
   queuedPeak: number;
   /** CPU-local mode: the CPU the slot's worker is pinned to (undefined otherwise, or if pinning failed). */
   cpu: number | undefined;
+  /** A crash loop stopped restarting the slot (maxRestarts); its socket is lent to the live workers. */
+  stopped: boolean;
+}
+
+/** How a reload ended (its result and its 'reload' event): the new pids, connections its drains cut at drainTimeoutMs, and old workers that had to be killed. */
+export interface ReloadResult {
+  pids: number[];
+  cut: number;
+  killed: number[];
+}
+
+/** reload() stopped at a slot whose new worker did not start, or did not live minUptimeMs: that slot and the later ones keep their old workers. */
+export interface ReloadFailure extends Error {
+  code: 'ERR_REUSEPORT_RELOAD_FAILED';
+  slot: number;
+  /** The new worker's pid, when it started (it died within minUptimeMs). */
+  pid: number | undefined;
+}
+
+/** A slot stopped restarting: its workers died within minUptimeMs, maxRestarts times in a row after a start. */
+export interface CrashLoopEvent {
+  slot: number;
+  /** The last worker's pid, exit code and signal. */
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  restarts: number;
+  /** What counted as dying young. */
+  minUptimeMs: number;
+  /** Every slot stopped so far, and how many slots still have a live worker (0: nothing serves). */
+  stopped: number[];
+  serving: number;
 }
 
 /** Why a worker left. */
@@ -199,7 +251,7 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'foreign', 'slot-closed', 'reload', 'upgrade', 'upgrade-failed'. */
+/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'stall-detection-off' ({ reason }: no accept queue can be read here), 'foreign', 'slot-closed', 'crash-loop', 'reload' (a ReloadResult), 'reload-failed', 'upgrade', 'upgrade-failed'. */
 export interface Supervisor extends EventEmitter {
   /** The plan every worker follows. */
   readonly plan: Plan;
@@ -207,8 +259,14 @@ export interface Supervisor extends EventEmitter {
   readonly pids: number[];
   /** The ports the workers listen on (port 0 resolved), in the order first seen. */
   readonly ports: number[];
-  /** Replaces every worker, one slot at a time; resolves when all are replaced. */
-  reload(): Promise<void>;
+  /**
+   * Replaces every worker, one slot at a time (each new worker listens and lives minUptimeMs before
+   * its slot's old one drains; old workers drain side by side, maxDraining at once); resolves when
+   * every old worker is gone, with what the drains cut. Rejects with ERR_REUSEPORT_RELOAD_FAILED at
+   * a slot whose new worker does not start or dies within minUptimeMs: that slot and the later ones
+   * keep their old workers.
+   */
+  reload(): Promise<ReloadResult>;
   /** Drains and stops every worker and closes the slot sockets. */
   close(): Promise<void>;
   /**
@@ -223,8 +281,13 @@ export interface Supervisor extends EventEmitter {
    * drain every worker, close; then exit 0 (1 if the drain cut connections) unless `exit: false`.
    */
   shutdown(options?: ShutdownOptions): Promise<ShutdownResult>;
-  /** Whether every slot is served by its own worker and no shutdown has begun (what GET /ready says). */
+  /**
+   * Whether every slot is served by its own worker and no shutdown has begun (what GET /ready says);
+   * slots a crash loop stopped do not count against it while any worker serves (see `stopped`).
+   */
   readonly ready: boolean;
+  /** The slots a crash loop stopped ('crash-loop'): the service is degraded while there are any. */
+  readonly stopped: number[];
   /** The port the health server listens on (health.port 0 resolved), if there is one. */
   readonly healthPort: number | undefined;
   /** Per slot: connections accepted, stalls seen, queue depth, who serves it now if not its own worker, and its CPU in CPU-local mode. */

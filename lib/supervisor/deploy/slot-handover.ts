@@ -46,6 +46,7 @@ export class HandoverSlotSockets extends SlotSockets {
       requested: { address: first.requestedAddress, port: first.requestedPort },
       sharing: first.group,
       used: false,
+      holders: new Set(),
     };
     this.groups.set(key, group);
     if (first.requestedPort === 0) this.chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);
@@ -160,11 +161,7 @@ export class HandoverSlotSockets extends SlotSockets {
       const socket = group.sockets[slot];
       if (!socket) return true;
       if (!group.steering.enabled || group.attached === undefined || slot !== group.sockets.length - 1) return false;
-      try {
-        return this.binding.acceptQueue(socket.fd).queued === 0;
-      } catch {
-        return false;
-      }
+      return this.queueDepth(group, socket) === 0;
     });
   }
 

@@ -1,5 +1,5 @@
 // The supervisor's own health server, on a port of its own: a stalled worker cannot make it lie.
-// GET /ready: 200 while every slot is served by its own worker and no shutdown has begun, else 503,
+// GET /ready: 200 while every slot is served by its own worker (slots a crash loop stopped aside: "degraded") and no shutdown has begun, else 503,
 // with a JSON body per slot; GET /live: 200 while the supervisor's event loop runs; GET /metrics:
 // the Prometheus text format (prom-client, loaded only when the server is asked for); GET /status:
 // the supervisor's pid, plan, ports, counts and every slot's figures, as JSON (`reuseport status`).
@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { loadBinding } from '../../binding';
-import { type SystemError, systemError } from '../../errors';
+import { type SystemError, systemError, uvErrno } from '../../errors';
 import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
 import type { SlotStats } from '../core/types';
@@ -17,7 +17,7 @@ export interface HealthSource {
   ready(): boolean;
   shuttingDown(): boolean;
   stats(): SlotStats[];
-  counts(): { restarts: number; reloads: number; upgrades: number };
+  counts(): { restarts: number; reloads: number; upgrades: number; cut: number };
   plan(): Plan;
   ports(): number[];
 }
@@ -29,7 +29,8 @@ export interface StatusReport {
   shuttingDown: boolean;
   plan: Plan;
   ports: number[];
-  counts: { restarts: number; reloads: number; upgrades: number };
+  /** `cut`: connections the reloads' drains cut at drainTimeoutMs (absent from versions before it). */
+  counts: { restarts: number; reloads: number; upgrades: number; cut?: number };
   slots: SlotStats[];
 }
 
@@ -89,8 +90,10 @@ export class HealthServer {
       response.writeHead(405, { allow: 'GET, HEAD' }).end();
     } else if (path === '/ready') {
       const ready = this.#source.ready();
-      const slots = this.#source.stats().map(({ slot, pid, lentTo, queued }) => ({ slot, pid, lentTo, queued }));
-      this.#json(response, ready ? 200 : 503, { ready, shuttingDown: this.#source.shuttingDown(), slots });
+      const stats = this.#source.stats();
+      const slots = stats.map(({ slot, pid, lentTo, queued, stopped }) => ({ slot, pid, lentTo, queued, stopped }));
+      const stopped = stats.filter((slot) => slot.stopped).map((slot) => slot.slot);
+      this.#json(response, ready ? 200 : 503, { ready, degraded: stopped.length > 0, stopped, shuttingDown: this.#source.shuttingDown(), slots });
     } else if (path === '/status') {
       const source = this.#source;
       const report: StatusReport = {
@@ -162,6 +165,8 @@ export class HealthServer {
     total('reuseport_worker_restarts_total', 'Workers replaced after they died or stalled for good.', () => source.counts().restarts);
     total('reuseport_reloads_total', 'Reloads of every worker completed.', () => source.counts().reloads);
     total('reuseport_upgrades_total', 'Upgrades in place handed over to a successor.', () => source.counts().upgrades);
+    total('reuseport_reload_cut_connections_total', 'Connections the drains of reloads had to cut at drainTimeoutMs.', () => source.counts().cut);
+    perSlot('reuseport_slot_stopped', '1 while a crash loop has stopped restarting the slot (its socket is lent to live workers).', 'gauge', (slot) => (slot.stopped ? 1 : 0));
     new client.Gauge({
       name: 'reuseport_ready',
       help: '1 while every slot is served by its own worker and no shutdown has begun.',
@@ -196,7 +201,7 @@ function portTaken(error: SystemError, host: string, port: number): SystemError 
   } catch {
     // who holds it is advice; the error stands without it
   }
-  const taken = systemError(error.errno ?? -98, 'listen', host, port);
+  const taken = systemError(error.errno ?? uvErrno('EADDRINUSE'), 'listen', host, port);
   taken.message = `${taken.message} (the health port${holders ? ` is held by ${holders}` : ' is taken'}: choose another health.port)`;
   return taken;
 }

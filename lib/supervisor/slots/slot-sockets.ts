@@ -52,6 +52,13 @@ export interface SocketGroup {
   sharing: string | false;
   /** Whether a worker asked for it (adopted groups may be of a port no worker listens on). */
   used: boolean;
+  /** The workers it was lent to that have not given it back (see giveBack). */
+  holders: Set<Holder>;
+}
+
+/** Who a socket is lent to: a worker, which may have died since. */
+export interface Holder {
+  isDead(): boolean;
 }
 
 const BACKLOG = 511;
@@ -80,6 +87,35 @@ export function steeringReason(steerable: boolean, othersFirst: number, kind: St
   return cpuLocal ? `${why} (cpuLocal: the workers are pinned, but connections are not kept on their CPU)` : why;
 }
 
+/**
+ * Where the supervisor reads a slot's accept queue: 'tcp-info' (getsockopt on the socket itself),
+ * 'listeners' (the port's listener table: sock_diag, else /proc/net/tcp, by inode) or 'none'.
+ */
+export type QueueSource = 'tcp-info' | 'listeners' | 'none';
+
+/**
+ * Which source serves (pure): TCP_INFO unless it answered ENOTSUP (an answer too short to hold the
+ * queue: qemu-user gives 4 bytes), then the listener table if it lists the socket, else none. Any
+ * other TCP_INFO error (a socket not listening yet) decides nothing: undefined, ask again later.
+ */
+export function chooseQueueSource(tcpInfoError: string | undefined, listed: boolean): QueueSource | undefined {
+  if (tcpInfoError === undefined) return 'tcp-info';
+  if (tcpInfoError !== 'ENOTSUP') return undefined;
+  return listed ? 'listeners' : 'none';
+}
+
+/** What a queue source means for stall detection, in the words of a worker's reasons (pure). */
+export function queueSourceReason(source: QueueSource | undefined): string {
+  switch (source) {
+    case 'listeners':
+      return "accept queues are read from the port's listener table (sock_diag, else /proc/net/tcp): TCP_INFO answers too short here";
+    case 'none':
+      return "stall detection is off: TCP_INFO answers too short here and the port's listener table does not list the slot sockets, so no accept queue can be read";
+    default:
+      return 'accept queues are read with TCP_INFO';
+  }
+}
+
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
   protected readonly binding: NativeBinding;
@@ -89,10 +125,17 @@ export class SlotSockets {
   // Port 0 means "any", once: later slots and replacements join the port the first one got.
   protected readonly chosenPorts = new Map<string, number>();
 
+  // Ports whose sockets were all given back (see giveBack), until a worker listens there again.
+  readonly #givenBack = new Set<number>();
+
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
   protected readonly cpuOfSlot: readonly number[] | undefined;
   // sticky: 'ip': what the sticky program hashes; undefined: not sticky.
   protected readonly sticky: StickyOptions | undefined;
+  // Decided on the first read that tells (chooseQueueSource), then kept.
+  #queueSource: QueueSource | undefined;
+  // The last listener-table read of each port (for the 'listeners' source).
+  readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[], sticky?: StickyOptions) {
     this.binding = binding;
@@ -132,7 +175,7 @@ export class SlotSockets {
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
-  get(slot: number, request: SlotRequest): SlotSocket {
+  get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
     const wildcardKey = `${request.address}|${request.port}|${request.ipv6Only}`;
     const port = request.port === 0 ? (this.chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = `${request.address}|${port}|${request.ipv6Only}`;
@@ -141,8 +184,13 @@ export class SlotSockets {
       group = this.#open(request, port);
       this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
+      // Attach before any worker is told of the steering: the reason it gets then says what the
+      // kernel did (a refused attach, ENOPROTOOPT under qemu or a seccomp profile, says "no steering").
+      this.#attach(group, Array.from({ length: this.slotCount }, (_, index) => index));
     }
     group.used = true;
+    this.#givenBack.delete(group.port);
+    if (holder) group.holders.add(holder);
     const known = group.sockets[slot];
     if (known) return known;
     // A slot whose socket was closed: a new one joins at the end of the kernel's group.
@@ -233,6 +281,7 @@ export class SlotSockets {
       requested: { address: request.address, port: request.port },
       sharing: request.group,
       used: false,
+      holders: new Set(),
     };
     try {
       this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
@@ -246,21 +295,55 @@ export class SlotSockets {
     return group;
   }
 
+  /**
+   * A worker's app closed its server on the group asked for as address:port (its own close, not a
+   * drain). Once no live worker holds the group, its sockets close and the port is free, as Node
+   * frees it: a port probe (get-port, detect-port: listen, then close) leaves nothing behind that
+   * would queue connections no one accepts. Returns whether the group was closed.
+   */
+  giveBack(request: { address: string; port: number; ipv6Only: boolean }, holder: Holder): boolean {
+    const key = `${request.address}|${request.port}|${request.ipv6Only}`;
+    const group = this.groups.get(key);
+    if (!group) return false;
+    group.holders.delete(holder);
+    for (const other of group.holders) if (other.isDead()) group.holders.delete(other);
+    if (group.holders.size > 0) return false;
+    for (const socket of group.sockets) {
+      socket?.handle.close();
+      socket?.unregister();
+    }
+    this.groups.delete(key);
+    for (const [wildcard, port] of this.chosenPorts) {
+      if (port === group.port && wildcard.startsWith(`${request.address}|0|`)) this.chosenPorts.delete(wildcard);
+    }
+    if (![...this.groups.values()].some((other) => other.port === group.port)) this.#givenBack.add(group.port);
+    return true;
+  }
+
+  /** Whether every socket on `port` was given back (no worker listens there now; a UDP port is never ours to tell). */
+  gaveBack(port: number): boolean {
+    return this.#givenBack.has(port);
+  }
+
   /** Points every steerable group at `slots`; a no-op when unchanged. A sticky group keeps the program it got when it opened. */
   steer(slots: number[]): void {
-    for (const group of this.groups.values()) {
-      if (!group.steering.enabled || group.steering.sticky) continue;
-      const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
-      const key = allowed.join(',');
-      if (allowed.length === 0 || key === group.attached) continue;
-      const any = group.sockets.find((socket) => socket !== undefined);
-      if (!any) continue;
-      try {
-        this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
-        group.attached = key;
-      } catch (error) {
-        group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
-      }
+    for (const group of this.groups.values()) this.#attach(group, slots);
+  }
+
+  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the
+  // reason. A sticky group's program was attached when it opened (stickNow) and never changes.
+  #attach(group: SocketGroup, slots: number[]): void {
+    if (!group.steering.enabled || group.steering.sticky) return;
+    const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
+    const key = allowed.join(',');
+    if (allowed.length === 0 || key === group.attached) return;
+    const any = group.sockets.find((socket) => socket !== undefined);
+    if (!any) return;
+    try {
+      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
+      group.attached = key;
+    } catch (error) {
+      group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
     }
   }
 
@@ -279,8 +362,9 @@ export class SlotSockets {
   /** Listening sockets on our ports that are not ours (a process that set SO_REUSEPORT itself). */
   strangers(): ListeningSocket[] {
     const found: ListeningSocket[] = [];
+    // Every group's sockets are ours: 127.0.0.1:P and 0.0.0.0:P of one app overlap, and are not strangers to each other.
+    const ours = new Set([...this.groups.values()].flatMap((group) => group.sockets.flatMap((socket) => (socket ? [socket.inode] : []))));
     for (const group of this.groups.values()) {
-      const ours = new Set(group.sockets.flatMap((socket) => (socket ? [socket.inode] : [])));
       for (const socket of listeningSocketsOn(group.port)) {
         if (!ours.has(socket.inode) && overlaps(socket.address, group.address)) found.push(socket);
       }
@@ -288,19 +372,60 @@ export class SlotSockets {
     return found;
   }
 
-  /** Connections waiting in a slot's accept queue now (summed over its addresses; TCP_INFO, no /proc; 0 where unknown). */
+  /** Connections waiting in a slot's accept queue now (summed over its addresses; 0 where unknown). */
   queued(slot: number): number {
     let queued = 0;
     for (const group of this.groups.values()) {
       const socket = group.sockets[slot];
-      if (!socket) continue;
-      try {
-        queued += this.binding.acceptQueue(socket.fd).queued;
-      } catch {
-        // not Linux, or not listening yet: nothing known
-      }
+      if (socket) queued += this.queueDepth(group, socket) ?? 0;
     }
     return queued;
+  }
+
+  /** Where accept queues are read from; undefined until a read told (see chooseQueueSource). */
+  queueSource(): QueueSource | undefined {
+    if (this.#queueSource === undefined) {
+      for (const group of this.groups.values()) {
+        const socket = group.sockets.find((entry) => entry !== undefined);
+        if (socket) this.queueDepth(group, socket);
+        if (this.#queueSource !== undefined) break;
+      }
+    }
+    return this.#queueSource;
+  }
+
+  // One socket's accept queue from the source chosen (TCP_INFO, one getsockopt; else the port's
+  // listener table, which costs a sock_diag dump or a /proc/net/tcp read); undefined where unknown.
+  protected queueDepth(group: SocketGroup, socket: SlotSocket): number | undefined {
+    if (this.#queueSource === undefined || this.#queueSource === 'tcp-info') {
+      try {
+        const { queued } = this.binding.acceptQueue(socket.fd);
+        this.#queueSource = 'tcp-info';
+        return queued;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+        if (this.#queueSource === 'tcp-info' || code !== 'ENOTSUP') return undefined; // not listening yet, or closed
+        const listed = this.#listed(group, socket);
+        this.#queueSource = chooseQueueSource(code, listed !== undefined);
+        return listed;
+      }
+    }
+    return this.#queueSource === 'listeners' ? this.#listed(group, socket) : undefined;
+  }
+
+  // The port's listener table is read once per check, not once per slot: a read is reused for 5 ms.
+  #listed(group: SocketGroup, socket: SlotSocket): number | undefined {
+    const now = performance.now();
+    let table = this.#tables.get(group.port);
+    if (!table || now - table.at > 5) {
+      try {
+        table = { at: now, sockets: listeningSocketsOn(group.port) };
+      } catch {
+        return undefined;
+      }
+      this.#tables.set(group.port, table);
+    }
+    return table.sockets.find((entry) => entry.inode === socket.inode)?.queued;
   }
 
   /** A slot's sockets (one per address it serves). */

@@ -6,7 +6,10 @@ export interface Slot {
   index: number;
   worker: Worker | undefined;
   ready: boolean;
+  /** Deaths in a row within minUptimeMs of their start (or before listening); past maxRestarts the slot stops. */
   failures: number;
+  /** A crash loop stopped restarting this slot (its socket stays open, lent to live workers). */
+  stopped: boolean;
   restartTimer: NodeJS.Timeout | undefined;
   closeTimer: NodeJS.Timeout | undefined;
   accepted: number;
@@ -29,6 +32,7 @@ export function newSlot(index: number, cpu: number | undefined): Slot {
     worker: undefined,
     ready: false,
     failures: 0,
+    stopped: false,
     restartTimer: undefined,
     closeTimer: undefined,
     accepted: 0,

@@ -1,5 +1,7 @@
 // The worker slots' lifecycle: forking a slot's worker and waiting for it to listen, replacing one
-// that dies (with a growing delay), draining and stopping one, and pinning it in CPU-local mode.
+// that dies (with a growing delay; a slot whose workers keep dying young stops: a crash loop),
+// replacing every one in a reload (old ones draining side by side), draining and stopping one, and
+// pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
 import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
@@ -8,14 +10,14 @@ import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { WorkerExit } from '../core/types';
+import type { CrashLoopEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit(event: string, payload: unknown): void;
-  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), or sends its accept counts ('beat', also its answer to a ping). */
+  /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), gives a socket back ('release'), or sends its accept counts ('beat', also its answer to a ping). */
   onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
@@ -37,6 +39,14 @@ interface Waiter {
 /** The slots and their workers. */
 /** How long a worker that listened through node:cluster's primary (without the hook) has to listen on a slot. */
 export const NOT_A_SLOT_MS = 2_000;
+/**
+ * The longest wait before restarting a slot whose workers keep dying: the delay doubles from
+ * restartDelayMs up to this. With the default maxRestarts (16), an app that boots and dies at once
+ * is stopped within about 20 s.
+ */
+export const RESTART_DELAY_CAP_MS = 1_000;
+
+
 
 export class WorkerSlots {
   readonly slots: Slot[];
@@ -50,6 +60,8 @@ export class WorkerSlots {
   readonly #listened = new WeakSet<Worker>();
   readonly #waiters = new Map<Worker, Waiter>();
   readonly #ports = new Set<number>();
+  // When each worker was forked (monotonic ms): a death within minUptimeMs of it is a crash.
+  readonly #forkedAt = new WeakMap<Worker, number>();
   #closing = false;
 
   /** `cpus`: CPU-local mode's CPU for each slot; `board`: the workers' progress cells, if any. */
@@ -88,6 +100,7 @@ export class WorkerSlots {
       [SLOT_ENV]: String(slot.index),
       [SUPERVISOR_ENV]: String(process.pid),
     });
+    this.#forkedAt.set(worker, performance.now());
     if (progress) this.#board?.bind(worker, progress.cell);
     this.#slotOf.set(worker, slot.index);
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
@@ -100,6 +113,7 @@ export class WorkerSlots {
       const fail = (error: Error) => {
         clearTimeout(timer);
         clearTimeout(notSlot);
+        clearTimeout(failedGrace);
         worker.off('exit', exitedEarly);
         worker.off('listening', onClusterListen);
         reject(error);
@@ -127,22 +141,34 @@ export class WorkerSlots {
         }, NOT_A_SLOT_MS);
       };
       worker.on('listening', onClusterListen);
+      // A listen that failed: the app may handle it and listen again (get-port probes address after
+      // address and takes EINVAL and EADDRNOTAVAIL in its stride), so the start fails with it only if
+      // no slot listen follows soon, or the worker exits first.
+      let failure: Error | undefined;
+      let failedGrace: NodeJS.Timeout | undefined;
+      const failed = (error: Error) => {
+        failure = error;
+        clearTimeout(failedGrace);
+        failedGrace = setTimeout(() => fail(error), NOT_A_SLOT_MS);
+      };
       const exitedEarly = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
         clearTimeout(notSlot);
+        clearTimeout(failedGrace);
         worker.off('listening', onClusterListen);
-        reject(new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
+        reject(failure ?? new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
       };
       worker.once('exit', exitedEarly);
       this.#waiters.set(worker, {
         listening: () => {
           clearTimeout(timer);
           clearTimeout(notSlot);
+          clearTimeout(failedGrace);
           worker.off('exit', exitedEarly);
           worker.off('listening', onClusterListen);
           resolve();
         },
-        failed: fail,
+        failed,
         drained: () => undefined,
       });
     });
@@ -161,14 +187,13 @@ export class WorkerSlots {
   #onMessage(worker: Worker, slot: Slot, raw: unknown): void {
     if (!isSupervisorMessage(raw)) return;
     const message = raw as SupervisorMessage;
-    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request') {
+    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request' || message.act === 'release') {
       this.#hooks.onRequest(worker, slot, message);
     } else if (message.act === 'listening') {
       this.#listened.add(worker);
       // Again, now that every thread it starts at boot exists (one started before the first pin).
       this.#pin(worker, slot);
       if (slot.worker === worker || !slot.ready) slot.ready = true;
-      slot.failures = 0;
       if (slot.closeTimer) clearTimeout(slot.closeTimer);
       slot.closeTimer = undefined;
       if (message.port > 0) this.#ports.add(message.port);
@@ -214,9 +239,42 @@ export class WorkerSlots {
     slot.worker = undefined;
     if (expected) return;
     // A crash: the slot's socket stays open in this process, so its queue waits for the replacement.
-    if (!slot.ready) slot.failures += 1;
+    // One that comes within minUptimeMs of the start (listened or not), or before the worker
+    // listened, is one more in a row; a worker that lived longer starts the count again.
+    const lived = performance.now() - (this.#forkedAt.get(worker) ?? 0);
+    slot.failures = lived < this.#settings.minUptimeMs || !slot.ready ? slot.failures + 1 : 0;
     slot.ready = false;
+    if (slot.failures > this.#settings.maxRestarts) {
+      this.#stopRestarting(slot, exit);
+      return;
+    }
     this.#scheduleReplacement(slot);
+  }
+
+  // A crash loop: maxRestarts restarts in a row each died within minUptimeMs. The slot is no longer
+  // restarted; its socket stays open (stall protection lends it to a live worker, so its share of
+  // connections is served and steering stays as it was).
+  #stopRestarting(slot: Slot, exit: WorkerExit): void {
+    slot.stopped = true;
+    if (slot.closeTimer) clearTimeout(slot.closeTimer);
+    slot.closeTimer = undefined;
+    const event: CrashLoopEvent = {
+      slot: slot.index,
+      pid: exit.pid,
+      code: exit.code,
+      signal: exit.signal,
+      restarts: this.#settings.maxRestarts,
+      minUptimeMs: this.#settings.minUptimeMs,
+      stopped: this.slots.filter((each) => each.stopped).map((each) => each.index),
+      serving: this.slots.filter((each) => !each.stopped && each.worker !== undefined && !each.worker.isDead()).length,
+    };
+    this.#hooks.emit('crash-loop', event);
+  }
+
+  /** Starts a stopped slot again (its crash count from zero): a reload does, for a fixed release. */
+  #restartStopped(slot: Slot): void {
+    slot.stopped = false;
+    slot.failures = 0;
   }
 
   #scheduleReplacement(slot: Slot): void {
@@ -230,7 +288,7 @@ export class WorkerSlots {
         this.#hooks.emit('slot-closed', { slot: slot.index });
       }, this.#settings.slotTimeoutMs);
     }
-    const delay = Math.min(5_000, this.#settings.restartDelayMs * 2 ** Math.max(0, slot.failures - 1));
+    const delay = Math.min(Math.max(RESTART_DELAY_CAP_MS, this.#settings.restartDelayMs), this.#settings.restartDelayMs * 2 ** Math.max(0, slot.failures - 1));
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.#closing) return;
@@ -270,17 +328,75 @@ export class WorkerSlots {
     else worker.process.send(message as never, ignore);
   }
 
-  /** Replaces every worker, one slot at a time: the new one listens before the old one drains. */
-  async replaceAll(): Promise<void> {
+  /**
+   * Replaces every worker, one slot at a time: the new one listens and lives minUptimeMs (from its
+   * start) before the old one drains. The old ones drain side by side (at most maxDraining at once),
+   * so the next slot is replaced without waiting for the last drain to end. A new worker that does
+   * not start or dies within minUptimeMs stops the reload there (ERR_REUSEPORT_RELOAD_FAILED): its
+   * slot and the ones after it keep their old workers. Resolves once every old worker is gone, with
+   * what their drains cut.
+   */
+  async replaceAll(): Promise<ReloadResult> {
+    const drains: Promise<{ pid: number; cut: number; killed: boolean }>[] = [];
+    const draining = new Set<Promise<unknown>>();
+    const finish = async (): Promise<ReloadResult> => {
+      const results = await Promise.all(drains);
+      return {
+        pids: this.pids,
+        cut: results.reduce((sum, result) => sum + result.cut, 0),
+        killed: results.flatMap((result) => (result.killed ? [result.pid] : [])),
+      };
+    };
     for (const slot of this.slots) {
-      if (this.#closing) return;
+      if (this.#closing) break;
+      while (draining.size >= this.#settings.maxDraining) await Promise.race(draining);
       const old = slot.worker;
-      const { worker, listening } = this.fork(slot);
-      await listening;
+      let worker: Worker;
+      try {
+        const forked = this.fork(slot);
+        worker = forked.worker;
+        await forked.listening;
+        await this.#livesMinUptime(worker, slot);
+      } catch (error) {
+        // The drains under way still end (they are not awaited by a failed reload).
+        void finish();
+        throw asReloadFailure(error as Error, slot);
+      }
+      if (slot.stopped) this.#restartStopped(slot);
       slot.worker = worker;
       slot.ready = true;
-      if (old) await this.stop(old);
+      if (old) {
+        const pid = old.process.pid ?? 0;
+        const drain = this.stop(old).then((result) => ({ pid, ...result }));
+        const tracked = drain.finally(() => draining.delete(tracked));
+        draining.add(tracked);
+        drains.push(drain);
+      }
     }
+    return finish();
+  }
+
+  // A reload's new worker must live minUptimeMs from its start before the old one drains (it throws a ReloadFailure).
+  async #livesMinUptime(worker: Worker, slot: Slot): Promise<void> {
+    const left = this.#settings.minUptimeMs - (performance.now() - (this.#forkedAt.get(worker) ?? 0));
+    if (left > 0 && !worker.isDead()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        function done() {
+          clearTimeout(timer);
+          worker.off('exit', done);
+          resolve();
+        }
+        worker.once('exit', done);
+      });
+    }
+    if (!worker.isDead()) return;
+    const { exitCode, signalCode } = worker.process;
+    const error = new Error(
+      `reuseport: the reload stopped at slot ${slot.index}: its new worker (pid ${worker.process.pid}) exited (${signalCode ?? exitCode}) ` +
+        `within minUptimeMs (${this.#settings.minUptimeMs} ms) of its start; slot ${slot.index} and the slots after it keep their old workers`,
+    );
+    throw Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: slot.index, pid: worker.process.pid }) as ReloadFailure;
   }
 
   /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
@@ -298,4 +414,14 @@ export class WorkerSlots {
       killed: workers.flatMap((worker, i) => (results[i]?.killed && worker.process.pid ? [worker.process.pid] : [])),
     };
   }
+}
+
+// A new worker that did not start: the reload's error says where it stopped, and keeps the worker's own error as its cause.
+function asReloadFailure(error: Error, slot: Slot): ReloadFailure {
+  if ((error as Partial<ReloadFailure>).code === 'ERR_REUSEPORT_RELOAD_FAILED') return error as ReloadFailure;
+  const failure = new Error(
+    `reuseport: the reload stopped at slot ${slot.index}: its new worker did not start (${error.message}); slot ${slot.index} and the slots after it keep their old workers`,
+    { cause: error },
+  );
+  return Object.assign(failure, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slot.index, pid: undefined });
 }

@@ -29,8 +29,9 @@ async function checkServed(name, server, info) {
   const problems = [];
   if (body !== `hello from ${process.pid}\n`) problems.push(`unexpected body ${JSON.stringify(body)}`);
   if (info.mode !== 'reuseport') problems.push(`mode ${info.mode}: ${info.reasons.join(' ')}`);
-  if (loaded.length !== 1 || !/\/node_modules\/reuseport\/prebuilds\/linux-x64\/[^/]+\.node$/.test(loaded[0])) {
-    problems.push(`expected the prebuild to be loaded, found ${JSON.stringify(loaded)}`);
+  const prebuild = `/node_modules/reuseport/prebuilds/${process.platform}-${process.arch}/reuseport.glibc.node`;
+  if (loaded.length !== 1 || !loaded[0].endsWith(prebuild)) {
+    problems.push(`expected ${prebuild} to be loaded, found ${JSON.stringify(loaded)}`);
   }
   if (problems.length > 0) throw new Error(`${name}: ${problems.join('; ')}`);
   console.log(`${name}: ${info.mode} via ${info.backend} on 127.0.0.1:${info.address.port}, served; addon ${loaded[0]}`);

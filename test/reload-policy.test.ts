@@ -1,0 +1,185 @@
+// How startCluster replaces workers: old workers drain side by side (maxDraining caps how many at
+// once), a reload reports what its drains cut, a reload to a broken release stops at its first slot
+// and keeps the old workers serving (minUptimeMs), and a slot whose workers keep dying young stops
+// restarting after maxRestarts ('crash-loop'), its socket lent to the live workers, /ready 200 and
+// "degraded". Real processes: a primary (fixtures/policy-supervisor.js) and its workers, whose
+// release is a JSON file the test rewrites. Orders are asserted from the supervisor's own event
+// times, not from durations, so a busy machine cannot break them.
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetchOnce, fetchPath } from './helpers/http';
+import { type Fixture, startFixture, stopAll } from './helpers/processes';
+
+interface PolicyEvent {
+  name: string;
+  at: number;
+  slot?: number;
+  pid?: number;
+  code?: number | string | null;
+  expected?: boolean;
+  serving?: number;
+  stopped?: number[];
+  restarts?: number;
+  cut?: number;
+  pids?: number[];
+  message?: string;
+}
+
+interface State {
+  pid: number;
+  pids: number[];
+  ready: boolean;
+  stopped: number[];
+  healthPort?: number;
+  events: PolicyEvent[];
+}
+
+const pids = new Set<number>();
+afterEach(async () => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  pids.clear();
+  await stopAll();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// A release file the workers read at start; `ship` rewrites it.
+function release(policy: object) {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-policy-')), 'release.json');
+  fs.writeFileSync(file, JSON.stringify(policy));
+  return { file, ship: (next: object) => fs.writeFileSync(file, JSON.stringify(next)) };
+}
+
+async function start(options: object, policyFile: string, port: number): Promise<{ primary: Fixture; state: State }> {
+  const primary = startFixture('policy-supervisor.js', [JSON.stringify({ workers: 2, ...options })], { POLICY_FILE: policyFile, POLICY_PORT: String(port) });
+  const state = await primary.next<State>('ready', 20_000);
+  for (const pid of [state.pid, ...state.pids]) pids.add(pid);
+  return { primary, state };
+}
+
+async function ask<T extends State>(primary: Fixture, type: string, reply: string, timeoutMs = 40_000): Promise<T> {
+  primary.child.send({ type });
+  const answer = await primary.next<T>(reply, timeoutMs);
+  for (const pid of answer.pids) pids.add(pid);
+  return answer;
+}
+
+// One long response on each worker (the kernel picks the worker: bounded tries), left open.
+async function streamOnEveryWorker(port: number, workers: number[]): Promise<http.ClientRequest[]> {
+  const requests: http.ClientRequest[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < 60 && seen.size < workers.length; i++) {
+    const request = http.get({ host: '127.0.0.1', port, path: '/stream', agent: false });
+    request.on('error', () => undefined);
+    const pid = await new Promise<string>((resolve) => request.once('response', (response) => resolve(String(response.headers['x-pid']))));
+    if (seen.has(pid)) request.destroy();
+    else {
+      seen.add(pid);
+      requests.push(request);
+    }
+  }
+  expect([...seen].sort()).toEqual(workers.map(String).sort());
+  return requests;
+}
+
+const eventOf = (state: State, name: string, match: Partial<PolicyEvent>) =>
+  state.events.find((event) => event.name === name && Object.entries(match).every(([key, value]) => event[key as keyof PolicyEvent] === value));
+
+describe('reload: old workers drain side by side', () => {
+  it.each([
+    ['no cap (the default): the next slot is replaced while the last old worker still drains', {}, true],
+    ['maxDraining: 1: the next slot waits until the old worker is gone', { maxDraining: 1 }, false],
+  ])('%s; the result and the reload event count what the drains cut', async (_name, cap, sideBySide) => {
+    const port = await freePort();
+    const { file } = release({});
+    const { primary, state } = await start({ ...cap, drainTimeoutMs: 5_000, minUptimeMs: 0 }, file, port);
+    const streams = await streamOnEveryWorker(port, state.pids);
+    const done = await ask<State & { result: { pids: number[]; cut: number; killed: number[] } }>(primary, 'reload', 'reloaded');
+    for (const stream of streams) stream.destroy();
+    // Each old worker held one response it could not finish: both are cut at the drain's timeout.
+    expect(done.result).toEqual({ pids: done.pids, cut: 2, killed: [] });
+    expect(eventOf(done, 'reload', {})).toMatchObject({ pids: done.pids, cut: 2, killed: [] });
+    const [old0, old1] = state.pids;
+    const oldExit = eventOf(done, 'exit', { pid: old0 })?.at as number;
+    const newListen = eventOf(done, 'listening', { slot: 1, pid: done.pids[1] })?.at as number;
+    expect(eventOf(done, 'exit', { pid: old1 })).toBeDefined();
+    // Side by side: slot 1's new worker listened while slot 0's old one was still draining.
+    expect(newListen < oldExit).toBe(sideBySide);
+  }, 60_000);
+});
+
+describe('reload to a broken release', () => {
+  it.each([
+    ['exits before it listens', { crash: 'boot' }],
+    ['listens, then dies within minUptimeMs', { crash: 'listened', afterMs: 100 }],
+  ])('whose worker %s: the reload stops at slot 0 and rejects, and the old workers keep serving', async (_name, broken) => {
+    const port = await freePort();
+    const { file, ship } = release({});
+    const { primary, state } = await start({ minUptimeMs: 1_500 }, file, port);
+    ship(broken);
+    const failed = await ask<State & { error: { code: string; slot: number; message: string } }>(primary, 'reload', 'reload-error');
+    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0 });
+    expect(failed.error.message).toMatch(/the reload stopped at slot 0: .*slot 0 and the slots after it keep their old workers/);
+    expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })).toBeDefined();
+    expect(failed.pids).toEqual(state.pids);
+    const answers = new Set<string>();
+    for (let i = 0; i < 40; i++) answers.add(await fetchOnce(port));
+    expect([...answers].sort()).toEqual(state.pids.map(String).sort());
+    // The fixed release reloads as usual.
+    ship({});
+    const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
+    expect(fixed.result.pids).toHaveLength(2);
+    expect(fixed.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
+  }, 60_000);
+});
+
+describe('crash loops', () => {
+  it("a slot whose workers keep dying young stops restarting; the other keeps serving the whole port, /ready is 200 and says degraded", async () => {
+    const port = await freePort();
+    const { file, ship } = release({});
+    const { primary, state } = await start({ maxRestarts: 3, restartDelayMs: 10, minUptimeMs: 3_000, health: { port: 0 } }, file, port);
+    // Past minUptimeMs, so the kill below is no crash of a young worker: the count starts with the next death.
+    await new Promise((resolve) => setTimeout(resolve, 3_100));
+    ship({ crash: 'listened', afterMs: 50 });
+    primary.child.send({ type: 'kill', slot: 1 });
+    let now = state;
+    for (let i = 0; i < 200 && !eventOf(now, 'crash-loop', {}); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      now = await ask(primary, 'state', 'state');
+    }
+    const loop = eventOf(now, 'crash-loop', { slot: 1 });
+    expect(loop).toMatchObject({ slot: 1, code: 1, restarts: 3, stopped: [1], serving: 1 });
+    // Four deaths in a row after the kill: the first replacement and three restarts.
+    expect(now.events.filter((event) => event.name === 'exit' && event.slot === 1 && event.code === 1)).toHaveLength(4);
+    expect(now.ready).toBe(true);
+    expect(now.stopped).toEqual([1]);
+    // Slot 1's socket is lent to slot 0's worker: every connection is answered, by it.
+    for (let i = 0; i < 40; i++) expect(await fetchOnce(port)).toBe(String(state.pids[0]));
+    const ready = JSON.parse(await fetchPath(now.healthPort as number, '/ready')) as { ready: boolean; degraded: boolean; stopped: number[] };
+    expect(ready).toMatchObject({ ready: true, degraded: true, stopped: [1] });
+    const metrics = await fetchPath(now.healthPort as number, '/metrics');
+    expect(metrics).toMatch(/reuseport_slot_stopped\{slot="1"\} 1/);
+    expect(metrics).toMatch(/reuseport_slot_stopped\{slot="0"\} 0/);
+    // No more restarts once stopped.
+    const exits = now.events.filter((event) => event.name === 'exit').length;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await ask(primary, 'state', 'state')).events.filter((event) => event.name === 'exit')).toHaveLength(exits);
+  }, 60_000);
+});
