@@ -11,7 +11,9 @@ let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'impor
 let stallClient: typeof import('../bench/stall-client.mjs', { with: { 'resolution-mode': 'import' } });
 let stall: typeof import('../bench/stall.mjs', { with: { 'resolution-mode': 'import' } });
 let cpuLocal: typeof import('../bench/cpu-local.mjs', { with: { 'resolution-mode': 'import' } });
+let sticky: typeof import('../bench/sticky.mjs', { with: { 'resolution-mode': 'import' } });
 beforeAll(async () => {
+  sticky = await import('../bench/sticky.mjs');
   stats = await import('../bench/stats.mjs');
   load = await import('../bench/load.mjs');
   stallClient = await import('../bench/stall-client.mjs');
@@ -23,6 +25,21 @@ const ROOT = path.resolve(__dirname, '..');
 const CONFIG_IDS = ['single', 'cluster-rr', 'cluster-shared', 'reuseport-addon', 'reuseport-supervised', 'reuseport-node'];
 const WORKLOADS = ['keepalive', 'close'];
 const STALL_IDS = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport-supervised'];
+
+describe('the sticky comparison (bench/sticky.mjs)', () => {
+  it('tables the median CPU per request of each configuration and workload, and the kernel-measured moves', () => {
+    const m = (config: string, workload: string, cpu: number, round: number) => ({ round, config, workload, requests: 1000, errors: round, requestsPerSecond: 200, cpuMicrosPerRequest: cpu, primaryMicrosPerRequest: cpu / 10 });
+    const table = sticky.stickyMarkdown({
+      measurements: [m('sticky', 'close', 100, 0), m('sticky', 'close', 120, 1), m('sticky', 'close', 90, 2), m('socketio-sticky', 'close', 300, 0)],
+      moves: [{ from: 2, to: 3, clients: 1024, seen: 1024, moved: 342, fraction: 342 / 1024, ideal: 1 / 3 }],
+    });
+    expect(table).toContain("| startCluster({ sticky: 'ip' }) | new connection per request | 100.0 | 100.0, 120.0, 90.0 | 10.0 | 200 | 3 |");
+    expect(table).toContain('| node:cluster + @socket.io/sticky | new connection per request | 300.0 | 300.0 | 30.0 | 200 | 0 |');
+    // Configurations and workloads not measured are left out.
+    expect(table).not.toContain('keep-alive');
+    expect(table).toContain('| 2 → 3 | 342 of 1024 (33.4%) | 33.3% |');
+  });
+});
 
 describe('bench statistics', () => {
   it('median handles odd, even, empty and skips null/NaN', () => {

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fetchOnce } from './helpers/http';
+import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
+import { fetchFrom, fetchOnce } from './helpers/http';
 import { alive, parentOf, SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 
@@ -170,6 +171,30 @@ describe('reuseport start', () => {
       }
     });
     expect(left).toEqual([]);
+  });
+});
+
+describe('reuseport start --sticky', () => {
+  it('ip: each of 16 client addresses is served by the worker of its slot', async () => {
+    const runner = run(['start', '--workers', '2', '--sticky', 'ip', '--json', path.join(fixtures, 'supervised-worker.js')]);
+    const ready = await runner.next((event) => event.event === 'ready');
+    const port = Number(ready.ports);
+    const workers = (ready.workers ?? '').split(',');
+    for (const source of STICKY_SOURCES) {
+      for (let i = 0; i < 2; i++) expect({ source, pid: await fetchFrom(port, source) }).toEqual({ source, pid: workers[stickySlotOf(source, 2)] });
+    }
+    process.kill(runner.child.pid as number, 'SIGTERM');
+    expect(await runner.exited).toBe(0);
+  });
+
+  it.each([
+    ['not ip', ['--sticky', 'port'], /options\.sticky/],
+    ['with --cpu-local', ['--sticky', 'ip', '--cpu-local'], /cannot be used with cpuLocal/],
+  ])('%s: exits 1 with the reason, before any worker starts', async (_name, flags, message) => {
+    const runner = run(['start', '--workers', '1', ...flags, '--json', path.join(fixtures, 'supervised-worker.js')]);
+    expect(await runner.exited).toBe(1);
+    expect(runner.stderr()).toMatch(message);
+    expect(runner.events).toEqual([]);
   });
 });
 

@@ -6,42 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
-import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, opcodes as op, steeringProgram } from '../lib/supervisor/slots/steering';
-
-// Just the classic BPF these programs use; `packet` starts at the IP header (SKF_NET_OFF), `cpu` is
-// what the ancillary load SKF_AD_CPU reads.
-function run(program: Instruction[], packet: Buffer, cpu = 0): number {
-  let a = 0;
-  let x = 0;
-  for (let pc = 0; pc < program.length; pc++) {
-    const [code, jt, jf, k] = program[pc] as Instruction;
-    const cls = code & 0x07;
-    if (cls === op.LD && k === op.AD_CPU) {
-      a = cpu;
-    } else if (cls === op.LD) {
-      const offset = k - op.NET;
-      a = (code & 0x18) === op.B ? packet.readUInt8(offset) : packet.readUInt16BE(offset);
-    } else if (cls === op.ALU) {
-      const operand = code & op.X ? x : k;
-      switch (code & 0xf0) {
-        case op.RSH: a = a >>> operand; break;
-        case op.LSH: a = (a << operand) >>> 0; break;
-        case op.OR: a = (a | operand) >>> 0; break;
-        case op.MUL: a = Math.imul(a, operand) >>> 0; break;
-        case op.MOD: a = a % operand; break;
-        default: throw new Error(`alu ${code}`);
-      }
-    } else if (cls === op.MISC) {
-      x = a;
-    } else if (cls === op.JMP) {
-      if ((code & 0xf0) === op.JA) pc += k;
-      else pc += a === k ? jt : jf;
-    } else if (cls === op.RET) {
-      return k;
-    }
-  }
-  throw new Error('fell off the end');
-}
+import { type Instruction, MAX_INSTRUCTIONS, cpuLocalProgram, flatten, steeringProgram } from '../lib/supervisor/slots/steering';
+import { run } from './helpers/bpf';
 
 function syn(family: 4 | 6, sourcePort: number, sourceLow: number): Buffer {
   const header = family === 4 ? 20 : 40;

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadBinding } from '../lib/binding';
 import { startCluster } from '../lib/index';
 import { HANDOVER_ENV } from '../lib/supervisor/deploy/handover';
-import { countResponses, fetchOnce } from './helpers/http';
+import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
+import { countResponses, fetchFrom, fetchOnce } from './helpers/http';
 import { fixtures } from './helpers/processes';
 import { alive, parentOf, SeenProcesses } from './helpers/pids';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
@@ -19,7 +20,7 @@ interface Line {
   ports?: number[];
   healthPort?: number;
   plan?: { reasons: string[] };
-  steering?: { enabled: boolean; reason: string }[];
+  steering?: { enabled: boolean; sticky?: boolean; reason: string }[];
   inodes?: string[];
   successor?: number;
   error?: { code: string; message: string };
@@ -190,6 +191,41 @@ describe('supervisor.upgrade()', () => {
     expect(sockets).toContain(listeningInodes(port)[0]);
     const served = await countResponses(port, 30);
     expect([...served.keys()]).toEqual([String(successor.pids?.[0])]);
+  });
+});
+
+describe("upgrade() with sticky: 'ip' and a different worker count", () => {
+  // Which pid answered each of the 16 client addresses, three new connections each.
+  async function answers(port: number): Promise<Map<string, Set<string>>> {
+    const seen = new Map<string, Set<string>>();
+    for (let round = 0; round < 3; round++) {
+      for (const source of STICKY_SOURCES) seen.set(source, (seen.get(source) ?? new Set()).add(await fetchFrom(port, source)));
+    }
+    return seen;
+  }
+
+  it.each<[number, number]>([
+    [2, 3],
+    [3, 2],
+  ])('%i -> %i workers: the successor keeps the sticky program, each address served by the worker of its slot under the new count, surplus closed after it', async (from, to) => {
+    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: to, sticky: 'ip' })];
+    const svc = service({ workers: from, sticky: 'ip' }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
+    const old = await svc.next((line) => line.gen === 'ready');
+    const port = old.ports?.[0] as number;
+    const before = await answers(port);
+    for (const source of STICKY_SOURCES) expect([...(before.get(source) ?? [])]).toEqual([String(old.pids?.[stickySlotOf(source, from)])]);
+    process.kill(old.pid, 'SIGHUP');
+    const upgrade = await svc.next((line) => line.gen === 'upgrade');
+    const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+    expect(successor.steering).toMatchObject([{ enabled: true, sticky: true }]);
+    await until(() => !alive(old.pid), 15_000);
+    await until(() => listeningInodes(port).length === to, 15_000);
+    const after = await answers(port);
+    for (const source of STICKY_SOURCES) expect([...(after.get(source) ?? [])]).toEqual([String(successor.pids?.[stickySlotOf(source, to)])]);
+    // Only the addresses whose slot changed under the new count changed slot (rendezvous); for these 16, so many:
+    const moved = STICKY_SOURCES.filter((source) => stickySlotOf(source, from) !== stickySlotOf(source, to));
+    expect(moved.length).toBeGreaterThan(0);
+    for (const source of moved) expect(stickySlotOf(source, Math.max(from, to))).toBe(Math.max(from, to) - 1);
   });
 });
 

@@ -51,6 +51,7 @@ const start = program
   .option('-w, --workers <n>', 'the same as --instances', (value) => parseWorkers(value))
   .option('--mode <mode>', 'auto, reuseport, round-robin, shared or exclusive (default auto)', parseMode)
   .option('--cpu-local', 'pin each worker to a CPU and keep connections on the CPU that received them (Linux)')
+  .option('--sticky <by>', "'ip': every connection from one client address goes to one worker (Linux; see docs/sticky.md)")
   .option('--health-port <port>', 'serve GET /ready, /live and /metrics on this port', parsePort)
   .option('--health-host <address>', 'the health server\'s address (default 127.0.0.1)')
   .option('--pid-file <file>', "write the runner's pid here (an upgrade's successor rewrites it; removed on exit)")

@@ -19,6 +19,8 @@ export interface StartCommandOptions {
   workers?: number;
   mode?: ModeChoice;
   cpuLocal?: boolean;
+  /** `--sticky ip`: each client address stays on one worker (startCluster's sticky). */
+  sticky?: 'ip';
   healthPort?: number;
   healthHost?: string;
   pidFile?: string;
@@ -109,6 +111,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.mode === undefined ? {} : { mode: options.mode }),
     ...(options.cpuLocal ? { cpuLocal: true } : {}),
+    ...(options.sticky === undefined ? {} : { sticky: options.sticky }),
     // Always a health server (an ephemeral loopback port unless given): `reuseport status` asks it.
     health: { port: options.healthPort ?? 0, ...(options.healthHost ? { host: options.healthHost } : {}) },
     ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),

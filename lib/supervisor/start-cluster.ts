@@ -19,7 +19,9 @@ import { slotCpus } from './slots/affinity';
 import { PeriodicChecks } from './liveness/checks';
 import { ProgressBoard } from './slots/progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
-import { type SupervisorSettings, cpuLocalCpus, resolveSettings } from './core/settings';
+import { type SupervisorSettings, cpuLocalCpus, resolveSettings, stickyUnsupported } from './core/settings';
+import { modeUnsupported, outOfRange } from '../errors';
+import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
 import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
@@ -83,7 +85,8 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.#settings = settings;
     const { binding } = loadBinding();
     const emit = (event: string, payload: unknown) => this.emit(event, payload);
-    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus) : undefined;
+    const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
+    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
     // Progress cells only serve stall protection, which needs the slot sockets and a threshold.
     const board = this.#sockets && settings.stallThresholdMs > 0 ? ProgressBoard.open() : undefined;
     this.#board = board instanceof ProgressBoard ? board : undefined;
@@ -432,6 +435,13 @@ function hookPath(): string {
   return fs.existsSync(beside) ? beside : require.resolve('reuseport/register');
 }
 
+// sticky: 'ip' needs the slot sockets and a program that fits: an error before anything is forked.
+function checkSticky(plan: Plan, settings: SupervisorSettings): void {
+  const why = stickyUnsupported(plan);
+  if (why) throw modeUnsupported(`reuseport: sticky: 'ip' cannot be used: ${why}`);
+  if (settings.workers > MAX_STICKY_SLOTS) throw outOfRange('options.workers', `at most ${MAX_STICKY_SLOTS} with sticky: 'ip' (the kernel's limit on the program's length)`, settings.workers);
+}
+
 /**
  * Starts a supervised cluster in the primary: forks `workers` copies of `exec`, each of which calls
  * listenReusePort as usual, and resolves once every one listens.
@@ -445,6 +455,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   let adopting = false;
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
+    if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
     cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);

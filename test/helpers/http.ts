@@ -24,6 +24,23 @@ export function fetchPath(port: number, path: string, { host = '127.0.0.1', time
   });
 }
 
+/** GETs / from the local address `source` (127.0.0.10 and the like: all of 127/8 is lo) on a fresh connection: the body. */
+export function fetchFrom(port: number, source: string, { host = '127.0.0.1', timeoutMs = 5_000 } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host, port, path: '/', localAddress: source, agent: false, timeout: timeoutMs }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve(body));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`no answer from ${host}:${port} for ${source} within ${timeoutMs} ms`)));
+    request.on('error', reject);
+  });
+}
+
 /** Sends `count` requests, `concurrency` at a time, each on a new connection; counts bodies. */
 export async function countResponses(
   port: number,

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { loadBinding } from '../../binding';
-import { badPort, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../../errors';
+import { badPort, invalidArgReason, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../../errors';
 import type { Plan } from '../../plan/plan';
 import type { ForkEvent, StartClusterOptions } from './types';
 
@@ -71,11 +71,27 @@ function commandSyntax(value: unknown): string {
   return value;
 }
 
+// sticky: 'ip' or off; its IPv6 prefix only with it; never with cpuLocal (one program per group).
+function sticky(options: StartClusterOptions): { sticky: 'ip' | false; stickyIpv6Prefix: number } {
+  const { sticky: mode, stickyIpv6Prefix: prefix, cpuLocal } = options;
+  if (mode !== undefined && mode !== false && mode !== 'ip') throw invalidArgValue('options.sticky', "'ip' or false", mode);
+  if (prefix !== undefined) {
+    if (typeof prefix !== 'number') throw invalidArgType('options.stickyIpv6Prefix', 'of type number', prefix);
+    if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) throw outOfRange('options.stickyIpv6Prefix', 'an integer >= 1 and <= 128', prefix);
+    if (mode !== 'ip') throw invalidArgReason('options.stickyIpv6Prefix', "needs sticky: 'ip'", prefix);
+  }
+  if (mode === 'ip' && cpuLocal === true) {
+    throw invalidArgReason('options.sticky', 'cannot be used with cpuLocal: true (both are the steering program of the group: one picks the slot by the client address, the other by the CPU)', mode);
+  }
+  return { sticky: mode === 'ip' ? 'ip' : false, stickyIpv6Prefix: prefix ?? 128 };
+}
+
 /** Checks startCluster's options (coded errors, before any side effect) and fills in the defaults. */
 export function resolveSettings(options: StartClusterOptions): SupervisorSettings {
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
   if (typeof options.exec !== 'string' || options.exec === '') throw invalidArgType('options.exec', 'a non-empty string', options.exec);
   if (options.args !== undefined && !Array.isArray(options.args)) throw invalidArgType('options.args', 'an array', options.args);
+  const stickiness = sticky(options);
   const workers = positiveInteger(options.workers, 'options.workers', os.availableParallelism());
   return {
     exec: options.exec,
@@ -92,6 +108,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 1_000),
     cpuLocal: optionalBoolean(options.cpuLocal, 'options.cpuLocal'),
+    ...stickiness,
     upgradeOnSigusr2: optionalBoolean(options.upgradeOnSigusr2, 'options.upgradeOnSigusr2'),
     shutdownSignals: shutdownSignals(options.shutdownSignals),
     // Kubernetes removes a terminating pod from its Services' endpoints while SIGTERM is already on
@@ -121,4 +138,16 @@ export function cpuLocalCpus(plan: Plan): number[] {
           : undefined;
   if (missing || !binding) throw modeUnsupported(`reuseport: cpuLocal cannot be used: ${missing}`);
   return binding.getCpuAffinity(0);
+}
+
+/** Why sticky: 'ip' cannot run with this plan, or undefined where it can (the sockets may still refuse it: see SlotSockets). */
+export function stickyUnsupported(plan: Plan): string | undefined {
+  const { binding, error } = loadBinding();
+  return process.platform !== 'linux'
+    ? `it is Linux only (SO_ATTACH_REUSEPORT_CBPF reading the IP header), and this is ${process.platform}`
+    : !binding
+      ? `it needs the native addon, which did not load (${error?.message ?? 'unknown'})`
+      : plan.mode !== 'reuseport' || plan.backend !== 'addon'
+        ? `it needs the reuseport mode through the addon (the supervisor's slot sockets), and the plan is ${plan.mode} (${plan.backend}): ${plan.reasons.join('; ')}`
+        : undefined;
 }

@@ -7,6 +7,8 @@ export interface SteeringState {
   address: string;
   port: number;
   enabled: boolean;
+  /** Whether the program is the sticky one (sticky: 'ip'): every connection of one client address to one slot. */
+  sticky: boolean;
   reason: string;
 }
 
@@ -77,7 +79,7 @@ export interface StartClusterOptions {
    * next slot waits for the drain), for apps with little memory to spare. Default: workers (no cap).
    */
   maxDraining?: number;
-  /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it). Default 30 s. */
+  /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it); never with `sticky`. Default 30 s. */
   slotTimeoutMs?: number;
   /**
    * Stall protection (reuseport mode): a worker whose slot has connections waiting and that neither
@@ -104,6 +106,24 @@ export interface StartClusterOptions {
    * Default false: new connections are spread by a hash of the client's address and port.
    */
   cpuLocal?: boolean;
+  /**
+   * Sticky sessions in the kernel (Linux, reuseport mode with the addon): 'ip' sends every new
+   * connection from one client address to one slot, by a rendezvous hash of the address (not the
+   * port) in the steering program, so a session kept in a worker's memory (socket.io's long polling,
+   * in-process sessions) sees all of its client's requests. A reload, a stall or a crash keeps the
+   * mapping; a change of worker count moves about |new - old| / max(new, old) of the clients. A slot
+   * keeps its socket while it has no worker (slotTimeoutMs does not close it). Exclusive with
+   * `cpuLocal`; at most 289 workers. Where it cannot be kept (not Linux, no addon, another listener
+   * on the port first, the attach fails) startCluster fails: never a silent fallback. See
+   * docs/sticky.md. Default false.
+   */
+  sticky?: 'ip' | false;
+  /**
+   * With `sticky: 'ip'`: how many leading bits of an IPv6 client address are hashed (1-128). 64 keeps
+   * a host whose privacy addresses (RFC 8981) change within its /64 on one worker, and with it every
+   * host of that /64. IPv4 addresses are hashed whole. Default 128.
+   */
+  stickyIpv6Prefix?: number;
   /**
    * Upgrade in place on SIGUSR2: start a successor (this command line again), hand it the slot
    * sockets, and drain and exit once it serves every slot. Default false (Node uses SIGUSR1 for its

@@ -41,7 +41,7 @@ export class HandoverSlotSockets extends SlotSockets {
       port: first.port,
       ipv6Only: first.ipv6Only,
       sockets: [],
-      steering: { address: first.address, port: first.port, enabled: false, reason: '' },
+      steering: { address: first.address, port: first.port, enabled: false, sticky: false, reason: '' },
       attached: undefined,
       requested: { address: first.requestedAddress, port: first.requestedPort },
       sharing: first.group,
@@ -77,11 +77,15 @@ export class HandoverSlotSockets extends SlotSockets {
       });
     }
     const reason = steerable
-      ? steeringReason(true, 0, this.cpuOfSlot !== undefined)
+      ? steeringReason(true, 0, this.kind)
       : others.length > 0
-        ? steeringReason(false, others.length, this.cpuOfSlot !== undefined)
+        ? steeringReason(false, others.length, this.kind)
         : "no steering: the predecessor did not steer these sockets, or did not hand over every slot's, so the slots' places in the kernel's group are unknown";
     group.steering = { ...group.steering, enabled: steerable, reason };
+    // With sticky, the program over this supervisor's slots goes on now: a surplus slot (the
+    // predecessor had more workers) gets no new connection from here, so its clients move to their
+    // next choice before it is closed; a group that cannot be steered fails the upgrade.
+    this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
     const surplus = sockets.filter((socket) => socket.slot >= this.slotCount).length;
     return (
       `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by ${source} (the same sockets, so nothing queued was reset)` +

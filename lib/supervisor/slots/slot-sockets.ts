@@ -3,16 +3,18 @@
 // group is known) and lent to whichever worker fills the slot. A worker's exit never closes its
 // socket, so connections waiting in its queue wait for the next one; a steering program attached
 // to the group sends new connections only to the slots' own sockets (by hash, or in CPU-local mode
-// to the slot pinned to the CPU that received the SYN), and none to a socket of another app that
-// joins the group later.
+// to the slot pinned to the CPU that received the SYN, or with sticky: 'ip' to the slot of the
+// client's address), and none to a socket of another app that joins the group later. With sticky,
+// the steering cannot end: a group that cannot be steered, or a program that cannot be attached, is
+// an error when the group opens, and no slot's socket is closed before the supervisor closes.
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from '../../binding';
-import { explainListenError } from '../../errors';
+import { explainListenError, modeUnsupported } from '../../errors';
 import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../../ports/ownership';
 import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holders';
 import type { SteeringState } from '../core/types';
 import { slotsByCpu } from './affinity';
-import { type Instruction, cpuLocalProgram, flatten, steeringProgram } from './steering';
+import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
 
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
@@ -63,8 +65,15 @@ const BACKLOG = 511;
 // An index past the end of the group: the kernel then picks by its own hash, as with no program.
 const NO_STEERING = [0x06, 0, 0, 0xffffffff];
 
+/** Which program a supervisor's groups get: by a hash of address and port, by CPU, or by the client's address. */
+export type SteeringKind = 'hash' | 'cpu-local' | 'sticky';
+
 /** What the steering on one address does, or why there is none (pure). */
-export function steeringReason(steerable: boolean, othersFirst: number, cpuLocal: boolean): string {
+export function steeringReason(steerable: boolean, othersFirst: number, kind: SteeringKind): string {
+  const cpuLocal = kind === 'cpu-local';
+  if (steerable && kind === 'sticky') {
+    return "sticky: a cBPF program on the SO_REUSEPORT group sends every new connection from one client address to one slot (a rendezvous hash of the address), none to a socket of another app that joins later";
+  }
   if (steerable && cpuLocal) {
     return 'CPU-local: each worker is pinned to one CPU, and a cBPF program on the SO_REUSEPORT group sends each new connection to the slot of the CPU that received it (SKF_AD_CPU), none to a socket of another app that joins later';
   }
@@ -121,15 +130,48 @@ export class SlotSockets {
 
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
   protected readonly cpuOfSlot: readonly number[] | undefined;
+  // sticky: 'ip': what the sticky program hashes; undefined: not sticky.
+  protected readonly sticky: StickyOptions | undefined;
   // Decided on the first read that tells (chooseQueueSource), then kept.
   #queueSource: QueueSource | undefined;
   // The last listener-table read of each port (for the 'listeners' source).
   readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
 
-  constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[]) {
+  constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[], sticky?: StickyOptions) {
     this.binding = binding;
     this.slotCount = slots;
     this.cpuOfSlot = cpuOfSlot;
+    this.sticky = sticky;
+  }
+
+  /** Which program the groups get. */
+  protected get kind(): SteeringKind {
+    return this.sticky ? 'sticky' : this.cpuOfSlot ? 'cpu-local' : 'hash';
+  }
+
+  /**
+   * With sticky: attaches the program over this supervisor's slots to a group now, before any of its
+   * sockets is lent, and throws (closing nothing: the caller does) where stickiness cannot be had.
+   * The program never changes after that: no slot's socket closes while the supervisor runs.
+   */
+  protected stickNow(group: SocketGroup, why: string | undefined): void {
+    if (!this.sticky) return;
+    const where = `${group.address}:${group.port}`;
+    if (why !== undefined) {
+      throw Object.assign(modeUnsupported(`reuseport: sticky: 'ip' cannot be kept on ${where}: ${why}. Stop the other listener, or start without sticky`), { address: group.address, port: group.port });
+    }
+    const slots = Array.from({ length: this.slotCount }, (_, slot) => slot);
+    const any = group.sockets.find((socket) => socket !== undefined);
+    if (!any) throw new Error(`reuseport: no socket on ${where} to attach the sticky program to`);
+    try {
+      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(slots)));
+    } catch (error) {
+      const failure = error as Error;
+      failure.message = `reuseport: sticky: 'ip' cannot be kept on ${where}: attaching the program failed: ${failure.message}`;
+      throw failure;
+    }
+    group.attached = slots.join(',');
+    group.steering = { ...group.steering, enabled: true, sticky: true, reason: steeringReason(true, 0, 'sticky') };
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
@@ -228,19 +270,29 @@ export class SlotSockets {
       }
       throw error;
     }
-    const reason = steeringReason(steerable, others.length, this.cpuOfSlot !== undefined);
-    return {
+    const reason = steeringReason(steerable, others.length, this.kind);
+    const group: SocketGroup = {
       address: first.address,
       port: first.port,
       ipv6Only: request.ipv6Only,
       sockets,
-      steering: { address: first.address, port: first.port, enabled: steerable, reason },
+      steering: { address: first.address, port: first.port, enabled: steerable, sticky: false, reason },
       attached: undefined,
       requested: { address: request.address, port: request.port },
       sharing: request.group,
       used: false,
       holders: new Set(),
     };
+    try {
+      this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
+    } catch (error) {
+      for (const socket of sockets) {
+        socket.handle.close();
+        socket.unregister();
+      }
+      throw error;
+    }
+    return group;
   }
 
   /**
@@ -273,14 +325,15 @@ export class SlotSockets {
     return this.#givenBack.has(port);
   }
 
-  /** Points every steerable group at `slots`; a no-op when unchanged. */
+  /** Points every steerable group at `slots`; a no-op when unchanged. A sticky group keeps the program it got when it opened. */
   steer(slots: number[]): void {
     for (const group of this.groups.values()) this.#attach(group, slots);
   }
 
-  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the reason.
+  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the
+  // reason. A sticky group's program was attached when it opened (stickNow) and never changes.
   #attach(group: SocketGroup, slots: number[]): void {
-    if (!group.steering.enabled) return;
+    if (!group.steering.enabled || group.steering.sticky) return;
     const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
     const key = allowed.join(',');
     if (allowed.length === 0 || key === group.attached) return;
@@ -294,9 +347,10 @@ export class SlotSockets {
     }
   }
 
-  // The program for the allowed slots: CPU-local when asked (each CPU to its slots, a CPU with no
-  // slot hashed over all), else a hash over them.
+  // The program for the allowed slots: sticky by the client's address, CPU-local when asked (each CPU
+  // to its slots, a CPU with no slot hashed over all), else a hash over them.
   #program(allowed: number[]): Instruction[] {
+    if (this.sticky) return stickyProgram(allowed, this.sticky);
     return this.cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
   }
 
@@ -390,6 +444,7 @@ export class SlotSockets {
       const socket = group.sockets[slot];
       if (!socket) continue;
       // Closing moves another socket into this one's place in the kernel's group: stop steering first.
+      // (With sticky only closeAll() gets here: a slot keeps its socket while it has no worker.)
       if (group.steering.enabled) {
         try {
           this.binding.attachReusePortProgram(socket.fd, NO_STEERING);

@@ -280,7 +280,8 @@ export class WorkerSlots {
 
   #scheduleReplacement(slot: Slot): void {
     if (this.#closing || slot.restartTimer) return;
-    if (this.#hooks.hasSocket(slot) && !slot.closeTimer) {
+    // With sticky a slot keeps its socket while it has no worker: closing it would reorder the group.
+    if (!this.#settings.sticky && this.#hooks.hasSocket(slot) && !slot.closeTimer) {
       slot.closeTimer = setTimeout(() => {
         slot.closeTimer = undefined;
         if (slot.ready) return;
