@@ -178,8 +178,8 @@ describe('reuseport start --sticky', () => {
   it('ip: each of 16 client addresses is served by the worker of its slot', async () => {
     const runner = run(['start', '--workers', '2', '--sticky', 'ip', '--json', path.join(fixtures, 'supervised-worker.js')]);
     const ready = await runner.next((event) => event.event === 'ready');
-    const port = Number(ready.ports);
-    const workers = (ready.workers ?? '').split(',');
+    const [port] = ready.ports as unknown as number[];
+    const workers = (ready.workers as unknown as number[]).map(String);
     for (const source of STICKY_SOURCES) {
       for (let i = 0; i < 2; i++) expect({ source, pid: await fetchFrom(port, source) }).toEqual({ source, pid: workers[stickySlotOf(source, 2)] });
     }
