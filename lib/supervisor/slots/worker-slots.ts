@@ -46,8 +46,6 @@ export const NOT_A_SLOT_MS = 2_000;
  */
 export const RESTART_DELAY_CAP_MS = 1_000;
 
-
-
 export class WorkerSlots {
   readonly slots: Slot[];
   readonly #settings: SupervisorSettings;
