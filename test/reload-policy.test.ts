@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchOnce, fetchPath } from './helpers/http';
+import { SeenProcesses } from './helpers/pids';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
 interface PolicyEvent {
@@ -38,16 +39,10 @@ interface State {
   events: PolicyEvent[];
 }
 
-const pids = new Set<number>();
+// The primaries and workers seen, killed afterwards only while each pid is still that process.
+const pids = new SeenProcesses();
 afterEach(async () => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  pids.clear();
+  pids.killAll();
   await stopAll();
 });
 

@@ -16,6 +16,7 @@ import http from 'node:http';
 import { type Socket, io } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
+import { SeenProcesses } from './helpers/pids';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
 interface State {
@@ -24,15 +25,10 @@ interface State {
   stats: { slot: number; pid?: number }[];
 }
 
-const workerPids: number[] = [];
+// Workers seen, killed afterwards only while each pid is still that process.
+const seenWorkers = new SeenProcesses();
 afterEach(async () => {
-  for (const pid of workerPids.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  seenWorkers.killAll();
   await stopAll();
 });
 
@@ -90,7 +86,7 @@ function ask(clients: Client[], control: { paused: boolean }): NodeJS.Timeout {
 async function start(options: object): Promise<{ fixture: Fixture; state: State }> {
   const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'socketio-app.js', workers: 2, ...options })], { FIXTURE_SOCKETIO_PRIMARY: '1' });
   const state = await fixture.next<State>('ready', 30_000);
-  workerPids.push(...state.pids);
+  for (const pid of state.pids) seenWorkers.add(pid);
   return { fixture, state };
 }
 
@@ -132,7 +128,7 @@ describe('socket.io long polling over 2 workers', () => {
 
       fixture.child.send({ type: 'reload' });
       const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
-      workerPids.push(...reloaded.pids);
+      for (const pid of reloaded.pids) seenWorkers.add(pid);
       const reloadedAt = performance.now();
       // The long polls each old worker held ended on the drain signal, not at the drain timeout.
       expect(reloaded.ms).toBeLessThan(8_000);
@@ -166,7 +162,7 @@ describe('socket.io long polling over 2 workers', () => {
       await sleep(300);
       fixture.child.send({ type: 'reload' });
       const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
-      workerPids.push(...reloaded.pids);
+      for (const pid of reloaded.pids) seenWorkers.add(pid);
       // The old workers' long polls end on the signal, or at their drain timeout (the reload waits for it).
       if (signal) expect(reloaded.ms).toBeLessThan(6_000);
       else expect(reloaded.ms).toBeGreaterThanOrEqual(6_000);

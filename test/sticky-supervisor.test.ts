@@ -13,6 +13,7 @@ import { resolveSettings } from '../lib/supervisor/core/settings';
 import { MAX_STICKY_SLOTS } from '../lib/supervisor/slots/steering';
 import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
 import { fetchFrom } from './helpers/http';
+import { SeenProcesses } from './helpers/pids';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
 interface State {
@@ -24,15 +25,10 @@ interface State {
   stats: { slot: number; pid?: number; lentTo?: number }[];
 }
 
-const workerPids: number[] = [];
+// Workers seen, killed afterwards only while each pid is still that process.
+const seenWorkers = new SeenProcesses();
 afterEach(async () => {
-  for (const pid of workerPids.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  seenWorkers.killAll();
   await stopAll();
 });
 
@@ -41,14 +37,14 @@ const SOURCES = STICKY_SOURCES;
 async function start(options: object): Promise<{ fixture: Fixture; state: State }> {
   const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', ...options })]);
   const state = await fixture.next<State>('ready', 20_000);
-  workerPids.push(...state.pids);
+  for (const pid of state.pids) seenWorkers.add(pid);
   return { fixture, state };
 }
 
 async function ask(fixture: Fixture, type: string, reply: string): Promise<State> {
   fixture.child.send({ type });
   const state = await fixture.next<State>(reply, 30_000);
-  workerPids.push(...state.pids);
+  for (const pid of state.pids) seenWorkers.add(pid);
   return state;
 }
 
