@@ -7,10 +7,10 @@ export function fetchOnce(port: number, host = '127.0.0.1', timeoutMs = 5_000): 
   return fetchPath(port, '/', { host, timeoutMs });
 }
 
-/** GETs `path` on a fresh connection (no agent) and resolves with the body. */
-export function fetchPath(port: number, path: string, { host = '127.0.0.1', timeoutMs = 5_000 } = {}): Promise<string> {
+/** GETs `path` on a fresh connection (no agent), from `localAddress` if given, and resolves with the body. */
+export function fetchPath(port: number, path: string, { host = '127.0.0.1', timeoutMs = 5_000, localAddress }: { host?: string; timeoutMs?: number; localAddress?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (response) => {
+    const request = http.get({ host, port, path, localAddress, agent: false, timeout: timeoutMs }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => {
@@ -19,26 +19,15 @@ export function fetchPath(port: number, path: string, { host = '127.0.0.1', time
       response.on('end', () => resolve(body));
       response.on('error', reject);
     });
-    request.on('timeout', () => request.destroy(new Error(`request to ${host}:${port} timed out`)));
+    const from = localAddress ? ` from ${localAddress}` : '';
+    request.on('timeout', () => request.destroy(new Error(`request to ${host}:${port}${from} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
   });
 }
 
 /** GETs / from the local address `source` (127.0.0.10 and the like: all of 127/8 is lo) on a fresh connection: the body. */
 export function fetchFrom(port: number, source: string, { host = '127.0.0.1', timeoutMs = 5_000 } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ host, port, path: '/', localAddress: source, agent: false, timeout: timeoutMs }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk) => {
-        body += chunk;
-      });
-      response.on('end', () => resolve(body));
-      response.on('error', reject);
-    });
-    request.on('timeout', () => request.destroy(new Error(`no answer from ${host}:${port} for ${source} within ${timeoutMs} ms`)));
-    request.on('error', reject);
-  });
+  return fetchPath(port, '/', { host, timeoutMs, localAddress: source });
 }
 
 /** Sends `count` requests, `concurrency` at a time, each on a new connection; counts bodies. */
