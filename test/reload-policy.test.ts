@@ -17,6 +17,7 @@ import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
 interface PolicyEvent {
   name: string;
+  slots?: number[];
   at: number;
   slot?: number;
   pid?: number;
@@ -124,13 +125,14 @@ describe('reload to a broken release', () => {
   it.each([
     ['exits before it listens', { crash: 'boot' }],
     ['listens, then dies within minUptimeMs', { crash: 'listened', afterMs: 100 }],
+    ['listens, then dies 300 ms later', { crash: 'listened', afterMs: 300 }],
   ])('whose worker %s: the reload stops at slot 0 and rejects, and the old workers keep serving', async (_name, broken) => {
     const port = await freePort();
     const { file, ship } = release({});
     const { primary, state } = await start({ minUptimeMs: 1_500 }, file, port);
     ship(broken);
-    const failed = await ask<State & { error: { code: string; slot: number; message: string } }>(primary, 'reload', 'reload-error');
-    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0 });
+    const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
+    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0, slots: [0] });
     expect(failed.error.message).toMatch(/the reload stopped at slot 0: .*slot 0 and the slots after it keep their old workers/);
     expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })).toBeDefined();
     expect(failed.pids).toEqual(state.pids);
@@ -142,6 +144,50 @@ describe('reload to a broken release', () => {
     const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
     expect(fixed.result.pids).toHaveLength(2);
     expect(fixed.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
+  }, 60_000);
+});
+
+describe('reload in waves: a canary, then every other slot at once', () => {
+  it('slot 0 first; then the new workers of slots 1-3 start together, and their old workers drain only once all of them lived minUptimeMs', async () => {
+    const port = await freePort();
+    const { file } = release({});
+    const { primary, state } = await start({ workers: 4, minUptimeMs: 1_000 }, file, port);
+    const done = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
+    expect(done.result.pids).toHaveLength(4);
+    expect(done.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
+    const fresh = (name: string, slot: number) => eventOf(done, name, { slot, pid: done.pids[slot] })?.at as number;
+    // The canary: slot 1's new worker is forked only after slot 0's new one listened (and lived minUptimeMs).
+    expect(fresh('fork', 1)).toBeGreaterThan(fresh('listening', 0));
+    const waveForks = [1, 2, 3].map((slot) => fresh('fork', slot));
+    const waveListens = [1, 2, 3].map((slot) => fresh('listening', slot));
+    // One wave: every new worker of slots 1-3 was forked before any of them listened.
+    expect(Math.max(...waveForks)).toBeLessThan(Math.min(...waveListens));
+    // Their old workers left after every new worker of the wave listened.
+    const oldExits = [1, 2, 3].map((slot) => eventOf(done, 'exit', { pid: state.pids[slot] })?.at as number);
+    expect(Math.min(...oldExits)).toBeGreaterThan(Math.max(...waveListens));
+    const answers = new Set<string>();
+    for (let i = 0; i < 80 && answers.size < 4; i++) answers.add(await fetchOnce(port));
+    expect([...answers].sort()).toEqual(done.result.pids.map(String).sort());
+  }, 60_000);
+
+  it.each([
+    ['exits before it listens', { crash: 'boot', slots: [2] }],
+    ['listens, then dies 300 ms later', { crash: 'listened', afterMs: 300, slots: [2] }],
+  ])('a wave whose slot-2 worker %s: the reload rejects naming slot 2, which keeps its old worker; the wave\'s other slot keeps its new one', async (_name, broken) => {
+    const port = await freePort();
+    const { file, ship } = release({});
+    const { primary, state } = await start({ workers: 3, minUptimeMs: 1_500 }, file, port);
+    ship(broken);
+    const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
+    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 2, slots: [2] });
+    expect(failed.error.message).toMatch(/the wave of slots 1-2: the new workers of slot 2 .*that slot keeps its old worker, the wave's other 1 slot kept its new worker/);
+    expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })?.slots).toEqual([2]);
+    expect(failed.pids[2]).toBe(state.pids[2]);
+    expect(state.pids).not.toContain(failed.pids[0]);
+    expect(state.pids).not.toContain(failed.pids[1]);
+    const answers = new Set<string>();
+    for (let i = 0; i < 80 && answers.size < 3; i++) answers.add(await fetchOnce(port));
+    expect([...answers].sort()).toEqual(failed.pids.map(String).sort());
   }, 60_000);
 });
 

@@ -73,10 +73,12 @@ export interface StartClusterOptions {
    */
   maxRestarts?: number;
   /**
-   * How many old workers a reload lets drain at once. Old workers drain side by side while the next
-   * slots are replaced, so a reload with long-lived connections takes about one drainTimeoutMs, not
-   * one per worker; that keeps up to twice the workers alive meanwhile. 1 drains one at a time (the
-   * next slot waits for the drain), for apps with little memory to spare. Default: workers (no cap).
+   * How many extra processes a reload keeps alive at once: new workers living out minUptimeMs plus
+   * old workers draining. After the canary (slot 0), a reload replaces the slots in waves of up to
+   * this many, every new worker of a wave started at once; old workers drain side by side, so a
+   * reload with long-lived connections takes about one drainTimeoutMs, not one per worker. 1 is one
+   * slot at a time (the next slot waits for the last drain), for apps with little memory to spare.
+   * Default: workers (no cap: one wave after the canary).
    */
   maxDraining?: number;
   /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it); never with `sticky`. Default 30 s. */
@@ -238,10 +240,16 @@ export interface ReloadResult {
   killed: number[];
 }
 
-/** reload() stopped at a slot whose new worker did not start, or did not live minUptimeMs: that slot and the later ones keep their old workers. */
+/**
+ * reload() stopped: a new worker did not start, or did not live minUptimeMs. Its slot keeps its old
+ * worker, as do the slots after its wave; the wave's other slots keep their new workers.
+ */
 export interface ReloadFailure extends Error {
   code: 'ERR_REUSEPORT_RELOAD_FAILED';
+  /** The first slot whose new worker failed. */
   slot: number;
+  /** Every slot of the wave whose new worker failed (they keep their old workers). */
+  slots: number[];
   /** The new worker's pid, when it started (it died within minUptimeMs). */
   pid: number | undefined;
 }
@@ -280,11 +288,12 @@ export interface Supervisor extends EventEmitter {
   /** The ports the workers listen on (port 0 resolved), in the order first seen. */
   readonly ports: number[];
   /**
-   * Replaces every worker, one slot at a time (each new worker listens and lives minUptimeMs before
-   * its slot's old one drains; old workers drain side by side, maxDraining at once); resolves when
-   * every old worker is gone, with what the drains cut. Rejects with ERR_REUSEPORT_RELOAD_FAILED at
-   * a slot whose new worker does not start or dies within minUptimeMs: that slot and the later ones
-   * keep their old workers.
+   * Replaces every worker: a canary (slot 0's new worker listens and lives minUptimeMs before its
+   * old one drains), then the other slots in waves of at most maxDraining, each new worker of a wave
+   * started at once and living minUptimeMs before its own old worker drains; resolves when every old
+   * worker is gone, with what the drains cut. Rejects with ERR_REUSEPORT_RELOAD_FAILED (`slots`) after
+   * a wave where a new worker did not start or died within minUptimeMs: those slots and the slots
+   * after the wave keep their old workers.
    */
   reload(): Promise<ReloadResult>;
   /** Drains and stops every worker and closes the slot sockets. */

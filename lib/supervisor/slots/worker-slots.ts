@@ -328,12 +328,15 @@ export class WorkerSlots {
   }
 
   /**
-   * Replaces every worker, one slot at a time: the new one listens and lives minUptimeMs (from its
-   * start) before the old one drains. The old ones drain side by side (at most maxDraining at once),
-   * so the next slot is replaced without waiting for the last drain to end. A new worker that does
-   * not start or dies within minUptimeMs stops the reload there (ERR_REUSEPORT_RELOAD_FAILED): its
-   * slot and the ones after it keep their old workers. Resolves once every old worker is gone, with
-   * what their drains cut.
+   * Replaces every worker: a canary first (slot 0's new worker listens and lives minUptimeMs from its
+   * start before its old one drains), then the other slots in waves, every new worker of a wave
+   * started at once and each living minUptimeMs before its own old worker drains; so a reload takes
+   * about two minUptimeMs plus start-up, whatever the count. maxDraining caps the extra processes
+   * alive at once (new workers waiting plus old ones draining), so it caps a wave: 1 is one slot at
+   * a time. A new worker that does not start or dies within minUptimeMs leaves its slot's old worker
+   * serving and stops the reload after its wave (ERR_REUSEPORT_RELOAD_FAILED, naming the slots); the
+   * wave's other slots keep their new workers. Resolves once every old worker is gone, with what
+   * their drains cut.
    */
   async replaceAll(): Promise<ReloadResult> {
     const drains: Promise<{ pid: number; cut: number; killed: boolean }>[] = [];
@@ -346,33 +349,52 @@ export class WorkerSlots {
         killed: results.flatMap((result) => (result.killed ? [result.pid] : [])),
       };
     };
-    for (const slot of this.slots) {
-      if (this.#closing) break;
+    const drainOld = (old: Worker) => {
+      const pid = old.process.pid ?? 0;
+      const drain = this.stop(old).then((result) => ({ pid, ...result }));
+      const tracked = drain.finally(() => draining.delete(tracked));
+      draining.add(tracked);
+      drains.push(drain);
+    };
+    let next = 0;
+    while (next < this.slots.length && !this.#closing) {
       while (draining.size >= this.#settings.maxDraining) await Promise.race(draining);
-      const old = slot.worker;
-      let worker: Worker;
-      try {
-        const forked = this.fork(slot);
-        worker = forked.worker;
-        await forked.listening;
-        await this.#livesMinUptime(worker, slot);
-      } catch (error) {
+      const size = reloadWaveSize({ next, slots: this.slots.length, maxDraining: this.#settings.maxDraining, draining: draining.size });
+      const wave = this.slots.slice(next, next + size);
+      next += size;
+      const outcomes = await Promise.all(wave.map((slot) => this.#startReplacement(slot)));
+      const failures: Error[] = [];
+      outcomes.forEach((outcome, i) => {
+        const slot = wave[i] as Slot;
+        if (outcome instanceof Error) {
+          failures.push(asReloadFailure(outcome, slot));
+          return;
+        }
+        if (slot.stopped) this.#restartStopped(slot);
+        const old = slot.worker;
+        slot.worker = outcome;
+        slot.ready = true;
+        if (old) drainOld(old);
+      });
+      if (failures.length > 0) {
         // The drains under way still end (they are not awaited by a failed reload).
         void finish();
-        throw asReloadFailure(error as Error, slot);
-      }
-      if (slot.stopped) this.#restartStopped(slot);
-      slot.worker = worker;
-      slot.ready = true;
-      if (old) {
-        const pid = old.process.pid ?? 0;
-        const drain = this.stop(old).then((result) => ({ pid, ...result }));
-        const tracked = drain.finally(() => draining.delete(tracked));
-        draining.add(tracked);
-        drains.push(drain);
+        throw waveFailure(failures, wave, next < this.slots.length);
       }
     }
     return finish();
+  }
+
+  // One slot's new worker in a reload: forked, listening, and alive minUptimeMs from its start; or the error why not.
+  async #startReplacement(slot: Slot): Promise<Worker | Error> {
+    try {
+      const forked = this.fork(slot);
+      await forked.listening;
+      await this.#livesMinUptime(forked.worker, slot);
+      return forked.worker;
+    } catch (error) {
+      return error as Error;
+    }
   }
 
   // A reload's new worker must live minUptimeMs from its start before the old one drains (it throws a ReloadFailure).
@@ -395,7 +417,7 @@ export class WorkerSlots {
       `reuseport: the reload stopped at slot ${slot.index}: its new worker (pid ${worker.process.pid}) exited (${signalCode ?? exitCode}) ` +
         `within minUptimeMs (${this.#settings.minUptimeMs} ms) of its start; slot ${slot.index} and the slots after it keep their old workers`,
     );
-    throw Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: slot.index, pid: worker.process.pid }) as ReloadFailure;
+    throw Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: slot.index, slots: [slot.index], pid: worker.process.pid }) as ReloadFailure;
   }
 
   /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
@@ -422,5 +444,34 @@ function asReloadFailure(error: Error, slot: Slot): ReloadFailure {
     `reuseport: the reload stopped at slot ${slot.index}: its new worker did not start (${error.message}); slot ${slot.index} and the slots after it keep their old workers`,
     { cause: error },
   );
-  return Object.assign(failure, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slot.index, pid: undefined });
+  return Object.assign(failure, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slot.index, slots: [slot.index], pid: undefined });
+}
+
+/**
+ * How many slots a reload's next wave replaces at once: the first slot alone (the canary), then as
+ * many as maxDraining leaves room for beside the old workers still draining (at least one).
+ */
+export function reloadWaveSize(state: { next: number; slots: number; maxDraining: number; draining: number }): number {
+  const left = state.slots - state.next;
+  if (left <= 0) return 0;
+  if (state.next === 0) return 1;
+  return Math.max(1, Math.min(left, state.maxDraining - state.draining));
+}
+
+// A wave's failures as one error: a wave of one keeps its slot's own error; a wider wave names every
+// failed slot (the wave's other slots kept their new workers) and keeps the first error as its cause.
+function waveFailure(failures: Error[], wave: Slot[], more: boolean): ReloadFailure {
+  const first = failures[0] as ReloadFailure;
+  if (wave.length === 1) return first;
+  const slots = failures.map((failure) => (failure as ReloadFailure).slot);
+  const passed = wave.length - slots.length;
+  const error = new Error(
+    `reuseport: the reload stopped after the wave of slots ${wave[0]?.index}-${wave.at(-1)?.index}: the new workers of slot${slots.length > 1 ? 's' : ''} ` +
+      `${slots.join(', ')} did not start or died within minUptimeMs (first: ${first.message.replace(/^reuseport: /, '')}); ` +
+      `${slots.length > 1 ? 'those slots keep' : 'that slot keeps'} ${slots.length > 1 ? 'their' : 'its'} old worker${slots.length > 1 ? 's' : ''}` +
+      `${passed > 0 ? `, the wave's other ${passed} slot${passed > 1 ? 's' : ''} kept ${passed > 1 ? 'their' : 'its'} new worker${passed > 1 ? 's' : ''}` : ''}` +
+      `${more ? ', and the slots after the wave keep their old workers' : ''}`,
+    { cause: first },
+  );
+  return Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slots[0] as number, slots, pid: first.pid });
 }
