@@ -25,7 +25,11 @@ function guard(stallThresholdMs = 80) {
   const settings = resolveSettings({ exec: 'worker.js', workers: 2, stallThresholdMs });
   const slots = [newSlot(0, undefined), newSlot(1, undefined)];
   const workers = [fakeWorker(100), fakeWorker(101)];
-  slots.forEach((slot, i) => Object.assign(slot, { worker: workers[i], ready: true, everListened: true }));
+  slots.forEach((slot, i) => {
+    slot.worker = workers[i];
+    slot.life.fire('fork');
+    slot.life.fire('listen');
+  });
   const sent: Sent[] = [];
   const events: { event: string; payload: unknown }[] = [];
   const workerSlots = {
@@ -93,12 +97,15 @@ describe('StallGuard', () => {
   it("a slot whose worker died is lent with no 'stall', and its replacement ends the loan with no 'recover'", () => {
     const { stalls, slots, workers, events } = guard(80);
     // Worker 100 dies: its slot has no worker until the replacement listens.
-    Object.assign(slots[0]!, { worker: undefined, ready: false });
+    slots[0]!.worker = undefined;
+    slots[0]!.life.fire('exit');
     stalls.forget(workers[0]!);
     stalls.watch();
     expect(stalls.lentTo(0)).toBe(workers[1]);
     const replacement = fakeWorker(102);
-    Object.assign(slots[0]!, { worker: replacement, ready: true });
+    slots[0]!.worker = replacement;
+    slots[0]!.life.fire('fork');
+    slots[0]!.life.fire('listen');
     stalls.heard(replacement);
     stalls.watch();
     expect(stalls.lentTo(0)).toBeUndefined();

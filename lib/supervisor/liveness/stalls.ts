@@ -25,6 +25,8 @@ export class StallGuard {
   readonly #condemned = new WeakSet<Worker>();
   /** Slots whose loan began with a 'stall' event: only they end with a 'recover' one. */
   readonly #stalled = new Set<number>();
+  /** Slot -> since when it has not been served by its own worker (monotonic ms), while lent. */
+  readonly #unservedSince = new Map<number, number>();
   #stallLimit: number;
 
   constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: (event: string, payload: unknown) => void) {
@@ -159,8 +161,8 @@ export class StallGuard {
       this.#workers.send(borrower, supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }), socket.handle);
     }
     this.#loans.set(slot.index, borrower);
-    if (slot.unservedSince === undefined) {
-      slot.unservedSince = now;
+    if (!this.#unservedSince.has(slot.index)) {
+      this.#unservedSince.set(slot.index, now);
       // A slot whose worker was listening and stopped answering is a stall; dead or starting is not.
       if (slot.ready && slot.worker && !slot.worker.isDead() && !this.#workers.isLeaving(slot.worker)) {
         slot.stalls += 1;
@@ -173,9 +175,10 @@ export class StallGuard {
   #recall(slot: Slot, borrower: Worker, now: number): void {
     this.#workers.send(borrower, supervisorMessage({ act: 'recall', slot: slot.index }));
     this.#loans.delete(slot.index);
-    if (slot.unservedSince !== undefined && slot.ready && this.#answers(slot.worker, now)) {
-      const stalledMs = Math.round(now - slot.unservedSince);
-      slot.unservedSince = undefined;
+    const since = this.#unservedSince.get(slot.index);
+    if (since !== undefined && slot.ready && this.#answers(slot.worker, now)) {
+      const stalledMs = Math.round(now - since);
+      this.#unservedSince.delete(slot.index);
       // A slot lent while its worker was dead or starting is served again by a new worker: that
       // is told by 'exit' and 'listening', not as the end of a stall that never was.
       if (this.#stalled.delete(slot.index)) this.#emit('recover', { slot: slot.index, pid: slot.worker.process.pid, stalledMs } satisfies StallEvent);

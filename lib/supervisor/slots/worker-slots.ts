@@ -178,6 +178,7 @@ export class WorkerSlots {
 
   /** Forks the slot's worker and waits until it listens. */
   async start(slot: Slot): Promise<void> {
+    slot.life.fire('fork');
     const { worker, listening } = this.fork(slot);
     slot.worker = worker;
     await listening;
@@ -192,11 +193,9 @@ export class WorkerSlots {
       this.#listened.add(worker);
       // Again, now that every thread it starts at boot exists (one started before the first pin).
       this.#pin(worker, slot);
-      if (slot.worker === worker || !slot.ready) slot.ready = true;
-      if (slot.closeTimer) clearTimeout(slot.closeTimer);
-      slot.closeTimer = undefined;
+      // The slot's own worker serves; a reload's new worker listens beside it until it is adopted.
+      if (slot.worker === worker && slot.life.state === 'starting') slot.life.fire('listen');
       if (message.port > 0) this.#ports.add(message.port);
-      if (slot.worker === worker) slot.everListened = true;
       this.#waiters.get(worker)?.listening();
       this.#hooks.onListening(worker, slot);
       this.#hooks.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
@@ -241,22 +240,20 @@ export class WorkerSlots {
     // One that comes within minUptimeMs of the start (listened or not), or before the worker
     // listened, is one more in a row; a worker that lived longer starts the count again.
     const lived = performance.now() - (this.#forkedAt.get(worker) ?? 0);
-    slot.failures = lived < this.#settings.minUptimeMs || !slot.ready ? slot.failures + 1 : 0;
-    slot.ready = false;
-    if (slot.failures > this.#settings.maxRestarts) {
-      this.#stopRestarting(slot, exit);
+    slot.life.failures = lived < this.#settings.minUptimeMs || !slot.ready ? slot.life.failures + 1 : 0;
+    if (slot.life.failures > this.#settings.maxRestarts) {
+      slot.life.fire('give-up');
+      this.#announceCrashLoop(slot, exit);
       return;
     }
+    slot.life.fire('exit');
     this.#scheduleReplacement(slot);
   }
 
   // A crash loop: maxRestarts restarts in a row each died within minUptimeMs. The slot is no longer
   // restarted; its socket stays open (stall protection lends it to a live worker, so its share of
   // connections is served and steering stays as it was).
-  #stopRestarting(slot: Slot, exit: WorkerExit): void {
-    slot.stopped = true;
-    if (slot.closeTimer) clearTimeout(slot.closeTimer);
-    slot.closeTimer = undefined;
+  #announceCrashLoop(slot: Slot, exit: WorkerExit): void {
     const event: CrashLoopEvent = {
       slot: slot.index,
       pid: exit.pid,
@@ -270,31 +267,30 @@ export class WorkerSlots {
     this.#hooks.emit('crash-loop', event);
   }
 
-  /** Starts a stopped slot again (its crash count from zero): a reload does, for a fixed release. */
-  #restartStopped(slot: Slot): void {
-    slot.stopped = false;
-    slot.failures = 0;
-  }
-
+  // Entering 'restarting': the restart is due after the back-off (a timer of that state), and the
+  // slot's socket is closed if no worker of it listens within slotTimeoutMs (a timer that lives
+  // through the restarts and ends once the slot serves, stops or closes).
   #scheduleReplacement(slot: Slot): void {
-    if (this.#closing || slot.restartTimer) return;
+    if (this.#closing) return;
     // With sticky a slot keeps its socket while it has no worker: closing it would reorder the group.
-    if (!this.#settings.sticky && this.#hooks.hasSocket(slot) && !slot.closeTimer) {
-      slot.closeTimer = setTimeout(() => {
-        slot.closeTimer = undefined;
-        if (slot.ready) return;
-        this.#hooks.closeSocket(slot);
-        this.#hooks.emit('slot-closed', { slot: slot.index });
-      }, this.#settings.slotTimeoutMs);
+    if (!this.#settings.sticky && this.#hooks.hasSocket(slot) && !slot.life.hasTimer('close-socket')) {
+      slot.life.startTimer(
+        'close-socket',
+        this.#settings.slotTimeoutMs,
+        () => {
+          this.#hooks.closeSocket(slot);
+          this.#hooks.emit('slot-closed', { slot: slot.index });
+        },
+        ['restarting', 'starting'],
+      );
     }
     const delay = Math.min(Math.max(RESTART_DELAY_CAP_MS, this.#settings.restartDelayMs), this.#settings.restartDelayMs * 2 ** Math.max(0, slot.failures - 1));
-    slot.restartTimer = setTimeout(() => {
-      slot.restartTimer = undefined;
+    slot.life.startTimer('restart', delay, () => {
       if (this.#closing) return;
       this.start(slot).catch(() => {
         // Its exit handler schedules the next try; a hang is stopped by the ready timeout.
       });
-    }, delay);
+    });
   }
 
   /** Drains a worker (bounded) and makes sure it exits; says what the drain cut and whether it had to be killed. */
@@ -370,10 +366,15 @@ export class WorkerSlots {
           failures.push(asReloadFailure(outcome, slot));
           return;
         }
-        if (slot.stopped) this.#restartStopped(slot);
+        // The supervisor began to close meanwhile: the new worker goes with the others.
+        if (!slot.life.can('adopt')) {
+          this.stop(outcome).catch(() => undefined);
+          return;
+        }
+        // Adopted: the slot serves with it, a stopped one restarts again (its crash count from zero).
         const old = slot.worker;
         slot.worker = outcome;
-        slot.ready = true;
+        slot.life.fire('adopt');
         if (old) drainOld(old);
       });
       if (failures.length > 0) {
@@ -423,11 +424,7 @@ export class WorkerSlots {
   /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
   async stopAll(): Promise<{ cut: number; killed: number[] }> {
     this.#closing = true;
-    for (const slot of this.slots) {
-      if (slot.restartTimer) clearTimeout(slot.restartTimer);
-      if (slot.closeTimer) clearTimeout(slot.closeTimer);
-      slot.restartTimer = slot.closeTimer = undefined;
-    }
+    for (const slot of this.slots) if (slot.life.can('close')) slot.life.fire('close');
     const workers = [...this.#slotOf.keys()];
     const results = await Promise.all(workers.map((worker) => this.stop(worker)));
     return {
