@@ -30,6 +30,15 @@ export type {
   UpgradeOptions,
   WorkerExit,
 } from './supervisor/core/types';
+export type {
+  ListeningEvent,
+  ShutdownEvent,
+  SlotClosedEvent,
+  StallDetectionOffEvent,
+  SupervisorEventMap,
+  SupervisorEventName,
+  TicketKeysEvent,
+} from './supervisor/core/events';
 export type { SetupPrimaryOptions } from './cluster/setup-primary';
 export type { ModeChoice, Plan, PlanOptions } from './plan/plan';
 export type { SystemError } from './errors';

@@ -36,9 +36,10 @@ import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
 import { TicketKeys } from './fleet/ticket-keys';
 import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
 import { type Slot, WorkerSlots } from './slots/worker-slots';
+import type { EmitEvent, SupervisorEventMap } from './core/events';
 
 
-class ClusterSupervisor extends EventEmitter implements Supervisor {
+class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supervisor {
   plan: Plan;
   readonly #settings: SupervisorSettings;
   readonly #workers: WorkerSlots;
@@ -84,7 +85,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.plan = plan;
     this.#settings = settings;
     const { binding } = loadBinding();
-    const emit = (event: string, payload: unknown) => this.emit(event, payload);
+    const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
     // Progress cells only serve stall protection, which needs the slot sockets and a threshold.
@@ -373,7 +374,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       try {
         result = await this.#workers.replaceAll();
       } catch (error) {
-        if (!this.#workers.closing) this.emit('reload-failed', error);
+        if (!this.#workers.closing) this.emit('reload-failed', error as Error);
         throw error;
       } finally {
         if (!this.#workers.closing) this.#systemd.reloaded();

@@ -1,6 +1,7 @@
 // startCluster's public shapes: its options, the supervisor it returns, and the payloads of its events.
 import type { EventEmitter } from 'node:events';
 import type { ModeChoice, Plan } from '../../plan/plan';
+import type { SupervisorEventMap } from './events';
 
 /** Whether new connections are steered on one address, and why (not). */
 export interface SteeringState {
@@ -279,8 +280,8 @@ export interface WorkerExit {
   expected: boolean;
 }
 
-/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and events 'listening', 'exit', 'stall', 'recover', 'stall-replace', 'stall-detection-off' ({ reason }: no accept queue can be read here), 'foreign', 'slot-closed', 'crash-loop', 'reload' (a ReloadResult), 'reload-failed', 'upgrade', 'upgrade-failed'. */
-export interface Supervisor extends EventEmitter {
+/** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and the events of SupervisorEventMap (core/events.ts). */
+export interface Supervisor extends EventEmitter<SupervisorEventMap> {
   /** The plan every worker follows. */
   readonly plan: Plan;
   /** The live workers' pids, slot by slot (kept current). */

@@ -7,6 +7,7 @@ import { positiveInteger } from '../core/settings';
 import type { HandoverNotes } from './handover';
 import type { HandoverSlotSockets } from './slot-handover';
 import { checkCommand, ownCommand, startSuccessor } from './successor';
+import type { EmitEvent } from '../core/events';
 import type { UpgradeEvent, UpgradeOptions } from '../core/types';
 
 /** What an upgrade needs of the supervisor it replaces. */
@@ -15,7 +16,7 @@ export interface UpgradeHost {
   readonly closed: boolean;
   readonly sockets: HandoverSlotSockets | undefined;
   readonly readyTimeoutMs: number;
-  emit(event: string, payload: unknown): void;
+  emit: EmitEvent;
   /** Stops the supervisor: drains its workers, then `closeSockets`. */
   shutDown(closeSockets: () => void): Promise<unknown>;
   /** The health server's listening fd, handed over too (the successor serves the same health port). */
@@ -68,7 +69,7 @@ export class Upgrades {
       await successor.ready;
     } catch (error) {
       await successor.stop();
-      this.#host.emit('upgrade-failed', error);
+      this.#host.emit('upgrade-failed', error as Error);
       throw error;
     }
     const event: UpgradeEvent = { pid: successor.child.pid ?? 0 };

@@ -4,6 +4,7 @@
 // saying what the drain had to cut. A second signal while it runs ends at once.
 import { invalidArgType } from '../../errors';
 import { positiveInteger } from '../core/settings';
+import type { EmitEvent } from '../core/events';
 import type { ShutdownOptions, ShutdownResult } from '../core/types';
 
 /** The exit status of a graceful shutdown: 1 when its drain cut connections or had to kill a worker. */
@@ -28,7 +29,7 @@ export interface ShutdownHost {
   readonly signals: NodeJS.Signals[];
   readonly delayMs: number;
   readonly drainTimeoutMs: number;
-  emit(event: string, payload: unknown): void;
+  emit: EmitEvent;
   /** Drains and stops every worker, closes the slot sockets. */
   close(): Promise<ShutdownResult>;
   /** Ends at once: every worker killed. */

@@ -11,6 +11,7 @@ import { PROGRESS_MS } from '../../worker/progress';
 import type { ProgressBoard } from '../slots/progress-board';
 import type { SlotSockets } from '../slots/slot-sockets';
 import type { StallGuard } from './stalls';
+import type { EmitEvent } from '../core/events';
 import type { ForeignSocketEvent } from '../core/types';
 import type { Slot } from '../slots/worker-slots';
 
@@ -63,7 +64,7 @@ export class PeriodicChecks {
   readonly #slots: Slot[];
   readonly #sockets: SlotSockets;
   readonly #stalls: StallGuard;
-  readonly #emit: (event: string, payload: unknown) => void;
+  readonly #emit: EmitEvent;
   readonly #board: ProgressBoard | undefined;
   readonly #strangersSeen = new Set<string>();
   #monitor: NodeJS.Timeout | undefined;
@@ -77,7 +78,7 @@ export class PeriodicChecks {
   #lastCheckAt = 0;
 
   /** `board`: the workers' progress cells, when there are any. */
-  constructor(slots: Slot[], sockets: SlotSockets, stalls: StallGuard, emit: (event: string, payload: unknown) => void, board?: ProgressBoard) {
+  constructor(slots: Slot[], sockets: SlotSockets, stalls: StallGuard, emit: EmitEvent, board?: ProgressBoard) {
     this.#slots = slots;
     this.#sockets = sockets;
     this.#stalls = stalls;

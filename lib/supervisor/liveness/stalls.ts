@@ -4,6 +4,7 @@
 // silent for too long is replaced. Nothing is closed, so nothing queued is lost. At rest nothing is sent.
 import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../../cluster/primary-link';
+import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import type { SlotSockets } from '../slots/slot-sockets';
 import type { StallEvent } from '../core/types';
@@ -16,7 +17,7 @@ export class StallGuard {
   readonly #sockets: SlotSockets | undefined;
   /** Lending runs only with slot sockets and a threshold; accept counts are added up either way. */
   readonly enabled: boolean;
-  readonly #emit: (event: string, payload: unknown) => void;
+  readonly #emit: EmitEvent;
   /** Workers asked whether they answer, and not answered yet: when the ping was sent (monotonic ms). */
   readonly #pingedAt = new Map<Worker, number>();
   readonly #lastAccepted = new Map<Worker, Record<string, number>>();
@@ -29,7 +30,7 @@ export class StallGuard {
   readonly #unservedSince = new Map<number, number>();
   #stallLimit: number;
 
-  constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: (event: string, payload: unknown) => void) {
+  constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: EmitEvent) {
     this.#settings = settings;
     this.#workers = workers;
     this.#sockets = sockets;

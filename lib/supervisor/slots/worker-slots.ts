@@ -8,6 +8,7 @@ import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '
 import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
+import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
 import type { CrashLoopEvent, ForkEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
@@ -16,7 +17,7 @@ export type { Slot } from './slot';
 
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
-  emit(event: string, payload: unknown): void;
+  emit: EmitEvent;
   /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), gives a socket back ('release'), or sends its accept counts ('beat', also its answer to a ping). */
   onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
   /** A worker listens (its slot is ready). */
