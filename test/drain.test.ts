@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
+import { WebSocket, WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectionsListOf, connectionsOf, drainServer, tlsHttpSocketsOf, trackConnections } from '../lib/worker/drain';
 import { fixtures } from './helpers/processes';
@@ -478,5 +479,46 @@ describe('drainServer for HTTP/2', () => {
     expect(client.goaways).toEqual([http2.constants.NGHTTP2_NO_ERROR, http2.constants.NGHTTP2_CANCEL]);
     expect(await stream).toMatchObject({ code: 'ERR_HTTP2_SESSION_ERROR' });
     expect(sessionErrors).toEqual(["the drain's timeout (300 ms) cut this http2 session"]);
+  });
+});
+
+// Upgraded connections (websockets) are not idle keep-alive connections: a drain leaves them to the
+// app (which closes them on drainSignal()) and cuts what is still open at its bound, counting it.
+describe('drainServer with upgraded connections', () => {
+  async function websockets(secure: boolean, onDrain?: (socket: WebSocket) => void) {
+    const server = secure ? https.createServer(credentials) : http.createServer();
+    const wss = new WebSocketServer({ server });
+    const open = new Set<WebSocket>();
+    wss.on('connection', (socket) => {
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+    });
+    const port = await listen(server);
+    cleanups.push(() => wss.close(), () => server.close());
+    const client = new WebSocket(`${secure ? 'wss' : 'ws'}://127.0.0.1:${port}/`, { rejectUnauthorized: false });
+    const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
+    client.on('error', () => undefined);
+    await new Promise((resolve) => client.once('open', resolve));
+    await until(() => open.size === 1);
+    return { server, closed, drainSide: () => onDrain && [...open].forEach(onDrain) };
+  }
+
+  it.each([
+    ['ws', false],
+    ['wss', true],
+  ])('%s: a silent websocket the app leaves open is not ended as idle; it is cut at the bound and counted (its client sees 1006)', async (_name, secure) => {
+    const { server, closed } = await websockets(secure);
+    // Well past IDLE_GRACE_MS: an idle keep-alive connection would have been ended long before.
+    const drained = await drainServer(server, 1_500);
+    expect(drained).toBe(1);
+    expect(await closed).toBe(1006);
+  });
+
+  it('a websocket the app closes when the drain begins (1001) is not counted as cut', async () => {
+    const { server, closed, drainSide } = await websockets(false, (socket) => socket.close(1001, 'going away'));
+    const drained = drainServer(server, 5_000);
+    drainSide();
+    expect(await closed).toBe(1001);
+    expect(await drained).toBe(0);
   });
 });

@@ -182,6 +182,12 @@ function closeAfterResponse(request: http.IncomingMessage, response: http.Server
   if (request.httpVersionMajor === 1) closeAfter(response);
 }
 
+// Node's HTTP/1 server gives a connection's parser up when the connection is upgraded (and keeps it
+// for as long as it serves HTTP, from the connection's first byte): no parser, an upgraded socket.
+function isUpgraded(socket: net.Socket): boolean {
+  return (socket as net.Socket & { parser?: unknown }).parser === null;
+}
+
 function wait(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -192,7 +198,8 @@ function wait(ms: number): Promise<void> {
  *
  * HTTP/1 (http, https, an Http2SecureServer's allowHTTP1 connections): what is in flight is
  * answered with `Connection: close`, idle keep-alive connections are ended (a TLS one with its
- * close_notify). HTTP/2: every session gets a GOAWAY (one that arrives meanwhile too) and closes
+ * close_notify). Upgraded connections (websockets) are left to the app, which closes them on
+ * drainSignal(); what is still open at the timeout is cut and counted. HTTP/2: every session gets a GOAWAY (one that arrives meanwhile too) and closes
  * once its streams finish; one still open at the timeout is destroyed with a GOAWAY of its own
  * (CANCEL; the server's 'sessionError' event gets the reason).
  */
@@ -238,6 +245,9 @@ export async function drainServer(server: net.Server, timeoutMs: number): Promis
       const now = performance.now();
       for (const raw of open) {
         const socket = httpSocketOf(raw);
+        // An upgraded connection (a websocket) is no idle keep-alive one: the app ends it (on
+        // drainSignal()), or the timeout cuts it below, counted.
+        if (socket && isUpgraded(socket)) continue;
         const seen = lastSeen.get(raw);
         if ((socket && responseOn(socket)) || (!socket && raw.bytesRead > 0) || !seen || seen.bytesRead !== raw.bytesRead) {
           lastSeen.set(raw, { bytesRead: raw.bytesRead, since: now });
