@@ -147,6 +147,18 @@ describe('port probes (get-port, detect-port) in the workers of reuseport start'
   }, 60_000);
 });
 
+describe('an app with a second port under reuseport start', () => {
+  it('is ready once the listens settle: the ready line names both ports, the one listened on after the first too', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const run = runner(['--workers', '2', path.join(fixtures, 'two-port-app.js')], port, { APP_ADMIN_PORT: String(adminPort) });
+    const ready = await run.next('ready');
+    expect((ready.ports as number[]).map(Number).sort()).toEqual([port, adminPort].sort());
+    expect((await countResponses(port, 50)).size).toBe(2);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
+});
+
 // A listen error the app handles is the app's: the start waits for the listen that follows (get-port
 // does this on every address that refuses it), and fails with that error only if none follows soon.
 describe('a listen error in a worker under reuseport start', () => {

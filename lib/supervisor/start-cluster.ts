@@ -37,6 +37,7 @@ import { TicketKeys } from './fleet/ticket-keys';
 import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
 import { type Slot, WorkerSlots } from './slots/worker-slots';
 import type { EmitEvent, SupervisorEventMap } from './core/events';
+import { whenQuiet } from './core/settle';
 
 
 class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supervisor {
@@ -282,6 +283,8 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     this.#starting = true;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
+      // A second port the app listens on right after its first is part of the start too.
+      await whenQuiet(this, 'listening');
     } catch (error) {
       await this.close();
       throw error;
@@ -445,7 +448,8 @@ function checkSticky(plan: Plan, settings: SupervisorSettings): void {
 
 /**
  * Starts a supervised cluster in the primary: forks `workers` copies of `exec`, each of which calls
- * listenReusePort as usual, and resolves once every one listens.
+ * listenReusePort as usual, and resolves once every one listens and no new listen came for a short
+ * while (LISTEN_SETTLE_MS), so a second port listened on right after the first is in `ports`.
  */
 export async function startCluster(options: StartClusterOptions): Promise<Supervisor> {
   const settings = resolveSettings(options);
