@@ -159,6 +159,55 @@ describe('an app with a second port under reuseport start', () => {
   }, 60_000);
 });
 
+// One request on a new connection, given up after 1 s: the body, or 'timeout' / the error's code.
+function askOnce(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, agent: false, timeout: 1_000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve(body));
+    });
+    request.on('timeout', () => request.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+    request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+describe('ports only some workers listen on, under reuseport start', () => {
+  it("an admin port of slot 0's worker and a port per worker: every request is answered within 1 s, by the worker that listens there", async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    // Two free ports in a row for the per-worker ports (bounded tries).
+    let slotPort = 0;
+    for (let i = 0; i < 20 && !slotPort; i++) {
+      const candidate = await freePort();
+      const next = net.createServer().listen({ port: candidate + 1, host: '127.0.0.1', exclusive: true });
+      const free = await new Promise<boolean>((resolve) => {
+        next.once('listening', () => resolve(true));
+        next.once('error', () => resolve(false));
+      });
+      if (free) await new Promise((resolve) => next.close(resolve));
+      if (free) slotPort = candidate;
+    }
+    expect(slotPort).toBeGreaterThan(0);
+    const run = runner(['--workers', '2', path.join(fixtures, 'admin-port-app.js')], port, { APP_ADMIN_PORT: String(adminPort), APP_SLOT_PORT: String(slotPort) });
+    const ready = await run.next('ready');
+    const [first, second] = ready.workers as number[];
+    const admin = new Set<string>();
+    const perWorker: Set<string>[] = [new Set(), new Set()];
+    for (let i = 0; i < 20; i++) {
+      admin.add(await askOnce(adminPort));
+      perWorker[0]?.add(await askOnce(slotPort));
+      perWorker[1]?.add(await askOnce(slotPort + 1));
+    }
+    expect([...admin]).toEqual([`admin ${first}`]);
+    expect([...(perWorker[0] ?? [])]).toEqual([`slot-0 ${first}`]);
+    expect([...(perWorker[1] ?? [])]).toEqual([`slot-1 ${second}`]);
+    expect((await countResponses(port, 50)).size).toBe(2);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 90_000);
+});
+
 // A listen error the app handles is the app's: the start waits for the listen that follows (get-port
 // does this on every address that refuses it), and fails with that error only if none follows soon.
 describe('a listen error in a worker under reuseport start', () => {

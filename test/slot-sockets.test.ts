@@ -3,6 +3,7 @@
 // binding's attachReusePortProgram throws what the addon throws for ENOPROTOOPT, as qemu-user and
 // some seccomp profiles answer SO_ATTACH_REUSEPORT_CBPF); the real refusal runs under qemu in
 // `npm run test:arm64`.
+import net from 'node:net';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NativeBinding, loadBinding } from '../lib/binding';
@@ -44,10 +45,30 @@ describe('SlotSockets steering', () => {
     const [state] = sockets.steering();
     expect(state).toMatchObject({ enabled: true, port: socket.port });
     expect(state?.reason).toMatch(/^a cBPF program on the SO_REUSEPORT group/);
-    // Both slots' sockets are in the program already: the second slot's request attaches nothing new.
+    // The second slot's worker asks: the program now steers to it too; steer() with the same slots attaches nothing new.
     sockets.get(1, request);
+    expect(calls).toHaveLength(2);
     sockets.steer([0, 1]);
-    expect(calls).toHaveLength(1);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('steers only to the slots whose workers asked for the group: connections queue in their sockets, none where no worker accepts', async () => {
+    const sockets = new SlotSockets(real, 3);
+    opened.push(sockets);
+    // Only slot 1's worker listens on this port (an admin port, a port of its own).
+    const socket = sockets.get(1, request);
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, () => new Promise<net.Socket>((resolve) => {
+        const client = net.connect(socket.port, '127.0.0.1', () => resolve(client));
+        client.on('error', () => undefined);
+      })),
+    );
+    try {
+      // Nobody accepts here: every connection waits in the queue the kernel put it in.
+      expect([sockets.queued(0), sockets.queued(1), sockets.queued(2)]).toEqual([0, 20, 0]);
+    } finally {
+      for (const client of clients) client.destroy();
+    }
   });
 
   it('says "no steering" to the first worker when the attach is refused', () => {

@@ -47,6 +47,7 @@ export class HandoverSlotSockets extends SlotSockets {
       sharing: first.group,
       used: false,
       holders: new Set(),
+      wanted: new Set(),
     };
     this.groups.set(key, group);
     if (first.requestedPort === 0) this.chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);

@@ -54,6 +54,12 @@ export interface SocketGroup {
   used: boolean;
   /** The workers it was lent to that have not given it back (see giveBack). */
   holders: Set<Holder>;
+  /**
+   * The slots whose workers asked for it (listen there): steering sends new connections only to
+   * their sockets, so a port only some workers listen on (an admin port of slot 0, a port per worker)
+   * never queues a connection where no worker accepts.
+   */
+  wanted: Set<number>;
 }
 
 /** Who a socket is lent to: a worker, which may have died since. */
@@ -134,6 +140,8 @@ export class SlotSockets {
   protected readonly sticky: StickyOptions | undefined;
   // Decided on the first read that tells (chooseQueueSource), then kept.
   #queueSource: QueueSource | undefined;
+  // The slots steer() was last told of (every slot until then).
+  #steered: number[] | undefined;
   // The last listener-table read of each port (for the 'listeners' source).
   readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
 
@@ -184,11 +192,13 @@ export class SlotSockets {
       group = this.#open(request, port);
       this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
-      // Attach before any worker is told of the steering: the reason it gets then says what the
-      // kernel did (a refused attach, ENOPROTOOPT under qemu or a seccomp profile, says "no steering").
-      this.#attach(group, Array.from({ length: this.slotCount }, (_, index) => index));
     }
     group.used = true;
+    // Attach (again, when this slot is new to the group) before the worker is told of the steering:
+    // the reason it gets then says what the kernel did (a refused attach, ENOPROTOOPT under qemu or a
+    // seccomp profile, says "no steering").
+    group.wanted.add(slot);
+    this.#attach(group, this.#steered ?? Array.from({ length: this.slotCount }, (_, index) => index));
     this.#givenBack.delete(group.port);
     if (holder) group.holders.add(holder);
     const known = group.sockets[slot];
@@ -282,6 +292,7 @@ export class SlotSockets {
       sharing: request.group,
       used: false,
       holders: new Set(),
+      wanted: new Set(),
     };
     try {
       this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
@@ -327,14 +338,17 @@ export class SlotSockets {
 
   /** Points every steerable group at `slots`; a no-op when unchanged. A sticky group keeps the program it got when it opened. */
   steer(slots: number[]): void {
+    this.#steered = slots;
     for (const group of this.groups.values()) this.#attach(group, slots);
   }
 
-  // Attaches the program for `slots` to a steerable group; a refusal ends its steering, with the
-  // reason. A sticky group's program was attached when it opened (stickNow) and never changes.
+  // Attaches the program for those of `slots` whose workers listen on the group to a steerable group;
+  // a refusal ends its steering, with the reason. With none yet (a group adopted from a predecessor),
+  // the program it has stays. A sticky group's program was attached when it opened (stickNow) and
+  // never changes.
   #attach(group: SocketGroup, slots: number[]): void {
     if (!group.steering.enabled || group.steering.sticky) return;
-    const allowed = slots.filter((slot) => group.sockets[slot] !== undefined);
+    const allowed = slots.filter((slot) => group.sockets[slot] !== undefined && group.wanted.has(slot));
     const key = allowed.join(',');
     if (allowed.length === 0 || key === group.attached) return;
     const any = group.sockets.find((socket) => socket !== undefined);
