@@ -9,7 +9,7 @@ import type { NativeBinding, NativeSocket } from '../binding';
 import { type SystemError, explainListenError, systemError, uvErrno } from '../errors';
 import { udpHandleBound } from '../udp-handle';
 import { registerSocket } from '../ports/ownership';
-import { guardPort } from './listen-modes';
+import { guardPort } from './guard-port';
 
 /** Where to bind: one numeric address of the socket's family. */
 export interface DatagramTarget {

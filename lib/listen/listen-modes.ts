@@ -1,14 +1,13 @@
 // One way to listen per plan: the addon's SO_REUSEPORT socket, Node's own reusePort, a cluster listen
 // through the primary, or a plain exclusive listen. Each resolves once the server is listening.
-import fs from 'node:fs';
 import type net from 'node:net';
-import { type BindTarget, isIpv6Unavailable } from './address';
+import { bindWithAddon, throwError, tryTargets } from './acquire';
+import type { BindTarget } from './address';
 import { adoptListener, whenListening } from './adopt';
 import type { NativeBinding, NativeSocket } from '../binding';
 import { explainListenError } from '../errors';
 import type { ListenRequest } from './options';
-import { defaultGroup, foreignHolderError, foreignHolders, registerSocket } from '../ports/ownership';
-import type { PortProtocol } from '../ports/port-holders';
+import { guardPort } from './guard-port';
 import type { TcpHandle } from '../tcp-handle';
 
 /** Where and how to listen, once validated and resolved. */
@@ -21,50 +20,9 @@ export interface ListenJob {
   port: number;
 }
 
-/** Tries each target in order; the next one only when the last failed for want of IPv6. */
+/** Tries each target in order, the next one only when the last failed for want of IPv6; throws that error. */
 export async function firstThatWorks<T>(targets: BindTarget[], attempt: (target: BindTarget) => Promise<T> | T): Promise<T> {
-  let lastError: unknown;
-  for (const [index, target] of targets.entries()) {
-    try {
-      return await attempt(target);
-    } catch (error) {
-      lastError = error;
-      if (index === targets.length - 1 || !isIpv6Unavailable(error)) break;
-    }
-  }
-  throw lastError;
-}
-
-/**
- * Refuses a port that a socket of another sharing group holds, once our socket is bound (a holder
- * without SO_REUSEPORT already made the bind fail) and registered, so a process racing us sees ours.
- * With group false it only warns. Returns how to unregister our socket. `protocol` 'udp' looks at
- * the UDP sockets bound to the port instead of TCP listeners.
- */
-export function guardPort(
-  group: string | false,
-  bound: { fd: number; address: string; port: number },
-  protocol: PortProtocol = 'tcp',
-  caller = 'listenReusePort',
-): () => void {
-  const ours = new Set([String(fs.fstatSync(bound.fd).ino)]);
-  if (group === false) {
-    const foreign = foreignHolders(bound.address, bound.port, defaultGroup(), ours, protocol);
-    if (foreign.length > 0) {
-      process.emitWarning(`${caller} with { group: false } shares ${bound.address}:${bound.port} with processes outside this app`, {
-        code: 'REUSEPORT_GROUP_DISABLED',
-        detail: foreignHolderError(foreign, bound.address, bound.port, defaultGroup()).message,
-      });
-    }
-    return () => undefined;
-  }
-  const unregister = registerSocket(bound.fd, group);
-  const foreign = foreignHolders(bound.address, bound.port, group, ours, protocol);
-  if (foreign.length > 0) {
-    unregister();
-    throw foreignHolderError(foreign, bound.address, bound.port, group);
-  }
-  return unregister;
+  return (await tryTargets(targets, 'ipv6-unavailable', attempt).catch(throwError)).value;
 }
 
 function guardOwnership(job: ListenJob, bound: { fd: number; address: string; port: number }): () => void {
@@ -77,22 +35,7 @@ function guardOwnership(job: ListenJob, bound: { fd: number; address: string; po
  * (EADDRINUSE from the kernel); one with it but of another group is refused here, before listening.
  */
 export async function listenWithAddon(binding: NativeBinding, job: ListenJob): Promise<NativeSocket> {
-  let unregister: () => void = () => undefined;
-  const socket = await firstThatWorks(job.targets, (target) => {
-    let bound: NativeSocket;
-    try {
-      bound = binding.openListener({ address: target.address, port: job.port, ipv6Only: target.ipv6Only, listen: false });
-    } catch (error) {
-      throw explainListenError(error as Error);
-    }
-    try {
-      unregister = guardOwnership(job, bound);
-    } catch (error) {
-      fs.closeSync(bound.fd);
-      throw error;
-    }
-    return bound;
-  });
+  const { socket, unregister } = await firstThatWorks(job.targets, (target) => bindWithAddon(binding, job.request.group, target, job.port, { caller: 'listenReusePort', explain: true }));
   try {
     await adoptListener(job.server, socket, job.request.backlog);
   } catch (error) {

@@ -6,14 +6,13 @@ import { type Lookup, resolveBindTargets } from './address';
 import { type NativeBinding, loadBinding } from '../binding';
 import { abortError, explainListenError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
 import { type Facts, gatherFacts } from '../plan/facts';
-import { joinCluster } from './cluster-worker';
-import { trackSupervisedServer } from './datagram-cluster';
+import { afterListen, borrowSlot, throwError } from './acquire';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
 import { type ListenRequest, type ListenReusePortOptions, normalizeListenArgs } from './options';
 import { type ModeChoice, type Plan, planListen } from '../plan/plan';
 import { type SharedPlan, inheritedPolicy, readSharedPlan, reservePort } from '../cluster/primary-link';
 import { type ExclusiveContext, exclusiveAdvice } from './exclusive-advice';
-import { type Supervision, borrowSlotSocket, readSupervision, registerWithSupervisor, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
+import { type Supervision, borrowSlotSocket, readSupervision, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
 import type { ListenResult } from '../types';
 
 /** The system edges listenReusePort reads; tests replace them. */
@@ -125,9 +124,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
       ];
       const { supervision } = edges;
       if (supervision && plan.backend === 'addon') {
-        const lent = await firstThatWorks(job.targets, (target) =>
-          edges.borrow({ address: target.address, port: job.port, ipv6Only: target.ipv6Only, group: job.request.group }),
-        );
+        const { lent } = await borrowSlot(edges.borrow, job.targets, job.port, job.request.group, 'ipv6-unavailable').catch(throwError);
         await listenOnLentSocket(job, lent.handle);
         job.server.once('close', lent.release);
         reasons.push(
@@ -206,12 +203,7 @@ async function listenPlanned(server: net.Server, request: ListenRequest, edges: 
   const keys = await applyTicketKeys(server, request, edges);
   const done = await execute(plan, { server, request, targets, port: request.port }, edges, isExplicit(request.mode, edges.facts));
   if (keys) done.reasons = [...done.reasons, keys];
-  if (edges.supervision) {
-    registerWithSupervisor(server, edges.supervision);
-    trackSupervisedServer(server);
-  }
-  // A socket of its own (not the primary's): node:cluster must still see it listen and close it on disconnect.
-  if (done.backend !== 'cluster') joinCluster(server, edges.supervision && done.backend === 'addon' ? 'lent' : 'own');
+  afterListen(server, edges.supervision, done.backend === 'cluster' ? 'cluster' : edges.supervision && done.backend === 'addon' ? 'lent' : 'own');
   if (request.signal) {
     if (request.signal.aborted) {
       server.close();

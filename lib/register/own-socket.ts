@@ -1,11 +1,10 @@
 // A hooked listen's own SO_REUSEPORT socket, opened by the addon: bound, checked against the port's
 // other holders (the sharing group), registered, and wrapped in a libuv TCP handle that Node's listen
 // path then listens on. Failures come out as Node's listen errors.
-import fs from 'node:fs';
 import type { NativeBinding } from '../binding';
 import { type SystemError, exceptionWithHostPort, explainListenError, systemError } from '../errors';
-import { guardPort } from '../listen/listen-modes';
-import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
+import { openWithAddon } from '../listen/acquire';
+import type { TcpHandle } from '../tcp-handle';
 import type { HookTarget } from './targets';
 
 /** A bound socket in a handle, and how to take its registration back. */
@@ -38,21 +37,5 @@ export function explanationAfter(message: string, where: string): string {
   return at < 0 ? '' : message.slice(at + where.length).trim();
 }
 
-/** Opens, checks and registers the socket; throws the OS error (or the foreign-holder refusal). */
-export function openOwnSocket(binding: NativeBinding, group: string | false, target: HookTarget, port: number): OwnSocket {
-  const bound = binding.openListener({ address: target.address, port, ipv6Only: target.ipv6Only, listen: false });
-  let unregister: () => void;
-  try {
-    unregister = guardPort(group, bound, 'tcp', 'server.listen');
-  } catch (error) {
-    fs.closeSync(bound.fd);
-    throw error;
-  }
-  try {
-    return { handle: tcpHandleFromFd(bound.fd, bound.address, bound.port), unregister };
-  } catch (error) {
-    unregister();
-    fs.closeSync(bound.fd);
-    throw error;
-  }
-}
+/** Opens, checks and registers the socket; throws the OS error (or the foreign-holder refusal): the acquisition core's. */
+export const openOwnSocket: (binding: NativeBinding, group: string | false, target: HookTarget, port: number) => OwnSocket = openWithAddon;

@@ -8,7 +8,7 @@ import { type ListenEdges, decide } from '../listen/listen-reuseport';
 import type { Plan } from '../plan/plan';
 import { type OwnSocket, asNodeError, openOwnSocket } from './own-socket';
 import { type HookTarget, type TargetFailure, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
-import { guardPort } from '../listen/listen-modes';
+import { guardPort } from '../listen/guard-port';
 
 /** Node's `server._listen2(address, port, addressType, backlog, fd, flags)`. */
 export type Listen2 = (this: net.Server, address: string | null, port: number, addressType: 4 | 6, backlog: number, fd?: number, flags?: number) => void;

@@ -1,6 +1,7 @@
 // Where a hooked listen binds, as Node's own listen would: with no host, "::" and, if binding it fails,
 // "0.0.0.0" (net.js setupListenHandle); with a host, the one address Node resolved. libuv reports
 // EADDRINUSE only at listen(2), after Node chose "::", so Node gives that one with the "::" address.
+import { type TargetFailure as CoreTargetFailure, tryTargetsSync } from '../listen/acquire';
 
 /** One address to try, with the address type Node's bookkeeping (`_connectionKey`) records for it. */
 export interface HookTarget {
@@ -26,24 +27,12 @@ export function hookTargets(address: string | null, addressType: 4 | 6, flags: n
 }
 
 /** A failure and the target it happened on. */
-export interface TargetFailure {
-  error: unknown;
-  target: HookTarget;
-}
+export type TargetFailure = CoreTargetFailure<HookTarget>;
 
 /**
  * Tries each target in order, the next one after a failure other than EADDRINUSE (as Node does);
  * throws a TargetFailure.
  */
 export function firstTarget<T>(targets: HookTarget[], attempt: (target: HookTarget) => T): { target: HookTarget; value: T } {
-  let failure: TargetFailure | undefined;
-  for (const target of targets) {
-    try {
-      return { target, value: attempt(target) };
-    } catch (error) {
-      failure = { error, target };
-      if ((error as { code?: unknown }).code === 'EADDRINUSE') break;
-    }
-  }
-  throw failure;
+  return tryTargetsSync(targets, 'unless-in-use', attempt);
 }

@@ -10,13 +10,12 @@ import { getSystemErrorName } from 'node:util';
 import { type ListenEdges, decide } from '../listen/listen-reuseport';
 import type { Plan } from '../plan/plan';
 import { exceptionWithHostPort, explainListenError, uvErrno } from '../errors';
-import { joinCluster } from '../listen/cluster-worker';
-import { trackSupervisedServer } from '../listen/datagram-cluster';
-import { firstThatWorks, guardPort } from '../listen/listen-modes';
-import { registerWithSupervisor, reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
+import { afterListen, borrowSlot, isTargetFailure, throwError } from '../listen/acquire';
+import { guardPort } from '../listen/guard-port';
+import { reportListenFailure, takeTicketKeys } from '../worker/supervised-worker';
 import type { TcpHandle } from '../tcp-handle';
 import { asNodeError, openOwnSocket } from './own-socket';
-import { type HookTarget, type TargetFailure, UV_TCP_IPV6ONLY, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
+import { type HookTarget, UV_TCP_IPV6ONLY, UV_TCP_REUSEPORT, firstTarget, hookTargets } from './targets';
 
 /** What Node's listen asks node:cluster for (lib/net.js listenInCluster's serverQuery). */
 export interface ServerQuery {
@@ -67,9 +66,7 @@ async function handleFor(server: net.Server, query: ServerQuery, plan: Plan, edg
   const { supervision } = edges;
   if (supervision && plan.backend === 'addon') {
     if (server instanceof tls.Server) await takeTicketKeys(server);
-    const lent = await firstThatWorks(targets, (target) =>
-      edges.borrow({ address: target.address, port: query.port, ipv6Only: target.ipv6Only, group }),
-    );
+    const { lent } = await borrowSlot(edges.borrow, targets, query.port, group, 'ipv6-unavailable').catch(throwError);
     return { handle: lent.handle, ownership: 'lent', unregister: lent.release };
   }
   if (plan.backend === 'addon' && edges.binding) {
@@ -78,10 +75,6 @@ async function handleFor(server: net.Server, query: ServerQuery, plan: Plan, edg
     return { ...value, ownership: 'own' };
   }
   return firstTarget(targets, (target) => nodeSocket(target, query.port, group)).value;
-}
-
-function isTargetFailure(value: unknown): value is TargetFailure {
-  return typeof value === 'object' && value !== null && 'error' in value && 'target' in value;
 }
 
 // Servers whose hooked listen is waiting for its socket, and whether it was given up meanwhile.
@@ -140,13 +133,7 @@ export function getServerInWorker(
           got.unregister();
           return;
         }
-        server.once('listening', () => {
-          if (edges.supervision) {
-            registerWithSupervisor(server, edges.supervision);
-            trackSupervisedServer(server);
-          }
-          joinCluster(server, got.ownership);
-        });
+        server.once('listening', () => afterListen(server, edges.supervision, got.ownership));
         server.once('close', got.unregister);
         // Node listens on it (checking first that it is bound to the port asked for), as on the primary's.
         callback(0, got.handle);
