@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import type { NativeBinding } from '../../binding';
 import { nodeError } from '../../errors';
+import { groupKey } from '../slots/slot-sockets';
 
 /** The environment variable that carries the hand-over to the successor (removed once read). */
 export const HANDOVER_ENV = 'REUSEPORT_HANDOVER';
@@ -98,7 +99,7 @@ export function parseHandover(text: string): Handover {
     if (!isPort(entry.port) || entry.port === 0 || !isPort(entry.requestedPort)) throw handoverError(`${where}: "port" must be 1..65535 and "requestedPort" 0..65535`);
     if (typeof entry.ipv6Only !== 'boolean' || typeof entry.steerable !== 'boolean') throw handoverError(`${where}: "ipv6Only" and "steerable" must be booleans`);
     if (entry.group !== false && (typeof entry.group !== 'string' || entry.group === '')) throw handoverError(`${where}: "group" must be a name or false`);
-    const place = `${entry.address}|${entry.port}|${entry.ipv6Only}|${entry.slot}`;
+    const place = `${groupKey(entry.address, entry.port, entry.ipv6Only)}|${entry.slot}`;
     if (places.has(place)) throw handoverError(`${where}: slot ${entry.slot} on ${entry.address}:${entry.port} is handed over twice`);
     places.add(place);
     return entry as HandedSocket;

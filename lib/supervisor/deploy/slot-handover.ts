@@ -6,7 +6,7 @@ import type { NativeSocket } from '../../binding';
 import { overlaps, registerSocket } from '../../ports/ownership';
 import { listeningSocketsOn } from '../../ports/port-holders';
 import type { HandedSocket } from './handover';
-import { type SocketGroup, SlotSockets, steeringReason } from '../slots/slot-sockets';
+import { type SocketGroup, SlotSockets, groupKey, steeringReason } from '../slots/slot-sockets';
 
 /** Slot sockets that can be handed over and taken over. */
 export class HandoverSlotSockets extends SlotSockets {
@@ -19,7 +19,7 @@ export class HandoverSlotSockets extends SlotSockets {
   adopt(handed: HandedSocket[], source: string): string[] {
     const byKey = new Map<string, HandedSocket[]>();
     for (const socket of handed) {
-      const key = `${socket.requestedAddress}|${socket.port}|${socket.ipv6Only}`;
+      const key = groupKey(socket.requestedAddress, socket.port, socket.ipv6Only);
       byKey.set(key, [...(byKey.get(key) ?? []), socket]);
     }
     const reasons: string[] = [];
@@ -50,7 +50,7 @@ export class HandoverSlotSockets extends SlotSockets {
       wanted: new Set(),
     };
     this.groups.set(key, group);
-    if (first.requestedPort === 0) this.chosenPorts.set(`${first.requestedAddress}|0|${first.ipv6Only}`, first.port);
+    if (first.requestedPort === 0) this.chosenPorts.set(groupKey(first.requestedAddress, 0, first.ipv6Only), first.port);
     for (const socket of sockets) {
       pending.delete(socket.fd);
       let unregister: () => void;

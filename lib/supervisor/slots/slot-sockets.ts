@@ -17,6 +17,11 @@ import { slotsByCpu } from './affinity';
 import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
 import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
 
+/** The key of the group of sockets on one address and port (port 0: the one a first request chose). */
+export function groupKey(address: string, port: number, ipv6Only: boolean): string {
+  return `${address}|${port}|${ipv6Only}`;
+}
+
 /** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
 export interface SlotSocket {
   handle: TcpHandle;
@@ -184,13 +189,13 @@ export class SlotSockets {
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
   get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
-    const wildcardKey = `${request.address}|${request.port}|${request.ipv6Only}`;
+    const wildcardKey = groupKey(request.address, request.port, request.ipv6Only);
     const port = request.port === 0 ? (this.chosenPorts.get(wildcardKey) ?? 0) : request.port;
-    const key = `${request.address}|${port}|${request.ipv6Only}`;
+    const key = groupKey(request.address, port, request.ipv6Only);
     let group = this.groups.get(key);
     if (!group) {
       group = this.#open(request, port);
-      this.groups.set(`${request.address}|${group.port}|${request.ipv6Only}`, group);
+      this.groups.set(groupKey(request.address, group.port, request.ipv6Only), group);
       if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
@@ -313,7 +318,7 @@ export class SlotSockets {
    * would queue connections no one accepts. Returns whether the group was closed.
    */
   giveBack(request: { address: string; port: number; ipv6Only: boolean }, holder: Holder): boolean {
-    const key = `${request.address}|${request.port}|${request.ipv6Only}`;
+    const key = groupKey(request.address, request.port, request.ipv6Only);
     const group = this.groups.get(key);
     if (!group) return false;
     group.holders.delete(holder);
@@ -325,7 +330,7 @@ export class SlotSockets {
     }
     this.groups.delete(key);
     for (const [wildcard, port] of this.chosenPorts) {
-      if (port === group.port && wildcard.startsWith(`${request.address}|0|`)) this.chosenPorts.delete(wildcard);
+      if (port === group.port && [false, true].some((v6) => wildcard === groupKey(request.address, 0, v6))) this.chosenPorts.delete(wildcard);
     }
     if (![...this.groups.values()].some((other) => other.port === group.port)) this.#givenBack.add(group.port);
     return true;
