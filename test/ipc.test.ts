@@ -1,8 +1,8 @@
 // The IPC module's pure parts: the check of every message a worker can send, the coded refusal, the
 // warning limiter, errors across the channel, and dispatch by act.
 import { describe, expect, it } from 'vitest';
-import { COMMAND, dispatch, reviveError, serializeError } from '../lib/cluster/ipc';
-import { BAD_MESSAGE, MAX_STRING, WarningLimiter, checkWorkerMessage, refusal } from '../lib/cluster/ipc-validate';
+import { COMMAND, MAX_ERROR_TEXT, dispatch, reviveError, serializeError } from '../lib/cluster/ipc';
+import { BAD_MESSAGE, MAX_MESSAGE, MAX_STRING, WarningLimiter, checkWorkerMessage, refusal } from '../lib/cluster/ipc-validate';
 
 const limits = { slots: 4 };
 const m = (fields: Record<string, unknown>) => ({ cmd: COMMAND, ...fields });
@@ -32,7 +32,7 @@ describe('checkWorkerMessage', () => {
     ['failed with a string error', m({ act: 'failed', slot: 0, error: 'boom' }), /error must be an object/],
     ['failed with a numeric message', m({ act: 'failed', slot: 0, error: { message: 5 } }), /error\.message must be a string/],
     ['failed with a string errno', m({ act: 'failed', slot: 0, error: { message: 'x', errno: '-98' } }), /error\.errno must be an integer/],
-    ['failed with a huge message', m({ act: 'failed', slot: 0, error: { message: long } }), /error\.message must be a string of at most 1024/],
+    ['failed with a huge message', m({ act: 'failed', slot: 0, error: { message: 'x'.repeat(MAX_ERROR_TEXT + 1) } }), /error\.message must be a string of at most 16384/],
     ['beat without accepted', m({ act: 'beat', slot: 0 }), /accepted must be an object of counts per slot, not undefined/],
     ['beat with an array', m({ act: 'beat', slot: 0, accepted: [1] }), /accepted must be an object.*not an array/],
     ['beat with a negative count', m({ act: 'beat', slot: 0, accepted: { 0: -5 } }), /accepted\[0\] must be a non-negative integer, not -5/],
@@ -60,7 +60,7 @@ describe('checkWorkerMessage', () => {
     ['an unknown act', m({ act: 'explode', seq: 3 }), /unknown act "explode"/],
     ['no act', m({}), /unknown act undefined/],
     ['a prototype name as act', m({ act: 'constructor' }), /unknown act "constructor"/],
-    ['a message too long', m({ act: 'keys-request', seq: 1, pad: 'x'.repeat(9_000) }), /at most 8192/],
+    ['a message too long', m({ act: 'keys-request', seq: 1, pad: 'x'.repeat(MAX_MESSAGE) }), /at most 65536/],
     ['not ours', { cmd: 'NODE_CLUSTER', act: 'listening' }, /not a reuseport message/],
     ['null', null, /not a reuseport message/],
     ['a string', 'NODE_REUSEPORT', /not a reuseport message/],

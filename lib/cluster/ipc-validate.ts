@@ -2,7 +2,7 @@
 // a worker runs app code, and `process.send({ cmd: 'NODE_REUSEPORT', ... })` from there reaches the
 // same channel. A malformed message is refused with a reason (and, for a request that carries a seq,
 // a coded error reply), never an exception in the primary, which holds every worker's socket.
-import { COMMAND, type ErrorReply, REPLY_TO, type WorkerMessage, type WorkerRequest } from './ipc';
+import { COMMAND, type ErrorReply, MAX_ERROR_TEXT, REPLY_TO, type WorkerMessage, type WorkerRequest } from './ipc';
 
 /** The code of the error a worker gets for a message the primary refuses, and of the primary's warning. */
 export const BAD_MESSAGE = 'ERR_REUSEPORT_BAD_MESSAGE';
@@ -11,7 +11,8 @@ export const BAD_MESSAGE_WARNING = 'REUSEPORT_BAD_MESSAGE';
 
 /** The longest address, group, error message or other string a worker's message may carry. */
 export const MAX_STRING = 1_024;
-const MAX_MESSAGE = 8_192;
+/** The longest message (as JSON) a worker may send. */
+export const MAX_MESSAGE = 65_536;
 
 /** A message from a worker: valid, or refused with a reason (and the seq to answer, when it had a valid one). */
 export type Checked = { ok: true; message: WorkerMessage } | { ok: false; reason: string; seq?: number; act?: string };
@@ -37,6 +38,7 @@ const seq: Check = (value) => (integer(value, 0, Number.MAX_SAFE_INTEGER) ? unde
 const slot: Check = (value, { slots }) => (integer(value, 0, slots - 1) ? undefined : `slot must be an integer from 0 to ${slots - 1}, not ${show(value)}`);
 const port: Check = (value) => (integer(value, 0, 65_535) ? undefined : `port must be an integer from 0 to 65535, not ${show(value)}`);
 const flag: Check = (value) => (typeof value === 'boolean' ? undefined : `must be a boolean, not ${show(value)}`);
+const longText: Check = (value) => (typeof value === 'string' && value.length <= MAX_ERROR_TEXT ? undefined : `must be a string of at most ${MAX_ERROR_TEXT} characters, not ${show(value)}`);
 const text: Check = (value) => (typeof value === 'string' && value.length <= MAX_STRING ? undefined : `must be a string of at most ${MAX_STRING} characters, not ${show(value)}`);
 const address: Check = (value) => (typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING ? undefined : `must be a non-empty string of at most ${MAX_STRING} characters, not ${show(value)}`);
 const group: Check = (value) => (value === false ? undefined : text(value, { slots: 0 }) && `must be false or a string of at most ${MAX_STRING} characters, not ${show(value)}`);
@@ -49,7 +51,7 @@ const optional =
 // A listen error: an object with a string message, and Node's fields where present with their types.
 const error: Check = (value) => {
   if (!isObject(value)) return `error must be an object with a string message, not ${show(value)}`;
-  const fields: Record<string, Check> = { message: text, code: optional(text), errno: optional((v) => (integer(v, -1e9, 1e9) ? undefined : 'must be an integer')), syscall: optional(text), address: optional(text), port: optional(port) };
+  const fields: Record<string, Check> = { message: longText, code: optional(text), errno: optional((v) => (integer(v, -1e9, 1e9) ? undefined : 'must be an integer')), syscall: optional(text), address: optional(text), port: optional(port) };
   for (const [name, check] of Object.entries(fields)) {
     const wrong = check(value[name], { slots: 0 });
     if (wrong) return `error.${name} ${wrong.replace(/^port /, '')}`;
@@ -152,4 +154,20 @@ export class WarningLimiter {
   forget(key: unknown): void {
     this.#state.delete(key);
   }
+}
+
+// One limiter for the primary: a worker's bad messages, wherever they arrive, share its budget.
+const warnings = new WarningLimiter();
+
+/** Warns (rate-limited per worker) that a worker's message was malformed and ignored; never throws. */
+export function warnBadMessage(worker: { process: { pid?: number } }, checked: Checked & { ok: false }, where = ''): void {
+  const { warn, suppressed } = warnings.take(worker);
+  if (!warn) return;
+  const more = suppressed > 0 ? ` (${suppressed} more not shown)` : '';
+  process.emitWarning(`reuseport: the worker (pid ${worker.process.pid}${where}) sent a malformed message, ignored: ${checked.reason}${more}`, { code: BAD_MESSAGE_WARNING });
+}
+
+/** Forgets a worker that is gone (its warning budget). */
+export function forgetWorker(worker: object): void {
+  warnings.forget(worker);
 }

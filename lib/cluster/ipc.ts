@@ -163,8 +163,8 @@ export type Act = SupervisorMessage['act'];
 type WithoutCmd<T> = T extends unknown ? Omit<T, 'cmd'> : never;
 
 /** Wraps a message for the internal channel. */
-export function supervisorMessage<M extends SupervisorMessage>(body: WithoutCmd<M>): M {
-  return { cmd: COMMAND, ...body } as M;
+export function supervisorMessage<B extends WithoutCmd<SupervisorMessage>>(body: B): B & { cmd: Command } {
+  return { cmd: COMMAND, ...body };
 }
 
 /** Whether a message is one of ours (its fields unchecked: see ipc-validate.ts for those from a worker). */
@@ -175,11 +175,13 @@ export function isSupervisorMessage(message: unknown): message is SupervisorMess
 // ---- Errors ------------------------------------------------------------------------------------
 
 const WIRE_STRING = 1_024;
+/** The longest error message that crosses the channel (a longer one is cut there). */
+export const MAX_ERROR_TEXT = 16_384;
 
 /** What of an error crosses the channel: its message and Node's fields, where they have their types. */
 export function serializeError(error: unknown): WireError {
   const source = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as Record<string, unknown>;
-  const wire: WireError = { message: typeof source.message === 'string' ? source.message : String(error) };
+  const wire: WireError = { message: (typeof source.message === 'string' ? source.message : String(error)).slice(0, MAX_ERROR_TEXT) };
   if (typeof source.code === 'string') wire.code = source.code.slice(0, WIRE_STRING);
   if (typeof source.errno === 'number') wire.errno = source.errno;
   if (typeof source.syscall === 'string') wire.syscall = source.syscall.slice(0, WIRE_STRING);
@@ -207,8 +209,15 @@ export function nextSequence(): number {
   return holder[SEQUENCE];
 }
 
+/** node:cluster's own messages on the same channel (a worker that listens on a socket of its own sends 'listening'). */
+export interface NodeClusterMessage {
+  cmd: 'NODE_CLUSTER';
+  act: string;
+  [field: string]: unknown;
+}
+
 /** Sends to the primary; once the channel is gone there is no one to tell (and cluster exits the worker). */
-export function toPrimary(message: WorkerMessage): void {
+export function toPrimary(message: WorkerMessage | NodeClusterMessage): void {
   if (process.connected) process.send?.(message, undefined, {}, () => undefined);
 }
 

@@ -2,17 +2,7 @@
 // the environment workers inherit) and port reservations (a request on the channel of ipc.ts).
 import cluster from 'node:cluster';
 import type { Plan } from '../plan/plan';
-import { COMMAND, type ReserveReply, type ReserveRequest, request, reviveError } from './ipc';
-
-export {
-  type ReserveReply,
-  type ReserveRequest,
-  type SlotReply,
-  type SupervisorMessage,
-  isSupervisorMessage,
-  nextSequence,
-  supervisorMessage,
-} from './ipc';
+import { request, reviveError } from './ipc';
 
 /** What the primary tells its workers: the plan and the scheduling policy in force. */
 export interface SharedPlan extends Plan {
@@ -51,13 +41,3 @@ export async function reservePort(address: string, ipv6Only: boolean, timeoutMs 
   throw reviveError(reply.error, 'port reservation failed');
 }
 
-/** Whether a message from a worker is a port reservation request. */
-export function isReserveRequest(message: unknown): message is ReserveRequest {
-  const request = message as Partial<ReserveRequest> | null;
-  return request?.cmd === COMMAND && request.act === 'reserve' && typeof request.address === 'string';
-}
-
-/** Builds the reply to a reservation. */
-export function reserveReply(seq: number, outcome: { port: number } | { error: ReserveReply['error'] }): ReserveReply {
-  return { cmd: COMMAND, act: 'reserved', seq, ...outcome };
-}

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadBinding } from '../binding';
-import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
+import { type Handlers, type SlotRequest, dispatch, serializeError, supervisorMessage } from '../cluster/ipc';
 import { setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './slots/affinity';
@@ -35,7 +35,7 @@ import { OutcomeLog } from './fleet/outcomes';
 import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
 import { TicketKeys } from './fleet/ticket-keys';
 import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
-import { type Slot, WorkerSlots } from './slots/worker-slots';
+import { type Slot, type SupervisorRequest, WorkerSlots } from './slots/worker-slots';
 
 
 class ClusterSupervisor extends EventEmitter implements Supervisor {
@@ -98,7 +98,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       settings,
       {
         emit,
-        onRequest: (worker, slot, message) => this.#onRequest(worker, slot, message),
+        onRequest: (worker, slot, message) => dispatch(this.#requests, message, worker, slot),
         onListening: (worker, slot) => {
           this.#stalls.heard(worker);
           this.#surplus?.lendTo(worker, slot);
@@ -297,22 +297,18 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
     this.emit('stall-detection-off', { reason: queueSourceReason('none') });
   }
 
-  // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
-  #onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void {
-    if (message.act === 'beat') {
-      this.#stalls.beat(worker, message.accepted);
-      return;
-    }
-    if (message.act === 'keys-request') {
+  // A worker asks for its slot's socket or the ticket keys, gives a socket back, or sends its accept counts.
+  readonly #requests: Handlers<SupervisorRequest, [Worker, Slot]> = {
+    beat: (message, worker) => this.#stalls.beat(worker, message.accepted),
+    'keys-request': (message, worker) => {
       const keys = this.#ticketKeys?.current.toString('base64');
       this.#workers.send(worker, supervisorMessage({ act: 'keys', seq: message.seq, ...(keys ? { keys } : {}) }));
-      return;
-    }
-    if (message.act === 'release') {
-      this.#sockets?.giveBack(message, worker);
-      return;
-    }
-    if (message.act !== 'slot') return;
+    },
+    release: (message, worker) => void this.#sockets?.giveBack(message, worker),
+    slot: (message, worker, slot) => this.#lendSlot(worker, slot, message),
+  };
+
+  #lendSlot(worker: Worker, slot: Slot, message: SlotRequest): void {
     if (!this.#sockets) {
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }));
       return;
@@ -333,9 +329,7 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
             : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
-      const { code, errno, syscall, address, port } = error as Record<string, never>;
-      const reply = { act: 'slot-reply' as const, seq: message.seq, error: { message: (error as Error).message, code, errno, syscall, address, port } };
-      this.#workers.send(worker, supervisorMessage(reply));
+      this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: serializeError(error) }));
     }
   }
 

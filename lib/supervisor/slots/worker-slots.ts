@@ -4,7 +4,8 @@
 // pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
-import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
+import { type BeatMessage, type Handlers, type KeysRequest, type PrimaryMessage, type ReleaseMessage, type SlotRequest, type WorkerMessage, dispatch, isSupervisorMessage, reviveError, supervisorMessage } from '../../cluster/ipc';
+import { checkWorkerMessage, refusal, warnBadMessage } from '../../cluster/ipc-validate';
 import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
@@ -14,11 +15,14 @@ import type { CrashLoopEvent, ForkEvent, ReloadFailure, ReloadResult, WorkerExit
 
 export type { Slot } from './slot';
 
+/** What a worker asks of the supervisor's other parts (checked: see ipc-validate.ts). */
+export type SupervisorRequest = SlotRequest | KeysRequest | ReleaseMessage | BeatMessage;
+
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit(event: string, payload: unknown): void;
   /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), gives a socket back ('release'), or sends its accept counts ('beat', also its answer to a ping). */
-  onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
+  onRequest(worker: Worker, slot: Slot, message: SupervisorRequest): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
   /** A worker is gone. */
@@ -165,6 +169,9 @@ export class WorkerSlots {
           clearTimeout(failedGrace);
           worker.off('exit', exitedEarly);
           worker.off('listening', onClusterListen);
+          // A listen that fails later (another server of the app) is the app's to handle, not a failed start.
+          const waiter = this.#waiters.get(worker);
+          if (waiter) waiter.failed = undefined;
           resolve();
         },
         failed,
@@ -183,12 +190,27 @@ export class WorkerSlots {
     await listening;
   }
 
+  // A worker's message, checked before anything acts on it (its app may send anything): a malformed
+  // request gets a coded error reply, anything else malformed a warning (rate-limited), never a throw.
   #onMessage(worker: Worker, slot: Slot, raw: unknown): void {
-    if (!isSupervisorMessage(raw)) return;
-    const message = raw as SupervisorMessage;
-    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request' || message.act === 'release') {
-      this.#hooks.onRequest(worker, slot, message);
-    } else if (message.act === 'listening') {
+    // Reservations are setupPrimary's (cluster/setup-primary.ts), which checks them itself.
+    if (!isSupervisorMessage(raw) || raw.act === 'reserve') return;
+    const checked = checkWorkerMessage(raw, { slots: this.slots.length });
+    if (checked.ok) {
+      dispatch(this.#fromWorker, checked.message, worker, slot);
+      return;
+    }
+    const reply = refusal(checked);
+    if (reply) this.send(worker, reply);
+    else warnBadMessage(worker, checked, `, slot ${slot.index}`);
+  }
+
+  readonly #fromWorker: Handlers<WorkerMessage, [Worker, Slot]> = {
+    slot: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    beat: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    'keys-request': (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    release: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    listening: (message, worker, slot) => {
       this.#listened.add(worker);
       // Again, now that every thread it starts at boot exists (one started before the first pin).
       this.#pin(worker, slot);
@@ -200,14 +222,12 @@ export class WorkerSlots {
       this.#waiters.get(worker)?.listening();
       this.#hooks.onListening(worker, slot);
       this.#hooks.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
-    } else if (message.act === 'failed') {
-      const { message: text, ...fields } = message.error;
-      const error = Object.assign(new Error(`${text} (worker pid ${worker.process.pid}, slot ${slot.index})`), fields);
-      this.#waiters.get(worker)?.failed?.(error);
-    } else if (message.act === 'drained') {
-      this.#waiters.get(worker)?.drained(message.destroyed);
-    }
-  }
+    },
+    failed: (message, worker, slot) => {
+      this.#waiters.get(worker)?.failed?.(reviveError(message.error, 'listen failed', ` (worker pid ${worker.process.pid}, slot ${slot.index})`));
+    },
+    drained: (message, worker) => this.#waiters.get(worker)?.drained(message.destroyed),
+  };
 
   // CPU-local mode: pins every thread of the slot's worker to the slot's CPU; a failure (a cpuset
   // that no longer has the CPU, a sandbox that forbids it) is a warning, not a crash.
@@ -320,7 +340,7 @@ export class WorkerSlots {
   }
 
   /** Sends over IPC; a worker that is gone cannot be told anything, and its exit is handled elsewhere. */
-  send(worker: Worker, message: SupervisorMessage, handle?: unknown): void {
+  send(worker: Worker, message: PrimaryMessage, handle?: unknown): void {
     if (!worker.isConnected()) return;
     const ignore = () => undefined;
     if (handle) worker.process.send(message as never, handle as never, {}, ignore);
