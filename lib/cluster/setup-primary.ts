@@ -2,7 +2,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import fs from 'node:fs';
 import { loadBinding } from '../binding';
-import { modeUnsupported } from '../errors';
+import { modeUnsupported, tooManySockets } from '../errors';
 import { gatherFacts } from '../plan/facts';
 import { type Plan, type PlanOptions, planListen } from '../plan/plan';
 import { type ReserveReply, type ReserveRequest, isSupervisorMessage, serializeError, supervisorMessage } from './ipc';
@@ -11,9 +11,6 @@ import { PLAN_ENV, type SharedPlan } from './primary-link';
 
 /** Options of setupPrimary: the mode to use ('auto' by default, or REUSEPORT_MODE). */
 export type SetupPrimaryOptions = PlanOptions;
-
-/** The code of the error a worker gets when it asks the primary to hold more sockets than it may. */
-export const TOO_MANY_SOCKETS = 'ERR_REUSEPORT_TOO_MANY_SOCKETS';
 
 // Port 0 in reuseport mode: the primary binds (never listens on) one socket per address, so every
 // worker, and every replacement worker later, joins the same port. One worker may make the primary
@@ -41,7 +38,7 @@ function reserve(worker: Worker, address: string, ipv6Only: boolean): number {
   if (known?.users.has(worker)) return known.port;
   const held = [...reserved.values()].filter((each) => each.users.has(worker)).length;
   if (held >= limits.perWorker) {
-    throw Object.assign(new Error(`reuseport: the worker (pid ${worker.process.pid}) already holds ${held} port reservations, the most one worker may (maxSocketsPerWorker)`), { code: TOO_MANY_SOCKETS });
+    throw tooManySockets(`reuseport: the worker (pid ${worker.process.pid}) already holds ${held} port reservations in the primary, the most one worker may (maxSocketsPerWorker: ${limits.perWorker})`);
   }
   if (known) {
     clearTimeout(known.timer);

@@ -13,14 +13,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadBinding } from '../binding';
 import { type Handlers, type SlotRequest, dispatch, serializeError, supervisorMessage } from '../cluster/ipc';
-import { setupPrimary } from '../cluster/setup-primary';
+import { limitReservations, setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './slots/affinity';
 import { PeriodicChecks } from './liveness/checks';
 import { ProgressBoard } from './slots/progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings, stickyUnsupported } from './core/settings';
-import { modeUnsupported, outOfRange } from '../errors';
+import { modeUnsupported, outOfRange, tooManySockets } from '../errors';
 import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
 import { queueSourceReason } from './slots/slot-sockets';
@@ -314,6 +314,10 @@ class ClusterSupervisor extends EventEmitter implements Supervisor {
       return;
     }
     try {
+      const held = this.#sockets.heldBy(worker);
+      if (held >= this.#settings.maxSocketsPerWorker && !this.#sockets.holds(worker, message)) {
+        throw tooManySockets(`reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}) already holds ${held} slot sockets, the most one worker may (maxSocketsPerWorker: ${this.#settings.maxSocketsPerWorker}); close a server first`);
+      }
       const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
       const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
@@ -449,6 +453,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   let adopting = false;
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
+    limitReservations(settings.maxSocketsPerWorker, settings.slotTimeoutMs);
     if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
     cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
