@@ -20,6 +20,13 @@ export interface ForkEvent {
   stderr: import('node:stream').Readable | null;
 }
 
+/** The 'fork-failed' event: the slot's worker could not be forked (`spawn EMFILE`, `EAGAIN`); the slot is tried again with the restart back-off. */
+export interface ForkFailedEvent {
+  slot: number;
+  code: string | undefined;
+  message: string;
+}
+
 /** Options of startCluster. */
 export interface StartClusterOptions {
   /** The worker script; it calls listenReusePort as usual. */

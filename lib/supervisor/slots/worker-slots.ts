@@ -11,7 +11,7 @@ import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { CrashLoopEvent, ForkEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
+import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 
@@ -38,6 +38,8 @@ interface Waiter {
   /** `destroyed`: connections the worker's drain had to cut at its timeout. */
   drained: (destroyed: number) => void;
   failed?: (error: Error) => void;
+  /** The fork itself failed: no process, and no 'exit' to come. */
+  forkFailed?: (error: Error) => void;
 }
 
 /** The slots and their workers. */
@@ -175,9 +177,18 @@ export class WorkerSlots {
           resolve();
         },
         failed,
+        forkFailed: (error) => {
+          clearTimeout(timer);
+          clearTimeout(notSlot);
+          clearTimeout(failedGrace);
+          worker.off('exit', exitedEarly);
+          worker.off('listening', onClusterListen);
+          reject(error);
+        },
         drained: () => undefined,
       });
     });
+    worker.on('error', (error: NodeJS.ErrnoException) => this.#onWorkerError(worker, slot, error));
     worker.process.on('internalMessage' as 'message', (message: unknown) => this.#onMessage(worker, slot, message));
     worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(worker, slot, code, signal));
     return { worker, listening };
@@ -245,7 +256,22 @@ export class WorkerSlots {
     }
   }
 
-  #onExit(worker: Worker, slot: Slot, code: number | null, signal: string | null): void {
+  // A Worker's 'error'. A fork that failed (spawn EMFILE or EAGAIN: the worker has no pid, and no
+  // 'exit' follows) is a failed start of its slot, restarted with the back-off; any other (a signal
+  // or a send that failed) a warning. Without a listener, either was an exception in the primary.
+  #onWorkerError(worker: Worker, slot: Slot, error: NodeJS.ErrnoException): void {
+    if (worker.process.pid !== undefined) {
+      process.emitWarning(`reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}): ${error.message}`, { code: 'REUSEPORT_WORKER_ERROR' });
+      return;
+    }
+    // node:cluster drops a worker at its 'exit', which never comes for one that was not spawned.
+    if (cluster.workers?.[worker.id] === worker) delete cluster.workers[worker.id];
+    this.#hooks.emit('fork-failed', { slot: slot.index, code: error.code, message: error.message } satisfies ForkFailedEvent);
+    this.#waiters.get(worker)?.forkFailed?.(Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }));
+    this.#onExit(worker, slot, null, null, false);
+  }
+
+  #onExit(worker: Worker, slot: Slot, code: number | null, signal: string | null, forked = true): void {
     const expected = this.#leaving.has(worker) || this.#closing;
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
@@ -253,7 +279,7 @@ export class WorkerSlots {
     this.#board?.release(worker);
     this.#hooks.onExit(worker);
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
-    this.#hooks.emit('exit', exit);
+    if (forked) this.#hooks.emit('exit', exit);
     if (slot.worker !== worker) return;
     slot.worker = undefined;
     if (expected) return;
@@ -261,7 +287,7 @@ export class WorkerSlots {
     // One that comes within minUptimeMs of the start (listened or not), or before the worker
     // listened, is one more in a row; a worker that lived longer starts the count again.
     const lived = performance.now() - (this.#forkedAt.get(worker) ?? 0);
-    slot.failures = lived < this.#settings.minUptimeMs || !slot.ready ? slot.failures + 1 : 0;
+    slot.failures = lived < this.#settings.minUptimeMs || !slot.ready || !forked ? slot.failures + 1 : 0;
     slot.ready = false;
     if (slot.failures > this.#settings.maxRestarts) {
       this.#stopRestarting(slot, exit);
