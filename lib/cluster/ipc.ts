@@ -20,6 +20,11 @@ export type InternalProcess = NodeJS.Process & {
 /** This process's internal channel (to its primary, in a worker). */
 export const channel = process as InternalProcess;
 
+/** Listens to a worker's internal channel, in the primary (node:cluster delivers our messages there, not as 'message'). */
+export function onInternalMessage(child: import('node:child_process').ChildProcess, listener: (message: unknown, handle: unknown) => void): void {
+  (child as unknown as Pick<InternalProcess, 'on'>).on('internalMessage', listener);
+}
+
 /** An error as it crosses the channel: Node's own fields, no stack. */
 export interface WireError {
   message: string;

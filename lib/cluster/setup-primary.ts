@@ -5,7 +5,7 @@ import { loadBinding } from '../binding';
 import { modeUnsupported, tooManySockets } from '../errors';
 import { gatherFacts } from '../plan/facts';
 import { type Plan, type PlanOptions, planListen } from '../plan/plan';
-import { type ReserveReply, type ReserveRequest, isSupervisorMessage, serializeError, supervisorMessage } from './ipc';
+import { type ReserveReply, type ReserveRequest, isSupervisorMessage, onInternalMessage, serializeError, supervisorMessage } from './ipc';
 import { checkWorkerMessage, forgetWorker, refusal, warnBadMessage } from './ipc-validate';
 import { PLAN_ENV, type SharedPlan } from './primary-link';
 
@@ -67,7 +67,7 @@ function releaseReservations(worker: Worker): void {
 }
 
 function answerReservations(worker: Worker): void {
-  worker.process.on('internalMessage' as 'message', (message: unknown) => {
+  onInternalMessage(worker.process, (message) => {
     if (!isSupervisorMessage(message) || message.act !== 'reserve') return;
     const checked = checkWorkerMessage(message, { slots: 0 });
     if (!checked.ok) {

@@ -4,7 +4,7 @@
 // pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
-import { type BeatMessage, type Handlers, type KeysRequest, type PrimaryMessage, type ReleaseMessage, type SlotRequest, type WorkerMessage, dispatch, isSupervisorMessage, reviveError, supervisorMessage } from '../../cluster/ipc';
+import { type BeatMessage, type Handlers, type KeysRequest, type PrimaryMessage, type ReleaseMessage, type SlotRequest, type WorkerMessage, dispatch, isSupervisorMessage, onInternalMessage, reviveError, supervisorMessage } from '../../cluster/ipc';
 import { checkWorkerMessage, refusal, warnBadMessage } from '../../cluster/ipc-validate';
 import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
@@ -189,7 +189,7 @@ export class WorkerSlots {
       });
     });
     worker.on('error', (error: NodeJS.ErrnoException) => this.#onWorkerError(worker, slot, error));
-    worker.process.on('internalMessage' as 'message', (message: unknown) => this.#onMessage(worker, slot, message));
+    onInternalMessage(worker.process, (message) => this.#onMessage(worker, slot, message));
     worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(worker, slot, code, signal));
     return { worker, listening };
   }
