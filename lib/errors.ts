@@ -176,3 +176,8 @@ export function exceptionWithHostPort(errno: number, syscall: string, address: s
   if (port) error.port = port;
   return error;
 }
+
+/** ERR_REUSEPORT_TOO_MANY_SOCKETS: a worker asked its primary to hold more sockets than maxSocketsPerWorker allows. */
+export function tooManySockets(message: string): Error {
+  return nodeError(Error, 'ERR_REUSEPORT_TOO_MANY_SOCKETS', message);
+}

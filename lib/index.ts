@@ -15,6 +15,8 @@ export { setupPrimary } from './cluster/setup-primary';
 export { startCluster } from './supervisor/start-cluster';
 export type {
   CrashLoopEvent,
+  ForkEvent,
+  ForkFailedEvent,
   ForeignSocketEvent,
   HealthOptions,
   ReloadFailure,

@@ -20,6 +20,7 @@ describe('supervisor events', () => {
     expectTypeOf(attach).toBeFunction();
     expectTypeOf<SupervisorEventName>().toEqualTypeOf<
       | 'fork'
+      | 'fork-failed'
       | 'listening'
       | 'exit'
       | 'slot-closed'

@@ -1,40 +1,93 @@
 // setupPrimary(): in the cluster primary, before forking, choose the plan once for every worker.
 import cluster, { type Worker } from 'node:cluster';
-import { type NativeBinding, loadBinding } from '../binding';
-import { modeUnsupported } from '../errors';
+import fs from 'node:fs';
+import { loadBinding } from '../binding';
+import { modeUnsupported, tooManySockets } from '../errors';
 import { gatherFacts } from '../plan/facts';
 import { type Plan, type PlanOptions, planListen } from '../plan/plan';
-import { PLAN_ENV, type SharedPlan, isReserveRequest, reserveReply } from './primary-link';
+import { type ReserveReply, type ReserveRequest, isSupervisorMessage, onInternalMessage, serializeError, supervisorMessage } from './ipc';
+import { checkWorkerMessage, forgetWorker, refusal, warnBadMessage } from './ipc-validate';
+import { PLAN_ENV, type SharedPlan } from './primary-link';
 
 /** Options of setupPrimary: the mode to use ('auto' by default, or REUSEPORT_MODE). */
 export type SetupPrimaryOptions = PlanOptions;
 
 // Port 0 in reuseport mode: the primary binds (never listens on) one socket per address, so every
-// worker, and every replacement worker later, joins the same port.
-const reserved = new Map<string, { fd: number; port: number }>();
+// worker, and every replacement worker later, joins the same port. One worker may make the primary
+// hold at most `perWorker` of them; one that no live worker has asked for closes `graceMs` after its
+// last asker exited (a replacement that comes sooner gets the same port).
+interface Reservation {
+  fd: number;
+  port: number;
+  users: Set<Worker>;
+  timer?: NodeJS.Timeout;
+}
+const reserved = new Map<string, Reservation>();
+const limits = { perWorker: 64, graceMs: 30_000 };
 let answering = false;
 
-function reserve(binding: NativeBinding | undefined, address: string, ipv6Only: boolean): number {
+/** Sets how many reservations one worker may hold, and how long an unused one stays (startCluster's settings). */
+export function limitReservations(perWorker: number, graceMs: number): void {
+  limits.perWorker = perWorker;
+  limits.graceMs = graceMs;
+}
+
+function reserve(worker: Worker, address: string, ipv6Only: boolean): number {
   const key = `${address}|${ipv6Only}`;
   const known = reserved.get(key);
-  if (known) return known.port;
+  if (known?.users.has(worker)) return known.port;
+  const held = [...reserved.values()].filter((each) => each.users.has(worker)).length;
+  if (held >= limits.perWorker) {
+    throw tooManySockets(`reuseport: the worker (pid ${worker.process.pid}) already holds ${held} port reservations in the primary, the most one worker may (maxSocketsPerWorker: ${limits.perWorker})`);
+  }
+  if (known) {
+    clearTimeout(known.timer);
+    known.users.add(worker);
+    return known.port;
+  }
+  const { binding } = loadBinding();
   if (!binding) throw new Error('reuseport: the primary cannot reserve a port without the native addon');
   const socket = binding.openListener({ address, port: 0, ipv6Only, listen: false });
-  reserved.set(key, { fd: socket.fd, port: socket.port });
+  reserved.set(key, { fd: socket.fd, port: socket.port, users: new Set([worker]) });
   return socket.port;
 }
 
+// A worker is gone: the reservations only it used close once no one asked for them within graceMs.
+function releaseReservations(worker: Worker): void {
+  for (const [key, reservation] of reserved) {
+    if (!reservation.users.delete(worker) || reservation.users.size > 0) continue;
+    clearTimeout(reservation.timer);
+    reservation.timer = setTimeout(() => {
+      if (reservation.users.size > 0 || reserved.get(key) !== reservation) return;
+      reserved.delete(key);
+      fs.closeSync(reservation.fd);
+    }, limits.graceMs);
+    reservation.timer.unref();
+  }
+}
+
 function answerReservations(worker: Worker): void {
-  worker.process.on('internalMessage' as 'message', (message: unknown) => {
-    if (!isReserveRequest(message)) return;
-    let reply: ReturnType<typeof reserveReply>;
-    try {
-      reply = reserveReply(message.seq, { port: reserve(loadBinding().binding, message.address, message.ipv6Only) });
-    } catch (error) {
-      const { code, errno, syscall } = error as { code?: string; errno?: number; syscall?: string };
-      reply = reserveReply(message.seq, { error: { message: (error as Error).message, code, errno, syscall } });
+  onInternalMessage(worker.process, (message) => {
+    if (!isSupervisorMessage(message) || message.act !== 'reserve') return;
+    const checked = checkWorkerMessage(message, { slots: 0 });
+    if (!checked.ok) {
+      const reply = refusal(checked);
+      if (reply && worker.isConnected()) worker.process.send(reply as never, () => undefined);
+      else warnBadMessage(worker, checked);
+      return;
     }
-    if (worker.isConnected()) worker.process.send(reply as never);
+    const request = checked.message as ReserveRequest;
+    let reply: ReserveReply;
+    try {
+      reply = supervisorMessage({ act: 'reserved', seq: request.seq, port: reserve(worker, request.address, request.ipv6Only) });
+    } catch (error) {
+      reply = supervisorMessage({ act: 'reserved', seq: request.seq, error: serializeError(error) });
+    }
+    if (worker.isConnected()) worker.process.send(reply as never, () => undefined);
+  });
+  worker.once('exit', () => {
+    releaseReservations(worker);
+    forgetWorker(worker);
   });
 }
 

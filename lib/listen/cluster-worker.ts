@@ -22,10 +22,7 @@ import net from 'node:net';
 import { closeListenerWith } from './close-listener';
 import { drainServer, trackConnections } from '../worker/drain';
 import { startDraining } from '../worker/drain-signal';
-
-type InternalProcess = NodeJS.Process & {
-  on(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
-};
+import { channel } from '../cluster/ipc';
 
 /** How a server's socket must close when the worker disconnects. */
 export type SocketOwnership =
@@ -124,7 +121,7 @@ function watchDisconnect(): void {
   state.watching = true;
   // The primary's worker.disconnect() arrives as this message; Node's own handler closes the servers it
   // shares and cuts the channel, and this one closes ours.
-  (process as InternalProcess).on('internalMessage', (message) => {
+  channel.on('internalMessage', (message) => {
     if (isClusterMessage(message) && message.act === 'disconnect') {
       startDraining("node:cluster's disconnect");
       void closeOwnListeners();

@@ -5,12 +5,8 @@
 import cluster from 'node:cluster';
 import type dgram from 'node:dgram';
 import type net from 'node:net';
-import { isSupervisorMessage, supervisorMessage } from '../cluster/primary-link';
+import { channel, isSupervisorMessage, supervisorMessage, toPrimary } from '../cluster/ipc';
 import type { Supervision } from '../worker/supervised-worker';
-
-type InternalProcess = NodeJS.Process & {
-  on(event: 'internalMessage', listener: (message: unknown) => void): InternalProcess;
-};
 
 const sockets = new Set<dgram.Socket>();
 // TCP servers this worker registered with the supervisor: while one is open, its drain answers.
@@ -30,14 +26,10 @@ function closeAll(): void {
   }
 }
 
-function send(message: unknown): void {
-  if (process.connected) process.send?.(message, undefined, {}, () => undefined);
-}
-
 function watch(): void {
   if (watching) return;
   watching = true;
-  (process as InternalProcess).on('internalMessage', (message) => {
+  channel.on('internalMessage', (message) => {
     const command = message as { cmd?: string; act?: string };
     if (command?.cmd === 'NODE_CLUSTER' && command.act === 'disconnect') closeAll();
     if (!isSupervisorMessage(message) || message.act !== 'drain') return;
@@ -45,7 +37,7 @@ function watch(): void {
     // side answers when this worker has servers of its own, after their connections end.
     const answer = supervisedServers.size === 0 && sockets.size > 0;
     closeAll();
-    if (answer) send(supervisorMessage({ act: 'drained', destroyed: 0 }));
+    if (answer) toPrimary(supervisorMessage({ act: 'drained', destroyed: 0 }));
   });
   process.on('disconnect', () => {
     if (cluster.worker?.exitedAfterDisconnect) closeAll();
@@ -64,6 +56,6 @@ export function joinClusterDatagram(socket: dgram.Socket, supervision: Supervisi
   socket.once('close', () => sockets.delete(socket));
   watch();
   (worker as typeof worker & { state: string }).state = 'listening';
-  send({ cmd: 'NODE_CLUSTER', act: 'listening', address: address.address, port: address.port, addressType: (socket as dgram.Socket & { type: string }).type, fd: undefined });
-  if (supervision) send(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address.port }));
+  toPrimary({ cmd: 'NODE_CLUSTER', act: 'listening', address: address.address, port: address.port, addressType: (socket as dgram.Socket & { type: string }).type, fd: undefined });
+  if (supervision) toPrimary(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address.port }));
 }

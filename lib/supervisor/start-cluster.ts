@@ -12,15 +12,15 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadBinding } from '../binding';
-import { type SupervisorMessage, supervisorMessage } from '../cluster/primary-link';
-import { setupPrimary } from '../cluster/setup-primary';
+import { type Handlers, type SlotRequest, dispatch, serializeError, supervisorMessage } from '../cluster/ipc';
+import { limitReservations, setupPrimary } from '../cluster/setup-primary';
 import type { Plan } from '../plan/plan';
 import { slotCpus } from './slots/affinity';
 import { PeriodicChecks } from './liveness/checks';
 import { ProgressBoard } from './slots/progress-board';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings, stickyUnsupported } from './core/settings';
-import { modeUnsupported, outOfRange } from '../errors';
+import { modeUnsupported, outOfRange, tooManySockets } from '../errors';
 import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
 import { queueSourceReason } from './slots/slot-sockets';
@@ -35,7 +35,7 @@ import { OutcomeLog } from './fleet/outcomes';
 import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
 import { TicketKeys } from './fleet/ticket-keys';
 import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClusterOptions, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions, WorkerExit } from './core/types';
-import { type Slot, WorkerSlots } from './slots/worker-slots';
+import { type Slot, type SupervisorRequest, WorkerSlots } from './slots/worker-slots';
 import type { EmitEvent, SupervisorEventMap } from './core/events';
 import { whenQuiet } from './core/settle';
 
@@ -100,7 +100,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       settings,
       {
         emit,
-        onRequest: (worker, slot, message) => this.#onRequest(worker, slot, message),
+        onRequest: (worker, slot, message) => dispatch(this.#requests, message, worker, slot),
         onListening: (worker, slot) => {
           this.#stalls.heard(worker);
           this.#surplus?.lendTo(worker, slot);
@@ -301,27 +301,27 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     this.emit('stall-detection-off', { reason: queueSourceReason('none') });
   }
 
-  // A worker asks for its slot's socket or the ticket keys, or sends its accept counts.
-  #onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void {
-    if (message.act === 'beat') {
-      this.#stalls.beat(worker, message.accepted);
-      return;
-    }
-    if (message.act === 'keys-request') {
+  // A worker asks for its slot's socket or the ticket keys, gives a socket back, or sends its accept counts.
+  readonly #requests: Handlers<SupervisorRequest, [Worker, Slot]> = {
+    beat: (message, worker) => this.#stalls.beat(worker, message.accepted),
+    'keys-request': (message, worker) => {
       const keys = this.#ticketKeys?.current.toString('base64');
       this.#workers.send(worker, supervisorMessage({ act: 'keys', seq: message.seq, ...(keys ? { keys } : {}) }));
-      return;
-    }
-    if (message.act === 'release') {
-      this.#sockets?.giveBack(message, worker);
-      return;
-    }
-    if (message.act !== 'slot') return;
+    },
+    release: (message, worker) => void this.#sockets?.giveBack(message, worker),
+    slot: (message, worker, slot) => this.#lendSlot(worker, slot, message),
+  };
+
+  #lendSlot(worker: Worker, slot: Slot, message: SlotRequest): void {
     if (!this.#sockets) {
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: { message: 'this supervisor lends no sockets' } }));
       return;
     }
     try {
+      const held = this.#sockets.heldBy(worker);
+      if (held >= this.#settings.maxSocketsPerWorker && !this.#sockets.holds(worker, message)) {
+        throw tooManySockets(`reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}) already holds ${held} slot sockets, the most one worker may (maxSocketsPerWorker: ${this.#settings.maxSocketsPerWorker}); close a server first`);
+      }
       const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);
       const source = this.#settings.stallThresholdMs > 0 ? this.#sockets.queueSource() : undefined;
@@ -337,9 +337,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
             : `Stall protection is off (stallThresholdMs: 0); ${steering?.reason ?? 'no steering'}.`;
       this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, port: socket.port, steering: protection }), socket.handle);
     } catch (error) {
-      const { code, errno, syscall, address, port } = error as Record<string, never>;
-      const reply = { act: 'slot-reply' as const, seq: message.seq, error: { message: (error as Error).message, code, errno, syscall, address, port } };
-      this.#workers.send(worker, supervisorMessage(reply));
+      this.#workers.send(worker, supervisorMessage({ act: 'slot-reply', seq: message.seq, error: serializeError(error) }));
     }
   }
 
@@ -460,6 +458,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
   let adopting = false;
   try {
     const plan = setupPrimary({ mode: options.mode ?? 'auto' });
+    limitReservations(settings.maxSocketsPerWorker, settings.slotTimeoutMs);
     if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
     cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });

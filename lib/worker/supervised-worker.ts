@@ -6,7 +6,7 @@ import type tls from 'node:tls';
 import { drainServer, trackConnections } from './drain';
 import { drainSignal, startDraining } from './drain-signal';
 import { ProgressCell } from './progress';
-import { type SlotReply, type SupervisorMessage, isSupervisorMessage, nextSequence, supervisorMessage } from '../cluster/primary-link';
+import { type Handlers, type KeysMessage, type PrimaryMessage, channel, dispatch, isSupervisorMessage, request, reviveError, serializeError, supervisorMessage, toPrimary } from '../cluster/ipc';
 import type { TcpHandle } from '../tcp-handle';
 
 /** Which slot of which supervisor this worker fills. */
@@ -27,24 +27,13 @@ export function readSupervision(env: NodeJS.ProcessEnv = process.env): Supervisi
   return { slot, supervisorPid };
 }
 
-type InternalProcess = NodeJS.Process & {
-  on(event: 'internalMessage', listener: (message: unknown, handle: unknown) => void): InternalProcess;
-  off(event: 'internalMessage', listener: (message: unknown, handle: unknown) => void): InternalProcess;
-};
-const channel = process as InternalProcess;
-
-// Sends to the primary; once the channel is gone there is no one to tell (and cluster exits the worker).
-function toPrimary(message: SupervisorMessage): void {
-  if (process.connected) process.send?.(message, undefined, {}, () => undefined);
-}
-
 // TLS servers that take the supervisor's ticket keys, and get each new one at a rotation.
 const keyedServers = new Set<tls.Server>();
 let listeningForKeys = false;
 
 function onRotation(message: unknown): void {
-  const keys = message as SupervisorMessage;
-  if (!isSupervisorMessage(keys) || keys.act !== 'keys' || keys.seq !== undefined || !keys.keys) return;
+  const keys = message as KeysMessage;
+  if (!isSupervisorMessage(keys) || keys.act !== 'keys' || keys.seq !== undefined || typeof keys.keys !== 'string') return;
   const key = Buffer.from(keys.keys, 'base64');
   for (const server of keyedServers) server.setTicketKeys(key);
   key.fill(0);
@@ -55,33 +44,19 @@ function onRotation(message: unknown): void {
  * first ticket already resumes on every worker); later keys come at each rotation. Resolves false
  * when the supervisor shares none (ticketKeys: false), leaving the server its own.
  */
-export function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<boolean> {
+export async function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<boolean> {
   if (!listeningForKeys) {
     listeningForKeys = true;
     channel.on('internalMessage', onRotation);
   }
-  const seq = nextSequence();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      channel.off('internalMessage', onMessage);
-      reject(new Error(`reuseport: the supervisor did not answer for the TLS ticket keys within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMessage = (message: unknown) => {
-      const reply = message as SupervisorMessage;
-      if (!isSupervisorMessage(reply) || reply.act !== 'keys' || reply.seq !== seq) return;
-      clearTimeout(timer);
-      channel.off('internalMessage', onMessage);
-      if (!reply.keys) return resolve(false);
-      const key = Buffer.from(reply.keys, 'base64');
-      server.setTicketKeys(key);
-      key.fill(0);
-      keyedServers.add(server);
-      server.once('close', () => keyedServers.delete(server));
-      resolve(true);
-    };
-    channel.on('internalMessage', onMessage);
-    toPrimary(supervisorMessage({ act: 'keys-request', seq }));
-  });
+  const { reply } = await request({ act: 'keys-request' }, timeoutMs, { who: 'the supervisor', what: 'answer for the TLS ticket keys' });
+  if (!reply.keys) return false;
+  const key = Buffer.from(reply.keys, 'base64');
+  server.setTicketKeys(key);
+  key.fill(0);
+  keyedServers.add(server);
+  server.once('close', () => keyedServers.delete(server));
+  return true;
 }
 
 /** A slot socket the supervisor lent: its handle, the port it is bound to, and how to give it back. */
@@ -108,31 +83,14 @@ function releaser(where: { address: string; port: number; ipv6Only: boolean }): 
 }
 
 /** Asks the primary for this slot's socket on address:port; resolves with the handle it lends. */
-export function borrowSlotSocket(
+export async function borrowSlotSocket(
   target: { address: string; port: number; ipv6Only: boolean; group: string | false },
   timeoutMs = 10_000,
 ): Promise<LentSocket> {
-  const seq = nextSequence();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      channel.off('internalMessage', onMessage);
-      reject(new Error(`reuseport: the supervisor did not lend a socket within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMessage = (message: unknown, handle: unknown) => {
-      const reply = message as SlotReply;
-      if (!isSupervisorMessage(reply) || reply.act !== 'slot-reply' || reply.seq !== seq) return;
-      clearTimeout(timer);
-      channel.off('internalMessage', onMessage);
-      if (reply.error || !handle) {
-        reject(Object.assign(new Error(reply.error?.message ?? 'the supervisor lent no socket'), reply.error));
-        return;
-      }
-      const port = reply.port ?? target.port;
-      resolve({ handle: handle as TcpHandle, port, steering: reply.steering, release: releaser({ address: target.address, port, ipv6Only: target.ipv6Only }) });
-    };
-    channel.on('internalMessage', onMessage);
-    toPrimary(supervisorMessage({ act: 'slot', seq, ...target }));
-  });
+  const { reply, handle } = await request({ act: 'slot', ...target }, timeoutMs, { who: 'the supervisor', what: 'lend a socket' });
+  if (reply.error || !handle) throw reviveError(reply.error, 'the supervisor lent no socket');
+  const port = reply.port ?? target.port;
+  return { handle: handle as TcpHandle, port, steering: reply.steering, release: releaser({ address: target.address, port, ipv6Only: target.ipv6Only }) };
 }
 
 const servers = new Set<net.Server>();
@@ -216,16 +174,14 @@ function giveBack(slot: number): void {
   loans.delete(slot);
 }
 
-function onSupervisorMessage(message: unknown, handle: unknown): void {
-  const order = message as SupervisorMessage;
-  if (!isSupervisorMessage(order)) return;
-  if (order.act === 'lend') {
+// What the supervisor tells this worker, by act (replies to requests are taken by request()).
+const orders: Handlers<PrimaryMessage, [unknown]> = {
+  lend: (order, handle) => {
     if (handle) borrow(order.slot, order.port, handle);
-  } else if (order.act === 'ping') {
-    report();
-  } else if (order.act === 'recall') {
-    giveBack(order.slot);
-  } else if (order.act === 'drain') {
+  },
+  ping: () => report(),
+  recall: (order) => giveBack(order.slot),
+  drain: (order) => {
     startDraining('the supervisor replaces or stops this worker (a reload, an upgrade or a shutdown)');
     // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
     for (const slot of [...loans.keys()]) giveBack(slot);
@@ -233,7 +189,11 @@ function onSupervisorMessage(message: unknown, handle: unknown): void {
     Promise.all([...servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
       toPrimary(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
     });
-  }
+  },
+};
+
+function onSupervisorMessage(message: unknown, handle: unknown): void {
+  if (isSupervisorMessage(message)) dispatch(orders, message as PrimaryMessage, handle);
 }
 
 function start(supervision: Supervision): void {
@@ -246,8 +206,7 @@ function start(supervision: Supervision): void {
 
 /** Tells the supervisor that a listen failed, so startCluster() or reload() rejects with the real error. */
 export function reportListenFailure(error: unknown, supervision: Supervision): void {
-  const { message, code, errno, syscall, address, port } = error as Error & Record<string, never>;
-  toPrimary(supervisorMessage({ act: 'failed', slot: supervision.slot, error: { message, code, errno, syscall, address, port } }));
+  toPrimary(supervisorMessage({ act: 'failed', slot: supervision.slot, error: serializeError(error) }));
 }
 
 /** Registers a listening server with the supervisor: drained on reload, fed by lent slots, announced to the primary. */

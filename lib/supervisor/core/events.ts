@@ -1,6 +1,6 @@
 // The supervisor's events, each name with what it carries: a misspelt name or a wrong payload does not
 // compile, in the supervisor's parts (which are given `EmitEvent`) or in an app's listeners.
-import type { CrashLoopEvent, ForeignSocketEvent, ForkEvent, ReloadFailure, ReloadResult, StallEvent, UpgradeEvent, WorkerExit } from './types';
+import type { CrashLoopEvent, ForeignSocketEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, StallEvent, UpgradeEvent, WorkerExit } from './types';
 
 /** A worker listens on a slot socket (a reload's new worker too). */
 export interface ListeningEvent {
@@ -33,6 +33,7 @@ export interface StallDetectionOffEvent {
 /** Every event a supervisor emits, and its arguments. */
 export interface SupervisorEventMap {
   fork: [ForkEvent];
+  'fork-failed': [ForkFailedEvent];
   listening: [ListeningEvent];
   exit: [WorkerExit];
   'slot-closed': [SlotClosedEvent];

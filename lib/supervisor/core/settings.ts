@@ -104,6 +104,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     minUptimeMs: positiveInteger(options.minUptimeMs, 'options.minUptimeMs', 1_000, 0),
     maxRestarts: positiveInteger(options.maxRestarts, 'options.maxRestarts', 16, 0),
     slotTimeoutMs: positiveInteger(options.slotTimeoutMs, 'options.slotTimeoutMs', 30_000),
+    maxSocketsPerWorker: positiveInteger(options.maxSocketsPerWorker, 'options.maxSocketsPerWorker', 64),
     stallThresholdMs: positiveInteger(options.stallThresholdMs, 'options.stallThresholdMs', 80, 0),
     stallReplaceMs: positiveInteger(options.stallReplaceMs, 'options.stallReplaceMs', 30_000, 0),
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 1_000),

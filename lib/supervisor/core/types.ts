@@ -21,6 +21,13 @@ export interface ForkEvent {
   stderr: import('node:stream').Readable | null;
 }
 
+/** The 'fork-failed' event: the slot's worker could not be forked (`spawn EMFILE`, `EAGAIN`); the slot is tried again with the restart back-off. */
+export interface ForkFailedEvent {
+  slot: number;
+  code: string | undefined;
+  message: string;
+}
+
 /** Options of startCluster. */
 export interface StartClusterOptions {
   /** The worker script; it calls listenReusePort as usual. */
@@ -84,6 +91,13 @@ export interface StartClusterOptions {
   maxDraining?: number;
   /** A slot not refilled within this long has its socket closed (its queue then goes to the other slots where the kernel migrates it); never with `sticky`. Default 30 s. */
   slotTimeoutMs?: number;
+  /**
+   * How many listening addresses one worker may have the primary hold sockets for: slot sockets lent to
+   * it (one per address and port it listens on; each costs the primary one socket per slot) and port
+   * reservations. Past it the worker's listen fails with ERR_REUSEPORT_TOO_MANY_SOCKETS, so an app
+   * that listens on ports without end cannot exhaust the primary's file descriptors. Default 64.
+   */
+  maxSocketsPerWorker?: number;
   /**
    * Stall protection (reuseport mode): a worker whose slot has connections waiting and that neither
    * accepts one (its progress cell, on Linux) nor answers the supervisor's ping for this long, or a

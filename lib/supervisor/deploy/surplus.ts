@@ -4,7 +4,7 @@
 // other socket in the kernel's group. Where the port is not steered the kernel keeps sending to them,
 // so they stay lent for good.
 import type { Worker } from 'node:cluster';
-import { supervisorMessage } from '../../cluster/primary-link';
+import { supervisorMessage } from '../../cluster/ipc';
 import type { HandoverSlotSockets } from './slot-handover';
 import type { Slot, WorkerSlots } from '../slots/worker-slots';
 

@@ -3,7 +3,7 @@
 // starting, draining) has its slot's socket lent to a live worker until its own answers again; a worker
 // silent for too long is replaced. Nothing is closed, so nothing queued is lost. At rest nothing is sent.
 import type { Worker } from 'node:cluster';
-import { supervisorMessage } from '../../cluster/primary-link';
+import { supervisorMessage } from '../../cluster/ipc';
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import type { SlotSockets } from '../slots/slot-sockets';
@@ -73,11 +73,16 @@ export class StallGuard {
   beat(worker: Worker, accepted: Record<string, number>): void {
     this.heard(worker);
     const last = this.#lastAccepted.get(worker) ?? {};
+    // Counts only grow: a smaller one (a worker that says less than before) adds nothing, and the
+    // larger is kept, so a counter never goes down.
+    const kept: Record<string, number> = { ...last };
     for (const [index, total] of Object.entries(accepted)) {
       const target = this.#workers.slots[Number(index)];
-      if (target) target.accepted += total - (last[index] ?? 0);
+      const added = total - (last[index] ?? 0);
+      if (target && added > 0) target.accepted += added;
+      kept[index] = Math.max(total, last[index] ?? 0);
     }
-    this.#lastAccepted.set(worker, accepted);
+    this.#lastAccepted.set(worker, kept);
   }
 
   /** A worker is gone: what it borrowed goes back, and its slot (and those) are lent at once. */

@@ -187,6 +187,19 @@ export class SlotSockets {
     group.steering = { ...group.steering, enabled: true, sticky: true, reason: steeringReason(true, 0, 'sticky') };
   }
 
+  /** How many groups are lent to `holder` and not given back (maxSocketsPerWorker counts them). */
+  heldBy(holder: Holder): number {
+    let held = 0;
+    for (const group of this.groups.values()) if (group.holders.has(holder)) held += 1;
+    return held;
+  }
+
+  /** Whether the group `request` names (port 0: the one chosen for it) is lent to `holder` already. */
+  holds(holder: Holder, request: SlotRequest): boolean {
+    const port = request.port === 0 ? this.chosenPorts.get(`${request.address}|0|${request.ipv6Only}`) : request.port;
+    return this.groups.get(`${request.address}|${port}|${request.ipv6Only}`)?.holders.has(holder) ?? false;
+  }
+
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
   get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
     const wildcardKey = groupKey(request.address, request.port, request.ipv6Only);

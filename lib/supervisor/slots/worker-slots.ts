@@ -4,22 +4,26 @@
 // pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
-import { type SupervisorMessage, isSupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
+import { type BeatMessage, type Handlers, type KeysRequest, type PrimaryMessage, type ReleaseMessage, type SlotRequest, type WorkerMessage, dispatch, isSupervisorMessage, onInternalMessage, reviveError, supervisorMessage } from '../../cluster/ipc';
+import { checkWorkerMessage, refusal, warnBadMessage } from '../../cluster/ipc-validate';
 import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { CrashLoopEvent, ForkEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
+import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
+
+/** What a worker asks of the supervisor's other parts (checked: see ipc-validate.ts). */
+export type SupervisorRequest = SlotRequest | KeysRequest | ReleaseMessage | BeatMessage;
 
 /** What the other parts of the supervisor do when a worker speaks or leaves. */
 export interface WorkerSlotHooks {
   emit: EmitEvent;
   /** A worker asks for its slot's socket ('slot') or the TLS ticket keys ('keys-request'), gives a socket back ('release'), or sends its accept counts ('beat', also its answer to a ping). */
-  onRequest(worker: Worker, slot: Slot, message: SupervisorMessage): void;
+  onRequest(worker: Worker, slot: Slot, message: SupervisorRequest): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
   /** A worker is gone. */
@@ -35,6 +39,8 @@ interface Waiter {
   /** `destroyed`: connections the worker's drain had to cut at its timeout. */
   drained: (destroyed: number) => void;
   failed?: (error: Error) => void;
+  /** The fork itself failed: no process, and no 'exit' to come. */
+  forkFailed?: (error: Error) => void;
 }
 
 /** The slots and their workers. */
@@ -166,13 +172,25 @@ export class WorkerSlots {
           clearTimeout(failedGrace);
           worker.off('exit', exitedEarly);
           worker.off('listening', onClusterListen);
+          // A listen that fails later (another server of the app) is the app's to handle, not a failed start.
+          const waiter = this.#waiters.get(worker);
+          if (waiter) waiter.failed = undefined;
           resolve();
         },
         failed,
+        forkFailed: (error) => {
+          clearTimeout(timer);
+          clearTimeout(notSlot);
+          clearTimeout(failedGrace);
+          worker.off('exit', exitedEarly);
+          worker.off('listening', onClusterListen);
+          reject(error);
+        },
         drained: () => undefined,
       });
     });
-    worker.process.on('internalMessage' as 'message', (message: unknown) => this.#onMessage(worker, slot, message));
+    worker.on('error', (error: NodeJS.ErrnoException) => this.#onWorkerError(worker, slot, error));
+    onInternalMessage(worker.process, (message) => this.#onMessage(worker, slot, message));
     worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(worker, slot, code, signal));
     return { worker, listening };
   }
@@ -185,12 +203,27 @@ export class WorkerSlots {
     await listening;
   }
 
+  // A worker's message, checked before anything acts on it (its app may send anything): a malformed
+  // request gets a coded error reply, anything else malformed a warning (rate-limited), never a throw.
   #onMessage(worker: Worker, slot: Slot, raw: unknown): void {
-    if (!isSupervisorMessage(raw)) return;
-    const message = raw as SupervisorMessage;
-    if (message.act === 'slot' || message.act === 'beat' || message.act === 'keys-request' || message.act === 'release') {
-      this.#hooks.onRequest(worker, slot, message);
-    } else if (message.act === 'listening') {
+    // Reservations are setupPrimary's (cluster/setup-primary.ts), which checks them itself.
+    if (!isSupervisorMessage(raw) || raw.act === 'reserve') return;
+    const checked = checkWorkerMessage(raw, { slots: this.slots.length });
+    if (checked.ok) {
+      dispatch(this.#fromWorker, checked.message, worker, slot);
+      return;
+    }
+    const reply = refusal(checked);
+    if (reply) this.send(worker, reply);
+    else warnBadMessage(worker, checked, `, slot ${slot.index}`);
+  }
+
+  readonly #fromWorker: Handlers<WorkerMessage, [Worker, Slot]> = {
+    slot: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    beat: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    'keys-request': (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    release: (message, worker, slot) => this.#hooks.onRequest(worker, slot, message),
+    listening: (message, worker, slot) => {
       this.#listened.add(worker);
       // Again, now that every thread it starts at boot exists (one started before the first pin).
       this.#pin(worker, slot);
@@ -200,14 +233,12 @@ export class WorkerSlots {
       this.#waiters.get(worker)?.listening();
       this.#hooks.onListening(worker, slot);
       this.#hooks.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
-    } else if (message.act === 'failed') {
-      const { message: text, ...fields } = message.error;
-      const error = Object.assign(new Error(`${text} (worker pid ${worker.process.pid}, slot ${slot.index})`), fields);
-      this.#waiters.get(worker)?.failed?.(error);
-    } else if (message.act === 'drained') {
-      this.#waiters.get(worker)?.drained(message.destroyed);
-    }
-  }
+    },
+    failed: (message, worker, slot) => {
+      this.#waiters.get(worker)?.failed?.(reviveError(message.error, 'listen failed', ` (worker pid ${worker.process.pid}, slot ${slot.index})`));
+    },
+    drained: (message, worker) => this.#waiters.get(worker)?.drained(message.destroyed),
+  };
 
   // CPU-local mode: pins every thread of the slot's worker to the slot's CPU; a failure (a cpuset
   // that no longer has the CPU, a sandbox that forbids it) is a warning, not a crash.
@@ -225,7 +256,22 @@ export class WorkerSlots {
     }
   }
 
-  #onExit(worker: Worker, slot: Slot, code: number | null, signal: string | null): void {
+  // A Worker's 'error'. A fork that failed (spawn EMFILE or EAGAIN: the worker has no pid, and no
+  // 'exit' follows) is a failed start of its slot, restarted with the back-off; any other (a signal
+  // or a send that failed) a warning. Without a listener, either was an exception in the primary.
+  #onWorkerError(worker: Worker, slot: Slot, error: NodeJS.ErrnoException): void {
+    if (worker.process.pid !== undefined) {
+      process.emitWarning(`reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}): ${error.message}`, { code: 'REUSEPORT_WORKER_ERROR' });
+      return;
+    }
+    // node:cluster drops a worker at its 'exit', which never comes for one that was not spawned.
+    if (cluster.workers?.[worker.id] === worker) delete cluster.workers[worker.id];
+    this.#hooks.emit('fork-failed', { slot: slot.index, code: error.code, message: error.message } satisfies ForkFailedEvent);
+    this.#waiters.get(worker)?.forkFailed?.(Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }));
+    this.#onExit(worker, slot, null, null, false);
+  }
+
+  #onExit(worker: Worker, slot: Slot, code: number | null, signal: string | null, forked = true): void {
     const expected = this.#leaving.has(worker) || this.#closing;
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
@@ -233,7 +279,7 @@ export class WorkerSlots {
     this.#board?.release(worker);
     this.#hooks.onExit(worker);
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
-    this.#hooks.emit('exit', exit);
+    if (forked) this.#hooks.emit('exit', exit);
     if (slot.worker !== worker) return;
     slot.worker = undefined;
     if (expected) return;
@@ -241,7 +287,7 @@ export class WorkerSlots {
     // One that comes within minUptimeMs of the start (listened or not), or before the worker
     // listened, is one more in a row; a worker that lived longer starts the count again.
     const lived = performance.now() - (this.#forkedAt.get(worker) ?? 0);
-    slot.life.failures = lived < this.#settings.minUptimeMs || !slot.ready ? slot.life.failures + 1 : 0;
+    slot.life.failures = lived < this.#settings.minUptimeMs || !slot.ready || !forked ? slot.life.failures + 1 : 0;
     if (slot.life.failures > this.#settings.maxRestarts) {
       slot.life.fire('give-up');
       this.#announceCrashLoop(slot, exit);
@@ -317,7 +363,7 @@ export class WorkerSlots {
   }
 
   /** Sends over IPC; a worker that is gone cannot be told anything, and its exit is handled elsewhere. */
-  send(worker: Worker, message: SupervisorMessage, handle?: unknown): void {
+  send(worker: Worker, message: PrimaryMessage, handle?: unknown): void {
     if (!worker.isConnected()) return;
     const ignore = () => undefined;
     if (handle) worker.process.send(message as never, handle as never, {}, ignore);
