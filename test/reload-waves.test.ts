@@ -1,7 +1,7 @@
 // How a reload cuts the slots into waves: the canary (slot 0) alone, then as many slots at once as
 // maxDraining leaves room for beside the old workers still draining, never fewer than one.
 import { describe, expect, it } from 'vitest';
-import { reloadWaveSize } from '../lib/supervisor/slots/worker-slots';
+import { reloadWaveSize } from '../lib/supervisor/slots/reload';
 
 describe('reloadWaveSize', () => {
   it.each([

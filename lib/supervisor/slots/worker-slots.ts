@@ -1,6 +1,6 @@
-// The worker slots' lifecycle: forking a slot's worker and waiting for it to listen, replacing one
+// The worker slots' lifecycle: forking a slot's worker (its start watched in start-watch.ts), replacing one
 // that dies (with a growing delay; a slot whose workers keep dying young stops: a crash loop),
-// replacing every one in a reload (old ones draining side by side), draining and stopping one, and
+// replacing every one in a reload (reload.ts: a canary, then waves), draining and stopping one, and
 // pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
@@ -12,7 +12,9 @@ import type { ProgressBoard } from './progress-board';
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
-import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, WorkerExit } from '../core/types';
+import { type StartWatch, watchStart } from './start-watch';
+import { replaceAll } from './reload';
+import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, ReloadResult, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 
@@ -35,17 +37,13 @@ export interface WorkerSlotHooks {
 }
 
 interface Waiter {
-  listening: () => void;
+  /** Its start, until it listened, exited or failed. */
+  start?: StartWatch;
   /** `destroyed`: connections the worker's drain had to cut at its timeout. */
   drained: (destroyed: number) => void;
-  failed?: (error: Error) => void;
-  /** The fork itself failed: no process, and no 'exit' to come. */
-  forkFailed?: (error: Error) => void;
 }
 
-/** The slots and their workers. */
-/** How long a worker that listened through node:cluster's primary (without the hook) has to listen on a slot. */
-export const NOT_A_SLOT_MS = 2_000;
+export { NOT_A_SLOT_MS } from './start-watch';
 /**
  * The longest wait before restarting a slot whose workers keep dying: the delay doubles from
  * restartDelayMs up to this. With the default maxRestarts (16), an app that boots and dies at once
@@ -111,88 +109,19 @@ export class WorkerSlots {
     this.#slotOf.set(worker, slot.index);
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
     this.#pin(worker, slot);
-    const listening = new Promise<void>((resolve, reject) => {
-      const who = `the worker for slot ${slot.index} (pid ${worker.process.pid})`;
-      // What the worker listened on through node:cluster's primary instead of a slot, if anything.
-      let elsewhere: string | undefined;
-      let notSlot: NodeJS.Timeout | undefined;
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        clearTimeout(notSlot);
-        clearTimeout(failedGrace);
-        worker.off('exit', exitedEarly);
-        worker.off('listening', onClusterListen);
-        reject(error);
+    const start = watchStart(worker, {
+      who: `the worker for slot ${slot.index} (pid ${worker.process.pid})`,
+      readyTimeoutMs: this.#settings.readyTimeoutMs,
+      register: this.#settings.register,
+      stop: () => {
         this.stop(worker).catch(() => undefined);
-      };
-      const timer = setTimeout(() => {
-        const through = elsewhere ? `; it listened only on ${elsewhere} through node:cluster's primary (a port-0 listen, or one that did not reach the slot socket)` : '';
-        fail(new Error(`reuseport: ${who} did not listen on a slot socket within ${this.#settings.readyTimeoutMs} ms${through}`));
-      }, this.#settings.readyTimeoutMs);
-      // node:cluster's 'listening' also follows every slot listen (the worker sends it after the slot's);
-      // one that comes first is a listen the primary serves.
-      const onClusterListen = (address: { address?: string | null; port?: number; addressType?: number | string }) => {
-        if (address.addressType !== 4 && address.addressType !== 6) return;
-        elsewhere ??= `${address.address ?? '::'}:${address.port}`;
-        // Without the hook, an app's server.listen(port) never reaches a slot: say so soon.
-        if (this.#settings.register || notSlot) return;
-        notSlot = setTimeout(() => {
-          fail(
-            new Error(
-              `reuseport: ${who} listened on ${elsewhere} through node:cluster's primary, not on a slot socket, and no slot listen followed ` +
-                `within ${NOT_A_SLOT_MS} ms: with register: false (--no-register) its server.listen() is Node's own. Start it with the hook ` +
-                '(the default), or call listenReusePort(server, port) in the app.',
-            ),
-          );
-        }, NOT_A_SLOT_MS);
-      };
-      worker.on('listening', onClusterListen);
-      // A listen that failed: the app may handle it and listen again (get-port probes address after
-      // address and takes EINVAL and EADDRNOTAVAIL in its stride), so the start fails with it only if
-      // no slot listen follows soon, or the worker exits first.
-      let failure: Error | undefined;
-      let failedGrace: NodeJS.Timeout | undefined;
-      const failed = (error: Error) => {
-        failure = error;
-        clearTimeout(failedGrace);
-        failedGrace = setTimeout(() => fail(error), NOT_A_SLOT_MS);
-      };
-      const exitedEarly = (code: number | null, signal: string | null) => {
-        clearTimeout(timer);
-        clearTimeout(notSlot);
-        clearTimeout(failedGrace);
-        worker.off('listening', onClusterListen);
-        reject(failure ?? new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`));
-      };
-      worker.once('exit', exitedEarly);
-      this.#waiters.set(worker, {
-        listening: () => {
-          clearTimeout(timer);
-          clearTimeout(notSlot);
-          clearTimeout(failedGrace);
-          worker.off('exit', exitedEarly);
-          worker.off('listening', onClusterListen);
-          // A listen that fails later (another server of the app) is the app's to handle, not a failed start.
-          const waiter = this.#waiters.get(worker);
-          if (waiter) waiter.failed = undefined;
-          resolve();
-        },
-        failed,
-        forkFailed: (error) => {
-          clearTimeout(timer);
-          clearTimeout(notSlot);
-          clearTimeout(failedGrace);
-          worker.off('exit', exitedEarly);
-          worker.off('listening', onClusterListen);
-          reject(error);
-        },
-        drained: () => undefined,
-      });
+      },
     });
+    this.#waiters.set(worker, { start, drained: () => undefined });
     worker.on('error', (error: NodeJS.ErrnoException) => this.#onWorkerError(worker, slot, error));
     onInternalMessage(worker.process, (message) => this.#onMessage(worker, slot, message));
     worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(worker, slot, code, signal));
-    return { worker, listening };
+    return { worker, listening: start.listening };
   }
 
   /** Forks the slot's worker and waits until it listens. */
@@ -230,12 +159,12 @@ export class WorkerSlots {
       // The slot's own worker serves; a reload's new worker listens beside it until it is adopted.
       if (slot.worker === worker && slot.life.state === 'starting') slot.life.fire('listen');
       if (message.port > 0) this.#ports.add(message.port);
-      this.#waiters.get(worker)?.listening();
+      this.#waiters.get(worker)?.start?.listened();
       this.#hooks.onListening(worker, slot);
       this.#hooks.emit('listening', { slot: slot.index, pid: worker.process.pid, port: message.port });
     },
     failed: (message, worker, slot) => {
-      this.#waiters.get(worker)?.failed?.(reviveError(message.error, 'listen failed', ` (worker pid ${worker.process.pid}, slot ${slot.index})`));
+      this.#waiters.get(worker)?.start?.failed(reviveError(message.error, 'listen failed', ` (worker pid ${worker.process.pid}, slot ${slot.index})`));
     },
     drained: (message, worker) => this.#waiters.get(worker)?.drained(message.destroyed),
   };
@@ -267,7 +196,7 @@ export class WorkerSlots {
     // node:cluster drops a worker at its 'exit', which never comes for one that was not spawned.
     if (cluster.workers?.[worker.id] === worker) delete cluster.workers[worker.id];
     this.#hooks.emit('fork-failed', { slot: slot.index, code: error.code, message: error.message } satisfies ForkFailedEvent);
-    this.#waiters.get(worker)?.forkFailed?.(Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }));
+    this.#waiters.get(worker)?.start?.forkFailed(Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }));
     this.#onExit(worker, slot, null, null, false);
   }
 
@@ -347,7 +276,7 @@ export class WorkerSlots {
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     const drained = new Promise<number>((resolve) => {
       const waiter = this.#waiters.get(worker);
-      this.#waiters.set(worker, { ...waiter, listening: waiter?.listening ?? (() => undefined), drained: resolve });
+      this.#waiters.set(worker, { ...waiter, drained: resolve });
     });
     this.send(worker, supervisorMessage({ act: 'drain', timeoutMs: this.#settings.drainTimeoutMs }));
     const bound = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms).unref());
@@ -370,102 +299,14 @@ export class WorkerSlots {
     else worker.process.send(message as never, ignore);
   }
 
-  /**
-   * Replaces every worker: a canary first (slot 0's new worker listens and lives minUptimeMs from its
-   * start before its old one drains), then the other slots in waves, every new worker of a wave
-   * started at once and each living minUptimeMs before its own old worker drains; so a reload takes
-   * about two minUptimeMs plus start-up, whatever the count. maxDraining caps the extra processes
-   * alive at once (new workers waiting plus old ones draining), so it caps a wave: 1 is one slot at
-   * a time. A new worker that does not start or dies within minUptimeMs leaves its slot's old worker
-   * serving and stops the reload after its wave (ERR_REUSEPORT_RELOAD_FAILED, naming the slots); the
-   * wave's other slots keep their new workers. Resolves once every old worker is gone, with what
-   * their drains cut.
-   */
-  async replaceAll(): Promise<ReloadResult> {
-    const drains: Promise<{ pid: number; cut: number; killed: boolean }>[] = [];
-    const draining = new Set<Promise<unknown>>();
-    const finish = async (): Promise<ReloadResult> => {
-      const results = await Promise.all(drains);
-      return {
-        pids: this.pids,
-        cut: results.reduce((sum, result) => sum + result.cut, 0),
-        killed: results.flatMap((result) => (result.killed ? [result.pid] : [])),
-      };
-    };
-    const drainOld = (old: Worker) => {
-      const pid = old.process.pid ?? 0;
-      const drain = this.stop(old).then((result) => ({ pid, ...result }));
-      const tracked = drain.finally(() => draining.delete(tracked));
-      draining.add(tracked);
-      drains.push(drain);
-    };
-    let next = 0;
-    while (next < this.slots.length && !this.#closing) {
-      while (draining.size >= this.#settings.maxDraining) await Promise.race(draining);
-      const size = reloadWaveSize({ next, slots: this.slots.length, maxDraining: this.#settings.maxDraining, draining: draining.size });
-      const wave = this.slots.slice(next, next + size);
-      next += size;
-      const outcomes = await Promise.all(wave.map((slot) => this.#startReplacement(slot)));
-      const failures: Error[] = [];
-      outcomes.forEach((outcome, i) => {
-        const slot = wave[i] as Slot;
-        if (outcome instanceof Error) {
-          failures.push(asReloadFailure(outcome, slot));
-          return;
-        }
-        // The supervisor began to close meanwhile: the new worker goes with the others.
-        if (!slot.life.can('adopt')) {
-          this.stop(outcome).catch(() => undefined);
-          return;
-        }
-        // Adopted: the slot serves with it, a stopped one restarts again (its crash count from zero).
-        const old = slot.worker;
-        slot.worker = outcome;
-        slot.life.fire('adopt');
-        if (old) drainOld(old);
-      });
-      if (failures.length > 0) {
-        // The drains under way still end (they are not awaited by a failed reload).
-        void finish();
-        throw waveFailure(failures, wave, next < this.slots.length);
-      }
-    }
-    return finish();
+  /** Replaces every worker: a canary, then waves (see reload.ts). */
+  replaceAll(): Promise<ReloadResult> {
+    return replaceAll(this, this.#settings);
   }
 
-  // One slot's new worker in a reload: forked, listening, and alive minUptimeMs from its start; or the error why not.
-  async #startReplacement(slot: Slot): Promise<Worker | Error> {
-    try {
-      const forked = this.fork(slot);
-      await forked.listening;
-      await this.#livesMinUptime(forked.worker, slot);
-      return forked.worker;
-    } catch (error) {
-      return error as Error;
-    }
-  }
-
-  // A reload's new worker must live minUptimeMs from its start before the old one drains (it throws a ReloadFailure).
-  async #livesMinUptime(worker: Worker, slot: Slot): Promise<void> {
-    const left = this.#settings.minUptimeMs - (performance.now() - (this.#forkedAt.get(worker) ?? 0));
-    if (left > 0 && !worker.isDead()) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done() {
-          clearTimeout(timer);
-          worker.off('exit', done);
-          resolve();
-        }
-        worker.once('exit', done);
-      });
-    }
-    if (!worker.isDead()) return;
-    const { exitCode, signalCode } = worker.process;
-    const error = new Error(
-      `reuseport: the reload stopped at slot ${slot.index}: its new worker (pid ${worker.process.pid}) exited (${signalCode ?? exitCode}) ` +
-        `within minUptimeMs (${this.#settings.minUptimeMs} ms) of its start; slot ${slot.index} and the slots after it keep their old workers`,
-    );
-    throw Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: slot.index, slots: [slot.index], pid: worker.process.pid }) as ReloadFailure;
+  /** When a worker was forked (monotonic ms): a death within minUptimeMs of it is a crash. */
+  forkedAt(worker: Worker): number | undefined {
+    return this.#forkedAt.get(worker);
   }
 
   /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
@@ -479,43 +320,4 @@ export class WorkerSlots {
       killed: workers.flatMap((worker, i) => (results[i]?.killed && worker.process.pid ? [worker.process.pid] : [])),
     };
   }
-}
-
-// A new worker that did not start: the reload's error says where it stopped, and keeps the worker's own error as its cause.
-function asReloadFailure(error: Error, slot: Slot): ReloadFailure {
-  if ((error as Partial<ReloadFailure>).code === 'ERR_REUSEPORT_RELOAD_FAILED') return error as ReloadFailure;
-  const failure = new Error(
-    `reuseport: the reload stopped at slot ${slot.index}: its new worker did not start (${error.message}); slot ${slot.index} and the slots after it keep their old workers`,
-    { cause: error },
-  );
-  return Object.assign(failure, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slot.index, slots: [slot.index], pid: undefined });
-}
-
-/**
- * How many slots a reload's next wave replaces at once: the first slot alone (the canary), then as
- * many as maxDraining leaves room for beside the old workers still draining (at least one).
- */
-export function reloadWaveSize(state: { next: number; slots: number; maxDraining: number; draining: number }): number {
-  const left = state.slots - state.next;
-  if (left <= 0) return 0;
-  if (state.next === 0) return 1;
-  return Math.max(1, Math.min(left, state.maxDraining - state.draining));
-}
-
-// A wave's failures as one error: a wave of one keeps its slot's own error; a wider wave names every
-// failed slot (the wave's other slots kept their new workers) and keeps the first error as its cause.
-function waveFailure(failures: Error[], wave: Slot[], more: boolean): ReloadFailure {
-  const first = failures[0] as ReloadFailure;
-  if (wave.length === 1) return first;
-  const slots = failures.map((failure) => (failure as ReloadFailure).slot);
-  const passed = wave.length - slots.length;
-  const error = new Error(
-    `reuseport: the reload stopped after the wave of slots ${wave[0]?.index}-${wave.at(-1)?.index}: the new workers of slot${slots.length > 1 ? 's' : ''} ` +
-      `${slots.join(', ')} did not start or died within minUptimeMs (first: ${first.message.replace(/^reuseport: /, '')}); ` +
-      `${slots.length > 1 ? 'those slots keep' : 'that slot keeps'} ${slots.length > 1 ? 'their' : 'its'} old worker${slots.length > 1 ? 's' : ''}` +
-      `${passed > 0 ? `, the wave's other ${passed} slot${passed > 1 ? 's' : ''} kept ${passed > 1 ? 'their' : 'its'} new worker${passed > 1 ? 's' : ''}` : ''}` +
-      `${more ? ', and the slots after the wave keep their old workers' : ''}`,
-    { cause: first },
-  );
-  return Object.assign(error, { code: 'ERR_REUSEPORT_RELOAD_FAILED' as const, slot: slots[0] as number, slots, pid: first.pid });
 }
