@@ -10,5 +10,6 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    setupFiles: ['test/setup/own-tmp.ts'],
   },
 });
