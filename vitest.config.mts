@@ -14,8 +14,9 @@
 //             below: a new test/*.test.ts lands here, in every repeat, until it is classified.
 //
 // Files run in parallel, each with a temporary directory of its own (test/setup/own-tmp.ts). The
-// `serial` list runs after the others, one file at a time: files that proved timing-sensitive
-// beside others (say why next to each).
+// `serial` list (project `process-serial`, which CI selects with `process` as --project 'process*')
+// runs after the others, one file at a time: files that proved timing-sensitive beside others (say
+// why next to each).
 import { defineConfig } from 'vitest/config';
 
 const unit = [
