@@ -49,7 +49,10 @@ describe('worker output', () => {
     const ready = await runner.next((line) => line.event === 'ready');
     const workers = (/workers=([\d,]+)/.exec(ready.text ?? '')?.[1] ?? '').split(',').map(Number);
     for (const pid of workers) seen.add(pid);
-    await until('both stderr lines', () => (workers.every((pid) => runner.stderr().includes(`stderr line from ${pid}`)) ? true : undefined));
+    // stdout and stderr are two pipes: neither one's lines say the other's have arrived.
+    await until('both stderr and both stdout lines', () =>
+      workers.every((pid) => runner.stderr().includes(`stderr line from ${pid}`)) && runner.stdout().split(`listening on ${port}\n`).length === 3 ? true : undefined,
+    );
     for (const [slot, pid] of workers.entries()) {
       expect(runner.stdout()).toContain(`[${slot} ${pid}] listening on ${port}\n`);
       expect(runner.stderr()).toContain(`[${slot} ${pid}] stderr line from ${pid}\n`);

@@ -35,7 +35,9 @@ afterEach(async () => {
 const SOURCES = STICKY_SOURCES;
 
 async function start(options: object): Promise<{ fixture: Fixture; state: State }> {
-  const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', ...options })]);
+  // Stall protection at 5 s, not 80 ms, unless a test sets it: on a busy machine a worker starved of
+  // CPU for 80 ms would have its slot lent, and its clients answered by another worker.
+  const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', stallThresholdMs: 5_000, ...options })]);
   const state = await fixture.next<State>('ready', 20_000);
   for (const pid of state.pids) seenWorkers.add(pid);
   return { fixture, state };

@@ -263,7 +263,9 @@ describe('startCluster({ cpuLocal: true })', () => {
   }
 
   it.runIf(own.length >= 2)('pins each worker to its CPU, and each connection stays with the worker of the CPU that received it', async () => {
-    const { fixture, state } = await start({ workers: 2, cpuLocal: true });
+    // Stall protection at 5 s, not 80 ms: a worker starved of CPU for 80 ms on a busy machine would
+    // have its slot lent, and the connections its CPU received answered by the other worker.
+    const { fixture, state } = await start({ workers: 2, cpuLocal: true, stallThresholdMs: 5_000 });
     const cpus = own.slice(0, 2);
     expect(state.stats.map((s) => s.cpu)).toEqual(cpus);
     expect(state.steering[0]?.reason).toMatch(/^CPU-local/);

