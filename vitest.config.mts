@@ -20,18 +20,23 @@
 import { defineConfig } from 'vitest/config';
 
 const unit = [
+  'acquire',
   'build-files',
   'cli-parts',
   'decide',
   'drain-signal',
   'errno',
   'exclusive-advice',
+  'ipc',
   'layout',
   'options',
   'plan',
   'progress',
+  'reload-waves',
+  'slot-lifecycle',
   'stall-guard',
   'status',
+  'supervisor-events',
 ];
 const tools = ['bench', 'bench-tls', 'bench-udp', 'socketio', 'sticky', 'systemd-harness'];
 const addon = ['accept-queue-short', 'affinity', 'bad-input', 'binding', 'facts', 'fuzz', 'slot-sockets', 'steering'];
