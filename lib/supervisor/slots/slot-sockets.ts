@@ -7,125 +7,26 @@
 // client's address), and none to a socket of another app that joins the group later. With sticky,
 // the steering cannot end: a group that cannot be steered, or a program that cannot be attached, is
 // an error when the group opens, and no slot's socket is closed before the supervisor closes.
+// Its parts: socket-group.ts (a group's sockets, its key, binding and wrapping them), queue-reader.ts
+// (the accept queues), steering-reason.ts and steering.ts (what the programs do, and why not).
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from '../../binding';
-import { explainListenError, modeUnsupported } from '../../errors';
-import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../../ports/ownership';
+import { modeUnsupported } from '../../errors';
+import { overlaps } from '../../ports/ownership';
 import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holders';
-import type { SteeringState } from '../core/types';
 import { slotsByCpu } from './affinity';
 import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
-import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
+import { type QueueSource, QueueReader } from './queue-reader';
+import { type BoundSocket, type Holder, type SlotRequest, type SlotSocket, type SocketGroup, bindSockets, groupKey, wrapSocket } from './socket-group';
+import type { SteeringState } from '../core/types';
+import { type SteeringKind, steeringReason } from './steering-reason';
 
-/** The key of the group of sockets on one address and port (port 0: the one a first request chose). */
-export function groupKey(address: string, port: number, ipv6Only: boolean): string {
-  return `${address}|${port}|${ipv6Only}`;
-}
+export { type QueueSource, chooseQueueSource, queueSourceReason } from './queue-reader';
+export { type Holder, type SlotRequest, type SlotSocket, type SocketGroup, groupKey } from './socket-group';
+export { type SteeringKind, steeringReason } from './steering-reason';
 
-/** One lent socket: its libuv handle in the primary (to send) and where it is bound. */
-export interface SlotSocket {
-  handle: TcpHandle;
-  fd: number;
-  inode: string;
-  address: string;
-  port: number;
-  ipv6Only: boolean;
-  unregister: () => void;
-}
-
-/** What a worker asks for: the slot's socket on address:port (0 = the port the first slot got). */
-export interface SlotRequest {
-  address: string;
-  port: number;
-  ipv6Only: boolean;
-  /** The worker's sharing group; false: no ownership check. */
-  group: string | false;
-}
-
-/** The slot sockets on one address and port, in slot order. */
-export interface SocketGroup {
-  address: string;
-  port: number;
-  ipv6Only: boolean;
-  /** By slot; undefined once a slot's socket was closed. */
-  sockets: (SlotSocket | undefined)[];
-  steering: SteeringState;
-  /** The allowed slots of the program attached now ("0,2"), if any. */
-  attached: string | undefined;
-  /** What the workers asked for (the group's key) and the sharing group the sockets are registered to. */
-  requested: { address: string; port: number };
-  sharing: string | false;
-  /** Whether a worker asked for it (adopted groups may be of a port no worker listens on). */
-  used: boolean;
-  /** The workers it was lent to that have not given it back (see giveBack). */
-  holders: Set<Holder>;
-  /**
-   * The slots whose workers asked for it (listen there): steering sends new connections only to
-   * their sockets, so a port only some workers listen on (an admin port of slot 0, a port per worker)
-   * never queues a connection where no worker accepts.
-   */
-  wanted: Set<number>;
-}
-
-/** Who a socket is lent to: a worker, which may have died since. */
-export interface Holder {
-  isDead(): boolean;
-}
-
-const BACKLOG = 511;
 // An index past the end of the group: the kernel then picks by its own hash, as with no program.
 const NO_STEERING = [0x06, 0, 0, 0xffffffff];
-
-/** Which program a supervisor's groups get: by a hash of address and port, by CPU, or by the client's address. */
-export type SteeringKind = 'hash' | 'cpu-local' | 'sticky';
-
-/** What the steering on one address does, or why there is none (pure). */
-export function steeringReason(steerable: boolean, othersFirst: number, kind: SteeringKind): string {
-  const cpuLocal = kind === 'cpu-local';
-  if (steerable && kind === 'sticky') {
-    return "sticky: a cBPF program on the SO_REUSEPORT group sends every new connection from one client address to one slot (a rendezvous hash of the address), none to a socket of another app that joins later";
-  }
-  if (steerable && cpuLocal) {
-    return 'CPU-local: each worker is pinned to one CPU, and a cBPF program on the SO_REUSEPORT group sends each new connection to the slot of the CPU that received it (SKF_AD_CPU), none to a socket of another app that joins later';
-  }
-  if (steerable) {
-    return "a cBPF program on the SO_REUSEPORT group sends new connections only to the slots' own sockets, none to a socket of another app that joins later";
-  }
-  const why =
-    process.platform !== 'linux'
-      ? 'no steering: classic BPF on SO_REUSEPORT groups is Linux only; stall protection lends the slot instead'
-      : `no steering: ${othersFirst} other listener(s) were on the port first, so the slots' places in the kernel's group are unknown`;
-  return cpuLocal ? `${why} (cpuLocal: the workers are pinned, but connections are not kept on their CPU)` : why;
-}
-
-/**
- * Where the supervisor reads a slot's accept queue: 'tcp-info' (getsockopt on the socket itself),
- * 'listeners' (the port's listener table: sock_diag, else /proc/net/tcp, by inode) or 'none'.
- */
-export type QueueSource = 'tcp-info' | 'listeners' | 'none';
-
-/**
- * Which source serves (pure): TCP_INFO unless it answered ENOTSUP (an answer too short to hold the
- * queue: qemu-user gives 4 bytes), then the listener table if it lists the socket, else none. Any
- * other TCP_INFO error (a socket not listening yet) decides nothing: undefined, ask again later.
- */
-export function chooseQueueSource(tcpInfoError: string | undefined, listed: boolean): QueueSource | undefined {
-  if (tcpInfoError === undefined) return 'tcp-info';
-  if (tcpInfoError !== 'ENOTSUP') return undefined;
-  return listed ? 'listeners' : 'none';
-}
-
-/** What a queue source means for stall detection, in the words of a worker's reasons (pure). */
-export function queueSourceReason(source: QueueSource | undefined): string {
-  switch (source) {
-    case 'listeners':
-      return "accept queues are read from the port's listener table (sock_diag, else /proc/net/tcp): TCP_INFO answers too short here";
-    case 'none':
-      return "stall detection is off: TCP_INFO answers too short here and the port's listener table does not list the slot sockets, so no accept queue can be read";
-    default:
-      return 'accept queues are read with TCP_INFO';
-  }
-}
 
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
@@ -143,15 +44,14 @@ export class SlotSockets {
   protected readonly cpuOfSlot: readonly number[] | undefined;
   // sticky: 'ip': what the sticky program hashes; undefined: not sticky.
   protected readonly sticky: StickyOptions | undefined;
-  // Decided on the first read that tells (chooseQueueSource), then kept.
-  #queueSource: QueueSource | undefined;
   // The slots steer() was last told of (every slot until then).
   #steered: number[] | undefined;
-  // The last listener-table read of each port (for the 'listeners' source).
-  readonly #tables = new Map<number, { at: number; sockets: ListeningSocket[] }>();
+  // Where accept queues are read from, and the reading.
+  readonly #queues: QueueReader;
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[], sticky?: StickyOptions) {
     this.binding = binding;
+    this.#queues = new QueueReader(binding);
     this.slotCount = slots;
     this.cpuOfSlot = cpuOfSlot;
     this.sticky = sticky;
@@ -230,51 +130,13 @@ export class SlotSockets {
   }
 
   // Binds `count` sockets (not listening yet), registers them and checks the port's other holders.
-  protected bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): { socket: NativeSocket; unregister: () => void }[] {
-    const bound: { socket: NativeSocket; unregister: () => void }[] = [];
-    const release = () => {
-      for (const { socket, unregister } of bound) {
-        unregister();
-        fs.closeSync(socket.fd);
-      }
-    };
-    try {
-      for (let i = 0; i < count; i++) {
-        let socket: NativeSocket;
-        try {
-          socket = this.binding.openListener({ address: request.address, port: bound[0]?.socket.port ?? port, ipv6Only: request.ipv6Only, listen: false });
-        } catch (error) {
-          throw explainListenError(error as Error);
-        }
-        const unregister = request.group === false ? () => undefined : registerSocket(socket.fd, request.group);
-        bound.push({ socket, unregister });
-      }
-      const first = bound[0]?.socket;
-      if (first && request.group !== false) {
-        // Bound, not listening: a holder without SO_REUSEPORT made the bind fail; one with it must be of the group.
-        const ours = new Set([...alsoOurs, ...bound.map(({ socket }) => String(fs.fstatSync(socket.fd).ino))]);
-        const foreign = foreignHolders(first.address, first.port, request.group, ours);
-        if (foreign.length > 0) throw foreignHolderError(foreign, first.address, first.port, request.group);
-      }
-      return bound;
-    } catch (error) {
-      release();
-      throw error;
-    }
+  protected bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): BoundSocket[] {
+    return bindSockets(this.binding, request, port, count, alsoOurs);
   }
 
   // Listens (if asked) and wraps a bound socket in the handle that is sent to workers.
-  protected wrap({ socket, unregister }: { socket: NativeSocket; unregister: () => void }, ipv6Only: boolean, listen: boolean): SlotSocket {
-    try {
-      if (listen) this.binding.listenSocket(socket.fd, BACKLOG);
-      const handle = tcpHandleFromFd(socket.fd, socket.address, socket.port);
-      const inode = String(fs.fstatSync(socket.fd).ino);
-      return { handle, fd: socket.fd, inode, address: socket.address, port: socket.port, ipv6Only, unregister };
-    } catch (error) {
-      unregister();
-      fs.closeSync(socket.fd);
-      throw error;
-    }
+  protected wrap(bound: BoundSocket, ipv6Only: boolean, listen: boolean): SlotSocket {
+    return wrapSocket(this.binding, bound, ipv6Only, listen);
   }
 
   #open(request: SlotRequest, port: number): SocketGroup {
@@ -416,48 +278,15 @@ export class SlotSockets {
 
   /** Where accept queues are read from; undefined until a read told (see chooseQueueSource). */
   queueSource(): QueueSource | undefined {
-    if (this.#queueSource === undefined) {
-      for (const group of this.groups.values()) {
-        const socket = group.sockets.find((entry) => entry !== undefined);
-        if (socket) this.queueDepth(group, socket);
-        if (this.#queueSource !== undefined) break;
-      }
-    }
-    return this.#queueSource;
+    return this.#queues.source([...this.groups.values()].flatMap((group) => {
+      const socket = group.sockets.find((entry) => entry !== undefined);
+      return socket ? [{ port: group.port, socket }] : [];
+    }));
   }
 
-  // One socket's accept queue from the source chosen (TCP_INFO, one getsockopt; else the port's
-  // listener table, which costs a sock_diag dump or a /proc/net/tcp read); undefined where unknown.
+  // One socket's accept queue (see QueueReader); undefined where unknown.
   protected queueDepth(group: SocketGroup, socket: SlotSocket): number | undefined {
-    if (this.#queueSource === undefined || this.#queueSource === 'tcp-info') {
-      try {
-        const { queued } = this.binding.acceptQueue(socket.fd);
-        this.#queueSource = 'tcp-info';
-        return queued;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
-        if (this.#queueSource === 'tcp-info' || code !== 'ENOTSUP') return undefined; // not listening yet, or closed
-        const listed = this.#listed(group, socket);
-        this.#queueSource = chooseQueueSource(code, listed !== undefined);
-        return listed;
-      }
-    }
-    return this.#queueSource === 'listeners' ? this.#listed(group, socket) : undefined;
-  }
-
-  // The port's listener table is read once per check, not once per slot: a read is reused for 5 ms.
-  #listed(group: SocketGroup, socket: SlotSocket): number | undefined {
-    const now = performance.now();
-    let table = this.#tables.get(group.port);
-    if (!table || now - table.at > 5) {
-      try {
-        table = { at: now, sockets: listeningSocketsOn(group.port) };
-      } catch {
-        return undefined;
-      }
-      this.#tables.set(group.port, table);
-    }
-    return table.sockets.find((entry) => entry.inode === socket.inode)?.queued;
+    return this.#queues.depth(group.port, socket);
   }
 
   /** A slot's sockets (one per address it serves). */
