@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { StatusReport } from '../supervisor/fleet/health';
-import { UsageError } from './start';
+import { UsageError } from './usage-error';
+
+export { PID_FILE_MAX_BYTES, readPidFile } from './pid-file';
 
 /** Where to ask: a health address, or the pid of the supervisor (from a pid file or given). */
 export type StatusTarget = { healthPort: number; healthHost: string } | { pid: number };
@@ -82,19 +84,6 @@ export function healthCandidates(pid: number, procRoot = '/proc', command = 'sta
   for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodes(child, procRoot)) own.delete(inode);
   const all = [...parseListeners(read(path.join(procRoot, 'net', 'tcp')), 4), ...parseListeners(read(path.join(procRoot, 'net', 'tcp6')), 6)];
   return all.filter((listener) => own.has(listener.inode));
-}
-
-/** The pid a pid file names. */
-export function readPidFile(file: string, command = 'status'): number {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UsageError(`reuseport ${command}: cannot read the pid file ${path.resolve(file)}`);
-  }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`reuseport ${command}: the pid file ${path.resolve(file)} holds no pid`);
-  return pid;
 }
 
 /** GET /status on host:port: the report, or undefined when nothing (or no reuseport health server) answers. */
