@@ -62,19 +62,43 @@ type PromClient = typeof import('prom-client');
 /** When this process started (ms since the epoch). */
 const STARTED_AT = Math.round(performance.timeOrigin);
 
+/**
+ * The health server's bounds against a flood: at most `maxExitWaiters` GET /exit requests held (past
+ * it: 503 at once, and the connection closed), and a request's head must arrive within
+ * `headersTimeoutMs` and the whole request within `requestTimeoutMs` (checked every
+ * `checkIntervalMs`). A request fully received is never timed out: a GET /exit is held until the
+ * drain ends, however long.
+ */
+export interface HealthLimits {
+  maxExitWaiters: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  checkIntervalMs: number;
+}
+
+/** A handful of `reuseport stop` callers at once is plenty; a flood beyond it costs no fd. */
+export const HEALTH_LIMITS: HealthLimits = { maxExitWaiters: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, checkIntervalMs: 1_000 };
+
 /** The health server of one supervisor. */
 export class HealthServer {
   readonly #server: http.Server;
   readonly #source: HealthSource;
+  readonly #limits: HealthLimits;
   #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
   /** GET /exit requests waiting for the end of the drain. */
   readonly #exitWaiters = new Set<http.ServerResponse>();
 
-  constructor(source: HealthSource) {
+  constructor(source: HealthSource, limits: HealthLimits = HEALTH_LIMITS) {
     this.#source = source;
-    this.#server = http.createServer((request, response) => this.#answer(request, response));
+    this.#limits = limits;
+    this.#server = http.createServer(
+      { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
+      (request, response) => this.#answer(request, response),
+    );
     // A balancer's checks come often; keeping their connections costs nothing here.
     this.#server.keepAliveTimeout = 5_000;
+    // No idle timeout: a held GET /exit waits for the end of the drain.
+    this.#server.timeout = 0;
   }
 
   /** The listening socket's fd (handed to a successor in an upgrade), once listening. */
@@ -144,6 +168,10 @@ export class HealthServer {
         slots: source.stats(),
       };
       this.#json(response, 200, report);
+    } else if (path === '/exit' && request.method === 'GET' && this.#exitWaiters.size >= this.#limits.maxExitWaiters) {
+      // A flood of held requests would hold as many fds: past the cap, answered at once and closed.
+      response.shouldKeepAlive = false;
+      this.#json(response, 503, { error: `${this.#exitWaiters.size} GET /exit requests wait already; try again` });
     } else if (path === '/exit' && request.method === 'GET') {
       // The head at once: the caller then knows its request is held before it signals the supervisor.
       response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).flushHeaders();
