@@ -99,6 +99,8 @@ export class HealthServer {
    * `reuseport status|reload|stop|upgrade` find among the supervisor's sockets as they find the health port.
    */
   #control: http.Server | undefined;
+  /** Whether the health server binds a non-loopback address (decided before it listens). */
+  #split = false;
   readonly #source: HealthSource;
   readonly #limits: HealthLimits;
   #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
@@ -108,7 +110,7 @@ export class HealthServer {
   constructor(source: HealthSource, limits: HealthLimits = HEALTH_LIMITS) {
     this.#source = source;
     this.#limits = limits;
-    this.#server = this.#newServer(() => this.#control === undefined);
+    this.#server = this.#newServer(() => !this.#split);
   }
 
   // `control()`: whether this server answers GET /status and /exit (asked per request).
@@ -145,8 +147,9 @@ export class HealthServer {
   async listen(port: number, host: string, handed?: number): Promise<number> {
     const reuse = handed !== undefined && handedMatches(handed, host, port);
     if (handed !== undefined && !reuse) fs.closeSync(handed);
+    this.#split = !isLoopback(host);
     const bound = await listenOn(this.#server, reuse ? ({ fd: handed } as net.ListenOptions) : { port, host, exclusive: true }, host, port);
-    if (!isLoopback(host)) {
+    if (this.#split) {
       const control = this.#newServer(() => true);
       this.#control = control;
       try {
