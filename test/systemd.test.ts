@@ -1,6 +1,6 @@
 // systemd: fd-store names, LISTEN_FDS read as sd_listen_fds does, the passed fds sorted (ours, a socket
 // unit's, the app's), and Debian's real systemd-socket-activate passing sockets to a supervisor.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -109,7 +109,8 @@ describe('planListenFds: what to do with each passed fd', () => {
   });
 
   it('refuses and closes sockets named ours that are not what their names say; leaves the app its other fds', () => {
-    const file = fs.openSync(__filename, 'r');
+    // A UDP socket: a socket, so named ours it is refused and closed (it was passed), not a TCP one.
+    const file = need().openDatagram({ address: '127.0.0.1', port: 0 }).fd;
     opened.push(file);
     const other = listener();
     const bound = listener({ listen: false });
@@ -131,13 +132,36 @@ describe('planListenFds: what to do with each passed fd', () => {
     udp.close();
     expect(plan.sockets).toEqual([]);
     expect(plan.refused.map((refusal) => [refusal.fd, refusal.why])).toEqual([
-      [file, expect.stringMatching(/^not a TCP socket .*ENOTSOCK/)],
+      [file, expect.stringMatching(/^not a TCP socket .*EPROTOTYPE/)],
       [other.fd, expect.stringMatching(/^is bound to 127\.0\.0\.1:\d+, not 127\.0\.0\.1:\d+$/)],
       [bound.fd, 'is not listening'],
     ]);
     for (const fd of [file, other.fd, bound.fd]) expect(isOpen(fd)).toBe(false);
     expect(plan.ignored).toEqual([{ fd: appFile, name: 'app-state' }]);
     expect(isOpen(appFile)).toBe(true);
+  });
+
+  it.each([
+    ['a regular file', () => fs.openSync(__filename, 'r'), /is a file, not a socket/],
+    ['a pipe', () => {
+      const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-fifo-')), 'fifo');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      fs.rmSync(path.dirname(fifo), { recursive: true });
+      return fd;
+    }, /is a pipe, not a socket \(.*fifo \(deleted\)\)/],
+    ['an fd that is not open', () => 1_000, /is not open/],
+  ])('an fd named ours that is no socket (%s): ERR_REUSEPORT_HANDOVER naming LISTEN_FDS, and no fd closed', (_name, make, message) => {
+    const fd = make();
+    if (fd !== 1_000) opened.push(fd);
+    const good = listener();
+    const name = fdName(place(8000));
+    const passed = { fds: [{ fd: good.fd, name: fdName(place(good.port)) }, { fd, name }] };
+    expect(() => planListenFds(need(), passed, fs.closeSync)).toThrow(
+      expect.objectContaining({ code: 'ERR_REUSEPORT_HANDOVER', message: expect.stringMatching(new RegExp(`LISTEN_FDS and LISTEN_FDNAMES name fd ${fd} \\("${name}"\\) ${message.source}.*neither used nor closed`)) }),
+    );
+    expect(isOpen(good.fd)).toBe(true);
+    if (fd !== 1_000) expect(isOpen(fd)).toBe(true);
   });
 
   it('a socket unit listener without SO_REUSEPORT: ERR_REUSEPORT_HANDOVER saying to set ReusePort=yes', async () => {

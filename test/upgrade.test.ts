@@ -293,25 +293,51 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
     expect(process.env[HANDOVER_ENV]).toBeUndefined();
   });
 
+  // The readiness channel: a socket, as an upgrade's is (a socket pair); a UDP one here, not connected,
+  // so the report to it fails (ignored) and it is closed.
+  const readyChannel = () => binding?.openDatagram({ address: '127.0.0.1', port: 0 }).fd as number;
+
   it.each([
-    ['a file', () => fs.openSync(__filename, 'r'), 80, /is not a TCP socket: .*ENOTSOCK/],
+    ['a socket that is not TCP (UDP)', () => binding?.openDatagram({ address: '127.0.0.1', port: 0 }).fd as number, 80, /is not a TCP socket: .*EPROTOTYPE/],
     ['a socket bound but not listening', () => binding?.openListener({ address: '127.0.0.1', port: 0, listen: false }).fd as number, 'PORT', /is not listening/],
     ['a listener of another port', () => binding?.openListener({ address: '127.0.0.1', port: 0 }).fd as number, 1, /is bound to 127\.0\.0\.1:\d+/],
   ])('an fd that is %s: ERR_REUSEPORT_HANDOVER, the fd closed, nothing started', async (_name, open, port, message) => {
     const fd = open();
     const bound = port === 'PORT' ? (binding?.socketInfo(fd).port as number) : (port as number);
-    const readyPipe = fs.openSync('/dev/null', 'w');
+    const readyPipe = readyChannel();
     process.env[HANDOVER_ENV] = JSON.stringify({ ...base, ready: readyPipe, sockets: [entry(fd, bound)] });
     await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message });
     expect(() => fs.fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
     expect(() => fs.fstatSync(readyPipe)).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 
+  it.each([
+    ['a slot socket that is a file', (file: number, ready: number) => ({ ready, sockets: [entry(file, 80)] }), /slot 0's socket\) is a file, not a socket/],
+    ['a readiness channel that is a file', (file: number, ready: number) => ({ ready: file, sockets: [entry(ready, 80)] }), /the readiness channel\) is a file, not a socket/],
+    ['a health socket that is a file', (file: number, ready: number, slot: number) => ({ ready, sockets: [entry(slot, 80)], health: file }), /the health socket\) is a file, not a socket/],
+    ['a slot socket that is not open', (_file: number, ready: number) => ({ ready, sockets: [entry(1_000, 80)] }), /slot 0's socket\) is not open/],
+  ])('%s (not handed over): ERR_REUSEPORT_HANDOVER naming REUSEPORT_HANDOVER, that fd neither closed nor written to', async (_name, shape, message) => {
+    const file = fs.openSync(__filename, 'r');
+    const ready = readyChannel();
+    const slot = binding?.openListener({ address: '127.0.0.1', port: 0 }).fd as number;
+    process.env[HANDOVER_ENV] = JSON.stringify({ ...base, ...shape(file, ready, slot) });
+    await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message: expect.stringMatching(new RegExp(`REUSEPORT_HANDOVER names fd \\d+ \\(${message.source}.*neither used nor closed`)) });
+    expect(fs.fstatSync(file).isFile()).toBe(true);
+    fs.closeSync(file);
+    // The sockets among them are given back (the listener too, where it was named).
+    expect(() => fs.fstatSync(ready)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    try {
+      fs.closeSync(slot);
+    } catch {
+      // closed as one of the hand-over's sockets
+    }
+  });
+
   it('adopts a listening SO_REUSEPORT socket it is handed: no new socket, the plan says from which pid', async () => {
     const socket = binding?.openListener({ address: '127.0.0.1', port: 0 });
     if (!socket) throw new Error('the addon is needed');
     const inode = String(fs.fstatSync(socket.fd).ino);
-    const readyPipe = fs.openSync('/dev/null', 'w');
+    const readyPipe = readyChannel();
     process.env[HANDOVER_ENV] = JSON.stringify({ ...base, from: 4242, ready: readyPipe, sockets: [{ ...entry(socket.fd, socket.port), steerable: false }] });
     const supervisor = await startCluster({ exec, workers: 1 });
     // Told and closed (checked before this process opens any other fd, which could reuse the number).

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { ExitReport, StatusReport } from '../supervisor/fleet/health';
 import type { Outcome } from '../supervisor/fleet/outcomes';
 import { formatEvent } from './lines';
-import { findHealth, getStatus } from './status';
+import { childrenOf, findHealth, getStatus } from './status';
 
 export type ControlAction = 'reload' | 'stop' | 'upgrade';
 
@@ -83,17 +83,23 @@ async function upgrade({ host, port, report }: Health, options: ControlOptions, 
   const before = report.last?.upgrade?.seq ?? 0;
   const upgrades = report.counts.upgrades;
   let successor: StatusReport | undefined;
+  // The successor's pid, once the runner's outcome names it.
+  let successorPid: number | undefined;
   process.kill(options.pid, SIGNALS.upgrade);
   while (Date.now() < deadline) {
     await sleep(POLL_MS);
     // The successor serves the same health socket: an answer is the predecessor's or the successor's.
-    const now = await getStatus(host, port);
+    // A control listener (a health port on a non-loopback address) is the runner's own: the successor's is found by its pid.
+    successorPid ??= successorChild(options.pid);
+    let now = await getStatus(host, port);
+    if (successorPid !== undefined && (!now || now.pid === options.pid)) now = (await findHealth({ pid: successorPid }, 'upgrade').catch(() => undefined))?.report ?? now;
     if (now?.pid === options.pid) {
       const outcome = now.last?.upgrade;
       if (outcome && outcome.seq > before && !outcome.ok) {
         say(options, 'upgrade-failed', { pid: options.pid, ...outcomeFields(outcome) });
         return 1;
       }
+      if (outcome && outcome.seq > before && typeof outcome.pid === 'number') successorPid = outcome.pid;
     } else if (now && now.ready && now.counts.upgrades > upgrades) {
       successor = now;
     }
@@ -111,6 +117,24 @@ async function upgrade({ host, port, report }: Health, options: ControlOptions, 
   const where = successor ? `the successor (pid ${successor.pid}) serves, but pid ${options.pid} has not exited yet` : 'no successor serves yet';
   say(options, 'upgrade-failed', { pid: options.pid, error: `no outcome within ${options.timeoutMs} ms: ${where}` });
   return 1;
+}
+
+// An upgrade's successor while the runner runs: its child with the same command line (the workers run the script).
+function successorChild(pid: number): number | undefined {
+  const command = (of: number) => {
+    try {
+      return fs.readFileSync(`/proc/${of}/cmdline`, 'latin1');
+    } catch {
+      return undefined;
+    }
+  };
+  const own = command(pid);
+  if (!own) return undefined;
+  try {
+    return childrenOf(pid, '/proc').find((child) => command(child) === own);
+  } catch {
+    return undefined;
+  }
 }
 
 // GET /exit: answered once the runner has stopped its workers; undefined if the connection ends first.

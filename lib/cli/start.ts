@@ -11,6 +11,8 @@ import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
 import { formatEvent } from './lines';
 import { OutputRelay, outputMode, runnerStdout } from './output';
+import { checkPidFilePath, removePidFile, writePidFile } from './pid-file';
+import { UsageError } from './usage-error';
 
 export { formatEvent } from './lines';
 
@@ -38,8 +40,7 @@ export interface StartCommandOptions {
   syntax?: CommandSyntax;
 }
 
-/** Why the command cannot start, said before anything is started (exit code 2). */
-export class UsageError extends Error {}
+export { UsageError } from './usage-error';
 
 /** Checks what can be checked before starting: the script and the pid file's directory. */
 export function checkStart(script: string, options: StartCommandOptions): { script: string; pidFile: string | undefined } {
@@ -51,28 +52,8 @@ export function checkStart(script: string, options: StartCommandOptions): { scri
     throw new UsageError(`reuseport start: the script ${resolved} does not exist`);
   }
   if (!stat.isFile()) throw new UsageError(`reuseport start: ${resolved} is not a file`);
-  const pidFile = options.pidFile === undefined ? undefined : path.resolve(options.pidFile);
-  if (pidFile) {
-    const dir = path.dirname(pidFile);
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`reuseport start: the pid file's directory ${dir} does not exist`);
-  }
+  const pidFile = options.pidFile === undefined ? undefined : checkPidFilePath(options.pidFile);
   return { script: resolved, pidFile };
-}
-
-// Written next to the final path, then renamed: a reader never sees a half-written pid.
-function writePidFile(file: string): void {
-  const temporary = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temporary, `${process.pid}\n`);
-  fs.renameSync(temporary, file);
-}
-
-// Removed only while it names this process: after an upgrade it names the successor.
-function removePidFile(file: string): void {
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
-  } catch {
-    // gone already
-  }
 }
 
 /**

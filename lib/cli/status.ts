@@ -1,12 +1,16 @@
 // `reuseport status`: what a running supervisor does right now, from its health server's GET /status:
 // the plan, and every slot's worker with its pid, uptime, connections accepted, queue depth and stalls.
 // Given a pid (or a pid file), the health server is found among that process's listening sockets: the
-// one none of its workers holds (they share the slot sockets with it, never the health socket).
+// one none of its workers holds (they share the slot sockets with it, never the health socket) that
+// answers GET /status (a health port on a non-loopback address does not: its loopback control listener does).
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { findPortHolders } from '../ports/port-holders';
 import type { StatusReport } from '../supervisor/fleet/health';
-import { UsageError } from './start';
+import { UsageError } from './usage-error';
+
+export { PID_FILE_MAX_BYTES, readPidFile } from './pid-file';
 
 /** Where to ask: a health address, or the pid of the supervisor (from a pid file or given). */
 export type StatusTarget = { healthPort: number; healthHost: string } | { pid: number };
@@ -63,8 +67,8 @@ function socketInodes(pid: number, procRoot: string): Set<string> {
   return inodes;
 }
 
-// The pids whose parent is `pid`.
-function childrenOf(pid: number, procRoot: string): number[] {
+/** The pids whose parent is `pid`. */
+export function childrenOf(pid: number, procRoot: string): number[] {
   return fs
     .readdirSync(procRoot)
     .filter((entry) => /^\d+$/.test(entry))
@@ -82,19 +86,6 @@ export function healthCandidates(pid: number, procRoot = '/proc', command = 'sta
   for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodes(child, procRoot)) own.delete(inode);
   const all = [...parseListeners(read(path.join(procRoot, 'net', 'tcp')), 4), ...parseListeners(read(path.join(procRoot, 'net', 'tcp6')), 6)];
   return all.filter((listener) => own.has(listener.inode));
-}
-
-/** The pid a pid file names. */
-export function readPidFile(file: string, command = 'status'): number {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UsageError(`reuseport ${command}: cannot read the pid file ${path.resolve(file)}`);
-  }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`reuseport ${command}: the pid file ${path.resolve(file)} holds no pid`);
-  return pid;
 }
 
 /** GET /status on host:port: the report, or undefined when nothing (or no reuseport health server) answers. */
@@ -122,8 +113,16 @@ export function getStatus(host: string, port: number, timeoutMs = 3_000): Promis
 export async function findHealth(target: StatusTarget, command = 'status'): Promise<{ host: string; port: number; report: StatusReport }> {
   if ('healthPort' in target) {
     const report = await getStatus(target.healthHost, target.healthPort);
-    if (!report) throw new UsageError(`reuseport ${command}: no reuseport health server answers GET /status on ${target.healthHost}:${target.healthPort}`);
-    return { host: target.healthHost, port: target.healthPort, report };
+    if (report) return { host: target.healthHost, port: target.healthPort, report };
+    // A health port on a non-loopback address serves no GET /status: its supervisor's control listener does.
+    for (const pid of healthPortHolders(target.healthPort)) {
+      try {
+        return await findHealth({ pid }, command);
+      } catch {
+        // not a supervisor: the next holder, if any
+      }
+    }
+    throw new UsageError(`reuseport ${command}: no reuseport health server answers GET /status on ${target.healthHost}:${target.healthPort}`);
   }
   for (const candidate of healthCandidates(target.pid, '/proc', command)) {
     const report = await getStatus(candidate.address, candidate.port);
@@ -132,6 +131,15 @@ export async function findHealth(target: StatusTarget, command = 'status'): Prom
   throw new UsageError(
     `reuseport ${command}: process ${target.pid} serves no health server (is it \`reuseport start\` or a startCluster({ health }) supervisor?)`,
   );
+}
+
+// The processes that listen on a port (those this user may inspect).
+function healthPortHolders(port: number): number[] {
+  try {
+    return [...new Set(findPortHolders(port).flatMap((holder) => holder.processes.map((process) => process.pid)))];
+  } catch {
+    return [];
+  }
 }
 
 /** Asks the supervisor for its status. */

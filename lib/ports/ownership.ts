@@ -1,6 +1,6 @@
 // Port ownership: SO_REUSEPORT lets any process of the same user join a port and silently take part
 // of its connections. Processes of one sharing group register their sockets (by inode) in a private
-// per-user directory; a listener on the port that is not registered to our group is foreign.
+// per-user directory (registryDir); a listener on the port that is not registered to our group is foreign.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,18 +37,59 @@ export function normalizeGroup(value: unknown): string | false | undefined {
   return `name:${value}`;
 }
 
-// The registry directory, private to this user: XDG_RUNTIME_DIR, else <tmp>/reuseport-<uid>.
-function registryDir(): string {
+/**
+ * Where this uid's registry is, the same for every process of the uid whatever its environment: root's
+ * under /run (only root can create there), another user's in $XDG_RUNTIME_DIR (made for that user by
+ * the login manager) when set, else <tmp>/reuseport-<uid> (pure).
+ */
+export function registryPath(uid: number, env: NodeJS.ProcessEnv, tmpdir: string, runExists: boolean): string {
+  if (uid === 0 && runExists) return '/run/reuseport';
+  const base = env.XDG_RUNTIME_DIR;
+  return base && path.isAbsolute(base) ? path.join(base, 'reuseport') : path.join(tmpdir, `reuseport-${uid}`);
+}
+
+/** Why the registry directory cannot be trusted (another user made it first, or it is a link), or undefined when it can (pure). */
+export function registryProblem(stat: Pick<fs.Stats, 'uid' | 'mode' | 'isDirectory' | 'isSymbolicLink'> | undefined, uid: number): string | undefined {
+  if (!stat) return 'it cannot be created';
+  if (stat.isSymbolicLink()) return 'it is a symbolic link';
+  if (!stat.isDirectory()) return 'it is not a directory';
+  if (stat.uid !== uid) return `it is owned by uid ${stat.uid}, not ${uid}`;
+  if ((stat.mode & 0o077) !== 0) return `its mode is ${(stat.mode & 0o777).toString(8).padStart(4, '0')}, not 0700`;
+  return undefined;
+}
+
+let warnedAbout: string | undefined;
+
+/**
+ * The registry directory, private to this user, made if missing; undefined when it cannot be trusted
+ * (squatted by another user, a link, a file, a wrong mode): the port-ownership check is then off for
+ * this process, with a REUSEPORT_REGISTRY_UNSAFE warning (once) naming the directory. A squatter can
+ * turn an accident check off, never the service.
+ */
+export function registryDir(): string | undefined {
   const uid = process.getuid?.() ?? 0;
-  const base = process.env.XDG_RUNTIME_DIR;
-  const dir = base && path.isAbsolute(base) ? path.join(base, 'reuseport') : path.join(os.tmpdir(), `reuseport-${uid}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stat = fs.lstatSync(dir);
-  // Another user could have made the directory first, to forge registrations: refuse it.
-  if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
-    throw new Error(`reuseport: ${dir} must be a directory owned by uid ${uid} with mode 0700; remove it and try again`);
+  const dir = registryPath(uid, process.env, os.tmpdir(), fs.existsSync('/run'));
+  let stat: fs.Stats | undefined;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    // another user's file or link in the way: told below
   }
-  return dir;
+  try {
+    stat = fs.lstatSync(dir);
+  } catch {
+    stat = undefined;
+  }
+  const problem = registryProblem(stat, uid);
+  if (!problem) return dir;
+  if (warnedAbout !== dir) {
+    warnedAbout = dir;
+    process.emitWarning(
+      `reuseport: the socket registry ${dir} cannot be trusted (${problem}): listeners of another app on a shared port are not detected in this process. Remove ${dir} (it must be a directory of uid ${uid} with mode 0700).`,
+      { code: 'REUSEPORT_REGISTRY_UNSAFE' },
+    );
+  }
+  return undefined;
 }
 
 /** A socket's record in the registry: its sharing group and the process that registered it. */
@@ -60,7 +101,9 @@ export interface Registration {
 /** Records that the socket `fd` belongs to `group`; returns a function that removes the record. */
 export function registerSocket(fd: number, group: string): () => void {
   const inode = fs.fstatSync(fd).ino;
-  const file = path.join(registryDir(), `${inode}.json`);
+  const dir = registryDir();
+  if (!dir) return () => undefined;
+  const file = path.join(dir, `${inode}.json`);
   const record: Registration = { group, pid: process.pid };
   // Written aside and renamed: a sibling checking the port never reads a half-written record (a UDP
   // socket is registered before its bind and again by the check after it, while it is visible).
@@ -72,8 +115,10 @@ export function registerSocket(fd: number, group: string): () => void {
 
 /** The sharing group and pid that registered the socket with this inode, if one of this user's did. */
 export function readRegistration(inode: string): Registration | undefined {
+  const dir = registryDir();
+  if (!dir) return undefined;
   try {
-    return JSON.parse(fs.readFileSync(path.join(registryDir(), `${inode}.json`), 'utf8')) as Registration;
+    return JSON.parse(fs.readFileSync(path.join(dir, `${inode}.json`), 'utf8')) as Registration;
   } catch {
     return undefined;
   }
@@ -107,6 +152,8 @@ export function foreignHolders(
   except: Set<string> = new Set(),
   protocol: PortProtocol = 'tcp',
 ): PortHolder[] {
+  // No registry to trust: no listener can be told ours, so none is called foreign (the warning says so).
+  if (!registryDir()) return [];
   const foreign = listeningSocketsOn(port, '/proc', protocol).filter((socket) => {
     if (except.has(socket.inode) || !overlaps(socket.address, address)) return false;
     const registration = readRegistration(socket.inode);

@@ -23,9 +23,9 @@ export interface Runner {
   stderr(): string;
 }
 
-/** Starts `reuseport ...args`; the pids it names are added to `seen`. */
-export function startRunner(args: string[], seen: SeenProcesses, env: NodeJS.ProcessEnv = {}): Runner {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Starts `reuseport ...args` (as another user with `as`); the pids it names are added to `seen`. */
+export function startRunner(args: string[], seen: SeenProcesses, env: NodeJS.ProcessEnv = {}, as: { uid?: number; gid?: number } = {}): Runner {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...as });
   seen.add(child.pid);
   const lines: RunnerLine[] = [];
   let all = '';

@@ -118,7 +118,9 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     health: health(options.health),
     ticketKeys: options.ticketKeys === undefined ? true : optionalBoolean(options.ticketKeys, 'options.ticketKeys'),
     ticketKeyRotationMs: rotation(options.ticketKeyRotationMs),
-    env: { ...options.env },
+    // Never systemd's notify socket (the supervisor alone speaks to systemd): an undefined value
+    // leaves the variable out of the worker's environment.
+    env: { NOTIFY_SOCKET: undefined as unknown as string, ...options.env },
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

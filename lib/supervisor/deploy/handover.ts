@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import type { NativeBinding } from '../../binding';
 import { nodeError } from '../../errors';
 import { groupKey } from '../slots/slot-sockets';
+import { fdKind, firstNotInherited } from './inherited-fd';
 
 /** The environment variable that carries the hand-over to the successor (removed once read). */
 export const HANDOVER_ENV = 'REUSEPORT_HANDOVER';
@@ -157,9 +158,42 @@ export function checkHandedSockets(binding: NativeBinding, sockets: HandedSocket
  * so the workers and any later successor do not inherit it. Throws ERR_REUSEPORT_HANDOVER when it is
  * malformed.
  */
-export function takeHandover(env: NodeJS.ProcessEnv = process.env): Handover | undefined {
+export function takeHandover(env: NodeJS.ProcessEnv = process.env, kindOf = fdKind): Handover | undefined {
   const text = env[HANDOVER_ENV];
   if (text === undefined) return undefined;
   delete env[HANDOVER_ENV];
-  return parseHandover(text);
+  const handover = parseHandover(text);
+  proveHandedFds(handover, kindOf);
+  return handover;
+}
+
+/**
+ * Every fd the hand-over names must be a socket (inherited-fd.ts): else ERR_REUSEPORT_HANDOVER naming
+ * the variable and the fd, and no fd it names is written to or closed but the sockets among them
+ * (given back: the slot sockets closed, the predecessor told why on the readiness channel).
+ */
+function proveHandedFds(handover: Handover, kindOf: typeof fdKind): void {
+  const named = [
+    { fd: handover.ready, as: 'the readiness channel' },
+    ...handover.sockets.map((socket) => ({ fd: socket.fd, as: `slot ${socket.slot}'s socket` })),
+    ...(handover.health === undefined ? [] : [{ fd: handover.health, as: 'the health socket' }]),
+    ...(handover.keys === undefined ? [] : [{ fd: handover.keys, as: 'the ticket key channel' }]),
+  ];
+  const problem = firstNotInherited(named, kindOf);
+  if (!problem) return;
+  const error = handoverError(`${HANDOVER_ENV} names ${problem}: it was not handed over to this process, so it is neither used nor closed`);
+  const sockets = named.filter(({ fd }) => kindOf(fd).kind === 'socket').map(({ fd }) => fd);
+  for (const fd of sockets) {
+    try {
+      if (fd === handover.ready) fs.writeSync(fd, `${JSON.stringify({ error: error.message, pid: process.pid })}\n`);
+    } catch {
+      // the predecessor is gone
+    }
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // not open
+    }
+  }
+  throw error;
 }

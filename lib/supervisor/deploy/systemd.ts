@@ -4,6 +4,7 @@
 // Protocol: sd_notify(3), sd_listen_fds(3), https://systemd.io/FILE_DESCRIPTOR_STORE/.
 import type { NativeBinding } from '../../binding';
 import { handoverError, type HandedSocket } from './handover';
+import { fdKind, firstNotInherited } from './inherited-fd';
 
 /** The first fd systemd passes (SD_LISTEN_FDS_START). */
 const LISTEN_FDS_START = 3;
@@ -84,7 +85,11 @@ export interface ListenFdsPlan {
  * what its name says is refused and closed; anything else is left to the app. Socket-unit listeners
  * without SO_REUSEPORT cannot be shared by the workers: ERR_REUSEPORT_HANDOVER says to set ReusePort=yes.
  */
-export function planListenFds(binding: NativeBinding, passed: ListenFds, close: (fd: number) => void): ListenFdsPlan {
+export function planListenFds(binding: NativeBinding, passed: ListenFds, close: (fd: number) => void, kindOf = fdKind): ListenFdsPlan {
+  // A name of ours on an fd that is no socket: LISTEN_FDS counts fds that were not passed (Node's own
+  // are there): an error, before anything is closed. Other names' fds are the app's, left alone.
+  const problem = firstNotInherited(passed.fds.filter(({ name }) => parseFdName(name)).map(({ fd, name }) => ({ fd, as: `"${name}"` })), kindOf);
+  if (problem) throw handoverError(`LISTEN_FDS and LISTEN_FDNAMES name ${problem}: systemd did not pass it, so it is neither used nor closed`);
   const plan: ListenFdsPlan = { sockets: [], refused: [], ignored: [] };
   const unitSockets: { fd: number; name: string; info: ReturnType<NativeBinding['socketInfo']> }[] = [];
   for (const { fd, name } of passed.fds) {

@@ -4,10 +4,12 @@
 // the Prometheus text format (prom-client, loaded only when the server is asked for); GET /status:
 // the supervisor's pid, plan, ports, counts, start times, the last reload's and upgrade's outcomes and
 // every slot's figures, as JSON (`reuseport status`); GET /exit: held open until the supervisor has
-// stopped its workers, then answered with what the drain cut (`reuseport stop`).
+// stopped its workers, then answered with what the drain cut (`reuseport stop`). On a non-loopback
+// address (a probe port on the network) /status and /exit are served on a loopback control listener
+// only. Bounded against floods: see HealthLimits.
 import fs from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { loadBinding } from '../../binding';
 import { type SystemError, systemError, uvErrno } from '../../errors';
 import { findPortHolders } from '../../ports/port-holders';
@@ -62,19 +64,73 @@ type PromClient = typeof import('prom-client');
 /** When this process started (ms since the epoch). */
 const STARTED_AT = Math.round(performance.timeOrigin);
 
+/**
+ * The health server's bounds against a flood: at most `maxExitWaiters` GET /exit requests held (past
+ * it: 503 at once, and the connection closed), and a request's head must arrive within
+ * `headersTimeoutMs` and the whole request within `requestTimeoutMs` (checked every
+ * `checkIntervalMs`). A request fully received is never timed out: a GET /exit is held until the
+ * drain ends, however long.
+ */
+export interface HealthLimits {
+  maxExitWaiters: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  checkIntervalMs: number;
+}
+
+/** A handful of `reuseport stop` callers at once is plenty; a flood beyond it costs no fd. */
+export const HEALTH_LIMITS: HealthLimits = { maxExitWaiters: 32, headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, checkIntervalMs: 1_000 };
+
+/** Whether a numeric address is a loopback one (127.0.0.0/8, ::1, or 127/8 mapped into IPv6) (pure). */
+export function isLoopback(host: string): boolean {
+  const plain = host.toLowerCase().startsWith('::ffff:') ? host.slice(7) : host;
+  return (net.isIPv4(plain) && plain.startsWith('127.')) || host === '::1' || host === '0:0:0:0:0:0:0:1';
+}
+
+/** The paths only the control listener serves when the health server binds a non-loopback address. */
+const CONTROL_PATHS = new Set(['/status', '/exit']);
+
 /** The health server of one supervisor. */
 export class HealthServer {
   readonly #server: http.Server;
+  /**
+   * Where GET /status and /exit are served when the health server binds a non-loopback address (a
+   * probe port on the network): a loopback listener of its own, on a port the kernel picks, which
+   * `reuseport status|reload|stop|upgrade` find among the supervisor's sockets as they find the health port.
+   */
+  #control: http.Server | undefined;
+  /** Whether the health server binds a non-loopback address (decided before it listens). */
+  #split = false;
   readonly #source: HealthSource;
+  readonly #limits: HealthLimits;
   #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
   /** GET /exit requests waiting for the end of the drain. */
   readonly #exitWaiters = new Set<http.ServerResponse>();
 
-  constructor(source: HealthSource) {
+  constructor(source: HealthSource, limits: HealthLimits = HEALTH_LIMITS) {
     this.#source = source;
-    this.#server = http.createServer((request, response) => this.#answer(request, response));
+    this.#limits = limits;
+    this.#server = this.#newServer(() => !this.#split);
+  }
+
+  // `control()`: whether this server answers GET /status and /exit (asked per request).
+  #newServer(control: () => boolean): http.Server {
+    const limits = this.#limits;
+    const server = http.createServer(
+      { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
+      (request, response) => this.#answer(request, response, control()),
+    );
     // A balancer's checks come often; keeping their connections costs nothing here.
-    this.#server.keepAliveTimeout = 5_000;
+    server.keepAliveTimeout = 5_000;
+    // No idle timeout: a held GET /exit waits for the end of the drain.
+    server.timeout = 0;
+    return server;
+  }
+
+  /** The control listener's port (GET /status and /exit) when the health server binds a non-loopback address. */
+  get controlPort(): number | undefined {
+    const address = this.#control?.address();
+    return address && typeof address === 'object' ? address.port : undefined;
   }
 
   /** The listening socket's fd (handed to a successor in an upgrade), once listening. */
@@ -88,23 +144,23 @@ export class HealthServer {
    * address and port, else on a socket of its own; rejects with EADDRINUSE naming the holder of the
    * port (nothing else is started before this).
    */
-  listen(port: number, host: string, handed?: number): Promise<number> {
+  async listen(port: number, host: string, handed?: number): Promise<number> {
     const reuse = handed !== undefined && handedMatches(handed, host, port);
     if (handed !== undefined && !reuse) fs.closeSync(handed);
-    return new Promise((resolve, reject) => {
-      const onError = (error: SystemError) => {
-        this.#server.off('listening', onListening);
-        reject(error.code === 'EADDRINUSE' ? portTaken(error, host, port) : error);
-      };
-      const onListening = () => {
-        this.#server.off('error', onError);
-        resolve((this.#server.address() as net.AddressInfo).port);
-      };
-      this.#server.once('error', onError);
-      this.#server.once('listening', onListening);
-      if (reuse) this.#server.listen({ fd: handed });
-      else this.#server.listen({ port, host, exclusive: true });
-    });
+    this.#split = !isLoopback(host);
+    const bound = await listenOn(this.#server, reuse ? ({ fd: handed } as net.ListenOptions) : { port, host, exclusive: true }, host, port);
+    if (this.#split) {
+      const control = this.#newServer(() => true);
+      this.#control = control;
+      try {
+        await listenOn(control, { port: 0, host: '127.0.0.1', exclusive: true }, '127.0.0.1', 0);
+      } catch (error) {
+        this.#control = undefined;
+        this.#server.close();
+        throw error;
+      }
+    }
+    return bound;
   }
 
   /** Stops serving; `result` (a shutdown's drain) answers the GET /exit requests that wait. */
@@ -115,14 +171,19 @@ export class HealthServer {
       else response.destroy();
     }
     this.#exitWaiters.clear();
-    this.#server.close();
-    this.#server.closeAllConnections();
+    for (const server of [this.#server, this.#control]) {
+      server?.close();
+      server?.closeAllConnections();
+    }
   }
 
-  #answer(request: http.IncomingMessage, response: http.ServerResponse): void {
-    const path = (request.url ?? '/').split('?')[0];
+  #answer(request: http.IncomingMessage, response: http.ServerResponse, control: boolean): void {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD' }).end();
+    } else if (!control && CONTROL_PATHS.has(path)) {
+      // A probe port on the network shows no pids, plan or ports, and holds no GET /exit.
+      this.#json(response, 404, { error: 'not found: GET /ready, /live or /metrics (GET /status and /exit are served on loopback only)' });
     } else if (path === '/ready') {
       const ready = this.#source.ready();
       const stats = this.#source.stats();
@@ -144,6 +205,10 @@ export class HealthServer {
         slots: source.stats(),
       };
       this.#json(response, 200, report);
+    } else if (path === '/exit' && request.method === 'GET' && this.#exitWaiters.size >= this.#limits.maxExitWaiters) {
+      // A flood of held requests would hold as many fds: past the cap, answered at once and closed.
+      response.shouldKeepAlive = false;
+      this.#json(response, 503, { error: `${this.#exitWaiters.size} GET /exit requests wait already; try again` });
     } else if (path === '/exit' && request.method === 'GET') {
       // The head at once: the caller then knows its request is held before it signals the supervisor.
       response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).flushHeaders();
@@ -221,6 +286,23 @@ export class HealthServer {
     this.#metrics = { registry };
     return registry;
   }
+}
+
+// Listens `server` as `options` say; resolves with its port, rejects with EADDRINUSE naming the holder.
+function listenOn(server: http.Server, options: net.ListenOptions, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: SystemError) => {
+      server.off('listening', onListening);
+      reject(error.code === 'EADDRINUSE' ? portTaken(error, host, port) : error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve((server.address() as net.AddressInfo).port);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(options);
+  });
 }
 
 // Whether an inherited fd is a listening TCP socket on host:port (port 0: any).
