@@ -170,6 +170,6 @@ if (values.write) {
   fs.writeFileSync(path.join(root, 'bench', 'reload-scale-figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
   const doc = path.join(root, 'docs', 'reloads.md');
   const text = fs.readFileSync(doc, 'utf8');
-  const marked = /<!-- reload-scale[^]*?<!-- \/reload-scale -->/;
+  const marked = /<!-- reload-scale[\s\S]*?<!-- \/reload-scale -->/;
   fs.writeFileSync(doc, marked.test(text) ? text.replace(marked, table) : `${text.trimEnd()}\n\n## Reload time by worker count\n\n${table}\n`);
 }
