@@ -38,6 +38,7 @@ import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, StartClu
 import { type Slot, type SupervisorRequest, WorkerSlots } from './slots/worker-slots';
 import type { EmitEvent, SupervisorEventMap } from './core/events';
 import { whenQuiet } from './core/settle';
+import { replaceAll } from './slots/reload';
 
 
 class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supervisor {
@@ -373,7 +374,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       this.#systemd.reloading();
       let result: ReloadResult;
       try {
-        result = await this.#workers.replaceAll();
+        result = await replaceAll(this.#workers, this.#settings);
       } catch (error) {
         if (!this.#workers.closing) this.emit('reload-failed', error as Error);
         throw error;

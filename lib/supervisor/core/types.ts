@@ -1,7 +1,9 @@
 // startCluster's public shapes: its options, the supervisor it returns, and the payloads of its events.
 import type { EventEmitter } from 'node:events';
 import type { ModeChoice, Plan } from '../../plan/plan';
-import type { SupervisorEventMap } from './events';
+import type { ForkEvent, ReloadResult, SupervisorEventMap, UpgradeEvent } from './events';
+
+export type { CrashLoopEvent, ForeignSocketEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, StallEvent, UpgradeEvent, WorkerExit } from './events';
 
 /** Whether new connections are steered on one address, and why (not). */
 export interface SteeringState {
@@ -13,20 +15,6 @@ export interface SteeringState {
   reason: string;
 }
 
-/** The 'fork' event: a worker was forked for a slot; with `output: 'pipe'`, its stdout and stderr. */
-export interface ForkEvent {
-  slot: number;
-  pid: number;
-  stdout: import('node:stream').Readable | null;
-  stderr: import('node:stream').Readable | null;
-}
-
-/** The 'fork-failed' event: the slot's worker could not be forked (`spawn EMFILE`, `EAGAIN`); the slot is tried again with the restart back-off. */
-export interface ForkFailedEvent {
-  slot: number;
-  code: string | undefined;
-  message: string;
-}
 
 /** Options of startCluster. */
 export interface StartClusterOptions {
@@ -203,31 +191,7 @@ export interface UpgradeOptions {
   exit?: boolean;
 }
 
-/** A successor that took over: its pid. */
-export interface UpgradeEvent {
-  pid: number;
-}
 
-/** A slot whose worker stopped answering, or came back. */
-export interface StallEvent {
-  slot: number;
-  pid: number | undefined;
-  /** The worker that serves the slot meanwhile. */
-  lentTo?: number | undefined;
-  /** On recovery: how long the slot was served by another worker. */
-  stalledMs?: number;
-}
-
-/** A socket of another process that joined one of the supervisor's ports. */
-export interface ForeignSocketEvent {
-  address: string;
-  port: number;
-  inode: string;
-  uid: number;
-  processes: { pid: number; command: string }[];
-  /** True when the steering program keeps every new connection away from it. */
-  steeredAway: boolean;
-}
 
 /** Per-slot figures from stats(). */
 export interface SlotStats {
@@ -248,51 +212,7 @@ export interface SlotStats {
   stopped: boolean;
 }
 
-/** How a reload ended (its result and its 'reload' event): the new pids, connections its drains cut at drainTimeoutMs, and old workers that had to be killed. */
-export interface ReloadResult {
-  pids: number[];
-  cut: number;
-  killed: number[];
-}
 
-/**
- * reload() stopped: a new worker did not start, or did not live minUptimeMs. Its slot keeps its old
- * worker, as do the slots after its wave; the wave's other slots keep their new workers.
- */
-export interface ReloadFailure extends Error {
-  code: 'ERR_REUSEPORT_RELOAD_FAILED';
-  /** The first slot whose new worker failed. */
-  slot: number;
-  /** Every slot of the wave whose new worker failed (they keep their old workers). */
-  slots: number[];
-  /** The new worker's pid, when it started (it died within minUptimeMs). */
-  pid: number | undefined;
-}
-
-/** A slot stopped restarting: its workers died within minUptimeMs, maxRestarts times in a row after a start. */
-export interface CrashLoopEvent {
-  slot: number;
-  /** The last worker's pid, exit code and signal. */
-  pid: number;
-  code: number | null;
-  signal: string | null;
-  restarts: number;
-  /** What counted as dying young. */
-  minUptimeMs: number;
-  /** Every slot stopped so far, and how many slots are not stopped (serving, or being restarted; 0: nothing will serve). */
-  stopped: number[];
-  serving: number;
-}
-
-/** Why a worker left. */
-export interface WorkerExit {
-  slot: number;
-  pid: number;
-  code: number | null;
-  signal: string | null;
-  /** True when the supervisor asked it to go (reload, close). */
-  expected: boolean;
-}
 
 /** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and the events of SupervisorEventMap (core/events.ts). */
 export interface Supervisor extends EventEmitter<SupervisorEventMap> {

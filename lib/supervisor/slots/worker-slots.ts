@@ -13,8 +13,7 @@ import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import { type Slot, newSlot } from './slot';
 import { type StartWatch, watchStart } from './start-watch';
-import { replaceAll } from './reload';
-import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, ReloadResult, WorkerExit } from '../core/types';
+import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, WorkerExit } from '../core/types';
 
 export type { Slot } from './slot';
 
@@ -297,11 +296,6 @@ export class WorkerSlots {
     const ignore = () => undefined;
     if (handle) worker.process.send(message as never, handle as never, {}, ignore);
     else worker.process.send(message as never, ignore);
-  }
-
-  /** Replaces every worker: a canary, then waves (see reload.ts). */
-  replaceAll(): Promise<ReloadResult> {
-    return replaceAll(this, this.#settings);
   }
 
   /** When a worker was forked (monotonic ms): a death within minUptimeMs of it is a crash. */
