@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { findPortHolders } from '../ports/port-holders';
+import { findPortHolders, parseListeningSockets, socketInodesOf } from '../ports/port-holders';
 import type { StatusReport } from '../supervisor/fleet/health';
 import { UsageError } from './usage-error';
 
@@ -30,41 +30,18 @@ function read(file: string): string {
   }
 }
 
-/** Every listening socket in a /proc/net/tcp (family 4) or tcp6 (family 6) table. */
+/**
+ * Every listening socket in a /proc/net/tcp (family 4) or tcp6 (family 6) table (parsed by
+ * ports/port-holders.ts), with the address to reach it on: the IPv4 address itself (127.0.0.1 for the
+ * wildcard); for IPv6 ::1, for the wildcard and loopback ones only.
+ */
 export function parseListeners(table: string, family: 4 | 6): Listener[] {
-  const listeners: Listener[] = [];
-  for (const line of table.split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    const [local, state, inode] = [fields[1], fields[3], fields[9]];
-    if (!local || state !== '0A' || !inode) continue;
-    const [hex = '', port = ''] = local.split(':');
-    // Any IPv4 address of this machine; for IPv6, the wildcard and loopback ones (asked on ::1).
-    const wildcard = /^0+$/.test(hex);
-    if (family === 6 && !wildcard && hex !== '00000000000000000000000001000000') continue;
-    const address = family === 4 ? (wildcard ? '127.0.0.1' : [3, 2, 1, 0].map((i) => Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.')) : '::1';
-    listeners.push({ address, port: Number.parseInt(port, 16), inode });
-  }
-  return listeners;
-}
-
-// Socket inodes a process holds.
-function socketInodes(pid: number, procRoot: string): Set<string> {
-  const inodes = new Set<string>();
-  let fds: string[] = [];
-  try {
-    fds = fs.readdirSync(path.join(procRoot, String(pid), 'fd'));
-  } catch {
-    return inodes;
-  }
-  for (const fd of fds) {
-    try {
-      const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(procRoot, String(pid), 'fd', fd)))?.[1];
-      if (inode) inodes.add(inode);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return inodes;
+  return parseListeningSockets(table, family, undefined).flatMap((socket): Listener[] => {
+    const wildcard = socket.address === (family === 4 ? '0.0.0.0' : '::');
+    if (family === 6 && !wildcard && socket.address !== '::1') return [];
+    const address = family === 4 ? (wildcard ? '127.0.0.1' : socket.address) : '::1';
+    return [{ address, port: socket.port, inode: socket.inode }];
+  });
 }
 
 /** The pids whose parent is `pid`. */
@@ -82,8 +59,8 @@ export function childrenOf(pid: number, procRoot: string): number[] {
 /** The loopback-reachable listeners `pid` holds and none of its children does: its health server. */
 export function healthCandidates(pid: number, procRoot = '/proc', command = 'status'): Listener[] {
   if (!fs.existsSync(path.join(procRoot, String(pid)))) throw new UsageError(`reuseport ${command}: no process ${pid} is running`);
-  const own = socketInodes(pid, procRoot);
-  for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodes(child, procRoot)) own.delete(inode);
+  const own = socketInodesOf(pid, procRoot);
+  for (const child of childrenOf(pid, procRoot)) for (const inode of socketInodesOf(child, procRoot)) own.delete(inode);
   const all = [...parseListeners(read(path.join(procRoot, 'net', 'tcp')), 4), ...parseListeners(read(path.join(procRoot, 'net', 'tcp6')), 6)];
   return all.filter((listener) => own.has(listener.inode));
 }

@@ -61,19 +61,40 @@ function decodeAddress(hex: string, family: 4 | 6): string {
   return text;
 }
 
-/** Parses a /proc/net/tcp{,6} (or, for 'udp', /proc/net/udp{,6}) table; returns the sockets that hold `port`. */
-export function parseListeningSockets(table: string, family: 4 | 6, port: number, protocol: PortProtocol = 'tcp'): ListeningSocket[] {
+/** Parses a /proc/net/tcp{,6} (or, for 'udp', /proc/net/udp{,6}) table; returns the sockets that hold `port` (every port: undefined). */
+export function parseListeningSockets(table: string, family: 4 | 6, port: number | undefined, protocol: PortProtocol = 'tcp'): ListeningSocket[] {
   const sockets: ListeningSocket[] = [];
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
     const [local, state, queues, uid, inode] = [fields[1], fields[3], fields[4], fields[7], fields[9]];
     if (!local || state !== holderState[protocol] || uid === undefined || inode === undefined) continue;
     const [hexAddress = '', hexPort = ''] = local.split(':');
-    if (Number.parseInt(hexPort, 16) !== port) continue;
+    const bound = Number.parseInt(hexPort, 16);
+    if (port !== undefined && bound !== port) continue;
     const queued = Number.parseInt(queues?.split(':')[1] ?? '0', 16) || 0;
-    sockets.push({ address: decodeAddress(hexAddress, family), port, family, uid: Number(uid), inode, queued });
+    sockets.push({ address: decodeAddress(hexAddress, family), port: bound, family, uid: Number(uid), inode, queued });
   }
   return sockets;
+}
+
+/** The socket inodes a process holds (empty when it is gone or not this user's to read). */
+export function socketInodesOf(pid: number, procRoot = '/proc'): Set<string> {
+  const inodes = new Set<string>();
+  let fds: string[] = [];
+  try {
+    fds = fs.readdirSync(path.join(procRoot, String(pid), 'fd'));
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(procRoot, String(pid), 'fd', fd)))?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
 }
 
 function readOrEmpty(file: string): string {
@@ -90,21 +111,8 @@ export function processesByInode(inodes: Set<string>, procRoot = '/proc'): Map<s
   if (inodes.size === 0) return found;
   for (const entry of fs.readdirSync(procRoot)) {
     if (!/^\d+$/.test(entry)) continue;
-    let fds: string[];
-    try {
-      fds = fs.readdirSync(path.join(procRoot, entry, 'fd'));
-    } catch {
-      continue; // another user's process, or gone
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = fs.readlinkSync(path.join(procRoot, entry, 'fd', fd));
-      } catch {
-        continue;
-      }
-      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-      if (!inode || !inodes.has(inode)) continue;
+    for (const inode of socketInodesOf(Number(entry), procRoot)) {
+      if (!inodes.has(inode)) continue;
       const command = readOrEmpty(path.join(procRoot, entry, 'cmdline')).split('\0').filter(Boolean).join(' ');
       const list = found.get(inode) ?? [];
       if (!list.some((p) => p.pid === Number(entry))) list.push({ pid: Number(entry), command });
