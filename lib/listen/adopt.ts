@@ -1,32 +1,27 @@
 // Makes a server listen and waits for it: on a socket the addon opened (`listen({ fd })` standalone, a
 // TCP handle in a cluster worker), or through Node's own listen for the other modes.
 import cluster from 'node:cluster';
+import { type EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { NativeSocket } from '../binding';
 import { tcpHandleFromFd } from '../tcp-handle';
 
-/** Runs `start` (which calls server.listen) and resolves on 'listening', rejects on 'error' or a throw. */
-export function whenListening(server: net.Server, start: () => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    const onError = (error: Error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    server.once('listening', onListening);
-    server.once('error', onError);
-    try {
-      start();
-    } catch (error) {
-      server.off('listening', onListening);
-      server.off('error', onError);
-      reject(error);
-    }
-  });
+/**
+ * Runs `start` (which calls server.listen, or socket.bind for a dgram socket) and resolves on
+ * 'listening', rejects on 'error' (events.once's own rule) or a throw; no listener is left behind.
+ */
+export async function whenListening(emitter: EventEmitter, start: () => void): Promise<void> {
+  const controller = new AbortController();
+  const listening = once(emitter, 'listening', { signal: controller.signal });
+  try {
+    start();
+  } catch (error) {
+    controller.abort();
+    listening.catch(() => undefined);
+    throw error;
+  }
+  await listening;
 }
 
 // Starts libuv listening on the fd; the server owns the fd from here, or it is closed on failure.

@@ -10,6 +10,7 @@ import { type SystemError, explainListenError, systemError, uvErrno } from '../e
 import { udpHandleBound } from '../udp-handle';
 import { registerSocket } from '../ports/ownership';
 import { guardPort } from './guard-port';
+import { whenListening } from './adopt';
 
 /** Where to bind: one numeric address of the socket's family. */
 export interface DatagramTarget {
@@ -53,29 +54,6 @@ export async function resolveDatagramTarget(
   }
 }
 
-/** Runs `start` (which calls socket.bind) and resolves on 'listening', rejects on 'error' or a throw. */
-export function whenBound(socket: dgram.Socket, start: () => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onListening = () => {
-      socket.off('error', onError);
-      resolve();
-    };
-    const onError = (error: Error) => {
-      socket.off('listening', onListening);
-      reject(error);
-    };
-    socket.once('listening', onListening);
-    socket.once('error', onError);
-    try {
-      start();
-    } catch (error) {
-      socket.off('listening', onListening);
-      socket.off('error', onError);
-      reject(error);
-    }
-  });
-}
-
 // Checks the sharing group on the bound socket; on a foreign holder closes it and throws.
 function guardBound(socket: dgram.Socket, group: string | false, bound: { fd: number; address: string; port: number }): void {
   try {
@@ -109,7 +87,7 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
     } catch (error) {
       throw explainListenError(error as Error);
     }
-    await whenBound(socket, () => socket.bind({ fd: opened.fd, exclusive: true }));
+    await whenListening(socket, () => socket.bind({ fd: opened.fd, exclusive: true }));
   } catch (error) {
     // bind({ fd }) throws before libuv takes the fd (a bound or closed socket, a failed open).
     unregister();
@@ -142,7 +120,7 @@ export async function bindWithNode(socket: dgram.Socket, target: DatagramTarget,
     throw explainListenError(error as Error);
   }
   try {
-    await whenBound(socket, () => socket.bind(handle as unknown as dgram.BindOptions));
+    await whenListening(socket, () => socket.bind(handle as unknown as dgram.BindOptions));
   } catch (error) {
     handle.close();
     throw error;
@@ -154,7 +132,7 @@ export async function bindWithNode(socket: dgram.Socket, target: DatagramTarget,
 /** A plain bind: through the cluster primary's shared socket (exclusive false), or alone. */
 export async function bindPlain(socket: dgram.Socket, target: DatagramTarget, exclusive: boolean, explain: (error: Error) => Error): Promise<void> {
   try {
-    await whenBound(socket, () => socket.bind({ port: target.port, address: target.address, exclusive }));
+    await whenListening(socket, () => socket.bind({ port: target.port, address: target.address, exclusive }));
   } catch (error) {
     throw explain(error as Error);
   }
