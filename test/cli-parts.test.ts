@@ -4,7 +4,7 @@
 // outcome log GET /status reports, and which second signal is the echo of the first.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { commandSyntaxFor, parseWorkers } from '../lib/cli/args';
+import { commandSyntaxFor, parseRestarts, parseWorkers } from '../lib/cli/args';
 import { outcomeFields } from '../lib/cli/control';
 import { formatEvent } from '../lib/cli/lines';
 import { formatOutput, outputMode } from '../lib/cli/output';
@@ -124,5 +124,19 @@ describe('isEcho and shutdownExitCode', () => {
     [{ cut: 0, killed: [5] }, 1],
   ])('%j exits %s', (result, code) => {
     expect(shutdownExitCode(result)).toBe(code);
+  });
+});
+
+describe('parseRestarts (--max-restarts)', () => {
+  it.each([
+    ['0', 0],
+    ['16', 16],
+    ['2147483647', 2_147_483_647],
+  ])('%s is %d', (text, count) => {
+    expect(parseRestarts(text)).toBe(count);
+  });
+
+  it.each(['abc', '-1', '1.5', '', '2147483648'])('%j is refused, saying what a number of restarts is (not a duration)', (text) => {
+    expect(() => parseRestarts(text)).toThrow(/a number of restarts is a whole number/);
   });
 });

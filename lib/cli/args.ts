@@ -66,6 +66,13 @@ export function parseCount(value: string): number {
   return count;
 }
 
+/** How many restarts in a row: a whole number, 0 (never restart a crash) up to 2^31 - 1. */
+export function parseRestarts(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count > 2_147_483_647) throw new InvalidArgumentError('a number of restarts is a whole number (0: a worker that dies young is not restarted).');
+  return count;
+}
+
 export function parseMs(value: string): number {
   const ms = Number(value);
   if (!/^\d+$/.test(value) || ms > 2_147_483_647) throw new InvalidArgumentError('a duration is a whole number of milliseconds.');

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseMode, parseMs, parsePid, parsePort, parseWorkers, unknownStartOption } from './args';
+import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseMode, parseMs, parsePid, parsePort, parseRestarts, parseWorkers, unknownStartOption } from './args';
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
@@ -57,7 +57,7 @@ const start = program
   .option('--pid-file <file>', "write the runner's pid here (an upgrade's successor rewrites it; removed on exit)")
   .option('--drain-timeout <ms>', 'how long a draining worker may take before its connections are cut (default 10000)', parseMs)
   .option('--min-uptime <ms>', 'a worker that dies sooner after its start is a crash; a reload waits this long on the canary, then on each wave of new workers, before their old ones drain (default 1000)', parseMs)
-  .option('--max-restarts <n>', 'stop restarting a slot after this many crashes in a row, lending its socket to the live workers (default 16)', parseMs)
+  .option('--max-restarts <n>', 'stop restarting a slot after this many crashes in a row, lending its socket to the live workers (default 16)', parseRestarts)
   .option('--max-draining <n>', 'how many extra processes a reload keeps alive at once (new workers of a wave plus old ones draining; 1: one slot at a time; default: all)', parseCount)
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
   .option('--json', 'one JSON object per event line (and per line of worker output)')
