@@ -83,6 +83,12 @@ export function parsePid(value: string): number {
   return pid;
 }
 
+/** An environment variable's name (`--instance-var`), as a shell takes it. */
+export function parseEnvName(value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new InvalidArgumentError('a variable name is letters, digits and _, not starting with a digit.');
+  return value;
+}
+
 /** What to say of a flag `reuseport start` does not know (with this version's syntax). */
 export function unknownStartOption(flag: string): string {
   return (

@@ -36,6 +36,8 @@ export interface StartCommandOptions {
   register?: boolean;
   /** --prefix-output (true), --no-prefix-output (false), or neither. */
   prefixOutput?: boolean;
+  /** `--instance-var NAME`: the variable that tells each worker its slot (default NODE_APP_INSTANCE). */
+  instanceVar?: string;
   /** How the command line was read (told to an upgrade's successor, which reruns it). */
   syntax?: CommandSyntax;
 }
@@ -105,6 +107,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     register: options.register !== false,
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
+    ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);

@@ -66,6 +66,13 @@ function output(value: unknown): 'inherit' | 'pipe' {
   return 'pipe';
 }
 
+// An environment variable's name, as a shell would take it.
+function instanceVar(value: unknown): string {
+  if (value === undefined) return 'NODE_APP_INSTANCE';
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw invalidArgType('options.instanceVar', 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)', value);
+  return value;
+}
+
 function commandSyntax(value: unknown): string {
   if (typeof value !== 'string' || value === '' || value.length > 64) throw invalidArgType('options.commandSyntax', 'a string of 1 to 64 characters', value);
   return value;
@@ -121,6 +128,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     // Never systemd's notify socket (the supervisor alone speaks to systemd): an undefined value
     // leaves the variable out of the worker's environment.
     env: { NOTIFY_SOCKET: undefined as unknown as string, ...options.env },
+    instanceVar: instanceVar(options.instanceVar),
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

@@ -41,6 +41,13 @@ export interface StartClusterOptions {
   /** Extra environment for the workers. */
   env?: Record<string, string>;
   /**
+   * The environment variable that tells each worker its slot index (0..workers-1), as PM2's
+   * `instance_var`: stable across restarts, reloads and upgrades, so an app can run its cron only
+   * where it is '0', and node-config picks `default-<n>.json` by it. Default 'NODE_APP_INSTANCE'.
+   * `REUSEPORT_SLOT` carries the same index whatever this says.
+   */
+  instanceVar?: string;
+  /**
    * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
    * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
    * leaves the workers' listens to Node (the app must then call listenReusePort). The app's own
