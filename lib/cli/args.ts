@@ -7,6 +7,7 @@ import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { HANDOVER_ENV } from '../supervisor/deploy/handover';
 import type { ModeChoice } from '../plan/plan';
+import { splitNodeArgs } from './launchers';
 
 /** The exit code of every usage error (a bad flag, value, target or script). */
 export const USAGE_EXIT = 2;
@@ -87,6 +88,18 @@ export function parsePid(value: string): number {
 export function parseEnvName(value: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new InvalidArgumentError('a variable name is letters, digits and _, not starting with a digit.');
   return value;
+}
+
+/** `--node-args "<flags>"`: Node's flags for every worker, split as a shell splits words; the first must be a flag. */
+export function parseNodeArgs(value: string): string[] {
+  let words: string[];
+  try {
+    words = splitNodeArgs(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+  if (words.length === 0 || !words[0]?.startsWith('-')) throw new InvalidArgumentError('Node flags, beginning with one: "--import tsx", "--max-old-space-size=512".');
+  return words;
 }
 
 /** What to say of a flag `reuseport start` does not know (with this version's syntax). */

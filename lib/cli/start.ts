@@ -9,6 +9,7 @@ import { startCluster } from '../supervisor/start-cluster';
 import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
 import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
+import { launcherMessage } from './launchers';
 import { formatEvent } from './lines';
 import { OutputRelay, outputMode, runnerStdout } from './output';
 import { checkPidFilePath, removePidFile, writePidFile } from './pid-file';
@@ -38,6 +39,8 @@ export interface StartCommandOptions {
   prefixOutput?: boolean;
   /** `--instance-var NAME`: the variable that tells each worker its slot (default NODE_APP_INSTANCE). */
   instanceVar?: string;
+  /** `--node-args "<flags>"`, split: Node's flags for every worker. */
+  nodeArgs?: string[];
   /** How the command line was read (told to an upgrade's successor, which reruns it). */
   syntax?: CommandSyntax;
 }
@@ -47,6 +50,8 @@ export { UsageError } from './usage-error';
 /** Checks what can be checked before starting: the script and the pid file's directory. */
 export function checkStart(script: string, options: StartCommandOptions): { script: string; pidFile: string | undefined } {
   const resolved = path.resolve(script);
+  const launcher = launcherMessage(script, realPath(resolved));
+  if (launcher) throw new UsageError(launcher);
   let stat: fs.Stats;
   try {
     stat = fs.statSync(resolved);
@@ -56,6 +61,15 @@ export function checkStart(script: string, options: StartCommandOptions): { scri
   if (!stat.isFile()) throw new UsageError(`reuseport start: ${resolved} is not a file`);
   const pidFile = options.pidFile === undefined ? undefined : checkPidFilePath(options.pidFile);
   return { script: resolved, pidFile };
+}
+
+// Where a link (node_modules/.bin/tsx) leads; undefined for a missing file.
+function realPath(file: string): string | undefined {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -108,6 +122,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
     ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
+    ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);

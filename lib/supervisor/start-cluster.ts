@@ -462,7 +462,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     limitReservations(settings.maxSocketsPerWorker, settings.slotTimeoutMs);
     if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
+    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register, [...process.execArgv, ...settings.nodeArgs]), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
     if (settings.onFork) supervisor.on('fork', settings.onFork);
     try {

@@ -73,6 +73,16 @@ function instanceVar(value: unknown): string {
   return value;
 }
 
+// Node's flags for the workers: strings, the first a flag (a word first would be taken for the script).
+function nodeArgs(value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((arg) => typeof arg === 'string' && arg !== '' && !arg.includes('\0'))) {
+    throw invalidArgType('options.nodeArgs', 'an array of non-empty strings', value);
+  }
+  if (value.length > 0 && !String(value[0]).startsWith('-')) throw invalidArgReason('options.nodeArgs', 'must begin with a flag (Node would run its first word as the script)', value);
+  return [...(value as string[])];
+}
+
 function commandSyntax(value: unknown): string {
   if (typeof value !== 'string' || value === '' || value.length > 64) throw invalidArgType('options.commandSyntax', 'a string of 1 to 64 characters', value);
   return value;
@@ -129,6 +139,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     // leaves the variable out of the worker's environment.
     env: { NOTIFY_SOCKET: undefined as unknown as string, ...options.env },
     instanceVar: instanceVar(options.instanceVar),
+    nodeArgs: nodeArgs(options.nodeArgs),
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

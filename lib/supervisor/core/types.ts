@@ -48,6 +48,13 @@ export interface StartClusterOptions {
    */
   instanceVar?: string;
   /**
+   * Node flags for every worker, after this process's own execArgv (which they get too), as PM2's
+   * `node_args`: `['--import', 'tsx']`, `['--max-old-space-size=512']`, `['--enable-source-maps']`.
+   * Kept by every worker a reload or a crash starts; an upgrade's successor reruns this process's
+   * command line, which gives them again. Default none.
+   */
+  nodeArgs?: string[];
+  /**
    * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
    * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
    * leaves the workers' listens to Node (the app must then call listenReusePort). The app's own
