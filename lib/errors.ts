@@ -1,5 +1,6 @@
 // Errors shaped like Node's own (`code`, `errno`, `syscall`, `address`, `port`), built in one place.
 import { getSystemErrorMap, inspect } from 'node:util';
+import { portHeldBy } from './ports/holder-advice';
 
 /** An error from the operating system, as Node reports it: `code`, negative `errno`, `syscall`. */
 export interface SystemError extends Error {
@@ -110,10 +111,18 @@ const advice: Record<string, string> = {
   EADDRNOTAVAIL: 'no local interface has this address; listen on one this host owns, or on "::"',
 };
 
-/** Adds what to do to an OS error's message, keeping Node's wording first and every field as is. */
-export function explainListenError<T extends Error>(error: T): T {
-  const code = (error as Partial<SystemError>).code;
-  const hint = code ? advice[code] : undefined;
+/**
+ * Adds what to do to an OS error's message, keeping Node's wording first and every field as is; an
+ * EADDRINUSE names the holders of the port (pid and command) where /proc shows them.
+ */
+export function explainListenError<T extends Error>(error: T, protocol: 'tcp' | 'udp' = 'tcp'): T {
+  const { code, port, address } = error as Partial<SystemError>;
+  const holders = code === 'EADDRINUSE' && typeof port === 'number' && port > 0 ? portHeldBy(port, address, protocol) : undefined;
+  const hint = holders
+    ? `held by ${holders}, without SO_REUSEPORT (a plain listen) or as another user: stop that process, or pick another port`
+    : code
+      ? advice[code]
+      : undefined;
   if (hint && !error.message.includes(hint)) error.message = `${error.message} (${hint})`;
   return error;
 }

@@ -10,7 +10,7 @@ import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
 import { runnerStdout } from './output';
-import { type StartCommandOptions, UsageError, runStart } from './start';
+import { type StartCommandOptions, UsageError, runStart, startFailure } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
 function packageVersion(): string {
@@ -74,7 +74,7 @@ const start = program
     }
     const workers = instances ?? rest.workers;
     runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch(async (error: Error & { code?: string }) => {
-      process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
+      process.stderr.write(`${error instanceof UsageError ? error.message : startFailure(error)}\n`);
       // The workers' relayed lines first: a write still on the thread pool would be lost.
       await runnerStdout().whenIdle(1_000);
       process.exit(error instanceof UsageError ? USAGE_EXIT : 1);

@@ -47,6 +47,16 @@ export interface StartCommandOptions {
 
 export { UsageError } from './usage-error';
 
+/**
+ * The runner's one line for a start that failed (pure): its own prefix once (the library's
+ * `reuseport: ` dropped), the error's code at the end unless the message says it already.
+ */
+export function startFailure(error: Error & { code?: unknown }): string {
+  const message = error.message.replace(/^reuseport: /, '');
+  const code = typeof error.code === 'string' && !message.includes(error.code) ? ` (${error.code})` : '';
+  return `reuseport start: ${message}${code}`;
+}
+
 /** Checks what can be checked before starting: the script and the pid file's directory. */
 export function checkStart(script: string, options: StartCommandOptions): { script: string; pidFile: string | undefined } {
   const resolved = path.resolve(script);

@@ -76,7 +76,7 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
   try {
     opened = binding.openDatagram({ address: target.address, port: target.port, ipv6Only: target.ipv6Only, bind: false });
   } catch (error) {
-    throw explainListenError(error as Error);
+    throw explainListenError(error as Error, 'udp');
   }
   let unregister = () => undefined as void;
   let bound: NativeSocket;
@@ -85,7 +85,7 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
     try {
       bound = binding.bindDatagram(opened.fd, target.address, target.port);
     } catch (error) {
-      throw explainListenError(error as Error);
+      throw explainListenError(error as Error, 'udp');
     }
     await whenListening(socket, () => socket.bind({ fd: opened.fd, exclusive: true }));
   } catch (error) {
@@ -117,7 +117,7 @@ export async function bindWithNode(socket: dgram.Socket, target: DatagramTarget,
   try {
     handle = udpHandleBound(target.family, target.address, target.port, target.ipv6Only);
   } catch (error) {
-    throw explainListenError(error as Error);
+    throw explainListenError(error as Error, 'udp');
   }
   try {
     await whenListening(socket, () => socket.bind(handle as unknown as dgram.BindOptions));

@@ -23,6 +23,9 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
   if (typeof failure.errno !== 'number' || typeof failure.code !== 'string') return error as Error;
   const nodeShaped =
     where === 'standalone' ? systemError(failure.errno, 'listen', target.address, port) : exceptionWithHostPort(failure.errno, 'bind', asked, port);
+  // node:cluster's message says "null:3000" for a listen without an address (its `address` field
+  // stays null, as there); the message says where the socket was bound, as a standalone listen's does.
+  if (asked === null && port > 0) nodeShaped.message = nodeShaped.message.replace(`null:${port}`, `${target.address}:${port}`);
   // A foreign holder's explanation (which names the holder's address:port again) is this package's
   // own: all of it after Node's words, and no generic hint beside it.
   const extra = explanationAfter((error as Error).message, `${target.address}:${port}`);

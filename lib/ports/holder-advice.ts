@@ -1,0 +1,44 @@
+// Who holds a port that a listen found taken (EADDRINUSE), in the words of the error's advice: the
+// holders' pids and commands, as `reuseport doctor --port` shows them.
+import { type PortHolder, type PortProtocol, findPortHolders } from './port-holders';
+
+// Whether a socket on `held` takes `wanted` from a bind (the same address, or either is a wildcard).
+function collides(held: string, wanted: string | undefined): boolean {
+  if (wanted === undefined) return true;
+  const plain = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
+  const [x, y] = [plain(held), plain(wanted)];
+  return x === y || ['0.0.0.0', '::'].includes(x) || ['0.0.0.0', '::'].includes(y);
+}
+
+/** The holders in words (pure): "pid 12 (python3 -m http.server 3803) on :::3803; a process of uid 1000 on 0.0.0.0:3803". */
+export function describeHolders(holders: PortHolder[]): string {
+  return holders
+    .map((holder) => {
+      const owners = holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ');
+      return `${owners || `a process of uid ${holder.uid} (not visible to this user)`} on ${holder.address}:${holder.port}`;
+    })
+    .join('; ');
+}
+
+/** How long a port's holders, once looked up, are reused: a listen retried in a loop scans /proc once, not every time. */
+export const HOLDERS_REUSED_MS = 1_000;
+const recent = new Map<string, { at: number; holders: PortHolder[] }>();
+
+/** Who holds `port` where a bind to `address` collides, in words; undefined when none is found (or /proc cannot tell). */
+export function portHeldBy(port: number, address: string | undefined, protocol: PortProtocol = 'tcp'): string | undefined {
+  const key = `${protocol} ${port}`;
+  const now = performance.now();
+  let found = recent.get(key);
+  if (!found || now - found.at > HOLDERS_REUSED_MS) {
+    try {
+      found = { at: now, holders: findPortHolders(port, '/proc', protocol) };
+    } catch {
+      // who holds it is advice; the error stands without it
+      found = { at: now, holders: [] };
+    }
+    for (const [old, { at }] of recent) if (now - at > HOLDERS_REUSED_MS) recent.delete(old);
+    recent.set(key, found);
+  }
+  const holders = found.holders.filter((holder) => collides(holder.address, address));
+  return holders.length > 0 ? describeHolders(holders) : undefined;
+}
