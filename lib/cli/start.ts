@@ -41,6 +41,8 @@ export interface StartCommandOptions {
   instanceVar?: string;
   /** `--node-args "<flags>"`, split: Node's flags for every worker. */
   nodeArgs?: string[];
+  /** `--subreaper`: reap orphaned processes as an init does (always as PID 1). */
+  subreaper?: boolean;
   /** How the command line was read (told to an upgrade's successor, which reruns it). */
   syntax?: CommandSyntax;
 }
@@ -133,6 +135,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
     ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
     ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+    ...(options.subreaper ? { subreaper: true } : {}),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);

@@ -30,6 +30,7 @@ import { type ListenFds, takeListenFds } from './deploy/systemd';
 import { SystemdLink } from './deploy/systemd-link';
 import { Upgrades } from './deploy/upgrade';
 import { readHandedKey, reportToPredecessor } from './deploy/successor';
+import { type OrphanReaper, startReaper } from './deploy/reaper';
 import { HealthServer } from './fleet/health';
 import { OutcomeLog } from './fleet/outcomes';
 import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
@@ -72,6 +73,8 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
   #handedHealthFd: number | undefined;
   #healthPort: number | undefined;
   #ticketKeys: TicketKeys | undefined;
+  /** As PID 1 or a subreaper: reaps the orphans given to this process. */
+  readonly #reaper: OrphanReaper | undefined;
   readonly #onSighup = () => {
     // Its failure is told by the 'reload-failed' event.
     this.reload().catch(() => undefined);
@@ -87,6 +90,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     this.plan = plan;
     this.#settings = settings;
     const { binding } = loadBinding();
+    this.#reaper = startReaper(binding, settings.subreaper);
     const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
@@ -404,6 +408,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {
       closeSockets();
+      this.#reaper?.stop();
       this.#board?.close();
       this.#health?.close(result, shutdownExitCode(result));
       // Last: a second shutdown signal during the drain still ends it at once.

@@ -140,6 +140,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     env: { NOTIFY_SOCKET: undefined as unknown as string, ...options.env },
     instanceVar: instanceVar(options.instanceVar),
     nodeArgs: nodeArgs(options.nodeArgs),
+    subreaper: optionalBoolean(options.subreaper, 'options.subreaper'),
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

@@ -55,6 +55,14 @@ export interface StartClusterOptions {
    */
   nodeArgs?: string[];
   /**
+   * Reap orphaned processes of the workers' trees, as an init does: this process becomes a child
+   * subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)), so the orphans of its descendants become its
+   * children, and it reaps those that exit without ever taking the exit status of a child of its own.
+   * Always on when this process is PID 1 (a container without an init). Default false; true where
+   * there is no such call (not Linux, no addon) fails with ERR_REUSEPORT_MODE_UNSUPPORTED.
+   */
+  subreaper?: boolean;
+  /**
    * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
    * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
    * leaves the workers' listens to Node (the app must then call listenReusePort). The app's own
