@@ -8,6 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { HANDOVER_ENV } from '../supervisor/deploy/handover';
 import type { ModeChoice } from '../plan/plan';
 import { splitNodeArgs } from './launchers';
+import { parseSize } from '../supervisor/liveness/memory';
 
 /** The exit code of every usage error (a bad flag, value, target or script). */
 export const USAGE_EXIT = 2;
@@ -100,6 +101,13 @@ export function parseNodeArgs(value: string): string[] {
   }
   if (words.length === 0 || !words[0]?.startsWith('-')) throw new InvalidArgumentError('Node flags, beginning with one: "--import tsx", "--max-old-space-size=512".');
   return words;
+}
+
+/** `--max-memory-restart <size>`, PM2's syntax (200M, 1G, 512K, bytes), in bytes. */
+export function parseMemorySize(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`a size is a number of bytes with K, M or G after it, as PM2 writes it (200M, 1G): '${value}' is not one.`);
+  return bytes;
 }
 
 /** What to say of a flag `reuseport start` does not know (with this version's syntax). */

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseEnvName, parseMode, parseNodeArgs, parseMs, parsePid, parsePort, parseWorkers, unknownStartOption } from './args';
+import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseEnvName, parseMemorySize, parseMode, parseNodeArgs, parseMs, parsePid, parsePort, parseWorkers, unknownStartOption } from './args';
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
@@ -61,6 +61,7 @@ const start = program
   .option('--max-draining <n>', 'how many extra processes a reload keeps alive at once (new workers of a wave plus old ones draining; 1: one slot at a time; default: all)', parseCount)
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
   .option('--node-args <flags>', 'Node flags for every worker, as PM2\'s: "--import tsx", "--max-old-space-size=512 --enable-source-maps"', parseNodeArgs)
+  .option('--max-memory-restart <size>', "replace a worker whose RSS is over this (PM2's syntax: 200M, 1G) the way a reload does: the new one first, the old one drains", parseMemorySize)
   .option('--subreaper', 'reap orphaned processes of the workers, as an init does (Linux; always on as PID 1)')
   .option('--instance-var <name>', "the variable that tells each worker its slot, 0..N-1, as PM2's instance_var (default NODE_APP_INSTANCE)", parseEnvName)
   .option('--json', 'one JSON object per event line (and per line of worker output)')

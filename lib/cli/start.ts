@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
-import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
+import type { CrashLoopEvent, ForkEvent, MemoryLimitEvent, ReloadResult, RestartEvent, Supervisor } from '../supervisor/core/types';
+import { formatSize } from '../supervisor/liveness/memory';
 import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
 import { launcherMessage } from './launchers';
@@ -43,6 +44,8 @@ export interface StartCommandOptions {
   nodeArgs?: string[];
   /** `--subreaper`: reap orphaned processes as an init does (always as PID 1). */
   subreaper?: boolean;
+  /** `--max-memory-restart <size>`, in bytes. */
+  maxMemoryRestart?: number;
   /** How the command line was read (told to an upgrade's successor, which reruns it). */
   syntax?: CommandSyntax;
 }
@@ -136,6 +139,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
     ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
     ...(options.subreaper ? { subreaper: true } : {}),
+    ...(options.maxMemoryRestart === undefined ? {} : { maxMemoryRestart: options.maxMemoryRestart }),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);
@@ -151,6 +155,15 @@ export async function runStart(script: string, args: string[], options: StartCom
     if (expected) return;
     died.set(slot, pid);
     say('exit', { slot, pid, code, signal });
+  });
+  // A worker replaced for its memory: which, why, by whom (its own 'listening' line came before).
+  supervisor.on('restart', ({ slot, pid, reason, rss, limit, by }: RestartEvent) => say('restart', { slot, pid, reason, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit), by }));
+  supervisor.on('memory-limit-too-low', ({ slot, pid, rss, limit }: MemoryLimitEvent) => {
+    say('memory-limit-too-low', { slot, pid, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit) });
+    process.stderr.write(
+      `reuseport start: --max-memory-restart ${formatSize(limit)} is too low: slot ${slot}'s new workers were over it at their first check ` +
+        `(pid ${pid}: ${formatSize(rss)}), so its workers are no longer replaced for memory; raise the limit above what a fresh worker needs\n`,
+    );
   });
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));

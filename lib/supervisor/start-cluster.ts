@@ -25,6 +25,7 @@ import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
 import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
+import { MemoryLimit } from './liveness/memory';
 import { SurplusSockets } from './deploy/surplus';
 import { type ListenFds, takeListenFds } from './deploy/systemd';
 import { SystemdLink } from './deploy/systemd-link';
@@ -75,6 +76,8 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
   #ticketKeys: TicketKeys | undefined;
   /** As PID 1 or a subreaper: reaps the orphans given to this process. */
   readonly #reaper: OrphanReaper | undefined;
+  /** maxMemoryRestart: replaces a worker over it the way a reload does. */
+  readonly #memory: MemoryLimit | undefined;
   readonly #onSighup = () => {
     // Its failure is told by the 'reload-failed' event.
     this.reload().catch(() => undefined);
@@ -125,6 +128,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       cpus,
       this.#board,
     );
+    this.#memory = settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#serially(job) }) : undefined;
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
@@ -296,6 +300,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     } finally {
       this.#starting = false;
     }
+    this.#memory?.start();
     // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
     if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
   }
@@ -370,6 +375,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       queuedPeak: slot.queuedPeak,
       cpu: slot.pinned ? slot.cpu : undefined,
       stopped: slot.stopped,
+      ...(this.#memory ? { rss: this.#memory.rss(slot.index), memoryRestarts: this.#memory.restarts(slot.index) } : {}),
     }));
   }
 
@@ -393,6 +399,13 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     return reloading;
   }
 
+  // A job that must not run beside a reload (a recycling): after the one under way, before the next.
+  #serially(job: () => Promise<void>): Promise<void> {
+    const run = this.#reloading.catch(() => undefined).then(job);
+    this.#reloading = run;
+    return run;
+  }
+
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
     return this.#upgrades.start(options);
   }
@@ -404,6 +417,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     process.off('SIGHUP', this.#onSighup);
     process.off('SIGUSR2', this.#onSigusr2);
     this.#checks?.stop();
+    this.#memory?.stop();
     this.#surplus?.stop();
     this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {

@@ -141,6 +141,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     instanceVar: instanceVar(options.instanceVar),
     nodeArgs: nodeArgs(options.nodeArgs),
     subreaper: optionalBoolean(options.subreaper, 'options.subreaper'),
+    maxMemoryRestart: positiveInteger(options.maxMemoryRestart, 'options.maxMemoryRestart', 0, 0),
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

@@ -63,6 +63,14 @@ export interface StartClusterOptions {
    */
   subreaper?: boolean;
   /**
+   * Replace a worker whose resident memory (RSS, as PM2 measures it: Buffers count) is over this
+   * many bytes, as PM2's `max_memory_restart`, but the way a reload replaces its slot: the new worker
+   * listens and lives minUptimeMs, then the old one drains. Read once a second from /proc (Linux).
+   * A limit fresh workers are over at once stops recycling their slot ('memory-limit-too-low').
+   * Default 0: off.
+   */
+  maxMemoryRestart?: number;
+  /**
    * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
    * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
    * leaves the workers' listens to Node (the app must then call listenReusePort). The app's own
@@ -232,6 +240,9 @@ export interface SlotStats {
   cpu: number | undefined;
   /** A crash loop stopped restarting the slot (maxRestarts); its socket is lent to the live workers. */
   stopped: boolean;
+  /** With maxMemoryRestart: the worker's RSS at the last check (bytes), and how many of the slot's workers were replaced for memory. */
+  rss?: number;
+  memoryRestarts?: number;
 }
 
 
