@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
-import type { CrashLoopEvent, ForkEvent, MemoryLimitEvent, ReloadResult, RestartEvent, Supervisor } from '../supervisor/core/types';
+import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
+import type { MemoryLimitEvent, RestartEvent } from '../supervisor/core/events';
 import { formatSize } from '../supervisor/liveness/memory';
 import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';

@@ -40,34 +40,18 @@ export interface StartClusterOptions {
   commandSyntax?: string;
   /** Extra environment for the workers. */
   env?: Record<string, string>;
-  /**
-   * The environment variable that tells each worker its slot index (0..workers-1), as PM2's
-   * `instance_var`: stable across restarts, reloads and upgrades, so an app can run its cron only
-   * where it is '0', and node-config picks `default-<n>.json` by it. Default 'NODE_APP_INSTANCE'.
-   * `REUSEPORT_SLOT` carries the same index whatever this says.
-   */
+  /** The variable giving each worker its slot index 0..workers-1, stable across restarts, reloads and upgrades (PM2's `instance_var`; REUSEPORT_SLOT too, always). Default 'NODE_APP_INSTANCE'. */
   instanceVar?: string;
-  /**
-   * Node flags for every worker, after this process's own execArgv (which they get too), as PM2's
-   * `node_args`: `['--import', 'tsx']`, `['--max-old-space-size=512']`, `['--enable-source-maps']`.
-   * Kept by every worker a reload or a crash starts; an upgrade's successor reruns this process's
-   * command line, which gives them again. Default none.
-   */
+  /** Node flags for every worker after this process's own execArgv, as PM2's `node_args` (`['--import', 'tsx']`); every new worker gets them. Default none. */
   nodeArgs?: string[];
   /**
-   * Reap orphaned processes of the workers' trees, as an init does: this process becomes a child
-   * subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)), so the orphans of its descendants become its
-   * children, and it reaps those that exit without ever taking the exit status of a child of its own.
-   * Always on when this process is PID 1 (a container without an init). Default false; true where
-   * there is no such call (not Linux, no addon) fails with ERR_REUSEPORT_MODE_UNSUPPORTED.
+   * Become a child subreaper (Linux prctl) and reap the orphans of the workers' trees as an init does,
+   * never a child of this process's own; always on as PID 1. Default false (ERR_REUSEPORT_MODE_UNSUPPORTED where impossible).
    */
   subreaper?: boolean;
   /**
-   * Replace a worker whose resident memory (RSS, as PM2 measures it: Buffers count) is over this
-   * many bytes, as PM2's `max_memory_restart`, but the way a reload replaces its slot: the new worker
-   * listens and lives minUptimeMs, then the old one drains. Read once a second from /proc (Linux).
-   * A limit fresh workers are over at once stops recycling their slot ('memory-limit-too-low').
-   * Default 0: off.
+   * Bytes: a worker whose RSS is over it is replaced as a reload replaces its slot (PM2's
+   * `max_memory_restart`, without the kill); checked once a second (Linux /proc). Default 0: off.
    */
   maxMemoryRestart?: number;
   /**
@@ -240,7 +224,7 @@ export interface SlotStats {
   cpu: number | undefined;
   /** A crash loop stopped restarting the slot (maxRestarts); its socket is lent to the live workers. */
   stopped: boolean;
-  /** With maxMemoryRestart: the worker's RSS at the last check (bytes), and how many of the slot's workers were replaced for memory. */
+  /** With maxMemoryRestart: the worker's RSS at the last check (bytes), and the slot's workers replaced for memory. */
   rss?: number;
   memoryRestarts?: number;
 }

@@ -8,7 +8,8 @@
 import type { Worker } from 'node:cluster';
 import fs from 'node:fs';
 import type { SupervisorSettings } from '../core/settings';
-import type { MemoryLimitEvent, RestartEvent } from '../core/types';
+import type { EmitEvent, MemoryLimitEvent, RestartEvent } from '../core/events';
+import { replaceOne } from '../slots/reload';
 import type { Slot, WorkerSlots } from '../slots/worker-slots';
 
 /** How often the workers' RSS is read. */
@@ -58,7 +59,7 @@ export function memoryVerdict(rss: number | undefined, limit: number, firstCheck
 
 /** What the memory limit needs of the supervisor. */
 export interface MemoryHost {
-  emit(event: string, payload: unknown): void;
+  emit: EmitEvent;
   /** Runs `job` when no reload (nor another recycling) is under way, and keeps the next one waiting until it ends. */
   serially(job: () => Promise<void>): Promise<void>;
 }
@@ -137,41 +138,15 @@ export class MemoryLimit {
     }
   }
 
-  // The new worker listens and lives minUptimeMs, then takes the slot, and the old one drains.
+  // The new worker listens and lives minUptimeMs, then takes the slot, and the old one drains (reload.ts's replaceOne).
   async #replace(slot: Slot, old: Worker, rss: number): Promise<void> {
     if (slot.worker !== old || old.isDead() || this.#workers.closing) return;
-    const { worker, listening } = this.#workers.fork(slot);
-    try {
-      await listening;
-      await livesFor(worker, this.#settings.minUptimeMs);
-    } catch {
-      // It did not start: the old worker keeps the slot; the next check tries again.
-      return;
-    }
-    if (worker.isDead() || slot.worker !== old || this.#workers.closing) {
-      if (!worker.isDead()) void this.#workers.stop(worker);
-      return;
-    }
-    slot.worker = worker;
-    slot.ready = true;
+    const replaced = await replaceOne(this.#workers, this.#settings, slot);
+    // It did not start: the old worker keeps the slot; the next check tries again.
+    if (replaced instanceof Error) return;
     this.#restarts.set(slot.index, this.restarts(slot.index) + 1);
-    const event: RestartEvent = { slot: slot.index, pid: old.process.pid ?? 0, reason: 'memory', rss, limit: this.#settings.maxMemoryRestart, by: worker.process.pid ?? 0 };
+    const { pid = 0 } = replaced.old.process;
+    const event: RestartEvent = { slot: slot.index, pid, reason: 'memory', rss, limit: this.#settings.maxMemoryRestart, by: replaced.worker.process.pid ?? 0 };
     this.#host.emit('restart', event);
-    // Not awaited: the next recycling or reload need not wait for this drain.
-    void this.#workers.stop(old);
   }
-}
-
-// Resolves after `ms` or when the worker exits, whichever comes first.
-function livesFor(worker: Worker, ms: number): Promise<void> {
-  if (ms <= 0 || worker.isDead()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      worker.off('exit', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    worker.once('exit', done);
-  });
 }
