@@ -83,6 +83,8 @@ describe('reuseport start --node-args', () => {
     // The successor shares the runner's stdout: its workers' lines come through the same pipe.
     const after = await toldBy(runner, 2, mark);
     expect(after.every(has)).toBe(true);
+    // The successor's workers have the same instance ids.
+    expect(after.map((each) => each.instance).sort()).toEqual(['0', '1']);
     expect((await runner.exited).code).toBe(0);
     process.kill(upgrade.to as number, 'SIGTERM');
     await runner.next((line) => line.event === 'stopped' && line.pid === upgrade.to, mark, 30_000);

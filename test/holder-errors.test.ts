@@ -1,13 +1,15 @@
 // EADDRINUSE from an unrelated program names the holder: its pid and command, with the real address
 // (`:::P` as Node says, not node:cluster's `null:P`), in listenReusePort's error and in the runner's
-// one line (which says `reuseport start:` once). The words themselves as a table.
+// one line (which says `reuseport start:` once). A worker's error keeps node:cluster's words first
+// (`bind EADDRINUSE null:P`), its advice naming the address. The words themselves as a table.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenReusePort } from '../lib';
 import { startFailure } from '../lib/cli/start';
-import { describeHolders } from '../lib/ports/holder-advice';
+import { sayWhere } from '../lib/register/own-socket';
+import { describeHolders, portHeldBy } from '../lib/ports/holder-advice';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { freePort, startRunner } from './helpers/runner';
@@ -50,8 +52,21 @@ describe('an EADDRINUSE names the holder', () => {
     [Object.assign(new Error('reuseport: the worker for slot 0 (pid 5) exited (1) before it listened'), {}), 'reuseport start: the worker for slot 0 (pid 5) exited (1) before it listened'],
     [Object.assign(new Error('bind EADDRINUSE :::80 (held by x)'), { code: 'EADDRINUSE' }), 'reuseport start: bind EADDRINUSE :::80 (held by x)'],
     [Object.assign(new Error('something broke'), { code: 'ERR_X' }), 'reuseport start: something broke (ERR_X)'],
+    [
+      Object.assign(new Error('bind EADDRINUSE null:3803 (on :::3803: held by pid 7 (python3) on 0.0.0.0:3803) (worker pid 9, slot 0)'), { code: 'EADDRINUSE' }),
+      'reuseport start: bind EADDRINUSE :::3803 (held by pid 7 (python3) on 0.0.0.0:3803) (worker pid 9, slot 0)',
+    ],
+    [Object.assign(new Error('bind EADDRINUSE null:80 (on 0.0.0.0:80) (worker pid 9, slot 0)'), { code: 'EADDRINUSE' }), 'reuseport start: bind EADDRINUSE 0.0.0.0:80 (worker pid 9, slot 0)'],
   ])('the runner\'s failure line %#', (error, line) => {
     expect(startFailure(error)).toBe(line);
+  });
+
+  it.each([
+    ['bind EADDRINUSE null:3803 (held by pid 7)', 'bind EADDRINUSE null:3803 (on :::3803: held by pid 7)'],
+    ['bind EADDRINUSE null:3803', 'bind EADDRINUSE null:3803 (on :::3803)'],
+    ['bind EADDRINUSE 127.0.0.1:3803 (held by pid 7)', 'bind EADDRINUSE 127.0.0.1:3803 (held by pid 7)'],
+  ])('a worker\'s error %j keeps Node\'s words first: %j', (message, said) => {
+    expect(sayWhere(new Error(message), '::', 3803).message).toBe(said);
   });
 
   it('listenReusePort beside a plain net server of another process: the error names its pid and command', async () => {
@@ -65,6 +80,9 @@ describe('an EADDRINUSE names the holder', () => {
     expect(error.message).toContain(`127.0.0.1:${port}`);
     expect(error.message).toContain(`held by pid ${pid} (`);
     expect(error.message).toContain('plain-listener.js');
+    // An error without an address (node:cluster's, for a listen without one) still finds it; another address does not.
+    expect(portHeldBy(port, null)).toContain(`pid ${pid} (`);
+    expect(portHeldBy(port, '127.0.0.2')).toBeUndefined();
   }, 30_000);
 
   it('the runner beside python3 -m http.server: exit 1, one line naming the pid, the command and :::port', async () => {

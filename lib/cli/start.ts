@@ -55,10 +55,15 @@ export { UsageError } from './usage-error';
 
 /**
  * The runner's one line for a start that failed (pure): its own prefix once (the library's
- * `reuseport: ` dropped), the error's code at the end unless the message says it already.
+ * `reuseport: ` dropped), the address a worker's listen really tried where node:cluster's message
+ * says null, the error's code at the end unless the message says it already.
  */
 export function startFailure(error: Error & { code?: unknown }): string {
-  const message = error.message.replace(/^reuseport: /, '');
+  // node:cluster's "null:3000" in a worker's listen error: the address its advice names instead.
+  const message = error.message
+    .replace(/^reuseport: /, '')
+    .replace(/ null:(\d+) \(on (\S+):\1: /, ' $2:$1 (')
+    .replace(/ null:(\d+) \(on (\S+):\1\)/, ' $2:$1');
   const code = typeof error.code === 'string' && !message.includes(error.code) ? ` (${error.code})` : '';
   return `reuseport start: ${message}${code}`;
 }

@@ -3,8 +3,8 @@
 import { type PortHolder, type PortProtocol, findPortHolders } from './port-holders';
 
 // Whether a socket on `held` takes `wanted` from a bind (the same address, or either is a wildcard).
-function collides(held: string, wanted: string | undefined): boolean {
-  if (wanted === undefined) return true;
+function collides(held: string, wanted: string | null | undefined): boolean {
+  if (typeof wanted !== 'string') return true;
   const plain = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);
   const [x, y] = [plain(held), plain(wanted)];
   return x === y || ['0.0.0.0', '::'].includes(x) || ['0.0.0.0', '::'].includes(y);
@@ -25,7 +25,7 @@ export const HOLDERS_REUSED_MS = 1_000;
 const recent = new Map<string, { at: number; holders: PortHolder[] }>();
 
 /** Who holds `port` where a bind to `address` collides, in words; undefined when none is found (or /proc cannot tell). */
-export function portHeldBy(port: number, address: string | undefined, protocol: PortProtocol = 'tcp'): string | undefined {
+export function portHeldBy(port: number, address: string | null | undefined, protocol: PortProtocol = 'tcp'): string | undefined {
   const key = `${protocol} ${port}`;
   const now = performance.now();
   let found = recent.get(key);

@@ -23,15 +23,24 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
   if (typeof failure.errno !== 'number' || typeof failure.code !== 'string') return error as Error;
   const nodeShaped =
     where === 'standalone' ? systemError(failure.errno, 'listen', target.address, port) : exceptionWithHostPort(failure.errno, 'bind', asked, port);
-  // node:cluster's message says "null:3000" for a listen without an address (its `address` field
-  // stays null, as there); the message says where the socket was bound, as a standalone listen's does.
-  if (asked === null && port > 0) nodeShaped.message = nodeShaped.message.replace(`null:${port}`, `${target.address}:${port}`);
   // A foreign holder's explanation (which names the holder's address:port again) is this package's
   // own: all of it after Node's words, and no generic hint beside it.
   const extra = explanationAfter((error as Error).message, `${target.address}:${port}`);
-  if (!extra) return explainListenError(nodeShaped);
-  nodeShaped.message += ` ${extra}`;
-  return nodeShaped;
+  if (!extra) explainListenError(nodeShaped);
+  else nodeShaped.message += ` ${extra}`;
+  return where === 'worker' && asked === null ? sayWhere(nodeShaped, target.address, port) : nodeShaped;
+}
+
+/**
+ * node:cluster's message for a listen without an address says "null:3000" (kept: it begins every such
+ * message, and `address` stays null); the advice after it begins with the address really tried:
+ * "bind EADDRINUSE null:3000 (on :::3000: held by ...)".
+ */
+export function sayWhere<T extends Error>(error: T, address: string, port: number): T {
+  const node = `null:${port}`;
+  if (port <= 0 || !error.message.includes(node)) return error;
+  error.message = error.message.includes(`${node} (`) ? error.message.replace(`${node} (`, `${node} (on ${address}:${port}: `) : `${error.message} (on ${address}:${port})`;
+  return error;
 }
 
 /** What a message says after the first `address:port` in it ('' when nothing or no such place). */
