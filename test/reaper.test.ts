@@ -106,7 +106,7 @@ describe('orphans', () => {
     expect(failing.reap()).toBe(0);
   });
 
-  it.skipIf(!canUnshare)('as PID 1 of a new pid namespace: at most 5 zombies at any check over 4 s, and SIGTERM stops it with 0', async () => {
+  it.skipIf(!canUnshare)('as PID 1 of a new pid namespace: at most 5 zombies at any check over 4 s, an upgrade is refused, and SIGTERM stops it with 0', async () => {
     const port = await freePort();
     const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, cli, 'start', '-i', '2', '--json', path.join(fixtures, 'orphan-app.js')], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -131,6 +131,12 @@ describe('orphans', () => {
     // The orphans were the runner's to reap (reparented to it), and it kept up.
     expect(watched.orphansSeen).toBeGreaterThan(0);
     expect(watched.worstZombies).toBeLessThanOrEqual(5);
+    // An upgrade would end the namespace with this PID 1: refused, and it serves on.
+    process.kill(runner, 'SIGUSR2');
+    const refusedBy = Date.now() + 10_000;
+    while (!/"event":"upgrade-failed"[^\n]*PID 1/.test(stdout) && Date.now() < refusedBy) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stdout).toMatch(/"event":"upgrade-failed"[^\n]*PID 1/);
+    expect(stdout).not.toContain('"event":"upgrade",');
     process.kill(runner, 'SIGTERM');
     expect(await exited).toBe(0);
     expect(stderr).not.toContain('REUSEPORT_NO_REAPER');

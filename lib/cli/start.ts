@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
+import { upgradeFailed } from '../supervisor/deploy/successor';
 import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
 import type { MemoryLimitEvent, RestartEvent } from '../supervisor/core/events';
 import { formatSize } from '../supervisor/liveness/memory';
@@ -66,6 +67,14 @@ export function startFailure(error: Error & { code?: unknown }): string {
     .replace(/ null:(\d+) \(on (\S+):\1\)/, ' $2:$1');
   const code = typeof error.code === 'string' && !message.includes(error.code) ? ` (${error.code})` : '';
   return `reuseport start: ${message}${code}`;
+}
+
+/** Why SIGUSR2 upgrades nothing when the runner is PID 1 (ERR_REUSEPORT_UPGRADE_FAILED). */
+export function upgradeAsPid1(): Error {
+  return upgradeFailed(
+    'this runner is PID 1 of its pid namespace (a container): when it exits the kernel ends every process in the namespace, ' +
+      'the successor too. Deploy a new container, or reload (SIGHUP) for new workers',
+  );
 }
 
 /** Checks what can be checked before starting: the script and the pid file's directory. */
@@ -138,7 +147,8 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.maxRestarts === undefined ? {} : { maxRestarts: options.maxRestarts }),
     ...(options.maxDraining === undefined ? {} : { maxDraining: options.maxDraining }),
     reloadOnSighup: true,
-    upgradeOnSigusr2: true,
+    // As PID 1 an upgrade would end the container: the successor dies with this process (below).
+    upgradeOnSigusr2: process.pid !== 1,
     register: options.register !== false,
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
@@ -195,6 +205,7 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
   supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));
+  if (process.pid === 1) process.on('SIGUSR2', () => supervisor.emit('upgrade-failed', upgradeAsPid1()));
   supervisor.on('shutdown', ({ signal }) => say('shutdown', { pid: process.pid, signal }));
   supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid) }));
   // The last line: how this runner ends (also after an upgrade: 0 once the successor serves).
