@@ -1,6 +1,5 @@
 // Errors shaped like Node's own (`code`, `errno`, `syscall`, `address`, `port`), built in one place.
 import { getSystemErrorMap, inspect } from 'node:util';
-import { portHeldBy } from './ports/holder-advice';
 
 /** An error from the operating system, as Node reports it: `code`, negative `errno`, `syscall`. */
 export interface SystemError extends Error {
@@ -113,12 +112,11 @@ const advice: Record<string, string> = {
 
 /**
  * Adds what to do to an OS error's message, keeping Node's wording first and every field as is; an
- * EADDRINUSE names the holders of the port (pid and command) where /proc shows them.
+ * EADDRINUSE names `holders` when given (ports/holder-advice.ts's explainTaken finds them).
  */
-export function explainListenError<T extends Error>(error: T, protocol: 'tcp' | 'udp' = 'tcp'): T {
-  const { code, port, address } = error as Partial<SystemError>;
-  const holders = code === 'EADDRINUSE' && typeof port === 'number' && port > 0 ? portHeldBy(port, address, protocol) : undefined;
-  const hint = holders
+export function explainListenError<T extends Error>(error: T, holders?: string): T {
+  const { code } = error as Partial<SystemError>;
+  const hint = code === 'EADDRINUSE' && holders
     ? `held by ${holders}, without SO_REUSEPORT (a plain listen) or as another user: stop that process, or pick another port`
     : code
       ? advice[code]

@@ -1,5 +1,6 @@
 // Who holds a port that a listen found taken (EADDRINUSE), in the words of the error's advice: the
 // holders' pids and commands, as `reuseport doctor --port` shows them.
+import { type SystemError, explainListenError } from '../errors';
 import { type PortHolder, type PortProtocol, findPortHolders } from './port-holders';
 
 // Whether a socket on `held` takes `wanted` from a bind (the same address, or either is a wildcard).
@@ -41,4 +42,11 @@ export function portHeldBy(port: number, address: string | null | undefined, pro
   }
   const holders = found.holders.filter((holder) => collides(holder.address, address));
   return holders.length > 0 ? describeHolders(holders) : undefined;
+}
+
+/** explainListenError, with an EADDRINUSE's holders named (pid and command) where /proc shows them. */
+export function explainTaken<T extends Error>(error: T, protocol: PortProtocol = 'tcp'): T {
+  const { code, port, address } = error as Partial<SystemError>;
+  const holders = code === 'EADDRINUSE' && typeof port === 'number' && port > 0 ? portHeldBy(port, address, protocol) : undefined;
+  return explainListenError(error, holders);
 }

@@ -2,7 +2,8 @@
 // other holders (the sharing group), registered, and wrapped in a libuv TCP handle that Node's listen
 // path then listens on. Failures come out as Node's listen errors.
 import type { NativeBinding } from '../binding';
-import { type SystemError, exceptionWithHostPort, explainListenError, systemError } from '../errors';
+import { type SystemError, exceptionWithHostPort, systemError } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { openWithAddon } from '../listen/acquire';
 import type { TcpHandle } from '../tcp-handle';
 import type { HookTarget } from './targets';
@@ -26,7 +27,7 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
   // A foreign holder's explanation (which names the holder's address:port again) is this package's
   // own: all of it after Node's words, and no generic hint beside it.
   const extra = explanationAfter((error as Error).message, `${target.address}:${port}`);
-  if (!extra) explainListenError(nodeShaped);
+  if (!extra) explainTaken(nodeShaped);
   else nodeShaped.message += ` ${extra}`;
   return where === 'worker' && asked === null ? sayWhere(nodeShaped, target.address, port) : nodeShaped;
 }
