@@ -144,10 +144,12 @@ int GetCpuAffinity(int tid, std::vector<int>* cpus);
 // taking the exit status of a child libuv waits for. The decision is the caller's.
 
 // The pid of a child of this process that has exited and can be waited for, left waitable
-// (waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)); *pid 0 when there is none (ECHILD included). 0 or the errno.
+// (waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)); *pid 0 when there is none (ECHILD included).
+// 0 or the errno.
 int PeekExitedChild(int* pid);
 
-// Reaps child `pid` if it has exited (waitpid(pid, WNOHANG)): *reaped is `pid` then, else 0. 0 or the errno.
+// Reaps child `pid` if it has exited (waitpid(pid, WNOHANG)): *reaped is `pid` then, else 0.
+// 0 or the errno.
 int ReapChild(int pid, int* reaped);
 
 // Makes this process a child subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)): orphans of its

@@ -14,10 +14,18 @@ describe('instanceVar', () => {
   });
 
   it.each([[''], ['1X'], ['A-B'], [3], ['A=B']])('%j is refused with ERR_INVALID_ARG_TYPE', (given) => {
-    expect(() => resolveSettings({ exec: 'app.js', workers: 1, instanceVar: given as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => resolveSettings({ exec: 'app.js', workers: 1, instanceVar: given as string })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
   });
 
-  it.each([['NODE_APP_INSTANCE', true], ['x_1', true], ['1X', false], ['A B', false], ['', false]])('--instance-var %j: accepted %s', (given, ok) => {
+  it.each([
+    ['NODE_APP_INSTANCE', true],
+    ['x_1', true],
+    ['1X', false],
+    ['A B', false],
+    ['', false],
+  ])('--instance-var %j: accepted %s', (given, ok) => {
     if (ok) expect(parseEnvName(given)).toBe(given);
     else expect(() => parseEnvName(given)).toThrow(/variable name/);
   });
@@ -28,7 +36,7 @@ describe('--node-args and nodeArgs', () => {
     ['--import tsx', ['--import', 'tsx']],
     ['  --max-old-space-size=512   --enable-source-maps ', ['--max-old-space-size=512', '--enable-source-maps']],
     ['--title "my app" --x', ['--title', 'my app', '--x']],
-    ["--title 'a \"b\"'", ['--title', 'a "b"']],
+    ['--title \'a "b"\'', ['--title', 'a "b"']],
     ['--title a\\ b', ['--title', 'a b']],
     ['--title ""', ['--title', '']],
     ['', []],
@@ -47,13 +55,18 @@ describe('--node-args and nodeArgs', () => {
 
   it.each([
     [undefined, []],
-    [['--import', 'tsx'], ['--import', 'tsx']],
+    [
+      ['--import', 'tsx'],
+      ['--import', 'tsx'],
+    ],
   ])('nodeArgs %j resolves to %j', (given, resolved) => {
     expect(resolveSettings({ exec: 'app.js', workers: 1, ...(given === undefined ? {} : { nodeArgs: given }) }).nodeArgs).toEqual(resolved);
   });
 
   it.each([['--import tsx'], [['tsx']], [['--x', '']], [[1]]])('nodeArgs %j is refused', (given) => {
-    expect(() => resolveSettings({ exec: 'app.js', workers: 1, nodeArgs: given as string[] })).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(TYPE|VALUE)$/) }));
+    expect(() => resolveSettings({ exec: 'app.js', workers: 1, nodeArgs: given as string[] })).toThrow(
+      expect.objectContaining({ code: expect.stringMatching(/^ERR_INVALID_ARG_(TYPE|VALUE)$/) }),
+    );
   });
 });
 

@@ -33,7 +33,7 @@ async function toldBy(runner: Runner, count: number, after = 0): Promise<Told[]>
 }
 
 describe('reuseport start: instance ids', () => {
-  it('NODE_APP_INSTANCE is each worker\'s slot, 0..2, and the same after a reload', async () => {
+  it("NODE_APP_INSTANCE is each worker's slot, 0..2, and the same after a reload", async () => {
     const port = await freePort();
     const runner = startRunner(['start', '-i', '3', '--json', path.join(fixtures, 'instance-app.js')], seen, { PORT: String(port) });
     const ready = await runner.next((line) => line.event === 'ready', 0, 30_000);
@@ -70,7 +70,9 @@ describe('reuseport start --node-args', () => {
   it('gives every worker the flags, after a reload and after an upgrade too', async () => {
     const port = await freePort();
     const flags = ['--max-old-space-size=123', '--enable-source-maps'];
-    const runner = startRunner(['start', '-i', '2', '--node-args', flags.join(' '), '--json', path.join(fixtures, 'instance-app.js')], seen, { PORT: String(port) });
+    const runner = startRunner(['start', '-i', '2', '--node-args', flags.join(' '), '--json', path.join(fixtures, 'instance-app.js')], seen, {
+      PORT: String(port),
+    });
     const has = (each: Told) => flags.every((flag) => each.execArgv.includes(flag));
     expect((await toldBy(runner, 2)).every(has)).toBe(true);
     let mark = runner.lines.length;

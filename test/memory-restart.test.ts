@@ -63,7 +63,9 @@ describe('sizes and the decision', () => {
   });
 
   it.each([[-1], [1.5], ['150M']])('maxMemoryRestart %j is refused', (given) => {
-    expect(() => resolveSettings({ exec: 'app.js', workers: 1, maxMemoryRestart: given as number })).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_(OUT_OF_RANGE|INVALID_ARG_TYPE)$/) }));
+    expect(() => resolveSettings({ exec: 'app.js', workers: 1, maxMemoryRestart: given as number })).toThrow(
+      expect.objectContaining({ code: expect.stringMatching(/^ERR_(OUT_OF_RANGE|INVALID_ARG_TYPE)$/) }),
+    );
   });
 });
 
@@ -98,7 +100,11 @@ function load(port: number, lanes: number, maxMs: number) {
 describe('reuseport start --max-memory-restart', () => {
   it('replaces a worker growing 8 MB every 200 ms past 150M: the new one first, 0 failed, the output says memory, /metrics and status count it', async () => {
     const port = await freePort();
-    const runner = startRunner(['start', '-i', '2', '--max-memory-restart', '150M', '--min-uptime', '500', '--json', path.join(fixtures, 'leak-app.js')], seen, { PORT: String(port) });
+    const runner = startRunner(
+      ['start', '-i', '2', '--max-memory-restart', '150M', '--min-uptime', '500', '--json', path.join(fixtures, 'leak-app.js')],
+      seen,
+      { PORT: String(port) },
+    );
     const ready = await runner.next((line) => line.event === 'ready', 0, 30_000);
     const traffic = load(port, 4, 40_000);
     // Both slots recycled at least once.
@@ -131,7 +137,10 @@ describe('reuseport start --max-memory-restart', () => {
 
   it('a limit below what a fresh worker needs stops recycling, saying the limit is too low', async () => {
     const port = await freePort();
-    const runner = startRunner(['start', '-i', '1', '--max-memory-restart', '8M', '--min-uptime', '200', '--json', path.join(fixtures, 'leak-app.js')], seen, { PORT: String(port), LEAK_MB: '0' });
+    const runner = startRunner(['start', '-i', '1', '--max-memory-restart', '8M', '--min-uptime', '200', '--json', path.join(fixtures, 'leak-app.js')], seen, {
+      PORT: String(port),
+      LEAK_MB: '0',
+    });
     const tooLow = await runner.next((line) => line.event === 'memory-limit-too-low', 0, 30_000);
     expect(tooLow.limit).toBe(8 * 1024 ** 2);
     expect(runner.stderr()).toContain('--max-memory-restart 8M is too low');

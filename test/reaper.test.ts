@@ -92,7 +92,11 @@ describe('orphans', () => {
 
   it(`reaps at most ${REAP_BATCH} in one pass, and none when the peek fails`, () => {
     let next = 100;
-    const reaper = new OrphanReaper({ peekExitedChild: () => next, reapChild: (pid: number) => ((next += 1), pid) }, () => new Set());
+    const reapChild = (pid: number) => {
+      next += 1;
+      return pid;
+    };
+    const reaper = new OrphanReaper({ peekExitedChild: () => next, reapChild }, () => new Set());
     expect(reaper.reap()).toBe(REAP_BATCH);
     const failing = new OrphanReaper(
       {
@@ -106,41 +110,49 @@ describe('orphans', () => {
     expect(failing.reap()).toBe(0);
   });
 
-  it.skipIf(!canUnshare)('as PID 1 of a new pid namespace: at most 5 zombies at any check over 4 s, an upgrade is refused, and SIGTERM stops it with 0', async () => {
-    const port = await freePort();
-    const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, cli, 'start', '-i', '2', '--json', path.join(fixtures, 'orphan-app.js')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PORT: String(port) },
-    });
-    seen.add(child.pid);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    // The runner, PID 1 inside: unshare's child, by its pid out here.
-    const deadline = Date.now() + 30_000;
-    let runner: number | undefined;
-    while (!runner || !stdout.includes('"event":"ready"')) {
-      if (Date.now() > deadline) throw new Error(`no ready runner within 30 s: ${stdout} ${stderr}`);
-      runner ??= processes().find((each) => each.ppid === child.pid)?.pid;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    seen.add(runner);
-    const watched = await watchChildren(runner, 4_000);
-    // The orphans were the runner's to reap (reparented to it), and it kept up.
-    expect(watched.orphansSeen).toBeGreaterThan(0);
-    expect(watched.worstZombies).toBeLessThanOrEqual(5);
-    // An upgrade would end the namespace with this PID 1: refused, and it serves on.
-    process.kill(runner, 'SIGUSR2');
-    const refusedBy = Date.now() + 10_000;
-    while (!/"event":"upgrade-failed"[^\n]*PID 1/.test(stdout) && Date.now() < refusedBy) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(stdout).toMatch(/"event":"upgrade-failed"[^\n]*PID 1/);
-    expect(stdout).not.toContain('"event":"upgrade",');
-    process.kill(runner, 'SIGTERM');
-    expect(await exited).toBe(0);
-    expect(stderr).not.toContain('REUSEPORT_NO_REAPER');
-  }, 60_000);
+  it.skipIf(!canUnshare)(
+    'as PID 1 of a new pid namespace: at most 5 zombies at any check over 4 s, an upgrade is refused, and SIGTERM stops it with 0',
+    async () => {
+      const port = await freePort();
+      const child = spawn(
+        'unshare',
+        ['--pid', '--fork', '--mount-proc', process.execPath, cli, 'start', '-i', '2', '--json', path.join(fixtures, 'orphan-app.js')],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, PORT: String(port) },
+        },
+      );
+      seen.add(child.pid);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // The runner, PID 1 inside: unshare's child, by its pid out here.
+      const deadline = Date.now() + 30_000;
+      let runner: number | undefined;
+      while (!runner || !stdout.includes('"event":"ready"')) {
+        if (Date.now() > deadline) throw new Error(`no ready runner within 30 s: ${stdout} ${stderr}`);
+        runner ??= processes().find((each) => each.ppid === child.pid)?.pid;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      seen.add(runner);
+      const watched = await watchChildren(runner, 4_000);
+      // The orphans were the runner's to reap (reparented to it), and it kept up.
+      expect(watched.orphansSeen).toBeGreaterThan(0);
+      expect(watched.worstZombies).toBeLessThanOrEqual(5);
+      // An upgrade would end the namespace with this PID 1: refused, and it serves on.
+      process.kill(runner, 'SIGUSR2');
+      const refusedBy = Date.now() + 10_000;
+      while (!/"event":"upgrade-failed"[^\n]*PID 1/.test(stdout) && Date.now() < refusedBy) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(stdout).toMatch(/"event":"upgrade-failed"[^\n]*PID 1/);
+      expect(stdout).not.toContain('"event":"upgrade",');
+      process.kill(runner, 'SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr).not.toContain('REUSEPORT_NO_REAPER');
+    },
+    60_000,
+  );
 
   it('--subreaper: the orphans come to the runner, which reaps them, and its own workers are still replaced when they die', async () => {
     const port = await freePort();

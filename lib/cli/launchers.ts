@@ -8,14 +8,15 @@ import path from 'node:path';
 export const LAUNCHERS: Record<string, string> = {
   tsx: 'load tsx into the workers instead: reuseport start --node-args "--import tsx" app.ts',
   'ts-node': 'load ts-node into the workers instead: reuseport start --node-args "--require ts-node/register" app.ts (ES modules: "--loader ts-node/esm")',
-  'ts-node-dev': 'load ts-node into the workers instead: reuseport start --node-args "--require ts-node/register" app.ts, and `reuseport reload` after a change',
+  'ts-node-dev':
+    'load ts-node into the workers instead: reuseport start --node-args "--require ts-node/register" app.ts, and `reuseport reload` after a change',
   '@babel/node': 'load Babel into the workers instead: reuseport start --node-args "--require @babel/register" app.js',
   nodemon: 'start the app itself: reuseport start app.js, and run `reuseport reload --pid-file F` after a change (every worker replaced, nothing lost)',
   'node-dev': 'start the app itself: reuseport start app.js, and run `reuseport reload --pid-file F` after a change',
-  npm: 'start the file the package\'s start script runs: reuseport start server.js (its Node flags in --node-args)',
+  npm: "start the file the package's start script runs: reuseport start server.js (its Node flags in --node-args)",
   npx: 'start the file the command runs: reuseport start server.js (its Node flags in --node-args)',
-  pnpm: 'start the file the package\'s start script runs: reuseport start server.js (its Node flags in --node-args)',
-  yarn: 'start the file the package\'s start script runs: reuseport start server.js (its Node flags in --node-args)',
+  pnpm: "start the file the package's start script runs: reuseport start server.js (its Node flags in --node-args)",
+  yarn: "start the file the package's start script runs: reuseport start server.js (its Node flags in --node-args)",
   node: 'give the script, not Node: reuseport start app.js, and Node\'s own flags in --node-args "..."',
   pm2: 'pm2 is a process manager of its own: reuseport start app.js takes its place (docs/deploy.md has the PM2 equivalents)',
 };
@@ -66,13 +67,16 @@ export function splitNodeArgs(text: string): string[] {
     const char = text[i] as string;
     if (quote) {
       if (char === quote) quote = undefined;
-      else if (char === '\\' && quote === '"' && i + 1 < text.length) word = (word ?? '') + text[(i += 1)];
-      else word = (word ?? '') + char;
+      else if (char === '\\' && quote === '"' && i + 1 < text.length) {
+        i += 1;
+        word = (word ?? '') + text[i];
+      } else word = (word ?? '') + char;
     } else if (char === '"' || char === "'") {
       quote = char;
       word ??= '';
     } else if (char === '\\' && i + 1 < text.length) {
-      word = (word ?? '') + text[(i += 1)];
+      i += 1;
+      word = (word ?? '') + text[i];
     } else if (/\s/.test(char)) {
       if (word !== undefined) words.push(word);
       word = undefined;

@@ -183,7 +183,7 @@ export function formatStatus(status: ReturnType<typeof withUptimes>): string {
   // With --max-memory-restart: each worker's RSS and how many of the slot's were replaced for memory.
   if (status.slots.some((slot) => slot.memoryRestarts !== undefined)) {
     header.push('rss', 'memory restarts');
-    status.slots.forEach((slot, i) => rows[i]?.push(slot.rss === undefined ? '-' : formatSize(slot.rss), String(slot.memoryRestarts ?? 0)));
+    for (const [i, slot] of status.slots.entries()) rows[i]?.push(slot.rss === undefined ? '-' : formatSize(slot.rss), String(slot.memoryRestarts ?? 0));
   }
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();

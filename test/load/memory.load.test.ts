@@ -29,7 +29,9 @@ function get(port: number): Promise<string> {
 describe('--max-memory-restart under load', () => {
   it('300 new connections/s for 10 s while leaking workers are recycled: 0 failed, the new pids answer, the output says memory', async () => {
     const port = await freePort();
-    const runner = startRunner(['start', '-i', '2', '--max-memory-restart', '150M', '--json', path.join(fixtures, 'leak-app.js')], seen, { PORT: String(port) });
+    const runner = startRunner(['start', '-i', '2', '--max-memory-restart', '150M', '--json', path.join(fixtures, 'leak-app.js')], seen, {
+      PORT: String(port),
+    });
     await runner.next((line) => line.event === 'ready', 0, 30_000);
     const answered = new Map<string, number>();
     const errors = new Map<string, number>();
@@ -53,7 +55,9 @@ describe('--max-memory-restart under load', () => {
     for (const line of restarts) seen.add(line.by as number);
     const sent = pending.length;
     const failed = [...errors.values()].reduce((sum, count) => sum + count, 0);
-    console.log(`memory recycling: ${failed} of ${sent} failed ${JSON.stringify(Object.fromEntries(errors))}; ${restarts.length} restarts in ${Date.now() - started} ms; ${answered.size} pids answered`);
+    console.log(
+      `memory recycling: ${failed} of ${sent} failed ${JSON.stringify(Object.fromEntries(errors))}; ${restarts.length} restarts in ${Date.now() - started} ms; ${answered.size} pids answered`,
+    );
     expect(failed).toBe(0);
     expect(new Set(restarts.map((line) => line.slot)).size).toBe(2);
     for (const line of restarts) expect(line.reason).toBe('memory');

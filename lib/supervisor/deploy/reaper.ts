@@ -122,9 +122,12 @@ export function startReaper(binding: NativeBinding | undefined, subreaper: boole
   if (!binding) {
     if (role === 'subreaper') throw modeUnsupported('reuseport: subreaper cannot be used: it needs the native addon (prctl(PR_SET_CHILD_SUBREAPER), waitid)');
     // PID 1 without the addon: nothing can peek without taking libuv's statuses.
-    process.emitWarning('reuseport: this process is PID 1 but cannot reap orphaned processes without the native addon: run it under an init (docker run --init, tini)', {
-      code: 'REUSEPORT_NO_REAPER',
-    });
+    process.emitWarning(
+      'reuseport: this process is PID 1 but cannot reap orphaned processes without the native addon: run it under an init (docker run --init, tini)',
+      {
+        code: 'REUSEPORT_NO_REAPER',
+      },
+    );
     return undefined;
   }
   if (role === 'subreaper') {

@@ -29,7 +29,11 @@ export function parseSize(text: string): number | undefined {
 
 /** Bytes as a short size (pure): 157286400 -> '150M', 1610612736 -> '1.5G'. */
 export function formatSize(bytes: number): string {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+  for (const [unit, size] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const) {
     if (bytes >= size) return `${Number((bytes / size).toFixed(1))}${unit}`;
   }
   return String(bytes);
