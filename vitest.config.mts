@@ -24,6 +24,7 @@ const unit = [
   'build-files',
   'cli-parts',
   'decide',
+  'deploy-options',
   'drain-signal',
   'errno',
   'exclusive-advice',

@@ -47,6 +47,12 @@ export interface NativeBinding {
   bindDatagram(fd: number, address: string, port: number): NativeSocket;
   /** SO_REUSEADDR off on a bound SO_REUSEPORT UDP socket (libuv sets it when a dgram socket adopts an fd); refuses any other fd. */
   clearDatagramReuseAddr(fd: number): void;
+  /** The pid of an exited child of this process that is still waitable, left so (waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)); 0 when none. */
+  peekExitedChild(): number;
+  /** Reaps child `pid` if it has exited (waitpid(pid, WNOHANG)): `pid` then, else 0; ECHILD for a pid that is not a child. */
+  reapChild(pid: number): number;
+  /** Makes this process a child subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)); ENOSYS elsewhere. */
+  setChildSubreaper(on: boolean): void;
   /** The unconnected UDP sockets bound to `port` (0: all) of this network namespace (Linux sock_diag); `queued` in bytes. */
   datagramSockets(port: number): { family: 4 | 6; address: string; port: number; uid: number; inode: string; queued: number }[];
 }

@@ -110,10 +110,17 @@ const advice: Record<string, string> = {
   EADDRNOTAVAIL: 'no local interface has this address; listen on one this host owns, or on "::"',
 };
 
-/** Adds what to do to an OS error's message, keeping Node's wording first and every field as is. */
-export function explainListenError<T extends Error>(error: T): T {
-  const code = (error as Partial<SystemError>).code;
-  const hint = code ? advice[code] : undefined;
+/**
+ * Adds what to do to an OS error's message, keeping Node's wording first and every field as is; an
+ * EADDRINUSE names `holders` when given (ports/holder-advice.ts's explainTaken finds them).
+ */
+export function explainListenError<T extends Error>(error: T, holders?: string): T {
+  const { code } = error as Partial<SystemError>;
+  const hint = code === 'EADDRINUSE' && holders
+    ? `held by ${holders}, without SO_REUSEPORT (a plain listen) or as another user: stop that process, or pick another port`
+    : code
+      ? advice[code]
+      : undefined;
   if (hint && !error.message.includes(hint)) error.message = `${error.message} (${hint})`;
   return error;
 }

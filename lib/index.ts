@@ -34,6 +34,8 @@ export type {
 } from './supervisor/core/types';
 export type {
   ListeningEvent,
+  MemoryLimitEvent,
+  RestartEvent,
   ShutdownEvent,
   SlotClosedEvent,
   StallDetectionOffEvent,

@@ -419,6 +419,48 @@ Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// peekExitedChild() -> the pid of an exited child still waitable (left so), or 0.
+Napi::Value PeekExitedChildJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = 0;
+  int err = PeekExitedChild(&pid);
+  if (err != 0) {
+    SystemCallError(env, err, "waitid").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, pid);
+}
+
+// reapChild(pid) -> pid once reaped, 0 while it runs.
+Napi::Value ReapChildJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = 0;
+  if (!ReadTid(info, &pid)) return env.Undefined();
+  if (pid == 0) {
+    ArgumentRangeError(env, "pid must be an integer >= 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int reaped = 0;
+  int err = ReapChild(pid, &reaped);
+  if (err != 0) {
+    SystemPidError(env, err, "waitpid", pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, reaped);
+}
+
+// setChildSubreaper(on): prctl(PR_SET_CHILD_SUBREAPER).
+Napi::Value SetChildSubreaperJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    ArgumentTypeError(env, "on must be a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int err = SetChildSubreaper(info[0].As<Napi::Boolean>().Value());
+  if (err != 0) SystemCallError(env, err, "prctl").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 using SocketLister = int (*)(int, std::vector<ListeningEntry>*, const char**);
 
 // Lists sockets on info[0] (a port; 0: every port) with `list`, as [{ family, address, port, uid, inode, queued }].
@@ -470,6 +512,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bindDatagram", Napi::Function::New(env, BindDatagramJs, "bindDatagram"));
   exports.Set("clearDatagramReuseAddr",
               Napi::Function::New(env, ClearDatagramReuseAddrJs, "clearDatagramReuseAddr"));
+  exports.Set("peekExitedChild", Napi::Function::New(env, PeekExitedChildJs, "peekExitedChild"));
+  exports.Set("reapChild", Napi::Function::New(env, ReapChildJs, "reapChild"));
+  exports.Set("setChildSubreaper",
+              Napi::Function::New(env, SetChildSubreaperJs, "setChildSubreaper"));
   exports.Set("datagramSockets", Napi::Function::New(env, DatagramSocketsJs, "datagramSockets"));
   return exports;
 }

@@ -30,6 +30,12 @@ inline const char* ErrnoName(int err) {
 #ifdef ECONNREFUSED
   REUSEPORT_ERRNO_NAME(ECONNREFUSED)
 #endif
+#ifdef ECHILD
+  REUSEPORT_ERRNO_NAME(ECHILD)
+#endif
+#ifdef ENOSYS
+  REUSEPORT_ERRNO_NAME(ENOSYS)
+#endif
 #ifdef EFAULT
   REUSEPORT_ERRNO_NAME(EFAULT)
 #endif

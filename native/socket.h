@@ -140,4 +140,20 @@ int SetCpuAffinity(int tid, const int* cpus, int count);
 // The CPUs thread `tid` may run on, ascending (Linux sched_getaffinity). 0 or the errno.
 int GetCpuAffinity(int tid, std::vector<int>* cpus);
 
+// Processes: a runner that is PID 1 (or a subreaper) reaps the orphans the kernel gives it, without
+// taking the exit status of a child libuv waits for. The decision is the caller's.
+
+// The pid of a child of this process that has exited and can be waited for, left waitable
+// (waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)); *pid 0 when there is none (ECHILD included).
+// 0 or the errno.
+int PeekExitedChild(int* pid);
+
+// Reaps child `pid` if it has exited (waitpid(pid, WNOHANG)): *reaped is `pid` then, else 0.
+// 0 or the errno.
+int ReapChild(int pid, int* reaped);
+
+// Makes this process a child subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)): orphans of its
+// descendants become its children. 0 or the errno (ENOSYS where there is no such call).
+int SetChildSubreaper(bool on);
+
 }  // namespace reuseport

@@ -13,12 +13,14 @@
 #include <errno.h>
 #ifdef __linux__
 #include <sched.h>
+#include <sys/prctl.h>
 #endif
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -625,6 +627,40 @@ int BoundUdpSockets(int port, std::vector<ListeningEntry>* out, const char** sys
   // An unconnected UDP socket is in TCP_CLOSE (7) in the kernel's table; a connected one in
   // TCP_ESTABLISHED, which receives from its one peer only and is left out.
   return DiagSockets(IPPROTO_UDP, 1u << 7, port, out, syscall);
+}
+
+int PeekExitedChild(int* pid) {
+  *pid = 0;
+  siginfo_t info;
+  std::memset(&info, 0, sizeof(info));
+  int result;
+  do {
+    result = waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) return errno == ECHILD ? 0 : errno;
+  *pid = info.si_pid;
+  return 0;
+}
+
+int ReapChild(int pid, int* reaped) {
+  *reaped = 0;
+  int status = 0;
+  pid_t result;
+  do {
+    result = waitpid(pid, &status, WNOHANG);
+  } while (result < 0 && errno == EINTR);
+  if (result < 0) return errno;
+  *reaped = static_cast<int>(result);
+  return 0;
+}
+
+int SetChildSubreaper(bool on) {
+#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
+  return prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) == 0 ? 0 : errno;
+#else
+  (void)on;
+  return ENOSYS;
+#endif
 }
 
 }  // namespace reuseport

@@ -94,4 +94,17 @@ int ListeningTcpSockets(int /*port*/, std::vector<ListeningEntry>* out, const ch
   return kUnsupported;
 }
 
+// No orphans to reap on Windows: no such calls.
+int PeekExitedChild(int* pid) {
+  *pid = 0;
+  return ENOSYS;
+}
+
+int ReapChild(int /*pid*/, int* reaped) {
+  *reaped = 0;
+  return ENOSYS;
+}
+
+int SetChildSubreaper(bool /*on*/) { return ENOSYS; }
+
 }  // namespace reuseport

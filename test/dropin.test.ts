@@ -236,7 +236,7 @@ describe('a listen error in a worker under reuseport start', () => {
       const run = runner(['--workers', '1', path.join(fixtures, 'retry-app.js')], await freePort(), { APP_BUSY_PORT: String(busyPort), APP_GIVE_UP: '1' });
       expect(await run.exited).toBe(1);
       expect(Date.now() - started).toBeLessThan(15_000);
-      expect(run.stderr()).toContain(`EADDRINUSE null:${busyPort}`);
+      expect(run.stderr()).toContain(`EADDRINUSE :::${busyPort}`);
       expect(run.events.find((event) => event.event === 'ready')).toBeUndefined();
     } finally {
       busy.close();

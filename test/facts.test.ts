@@ -24,6 +24,9 @@ function addonProbing(probe: () => number): () => BindingLoad {
     bindDatagram: unused,
     clearDatagramReuseAddr: unused,
     datagramSockets: unused,
+    peekExitedChild: unused,
+    reapChild: unused,
+    setChildSubreaper: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

@@ -36,6 +36,8 @@ describe('supervisor events', () => {
       | 'upgrade-failed'
       | 'shutdown'
       | 'ticket-keys'
+      | 'restart'
+      | 'memory-limit-too-low'
     >();
     expectTypeOf<SupervisorEventMap['exit']>().toEqualTypeOf<[WorkerExit]>();
     expectTypeOf<SupervisorEventMap['reload']>().toEqualTypeOf<[ReloadResult]>();

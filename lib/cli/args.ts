@@ -7,6 +7,8 @@ import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { HANDOVER_ENV } from '../supervisor/deploy/handover';
 import type { ModeChoice } from '../plan/plan';
+import { splitNodeArgs } from './launchers';
+import { parseSize } from '../supervisor/liveness/memory';
 
 /** The exit code of every usage error (a bad flag, value, target or script). */
 export const USAGE_EXIT = 2;
@@ -88,6 +90,31 @@ export function parsePid(value: string): number {
   const pid = Number(value);
   if (!/^\d+$/.test(value) || pid < 1 || pid > 4_194_304) throw new InvalidArgumentError('a pid is a positive integer.');
   return pid;
+}
+
+/** An environment variable's name (`--instance-var`), as a shell takes it. */
+export function parseEnvName(value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw new InvalidArgumentError('a variable name is letters, digits and _, not starting with a digit.');
+  return value;
+}
+
+/** `--node-args "<flags>"`: Node's flags for every worker, split as a shell splits words; the first must be a flag. */
+export function parseNodeArgs(value: string): string[] {
+  let words: string[];
+  try {
+    words = splitNodeArgs(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+  if (words.length === 0 || !words[0]?.startsWith('-')) throw new InvalidArgumentError('Node flags, beginning with one: "--import tsx", "--max-old-space-size=512".');
+  return words;
+}
+
+/** `--max-memory-restart <size>`, PM2's syntax (200M, 1G, 512K, bytes), in bytes. */
+export function parseMemorySize(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`a size is a number of bytes with K, M or G after it, as PM2 writes it (200M, 1G): '${value}' is not one.`);
+  return bytes;
 }
 
 /** What to say of a flag `reuseport start` does not know (with this version's syntax). */

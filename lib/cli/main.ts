@@ -5,12 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseMode, parseMs, parsePid, parsePort, parseRestarts, parseWorkers, unknownStartOption } from './args';
+import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseEnvName, parseMemorySize, parseMode, parseNodeArgs, parseMs, parsePid, parsePort, parseRestarts, parseWorkers, unknownStartOption } from './args';
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
 import { runnerStdout } from './output';
-import { type StartCommandOptions, UsageError, runStart } from './start';
+import { type StartCommandOptions, UsageError, runStart, startFailure } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
 function packageVersion(): string {
@@ -60,6 +60,10 @@ const start = program
   .option('--max-restarts <n>', 'stop restarting a slot after this many crashes in a row, lending its socket to the live workers (default 16)', parseRestarts)
   .option('--max-draining <n>', 'how many extra processes a reload keeps alive at once (new workers of a wave plus old ones draining; 1: one slot at a time; default: all)', parseCount)
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
+  .option('--node-args <flags>', 'Node flags for every worker, as PM2\'s: "--import tsx", "--max-old-space-size=512 --enable-source-maps"', parseNodeArgs)
+  .option('--max-memory-restart <size>', "replace a worker whose RSS is over this (PM2's syntax: 200M, 1G) the way a reload does: the new one first, the old one drains", parseMemorySize)
+  .option('--subreaper', 'reap orphaned processes of the workers, as an init does (Linux; always on as PID 1)')
+  .option('--instance-var <name>', "the variable that tells each worker its slot, 0..N-1, as PM2's instance_var (default NODE_APP_INSTANCE)", parseEnvName)
   .option('--json', 'one JSON object per event line (and per line of worker output)')
   .option('--prefix-output', "prefix each line the workers write with [slot pid] (the default when stdout is a terminal)")
   .option('--no-prefix-output', "pass the workers' output through untouched (the default when stdout is not a terminal)")
@@ -72,7 +76,7 @@ const start = program
     }
     const workers = instances ?? rest.workers;
     runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch(async (error: Error & { code?: string }) => {
-      process.stderr.write(`${error instanceof UsageError ? error.message : `reuseport start: ${error.message}${error.code ? ` (${error.code})` : ''}`}\n`);
+      process.stderr.write(`${error instanceof UsageError ? error.message : startFailure(error)}\n`);
       // The workers' relayed lines first: a write still on the thread pool would be lost.
       await runnerStdout().whenIdle(1_000);
       process.exit(error instanceof UsageError ? USAGE_EXIT : 1);

@@ -6,9 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
+import { upgradeFailed } from '../supervisor/deploy/successor';
 import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
+import type { MemoryLimitEvent, RestartEvent } from '../supervisor/core/events';
+import { formatSize } from '../supervisor/liveness/memory';
 import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
+import { launcherMessage } from './launchers';
 import { formatEvent } from './lines';
 import { OutputRelay, outputMode, runnerStdout } from './output';
 import { checkPidFilePath, removePidFile, writePidFile } from './pid-file';
@@ -36,15 +40,48 @@ export interface StartCommandOptions {
   register?: boolean;
   /** --prefix-output (true), --no-prefix-output (false), or neither. */
   prefixOutput?: boolean;
+  /** `--instance-var NAME`: the variable that tells each worker its slot (default NODE_APP_INSTANCE). */
+  instanceVar?: string;
+  /** `--node-args "<flags>"`, split: Node's flags for every worker. */
+  nodeArgs?: string[];
+  /** `--subreaper`: reap orphaned processes as an init does (always as PID 1). */
+  subreaper?: boolean;
+  /** `--max-memory-restart <size>`, in bytes. */
+  maxMemoryRestart?: number;
   /** How the command line was read (told to an upgrade's successor, which reruns it). */
   syntax?: CommandSyntax;
 }
 
 export { UsageError } from './usage-error';
 
+/**
+ * The runner's one line for a start that failed (pure): its own prefix once (the library's
+ * `reuseport: ` dropped), the address a worker's listen really tried where node:cluster's message
+ * says null, the error's code at the end unless the message says it already.
+ */
+export function startFailure(error: Error & { code?: unknown }): string {
+  // node:cluster's "null:3000" in a worker's listen error: the address its advice names instead.
+  const message = error.message
+    .replace(/^reuseport: /, '')
+    .replace(/ null:(\d+) \(on (\S+):\1: /, ' $2:$1 (')
+    .replace(/ null:(\d+) \(on (\S+):\1\)/, ' $2:$1');
+  const code = typeof error.code === 'string' && !message.includes(error.code) ? ` (${error.code})` : '';
+  return `reuseport start: ${message}${code}`;
+}
+
+/** Why SIGUSR2 upgrades nothing when the runner is PID 1 (ERR_REUSEPORT_UPGRADE_FAILED). */
+export function upgradeAsPid1(): Error {
+  return upgradeFailed(
+    'this runner is PID 1 of its pid namespace (a container): when it exits the kernel ends every process in the namespace, ' +
+      'the successor too. Deploy a new container, or reload (SIGHUP) for new workers',
+  );
+}
+
 /** Checks what can be checked before starting: the script and the pid file's directory. */
 export function checkStart(script: string, options: StartCommandOptions): { script: string; pidFile: string | undefined } {
   const resolved = path.resolve(script);
+  const launcher = launcherMessage(script, realPath(resolved));
+  if (launcher) throw new UsageError(launcher);
   let stat: fs.Stats;
   try {
     stat = fs.statSync(resolved);
@@ -54,6 +91,15 @@ export function checkStart(script: string, options: StartCommandOptions): { scri
   if (!stat.isFile()) throw new UsageError(`reuseport start: ${resolved} is not a file`);
   const pidFile = options.pidFile === undefined ? undefined : checkPidFilePath(options.pidFile);
   return { script: resolved, pidFile };
+}
+
+// Where a link (node_modules/.bin/tsx) leads; undefined for a missing file.
+function realPath(file: string): string | undefined {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -101,10 +147,15 @@ export async function runStart(script: string, args: string[], options: StartCom
     ...(options.maxRestarts === undefined ? {} : { maxRestarts: options.maxRestarts }),
     ...(options.maxDraining === undefined ? {} : { maxDraining: options.maxDraining }),
     reloadOnSighup: true,
-    upgradeOnSigusr2: true,
+    // As PID 1 an upgrade would end the container: the successor dies with this process (below).
+    upgradeOnSigusr2: process.pid !== 1,
     register: options.register !== false,
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
+    ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
+    ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+    ...(options.subreaper ? { subreaper: true } : {}),
+    ...(options.maxMemoryRestart === undefined ? {} : { maxMemoryRestart: options.maxMemoryRestart }),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);
@@ -120,6 +171,15 @@ export async function runStart(script: string, args: string[], options: StartCom
     if (expected) return;
     died.set(slot, pid);
     say('exit', { slot, pid, code, signal });
+  });
+  // A worker replaced for its memory: which, why, by whom (its own 'listening' line came before).
+  supervisor.on('restart', ({ slot, pid, reason, rss, limit, by }: RestartEvent) => say('restart', { slot, pid, reason, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit), by }));
+  supervisor.on('memory-limit-too-low', ({ slot, pid, rss, limit }: MemoryLimitEvent) => {
+    say('memory-limit-too-low', { slot, pid, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit) });
+    process.stderr.write(
+      `reuseport start: --max-memory-restart ${formatSize(limit)} is too low: slot ${slot}'s new workers were over it at their first check ` +
+        `(pid ${pid}: ${formatSize(rss)}), so its workers are no longer replaced for memory; raise the limit above what a fresh worker needs\n`,
+    );
   });
   supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
@@ -145,6 +205,7 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('reload-failed', (error: Error) => say('reload-failed', { error: error.message }));
   supervisor.on('upgrade', ({ pid }) => say('upgrade', { from: process.pid, to: pid }));
   supervisor.on('upgrade-failed', (error: Error) => say('upgrade-failed', { error: error.message }));
+  if (process.pid === 1) process.on('SIGUSR2', () => supervisor.emit('upgrade-failed', upgradeAsPid1()));
   supervisor.on('shutdown', ({ signal }) => say('shutdown', { pid: process.pid, signal }));
   supervisor.on('foreign', ({ address, port, processes }) => say('foreign', { address, port, pids: processes.map((p: { pid: number }) => p.pid) }));
   // The last line: how this runner ends (also after an upgrade: 0 once the successor serves).

@@ -8,6 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { findPortHolders, parseListeningSockets, socketInodesOf } from '../ports/port-holders';
 import type { StatusReport } from '../supervisor/fleet/health';
+import { formatSize } from '../supervisor/liveness/memory';
 import { UsageError } from './usage-error';
 
 export { PID_FILE_MAX_BYTES, readPidFile } from './pid-file';
@@ -179,6 +180,11 @@ export function formatStatus(status: ReturnType<typeof withUptimes>): string {
     String(slot.stalls),
     slot.lentTo === undefined ? 'own worker' : `pid ${slot.lentTo} (lent)`,
   ]);
+  // With --max-memory-restart: each worker's RSS and how many of the slot's were replaced for memory.
+  if (status.slots.some((slot) => slot.memoryRestarts !== undefined)) {
+    header.push('rss', 'memory restarts');
+    for (const [i, slot] of status.slots.entries()) rows[i]?.push(slot.rss === undefined ? '-' : formatSize(slot.rss), String(slot.memoryRestarts ?? 0));
+  }
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
   lines.push(line(header), ...rows.map(line));

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { NativeBinding, NativeSocket } from '../binding';
-import { explainListenError } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { type TcpHandle, tcpHandleFromFd } from '../tcp-handle';
 import { type LentSocket, type Supervision, registerWithSupervisor } from '../worker/supervised-worker';
 import { isIpv6Unavailable } from './address';
@@ -105,7 +105,7 @@ export function bindWithAddon(binding: NativeBinding, group: string | false, tar
   try {
     socket = binding.openListener({ address: target.address, port, ipv6Only: target.ipv6Only, listen: false });
   } catch (error) {
-    throw options.explain ? explainListenError(error as Error) : error;
+    throw options.explain ? explainTaken(error as Error) : error;
   }
   try {
     return { socket, unregister: guardPort(group, socket, 'tcp', options.caller) };

@@ -6,7 +6,8 @@ import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { NativeBinding, NativeSocket } from '../binding';
-import { type SystemError, explainListenError, systemError, uvErrno } from '../errors';
+import { type SystemError, systemError, uvErrno } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { udpHandleBound } from '../udp-handle';
 import { registerSocket } from '../ports/ownership';
 import { guardPort } from './guard-port';
@@ -76,7 +77,7 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
   try {
     opened = binding.openDatagram({ address: target.address, port: target.port, ipv6Only: target.ipv6Only, bind: false });
   } catch (error) {
-    throw explainListenError(error as Error);
+    throw explainTaken(error as Error, 'udp');
   }
   let unregister = () => undefined as void;
   let bound: NativeSocket;
@@ -85,7 +86,7 @@ export async function bindWithAddon(binding: NativeBinding, socket: dgram.Socket
     try {
       bound = binding.bindDatagram(opened.fd, target.address, target.port);
     } catch (error) {
-      throw explainListenError(error as Error);
+      throw explainTaken(error as Error, 'udp');
     }
     await whenListening(socket, () => socket.bind({ fd: opened.fd, exclusive: true }));
   } catch (error) {
@@ -117,7 +118,7 @@ export async function bindWithNode(socket: dgram.Socket, target: DatagramTarget,
   try {
     handle = udpHandleBound(target.family, target.address, target.port, target.ipv6Only);
   } catch (error) {
-    throw explainListenError(error as Error);
+    throw explainTaken(error as Error, 'udp');
   }
   try {
     await whenListening(socket, () => socket.bind(handle as unknown as dgram.BindOptions));

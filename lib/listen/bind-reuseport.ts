@@ -2,7 +2,8 @@
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { type NativeBinding, loadBinding } from '../binding';
-import { explainListenError, invalidArgType, modeUnsupported, nodeError } from '../errors';
+import { invalidArgType, modeUnsupported, nodeError } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { type Facts, gatherFacts } from '../plan/facts';
 import { type DatagramPlan, clusterUdpReason, planBind } from '../plan/plan-datagram';
 import { type SharedPlan, readSharedPlan } from '../cluster/primary-link';
@@ -66,7 +67,7 @@ function explainExclusive(plan: DatagramPlan): (error: Error) => Error {
       error.message += ` (this process binds in 'exclusive' mode, so it cannot share the port: ${plan.reasons[0] ?? ''})`;
       return error;
     }
-    return explainListenError(error);
+    return explainTaken(error, 'udp');
   };
 }
 
@@ -84,7 +85,7 @@ async function execute(plan: DatagramPlan, socket: dgram.Socket, request: BindRe
       if (target.port === 0 && edges.isWorker) {
         const why = 'Port 0 in a cluster worker: workers cannot agree on one UDP port for their own sockets';
         if (isExplicit(request.mode, edges.facts)) throw modeUnsupported(`${why}. Bind a fixed port.`);
-        await bindPlain(socket, target, false, explainListenError);
+        await bindPlain(socket, target, false, (error: Error) => explainTaken(error, 'udp'));
         return { mode: 'shared', backend: 'cluster', reasons: [...plan.reasons, `${why}, so this worker binds through the primary: ${clusterUdpReason}.`] };
       }
       if (edges.supervision) {
@@ -102,7 +103,7 @@ async function execute(plan: DatagramPlan, socket: dgram.Socket, request: BindRe
       return { ...plan, backend: 'node', reasons: [...reasons, "Node bound the socket with libuv's UV_UDP_REUSEPORT, as dgram.createSocket({ reusePort: true }) does."] };
     }
     case 'shared':
-      await bindPlain(socket, target, false, explainListenError);
+      await bindPlain(socket, target, false, (error: Error) => explainTaken(error, 'udp'));
       if (v6only) reasons.push("ipv6Only is not applied through the primary: give dgram.createSocket({ type: 'udp6', ipv6Only: true }) instead.");
       return { ...plan, reasons };
     case 'exclusive':

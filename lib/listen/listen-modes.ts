@@ -5,7 +5,7 @@ import { bindWithAddon, throwError, tryTargets } from './acquire';
 import type { BindTarget } from './address';
 import { adoptListener, whenListening } from './adopt';
 import type { NativeBinding, NativeSocket } from '../binding';
-import { explainListenError } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import type { ListenRequest } from './options';
 import { guardPort } from './guard-port';
 import type { TcpHandle } from '../tcp-handle';
@@ -56,7 +56,7 @@ export const OWN_LISTEN: unique symbol = Symbol.for('reuseport.ownListen') as ne
 export async function listenWithNode(
   job: ListenJob,
   flags: { reusePort?: boolean; exclusive?: boolean },
-  explain: (error: Error) => Error = explainListenError,
+  explain: (error: Error) => Error = explainTaken,
 ): Promise<void> {
   // With no host, Node itself tries "::" then "0.0.0.0"; a resolved name is passed as its address.
   const host = job.request.host === undefined ? undefined : job.targets[0]?.address;
@@ -103,6 +103,6 @@ export async function listenOnLentSocket(job: ListenJob, handle: TcpHandle): Pro
     await whenListening(job.server, () => job.server.listen(handle as unknown as net.ListenOptions, job.request.backlog));
   } catch (error) {
     if (job.server.listening === false) handle.close();
-    throw explainListenError(error as Error);
+    throw explainTaken(error as Error);
   }
 }

@@ -4,7 +4,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { type Lookup, resolveBindTargets } from './address';
 import { type NativeBinding, loadBinding } from '../binding';
-import { abortError, explainListenError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
+import { abortError, invalidArgType, invalidArgValue, modeUnsupported, serverAlreadyListen } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { type Facts, gatherFacts } from '../plan/facts';
 import { afterListen, borrowSlot, throwError } from './acquire';
 import { type ListenJob, firstThatWorks, listenOnLentSocket, listenWithAddon, listenWithNode } from './listen-modes';
@@ -100,7 +101,7 @@ function explainExclusive(context: ExclusiveContext): (error: Error) => Error {
       error.message += ` (${exclusiveAdvice(context)}.)`;
       return error;
     }
-    return explainListenError(error);
+    return explainTaken(error);
   };
 }
 

@@ -2,7 +2,8 @@
 // other holders (the sharing group), registered, and wrapped in a libuv TCP handle that Node's listen
 // path then listens on. Failures come out as Node's listen errors.
 import type { NativeBinding } from '../binding';
-import { type SystemError, exceptionWithHostPort, explainListenError, systemError } from '../errors';
+import { type SystemError, exceptionWithHostPort, systemError } from '../errors';
+import { explainTaken } from '../ports/holder-advice';
 import { openWithAddon } from '../listen/acquire';
 import type { TcpHandle } from '../tcp-handle';
 import type { HookTarget } from './targets';
@@ -26,9 +27,21 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
   // A foreign holder's explanation (which names the holder's address:port again) is this package's
   // own: all of it after Node's words, and no generic hint beside it.
   const extra = explanationAfter((error as Error).message, `${target.address}:${port}`);
-  if (!extra) return explainListenError(nodeShaped);
-  nodeShaped.message += ` ${extra}`;
-  return nodeShaped;
+  if (!extra) explainTaken(nodeShaped);
+  else nodeShaped.message += ` ${extra}`;
+  return where === 'worker' && asked === null ? sayWhere(nodeShaped, target.address, port) : nodeShaped;
+}
+
+/**
+ * node:cluster's message for a listen without an address says "null:3000" (kept: it begins every such
+ * message, and `address` stays null); the advice after it begins with the address really tried:
+ * "bind EADDRINUSE null:3000 (on :::3000: held by ...)".
+ */
+export function sayWhere<T extends Error>(error: T, address: string, port: number): T {
+  const node = `null:${port}`;
+  if (port <= 0 || !error.message.includes(node)) return error;
+  error.message = error.message.includes(`${node} (`) ? error.message.replace(`${node} (`, `${node} (on ${address}:${port}: `) : `${error.message} (on ${address}:${port})`;
+  return error;
 }
 
 /** What a message says after the first `address:port` in it ('' when nothing or no such place). */

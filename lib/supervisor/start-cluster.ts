@@ -25,11 +25,13 @@ import { MAX_STICKY_SLOTS } from './slots/steering';
 import { HandoverSlotSockets } from './deploy/slot-handover';
 import { queueSourceReason } from './slots/slot-sockets';
 import { StallGuard } from './liveness/stalls';
+import { MemoryLimit } from './liveness/memory';
 import { SurplusSockets } from './deploy/surplus';
 import { type ListenFds, takeListenFds } from './deploy/systemd';
 import { SystemdLink } from './deploy/systemd-link';
 import { Upgrades } from './deploy/upgrade';
 import { readHandedKey, reportToPredecessor } from './deploy/successor';
+import { type OrphanReaper, startReaper } from './deploy/reaper';
 import { HealthServer } from './fleet/health';
 import { OutcomeLog } from './fleet/outcomes';
 import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
@@ -72,6 +74,10 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
   #handedHealthFd: number | undefined;
   #healthPort: number | undefined;
   #ticketKeys: TicketKeys | undefined;
+  /** As PID 1 or a subreaper: reaps the orphans given to this process. */
+  readonly #reaper: OrphanReaper | undefined;
+  /** maxMemoryRestart: replaces a worker over it the way a reload does. */
+  readonly #memory: MemoryLimit | undefined;
   readonly #onSighup = () => {
     // Its failure is told by the 'reload-failed' event.
     this.reload().catch(() => undefined);
@@ -87,6 +93,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     this.plan = plan;
     this.#settings = settings;
     const { binding } = loadBinding();
+    this.#reaper = startReaper(binding, settings.subreaper);
     const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
@@ -121,6 +128,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       cpus,
       this.#board,
     );
+    this.#memory = settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#serially(job) }) : undefined;
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
@@ -292,6 +300,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     } finally {
       this.#starting = false;
     }
+    this.#memory?.start();
     // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
     if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
   }
@@ -366,6 +375,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       queuedPeak: slot.queuedPeak,
       cpu: slot.pinned ? slot.cpu : undefined,
       stopped: slot.stopped,
+      ...(this.#memory ? { rss: this.#memory.rss(slot.index), memoryRestarts: this.#memory.restarts(slot.index) } : {}),
     }));
   }
 
@@ -389,6 +399,13 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     return reloading;
   }
 
+  // A job that must not run beside a reload (a recycling): after the one under way, before the next.
+  #serially(job: () => Promise<void>): Promise<void> {
+    const run = this.#reloading.catch(() => undefined).then(job);
+    this.#reloading = run;
+    return run;
+  }
+
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
     return this.#upgrades.start(options);
   }
@@ -400,10 +417,12 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     process.off('SIGHUP', this.#onSighup);
     process.off('SIGUSR2', this.#onSigusr2);
     this.#checks?.stop();
+    this.#memory?.stop();
     this.#surplus?.stop();
     this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {
       closeSockets();
+      this.#reaper?.stop();
       this.#board?.close();
       this.#health?.close(result, shutdownExitCode(result));
       // Last: a second shutdown signal during the drain still ends it at once.
@@ -462,7 +481,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     limitReservations(settings.maxSocketsPerWorker, settings.slotTimeoutMs);
     if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
+    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register, [...process.execArgv, ...settings.nodeArgs]), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
     if (settings.onFork) supervisor.on('fork', settings.onFork);
     try {

@@ -116,6 +116,25 @@ export interface StallDetectionOffEvent {
   reason: string;
 }
 
+/** The 'restart' event: a serving worker was replaced on purpose (`reason` 'memory': its RSS was over `limit`) by worker `by`; it drains. */
+export interface RestartEvent {
+  slot: number;
+  pid: number;
+  reason: 'memory';
+  /** Its RSS (bytes) at the check that found it over the limit. */
+  rss: number;
+  limit: number;
+  by: number;
+}
+
+/** The 'memory-limit-too-low' event: the slot's fresh workers are over maxMemoryRestart at once; its workers are no longer recycled. */
+export interface MemoryLimitEvent {
+  slot: number;
+  pid: number;
+  rss: number;
+  limit: number;
+}
+
 /** Every event a supervisor emits, and its arguments. */
 export interface SupervisorEventMap {
   fork: [ForkEvent];
@@ -135,6 +154,8 @@ export interface SupervisorEventMap {
   'upgrade-failed': [Error];
   shutdown: [ShutdownEvent];
   'ticket-keys': [TicketKeysEvent];
+  restart: [RestartEvent];
+  'memory-limit-too-low': [MemoryLimitEvent];
 }
 
 /** The names of the supervisor's events. */

@@ -66,6 +66,23 @@ function output(value: unknown): 'inherit' | 'pipe' {
   return 'pipe';
 }
 
+// An environment variable's name, as a shell would take it.
+function instanceVar(value: unknown): string {
+  if (value === undefined) return 'NODE_APP_INSTANCE';
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw invalidArgType('options.instanceVar', 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)', value);
+  return value;
+}
+
+// Node's flags for the workers: strings, the first a flag (a word first would be taken for the script).
+function nodeArgs(value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((arg) => typeof arg === 'string' && arg !== '' && !arg.includes('\0'))) {
+    throw invalidArgType('options.nodeArgs', 'an array of non-empty strings', value);
+  }
+  if (value.length > 0 && !String(value[0]).startsWith('-')) throw invalidArgReason('options.nodeArgs', 'must begin with a flag (Node would run its first word as the script)', value);
+  return [...(value as string[])];
+}
+
 function commandSyntax(value: unknown): string {
   if (typeof value !== 'string' || value === '' || value.length > 64) throw invalidArgType('options.commandSyntax', 'a string of 1 to 64 characters', value);
   return value;
@@ -121,6 +138,10 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     // Never systemd's notify socket (the supervisor alone speaks to systemd): an undefined value
     // leaves the variable out of the worker's environment.
     env: { NOTIFY_SOCKET: undefined as unknown as string, ...options.env },
+    instanceVar: instanceVar(options.instanceVar),
+    nodeArgs: nodeArgs(options.nodeArgs),
+    subreaper: optionalBoolean(options.subreaper, 'options.subreaper'),
+    maxMemoryRestart: positiveInteger(options.maxMemoryRestart, 'options.maxMemoryRestart', 0, 0),
     register: options.register === undefined ? true : optionalBoolean(options.register, 'options.register'),
     output: output(options.output),
     ...(typeof options.output === 'function' ? { onFork: options.output } : {}),

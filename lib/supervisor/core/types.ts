@@ -40,6 +40,20 @@ export interface StartClusterOptions {
   commandSyntax?: string;
   /** Extra environment for the workers. */
   env?: Record<string, string>;
+  /** The variable giving each worker its slot index 0..workers-1, stable across restarts, reloads and upgrades (PM2's `instance_var`; REUSEPORT_SLOT too, always). Default 'NODE_APP_INSTANCE'. */
+  instanceVar?: string;
+  /** Node flags for every worker after this process's own execArgv, as PM2's `node_args` (`['--import', 'tsx']`); every new worker gets them. Default none. */
+  nodeArgs?: string[];
+  /**
+   * Become a child subreaper (Linux prctl) and reap the orphans of the workers' trees as an init does,
+   * never a child of this process's own; always on as PID 1. Default false (ERR_REUSEPORT_MODE_UNSUPPORTED where impossible).
+   */
+  subreaper?: boolean;
+  /**
+   * Bytes: a worker whose RSS is over it is replaced as a reload replaces its slot (PM2's
+   * `max_memory_restart`, without the kill); checked once a second (Linux /proc). Default 0: off.
+   */
+  maxMemoryRestart?: number;
   /**
    * Whether the workers preload the hook (reuseport/register, as `--require` in their execArgv), so
    * that an app's ordinary `server.listen(port)` listens on its slot's socket. Default true; false
@@ -210,6 +224,9 @@ export interface SlotStats {
   cpu: number | undefined;
   /** A crash loop stopped restarting the slot (maxRestarts); its socket is lent to the live workers. */
   stopped: boolean;
+  /** With maxMemoryRestart: the worker's RSS at the last check (bytes), and the slot's workers replaced for memory. */
+  rss?: number;
+  memoryRestarts?: number;
 }
 
 

@@ -260,6 +260,8 @@ export class HealthServer {
     perSlot('reuseport_slot_accepted_total', 'Connections accepted from the slot socket, by its worker or a borrower.', 'counter', (slot) => slot.accepted);
     perSlot('reuseport_slot_queue_depth', 'Connections waiting in the slot socket accept queue at the last sample.', 'gauge', (slot) => slot.queued);
     perSlot('reuseport_slot_stalls_total', 'Stalls seen: the slot worker stopped answering while listening.', 'counter', (slot) => slot.stalls);
+    perSlot('reuseport_slot_memory_restarts_total', 'Workers of the slot replaced because their RSS was over maxMemoryRestart.', 'counter', (slot) => slot.memoryRestarts ?? 0);
+    perSlot('reuseport_slot_worker_rss_bytes', 'The slot worker resident memory at the last check (0: not checked; needs maxMemoryRestart).', 'gauge', (slot) => slot.rss ?? 0);
     const total = (name: string, help: string, value: () => number) =>
       new client.Counter({
         name,

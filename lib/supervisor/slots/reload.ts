@@ -70,6 +70,24 @@ export async function replaceAll(workers: WorkerSlots, settings: SupervisorSetti
   return finish();
 }
 
+/**
+ * Replaces one serving slot's worker as a reload does (memory recycling): the new one listens and
+ * lives minUptimeMs, takes the slot, and the old one drains. The error why not: the old one serves on.
+ */
+export async function replaceOne(workers: WorkerSlots, settings: SupervisorSettings, slot: Slot): Promise<{ old: Worker; worker: Worker } | Error> {
+  const old = slot.worker;
+  const outcome = await startReplacement(workers, settings, slot);
+  if (outcome instanceof Error) return outcome;
+  if (!old || slot.worker !== old || !slot.life.can('adopt')) {
+    workers.stop(outcome).catch(() => undefined);
+    return new Error(`reuseport: slot ${slot.index} changed while its new worker started`);
+  }
+  slot.worker = outcome;
+  slot.life.fire('adopt');
+  workers.stop(old).catch(() => undefined);
+  return { old, worker: outcome };
+}
+
 // One slot's new worker in a reload: forked, listening, and alive minUptimeMs from its start; or the error why not.
 async function startReplacement(workers: WorkerSlots, settings: SupervisorSettings, slot: Slot): Promise<Worker | Error> {
   try {

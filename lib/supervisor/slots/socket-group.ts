@@ -2,7 +2,7 @@
 // with their key, their steering and who holds them.
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from '../../binding';
-import { explainListenError } from '../../errors';
+import { explainTaken } from '../../ports/holder-advice';
 import { foreignHolderError, foreignHolders, registerSocket } from '../../ports/ownership';
 import type { SteeringState } from '../core/types';
 import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
@@ -85,7 +85,7 @@ export function bindSockets(binding: NativeBinding, request: SlotRequest, port: 
       try {
         socket = binding.openListener({ address: request.address, port: bound[0]?.socket.port ?? port, ipv6Only: request.ipv6Only, listen: false });
       } catch (error) {
-        throw explainListenError(error as Error);
+        throw explainTaken(error as Error);
       }
       const unregister = request.group === false ? () => undefined : registerSocket(socket.fd, request.group);
       bound.push({ socket, unregister });

@@ -99,6 +99,7 @@ export class WorkerSlots {
     const worker = cluster.fork({
       ...this.#settings.env,
       ...progress?.env,
+      [this.#settings.instanceVar]: String(slot.index),
       [SLOT_ENV]: String(slot.index),
       [SUPERVISOR_ENV]: String(process.pid),
     });
