@@ -30,6 +30,8 @@ export interface StartCommandOptions {
   maxRestarts?: number;
   maxDraining?: number;
   json?: boolean;
+  /** false (`--no-balance`): no shedding of keep-alive connections to even out the workers. */
+  balance?: boolean;
   /** false (`--no-register`): the workers do not preload the hook. */
   register?: boolean;
   /** --prefix-output (true), --no-prefix-output (false), or neither. */
@@ -122,6 +124,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     reloadOnSighup: true,
     upgradeOnSigusr2: true,
     register: options.register !== false,
+    ...(options.balance === false ? { balance: false } : {}),
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
     });

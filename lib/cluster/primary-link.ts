@@ -109,6 +109,8 @@ export type SupervisorMessage =
   | { cmd: typeof COMMAND; act: 'ping' }
   | { cmd: typeof COMMAND; act: 'lend'; slot: number; port: number }
   | { cmd: typeof COMMAND; act: 'recall'; slot: number }
+  /** The supervisor asks a worker over its share to shed keep-alive connections down to `limit`; null: stop. */
+  | { cmd: typeof COMMAND; act: 'balance'; limit: number | null }
   /** A worker with a TLS server asks for the session-ticket keys before it listens. */
   | { cmd: typeof COMMAND; act: 'keys-request'; seq: number }
   /** The supervisor's ticket keys (48 bytes, base64), in answer (seq) or at a rotation; none: keep your own. */

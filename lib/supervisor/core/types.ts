@@ -125,6 +125,14 @@ export interface StartClusterOptions {
    */
   stickyIpv6Prefix?: number;
   /**
+   * Balance (Linux, reuseport mode with the addon): each worker publishes its open connections in
+   * shared memory, and a worker holding more than its share of keep-alive connections answers a few
+   * requests with `Connection: close` (HTTP/1.1 only), so a proxy's keep-alive pool spreads evenly
+   * over the workers (see docs/balance.md). Off with `sticky` or `cpuLocal`, paused during a reload
+   * or an upgrade. Default true; false turns it off (`--no-balance`).
+   */
+  balance?: boolean;
+  /**
    * Upgrade in place on SIGUSR2: start a successor (this command line again), hand it the slot
    * sockets, and drain and exit once it serves every slot. Default false (Node uses SIGUSR1 for its
    * inspector; SIGUSR2 is free unless the app uses it).
@@ -229,6 +237,9 @@ export interface SlotStats {
   cpu: number | undefined;
   /** A crash loop stopped restarting the slot (maxRestarts); its socket is lent to the live workers. */
   stopped: boolean;
+  /** Balance: the slot's worker's open connections at the last read (every 50 ms; undefined without it), and the keep-alive connections it shed. */
+  connections?: number;
+  shed?: number;
 }
 
 /** How a reload ended (its result and its 'reload' event): the new pids, connections its drains cut at drainTimeoutMs, and old workers that had to be killed. */

@@ -1,0 +1,161 @@
+// Balance in a supervised worker: it publishes its load, and sheds keep-alive connections it holds
+// beyond its share when the supervisor says so.
+//
+// The load is the worker's open connections (every server's `_connections`, which Node keeps for
+// getConnections(); a connection handed in from a lent slot is counted there too) and the
+// connections it has shed, written into its progress cell every LOAD_MS by an unref'd timer, and
+// only when they changed: no message and no syscall per request or per connection. Open connections
+// are the signal because they are what stays uneven: behind a proxy's keep-alive pool each pooled
+// connection stays on the worker the kernel's hash gave it, and each carries its share of the
+// requests; a worker's CPU or event-loop use would show the imbalance too, but not which worker can
+// fix it by letting a connection go, nor how many.
+//
+// Shedding: the supervisor sends a limit when this worker holds more than its share (see
+// supervisor/slots/balancer.ts), and none when it no longer does. While it has a limit, and only
+// then, a 'request' listener (prepended, as the drain's) answers a request on an HTTP/1.1 keep-alive
+// connection with `Connection: close` while the worker's open connections exceed the limit, within a
+// budget (shedDecision). The response is one the app was about to send anyway: its connection closes
+// once the response ends, never mid-response, and the client (the proxy) opens a new one, which the
+// kernel may place on another worker. Never on an upgraded connection (those are not 'request's,
+// or are answered with an upgrade). HTTP/2 is left out: Node's GOAWAY refuses streams that neither
+// Node's client nor undici retries, so an http2 server is never armed.
+import type http from 'node:http';
+import type net from 'node:net';
+import type { ProgressCell } from './progress';
+
+/** How often the worker writes its load into its cell (and the supervisor reads the cells). */
+export const LOAD_MS = 50;
+/** At most this many connections shed per second per worker, sustained. */
+export const SHED_PER_SECOND = 10;
+/** And at most this many at once (the bucket's size): one, then one every 1000 / SHED_PER_SECOND ms. */
+export const SHED_BURST = 1;
+
+/** A token bucket: tokens left, as of when (monotonic ms). */
+export interface ShedBudget {
+  tokens: number;
+  at: number;
+}
+
+export interface ShedInput {
+  /** The worker's open connections now, and those it shed whose connection has not closed yet. */
+  open: number;
+  closing: number;
+  /** The supervisor's limit; undefined: not armed. */
+  limit: number | undefined;
+  budget: ShedBudget;
+  now: number;
+  perSecond?: number;
+  burst?: number;
+}
+
+/**
+ * Whether the connection of the response about to be sent is shed (pure), and the budget after: only
+ * while armed, while the connections not already on their way out exceed the limit, and while the
+ * budget has a token (refilled at perSecond, up to burst).
+ */
+export function shedDecision({ open, closing, limit, budget, now, perSecond = SHED_PER_SECOND, burst = SHED_BURST }: ShedInput): { shed: boolean; budget: ShedBudget } {
+  if (limit === undefined) return { shed: false, budget };
+  const tokens = Math.min(burst, budget.tokens + (Math.max(0, now - budget.at) * perSecond) / 1000);
+  // (A hair under one token counts as one: the refill adds fractions of a token, which floating point leaves a hair short.)
+  if (open - closing <= limit || tokens < 1 - 1e-9) return { shed: false, budget: { tokens, at: now } };
+  return { shed: true, budget: { tokens: Math.max(0, tokens - 1), at: now } };
+}
+
+/** Whether a supervisor's limit is one (a message from the supervisor is checked where it arrives). */
+export function isLimit(value: unknown): value is number | null {
+  return value === null || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 1e9);
+}
+
+// Node's count of a server's connections (net.js), kept for getConnections().
+type Counted = net.Server & { _connections?: number };
+
+// An http2 server (Http2Server, Http2SecureServer): never armed.
+function isHttp2Server(server: net.Server): boolean {
+  return typeof (server as net.Server & { updateSettings?: unknown }).updateSettings === 'function';
+}
+
+/** One worker's load reports and shedding, for its supervised servers. */
+export class Balance {
+  readonly #servers: Set<net.Server>;
+  readonly #cell: ProgressCell;
+  readonly #timer: NodeJS.Timeout;
+  readonly #armed = new Set<net.Server>();
+  #limit: number | undefined;
+  #budget: ShedBudget = { tokens: SHED_BURST, at: 0 };
+  #shed = 0;
+  #closing = 0;
+  #written = { open: -1, shed: -1 };
+  readonly #onRequest = (request: http.IncomingMessage, response: http.ServerResponse) => this.#consider(request, response);
+  readonly #onShedClose = () => {
+    this.#closing -= 1;
+  };
+
+  /** Starts the load reports (an unref'd timer) for `servers` (the live set of the worker's servers). */
+  constructor(servers: Set<net.Server>, cell: ProgressCell, intervalMs = LOAD_MS) {
+    this.#servers = servers;
+    this.#cell = cell;
+    this.#timer = setInterval(() => this.report(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** The worker's open connections now. */
+  get open(): number {
+    let open = 0;
+    for (const server of this.#servers) open += (server as Counted)._connections ?? 0;
+    return open;
+  }
+
+  get shed(): number {
+    return this.#shed;
+  }
+
+  /** Writes the load into the cell, if it changed since the last write. */
+  report(): void {
+    const open = this.open;
+    if (open === this.#written.open && this.#shed === this.#written.shed) return;
+    this.#written = { open, shed: this.#shed };
+    this.#cell.load(open, this.#shed);
+  }
+
+  /** The supervisor's word: shed down to `limit` connections, or (null) stop shedding. */
+  setLimit(limit: number | null): void {
+    this.#limit = limit ?? undefined;
+    if (this.#limit === undefined) {
+      for (const server of this.#armed) server.off('request', this.#onRequest);
+      this.#armed.clear();
+      return;
+    }
+    for (const server of this.#servers) this.#arm(server);
+  }
+
+  /** A server registered later: armed too while there is a limit. */
+  added(server: net.Server): void {
+    if (this.#limit !== undefined) this.#arm(server);
+  }
+
+  /** The worker drains (its drain closes every connection): no more shedding, no more reports. */
+  stop(): void {
+    this.setLimit(null);
+    clearInterval(this.#timer);
+  }
+
+  #arm(server: net.Server): void {
+    if (this.#armed.has(server) || isHttp2Server(server)) return;
+    this.#armed.add(server);
+    // Before the app's handler, which may answer at once.
+    server.prependListener('request', this.#onRequest);
+  }
+
+  #consider(request: http.IncomingMessage, response: http.ServerResponse): void {
+    // HTTP/1.1 keep-alive only: an HTTP/1.0 or `Connection: close` request closes anyway.
+    if (request.httpVersionMajor !== 1 || response.headersSent || !(response as http.ServerResponse & { shouldKeepAlive?: boolean }).shouldKeepAlive) return;
+    if ((request as http.IncomingMessage & { upgrade?: boolean }).upgrade) return;
+    const decision = shedDecision({ open: this.open, closing: this.#closing, limit: this.#limit, budget: this.#budget, now: performance.now() });
+    this.#budget = decision.budget;
+    if (!decision.shed) return;
+    response.setHeader('connection', 'close');
+    this.#shed += 1;
+    this.#closing += 1;
+    request.socket.once('close', this.#onShedClose);
+  }
+}

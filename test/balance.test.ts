@@ -1,0 +1,230 @@
+// Balance: the supervisor's limits from the workers' loads and the worker's shedding decision (pure,
+// as tables), and an undici Pool of 4 keep-alive connections to 2 supervised workers that lands
+// unevenly and is evened out by shedding, with no failed request.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Pool } from 'undici';
+import { MIN_SPREAD, balanceLimits, balanceOffReason, spreadOf } from '../lib/supervisor/slots/balancer';
+import { SHED_PER_SECOND, isLimit, shedDecision } from '../lib/worker/balance';
+import { type Fixture, startFixture, stopAll } from './helpers/processes';
+
+describe('balanceLimits: who sheds, down to what', () => {
+  it.each([
+    // [loads, armed before, limits]
+    [[2, 2], [false, false], [undefined, undefined]],
+    [[3, 1], [false, false], [2, undefined]],
+    [[4, 0], [false, false], [2, undefined]],
+    [[1, 3], [false, false], [undefined, 2]],
+    // Odd totals: the share is rounded up, so 3/2 is even enough.
+    [[3, 2], [false, false], [undefined, undefined]],
+    [[4, 1], [false, false], [3, undefined]],
+    // 4 workers behind a pool of 8.
+    [[3, 2, 2, 1], [false, false, false, false], [2, undefined, undefined, undefined]],
+    [[3, 3, 1, 1], [false, false, false, false], [2, 2, undefined, undefined]],
+    [[4, 3, 1, 0], [false, false, false, false], [2, 2, undefined, undefined]],
+    // Threshold: over the share, but by less than 20% of it more than the least loaded: left alone.
+    [[520, 480], [false, false], [undefined, undefined]],
+    [[560, 440], [false, false], [500, undefined]],
+    // Hysteresis: an armed worker stays armed while it is over the share, even under the threshold...
+    [[520, 480], [true, false], [500, undefined]],
+    [[3, 2], [true, false], [undefined, undefined]],
+    // ...and is disarmed once it is at its share.
+    [[2, 2], [true, false], [undefined, undefined]],
+    [[500, 500], [true, false], [undefined, undefined]],
+    // One worker, or none: nothing to balance.
+    [[5], [false], [undefined]],
+    [[], [], []],
+  ])('%j (armed %j) -> %j', (loads, armed, limits) => {
+    expect(balanceLimits(loads, armed)).toEqual(limits);
+  });
+
+  it('never arms a worker for a spread under MIN_SPREAD', () => {
+    for (let a = 0; a < 12; a += 1) {
+      for (let b = 0; b < 12; b += 1) {
+        const limits = balanceLimits([a, b], [false, false]);
+        if (Math.abs(a - b) < MIN_SPREAD) expect(limits).toEqual([undefined, undefined]);
+        // Never both, and never down to nothing while there are connections.
+        expect(limits.filter((limit) => limit !== undefined).length).toBeLessThanOrEqual(1);
+        for (const limit of limits) if (limit !== undefined) expect(limit).toBeGreaterThanOrEqual(Math.ceil((a + b) / 2));
+      }
+    }
+  });
+
+  it.each([
+    [[], 0],
+    [[3], 0],
+    [[3, 1], 2],
+    [[2, 5, 0, 1], 5],
+  ])('spreadOf(%j) = %i', (loads, spread) => {
+    expect(spreadOf(loads)).toBe(spread);
+  });
+});
+
+describe('shedDecision: threshold and budget', () => {
+  const full = { tokens: 1, at: 0 };
+  const empty = { tokens: 0, at: 1_000 };
+  it.each([
+    // [open, closing, limit, budget, now, shed]
+    ['not armed', 9, 0, undefined, full, 1_000, false],
+    ['over the limit, budget left', 3, 0, 2, full, 1_000, true],
+    ['at the limit', 2, 0, 2, full, 1_000, false],
+    ['over, but the surplus is already closing', 3, 1, 2, full, 1_000, false],
+    ['well over, one closing', 4, 1, 2, full, 1_000, true],
+    ['over, budget spent just now', 3, 0, 2, empty, 1_000, false],
+    ['over, budget spent less than a token ago', 3, 0, 2, empty, 1_000 + 1_000 / SHED_PER_SECOND - 1, false],
+    ['over, a token refilled since', 3, 0, 2, empty, 1_000 + 1_000 / SHED_PER_SECOND, true],
+  ])('%s', (_, open, closing, limit, budget, now, shed) => {
+    expect(shedDecision({ open, closing, limit, budget, now }).shed).toBe(shed);
+  });
+
+  it('spends a token per shed, and the bucket holds no more than its burst however long it rested', () => {
+    let budget = { tokens: 1, at: 0 };
+    let shed = 0;
+    // 10 s of requests every millisecond by a worker always over its limit: SHED_PER_SECOND a second
+    // (the first at once, from a full bucket).
+    for (let now = 0; now < 10_000; now += 1) {
+      const decision = shedDecision({ open: 10, closing: 0, limit: 2, budget, now });
+      budget = decision.budget;
+      if (decision.shed) shed += 1;
+    }
+    expect(shed).toBe(10 * SHED_PER_SECOND);
+    const rested = shedDecision({ open: 10, closing: 0, limit: 2, budget: { tokens: 0, at: 0 }, now: 3_600_000 });
+    expect(rested.budget.tokens).toBe(0);
+  });
+});
+
+describe('a limit from the supervisor', () => {
+  it.each([
+    [null, true],
+    [0, true],
+    [2, true],
+    [-1, false],
+    [1.5, false],
+    ['2', false],
+    [undefined, false],
+    [Number.NaN, false],
+    [1e12, false],
+  ])('%j -> %s', (value, ok) => {
+    expect(isLimit(value)).toBe(ok);
+  });
+});
+
+describe('balanceOffReason', () => {
+  const on = { balance: true, sticky: false as const, cpuLocal: false };
+  it.each([
+    [on, true, undefined],
+    [{ ...on, balance: false }, true, /balance: false/],
+    [{ ...on, sticky: 'ip' as const }, true, /sticky/],
+    [{ ...on, cpuLocal: true }, true, /cpuLocal/],
+    [on, false, /slot sockets/],
+  ])('%j, slot sockets %s -> %s', (settings, sockets, reason) => {
+    const said = balanceOffReason(settings, sockets);
+    if (reason === undefined) expect(said).toBeUndefined();
+    else expect(said).toMatch(reason);
+  });
+});
+
+interface State {
+  pid: number;
+  pids: number[];
+  ports: number[];
+  stats: { slot: number; pid: number; connections?: number; shed?: number }[];
+}
+
+const pools: Pool[] = [];
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
+  await stopAll();
+});
+
+async function startSupervisor(options: object): Promise<{ fixture: Fixture; state: State }> {
+  const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'balance-worker.js', workers: 2, ...options })]);
+  return { fixture, state: await fixture.next<State>('ready', 20_000) };
+}
+
+// Connections per worker among `ports` (the client's port -> the worker's pid), sorted: [1, 3] etc.
+function split(holders: Map<number, number>): number[] {
+  const per = new Map<number, number>();
+  for (const pid of holders.values()) per.set(pid, (per.get(pid) ?? 0) + 1);
+  return [...per.values(), ...Array(2 - per.size).fill(0)].sort();
+}
+
+async function get(pool: Pool, path: string): Promise<{ pid: number; port: number }> {
+  const { statusCode, body } = await pool.request({ method: 'GET', path });
+  const text = await body.text();
+  if (statusCode !== 200) throw new Error(`status ${statusCode}`);
+  const [pid, port] = text.split(':').map(Number) as [number, number];
+  return { pid, port };
+}
+
+// A pool of 4 connections whose first 4 requests (one per connection, at once) landed unevenly:
+// pools that landed 2/2 are closed and another is opened (at most 20; each lands 2/2 with p = 3/8).
+async function unevenPool(port: number): Promise<{ pool: Pool; first: number[] }> {
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 4, pipelining: 1 });
+    pools.push(pool);
+    const answers = await Promise.all([0, 1, 2, 3].map(() => get(pool, '/')));
+    const holders = new Map(answers.map(({ pid, port: client }) => [client, pid]));
+    if (holders.size === 4 && split(holders)[0] !== 2) return { pool, first: split(holders) };
+    await pool.destroy();
+  }
+  throw new Error('20 pools of 4 connections all landed 2/2');
+}
+
+// Keeps the pool's 4 connections busy (4 loops, 1 ms of CPU a request) until the last 40 answers
+// came over exactly 4 connections, 2 per worker, or `boundMs` passes; counts the failures.
+async function runUntilEven(pool: Pool, boundMs: number): Promise<{ even: boolean; ms: number; failed: number; requests: number }> {
+  const started = performance.now();
+  const recent: { pid: number; port: number }[] = [];
+  let even = false;
+  let failed = 0;
+  let requests = 0;
+  const loop = async () => {
+    while (!even && performance.now() - started < boundMs) {
+      try {
+        recent.push(await get(pool, '/?cpu=1'));
+        requests += 1;
+      } catch {
+        failed += 1;
+      }
+      if (recent.length > 40) recent.shift();
+      if (recent.length === 40) {
+        const holders = new Map(recent.map(({ pid, port }) => [port, pid]));
+        if (holders.size === 4 && split(holders).join() === '2,2') even = true;
+      }
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), loop()]);
+  return { even, ms: Math.round(performance.now() - started), failed, requests };
+}
+
+describe('a keep-alive pool over supervised workers', () => {
+  it.each([
+    ['with stall protection', {}],
+    ['without stall protection (the progress cells serve balance alone)', { stallThresholdMs: 0 }],
+  ])('4 connections that landed 3/1 or 4/0 on 2 workers end 2/2, with no failed request (%s)', async (_, options) => {
+    const { fixture, state } = await startSupervisor(options);
+    const [port] = state.ports as [number];
+    const { pool } = await unevenPool(port);
+    // 5 s is the aim; the bound leaves room for a machine busy with other work.
+    const result = await runUntilEven(pool, 15_000);
+    expect(result).toMatchObject({ even: true, failed: 0 });
+    fixture.child.send({ type: 'state' });
+    const after = await fixture.next<State>('state');
+    // What the supervisor shows: connections were shed, and each worker holds 2 (read every 50 ms).
+    expect(after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0)).toBeGreaterThan(0);
+    expect(after.stats.map((slot) => slot.connections).sort()).toEqual([2, 2]);
+  }, 60_000);
+
+  it('with balance: false the pool stays as it landed, and nothing is shed', async () => {
+    const { fixture, state } = await startSupervisor({ balance: false });
+    const [port] = state.ports as [number];
+    const { pool, first } = await unevenPool(port);
+    const result = await runUntilEven(pool, 1_500);
+    expect(result).toMatchObject({ even: false, failed: 0 });
+    expect(result.requests).toBeGreaterThan(40);
+    fixture.child.send({ type: 'state' });
+    const after = await fixture.next<State>('state');
+    expect(after.stats.map((slot) => slot.shed ?? 0)).toEqual([0, 0]);
+    expect(first).not.toEqual([2, 2]);
+  }, 60_000);
+});
