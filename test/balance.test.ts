@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { MIN_SPREAD, balanceLimits, balanceOffReason, spreadOf } from '../lib/supervisor/slots/balancer';
 import { SHED_PER_SECOND, isLimit, shedDecision } from '../lib/worker/balance';
+import { type Front, runUntilEven, unevenFront } from './helpers/keepalive-pool';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
 describe('balanceLimits: who sheds, down to what', () => {
@@ -132,7 +133,7 @@ interface State {
 
 const pools: Pool[] = [];
 afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
+  await Promise.all(pools.splice(0).map((pool) => (pool.destroyed ? undefined : pool.destroy())));
   await stopAll();
 });
 
@@ -141,60 +142,12 @@ async function startSupervisor(options: object): Promise<{ fixture: Fixture; sta
   return { fixture, state: await fixture.next<State>('ready', 20_000) };
 }
 
-// Connections per worker among `ports` (the client's port -> the worker's pid), sorted: [1, 3] etc.
-function split(holders: Map<number, number>): number[] {
-  const per = new Map<number, number>();
-  for (const pid of holders.values()) per.set(pid, (per.get(pid) ?? 0) + 1);
-  return [...per.values(), ...Array(2 - per.size).fill(0)].sort();
-}
-
-async function get(pool: Pool, path: string): Promise<{ pid: number; port: number }> {
-  const { statusCode, body } = await pool.request({ method: 'GET', path });
-  const text = await body.text();
-  if (statusCode !== 200) throw new Error(`status ${statusCode}`);
-  const [pid, port] = text.split(':').map(Number) as [number, number];
-  return { pid, port };
-}
-
-// A pool of 4 connections whose first 4 requests (one per connection, at once) landed unevenly:
-// pools that landed 2/2 are closed and another is opened (at most 20; each lands 2/2 with p = 3/8).
-async function unevenPool(port: number): Promise<{ pool: Pool; first: number[] }> {
-  for (let attempt = 0; attempt < 20; attempt += 1) {
+function openPool(port: number): () => Promise<Front> {
+  return async () => {
     const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 4, pipelining: 1 });
     pools.push(pool);
-    const answers = await Promise.all([0, 1, 2, 3].map(() => get(pool, '/')));
-    const holders = new Map(answers.map(({ pid, port: client }) => [client, pid]));
-    if (holders.size === 4 && split(holders)[0] !== 2) return { pool, first: split(holders) };
-    await pool.destroy();
-  }
-  throw new Error('20 pools of 4 connections all landed 2/2');
-}
-
-// Keeps the pool's 4 connections busy (4 loops, 1 ms of CPU a request) until the last 40 answers
-// came over exactly 4 connections, 2 per worker, or `boundMs` passes; counts the failures.
-async function runUntilEven(pool: Pool, boundMs: number): Promise<{ even: boolean; ms: number; failed: number; requests: number }> {
-  const started = performance.now();
-  const recent: { pid: number; port: number }[] = [];
-  let even = false;
-  let failed = 0;
-  let requests = 0;
-  const loop = async () => {
-    while (!even && performance.now() - started < boundMs) {
-      try {
-        recent.push(await get(pool, '/?cpu=1'));
-        requests += 1;
-      } catch {
-        failed += 1;
-      }
-      if (recent.length > 40) recent.shift();
-      if (recent.length === 40) {
-        const holders = new Map(recent.map(({ pid, port }) => [port, pid]));
-        if (holders.size === 4 && split(holders).join() === '2,2') even = true;
-      }
-    }
+    return { pool, close: () => pool.destroy() };
   };
-  await Promise.all([loop(), loop(), loop(), loop()]);
-  return { even, ms: Math.round(performance.now() - started), failed, requests };
 }
 
 describe('a keep-alive pool over supervised workers', () => {
@@ -204,7 +157,7 @@ describe('a keep-alive pool over supervised workers', () => {
   ])('4 connections that landed 3/1 or 4/0 on 2 workers end 2/2, with no failed request (%s)', async (_, options) => {
     const { fixture, state } = await startSupervisor(options);
     const [port] = state.ports as [number];
-    const { pool } = await unevenPool(port);
+    const { front: { pool } } = await unevenFront(openPool(port));
     // 5 s is the aim; the bound leaves room for a machine busy with other work.
     const result = await runUntilEven(pool, 15_000);
     expect(result).toMatchObject({ even: true, failed: 0 });
@@ -218,7 +171,7 @@ describe('a keep-alive pool over supervised workers', () => {
   it('with balance: false the pool stays as it landed, and nothing is shed', async () => {
     const { fixture, state } = await startSupervisor({ balance: false });
     const [port] = state.ports as [number];
-    const { pool, first } = await unevenPool(port);
+    const { front: { pool }, first } = await unevenFront(openPool(port));
     const result = await runUntilEven(pool, 1_500);
     expect(result).toMatchObject({ even: false, failed: 0 });
     expect(result.requests).toBeGreaterThan(40);
