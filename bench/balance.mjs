@@ -106,12 +106,12 @@ function readCounts(dir) {
   return counts;
 }
 
-async function startApp(config, port, countsDir) {
+async function startApp(config, port, countsDir, pidFile) {
   const env = { BALANCE_PORT: String(port), BALANCE_WORKERS: String(settings.workers), BALANCE_CPU_MS: String(settings.cpuMs), BALANCE_COUNTS: countsDir };
   const app =
     config === 'round-robin'
       ? start(process.execPath, [APP], { ...env, BALANCE_RR: '1' })
-      : start(process.execPath, [CLI, 'start', '--workers', String(settings.workers), ...(config === 'reuseport' ? ['--no-balance'] : []), APP], env);
+      : start(process.execPath, [CLI, 'start', '--workers', String(settings.workers), '--pid-file', pidFile, ...(config === 'reuseport' ? ['--no-balance'] : []), APP], env);
   await waitFor(`${config} on port ${port}`, async () => readCounts(countsDir).size >= settings.workers && (await connects(port)));
   return app;
 }
@@ -186,6 +186,16 @@ export function parseWrk(text) {
   };
 }
 
+function runnerStatus(pidFile) {
+  const result = spawnSync(process.execPath, [CLI, 'status', '--pid-file', pidFile, '--json'], { encoding: 'utf8', timeout: 10_000 });
+  try {
+    const report = JSON.parse(result.stdout);
+    return { balance: report.balance, slots: report.slots.map(({ connections, shed, accepted }) => ({ connections, shed, accepted })) };
+  } catch {
+    return { error: result.stderr.trim() || result.stdout.trim() };
+  }
+}
+
 function runWrk(port) {
   const result = spawnSync(which('wrk'), ['-t1', `-c${settings.connections}`, `-d${settings.durationSec}s`, '--latency', `http://${HOST}:${port}/`], {
     encoding: 'utf8',
@@ -201,19 +211,22 @@ async function runOnce(proxy, config) {
   fs.mkdirSync(countsDir);
   const appPort = await freePort();
   const proxyPort = await freePort();
-  const app = await startApp(config, appPort, countsDir);
+  const pidFile = path.join(dir, 'runner.pid');
+  const app = await startApp(config, appPort, countsDir, pidFile);
   let proxied;
   try {
     proxied = await startProxy(proxy, dir, proxyPort, appPort);
     const before = readCounts(countsDir);
     const wrk = runWrk(proxyPort);
+    // The runner's own view (balanced or not): per slot open connections and connections shed.
+    const status = config === 'round-robin' ? undefined : runnerStatus(pidFile);
     await sleep(300);
     const after = readCounts(countsDir);
     const perWorker = [...after].map(([pid, count]) => count - (before.get(pid) ?? 0)).sort((a, b) => a - b);
     const log = proxy === 'nginx' && fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
     const upstreamErrors = log.split('\n').filter((line) => /upstream/.test(line)).length;
     const least = perWorker[0] ?? 0;
-    return { proxy, config, perWorker, maxMin: least > 0 ? Number(((perWorker.at(-1) ?? 0) / least).toFixed(2)) : null, ...wrk, upstreamErrors };
+    return { proxy, config, perWorker, ...(status ? { runner: status } : {}), maxMin: least > 0 ? Number(((perWorker.at(-1) ?? 0) / least).toFixed(2)) : null, ...wrk, upstreamErrors };
   } finally {
     if (proxied) await stop(proxied);
     await stop(app, 15_000);
@@ -229,7 +242,8 @@ for (const proxy of settings.proxies) {
       runs.push(run);
       console.log(
         `${proxy} round ${round} ${config}: ${run.perWorker.join(' / ')} requests (max/min ${run.maxMin ?? '-'}), ${run.reqPerSec} req/s, ` +
-          `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, non-2xx ${run.non2xx}, socket errors ${run.socketErrors}, upstream errors ${run.upstreamErrors}`,
+          `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, non-2xx ${run.non2xx}, socket errors ${run.socketErrors}, upstream errors ${run.upstreamErrors}` +
+          (run.runner ? `; runner: ${JSON.stringify(run.runner)}` : ''),
       );
     }
   }

@@ -130,34 +130,34 @@ describe('ProgressBoard', () => {
     const one = ProgressCell.open(first.env, process.pid) as ProgressCell;
     const two = ProgressCell.open(second.env, process.pid) as ProgressCell;
     expect([...board.loads().values()]).toEqual([
-      { open: 0, shed: 0 },
-      { open: 0, shed: 0 },
+      { open: 0, shed: 0, busy: 0 },
+      { open: 0, shed: 0, busy: 0 },
     ]);
-    one.load(3, 1);
-    two.load(1, 0);
-    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1 });
-    expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0 });
+    one.load(3, 1, 0.5);
+    two.load(1, 0, 0.25);
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
+    expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0, busy: 0.25 });
     // Reading the loads leaves the accept counts' comparison alone, and a load is not an accept.
     board.read();
     one.accepted(1_000);
     board.loads();
     board.read();
     expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([true, false]);
-    two.load(5, 2);
+    two.load(5, 2, 1);
     board.read();
     expect(board.moved(worker(2))).toBe(false);
-    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1 });
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
   });
 
   it("a released cell starts the next worker's load from zero too", () => {
     const board = openBoard();
     const first = assign(board);
     board.bind(worker(1), first.cell);
-    (ProgressCell.open(first.env, process.pid) as ProgressCell).load(7, 4);
+    (ProgressCell.open(first.env, process.pid) as ProgressCell).load(7, 4, 0.75);
     board.release(worker(1));
     const again = assign(board);
     board.bind(worker(2), again.cell);
-    expect(board.loads().get(worker(2))).toEqual({ open: 0, shed: 0 });
+    expect(board.loads().get(worker(2))).toEqual({ open: 0, shed: 0, busy: 0 });
     expect(board.loads().has(worker(1))).toBe(false);
   });
 

@@ -2,13 +2,17 @@
 // beyond its share when the supervisor says so.
 //
 // The load is the worker's open connections (every server's `_connections`, which Node keeps for
-// getConnections(); a connection handed in from a lent slot is counted there too) and the
-// connections it has shed, written into its progress cell every LOAD_MS by an unref'd timer, and
-// only when they changed: no message and no syscall per request or per connection. Open connections
-// are the signal because they are what stays uneven: behind a proxy's keep-alive pool each pooled
-// connection stays on the worker the kernel's hash gave it, and each carries its share of the
-// requests; a worker's CPU or event-loop use would show the imbalance too, but not which worker can
-// fix it by letting a connection go, nor how many.
+// getConnections(); a connection handed in from a lent slot is counted there too), the connections
+// it has shed, and its event-loop utilisation over the interval (performance.eventLoopUtilization),
+// written into its progress cell every LOAD_MS by an unref'd timer, and only when they changed: no
+// message and no syscall per request or per connection. Open connections are the main signal: behind
+// a proxy's keep-alive pool each pooled connection stays on the worker the kernel's hash gave it,
+// and they say which worker can fix an imbalance by letting a connection go, and how many. But a
+// proxy does not use its pooled connections alike: nginx takes the most recently used idle one, so
+// while fewer requests are in flight than it holds connections, a few hot connections carry them
+// and the others sit idle; 2/2 connections can then be 2 hot on one worker and 2 idle on the other.
+// Event-loop utilisation shows that (at no cost per request); counting requests would need a
+// listener on every request.
 //
 // Shedding: the supervisor sends a limit when this worker holds more than its share (see
 // supervisor/slots/balancer.ts), and none when it no longer does. While it has a limit, and only
@@ -84,7 +88,8 @@ export class Balance {
   #budget: ShedBudget = { tokens: SHED_BURST, at: 0 };
   #shed = 0;
   #closing = 0;
-  #written = { open: -1, shed: -1 };
+  #written = { open: -1, shed: -1, busy: -1 };
+  #elu = performance.eventLoopUtilization();
   readonly #onRequest = (request: http.IncomingMessage, response: http.ServerResponse) => this.#consider(request, response);
   readonly #onShedClose = () => {
     this.#closing -= 1;
@@ -109,12 +114,15 @@ export class Balance {
     return this.#shed;
   }
 
-  /** Writes the load into the cell, if it changed since the last write. */
+  /** Writes the load into the cell, if it changed since the last write (the event-loop use by 0.02 or more). */
   report(): void {
     const open = this.open;
-    if (open === this.#written.open && this.#shed === this.#written.shed) return;
-    this.#written = { open, shed: this.#shed };
-    this.#cell.load(open, this.#shed);
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, this.#elu).utilization;
+    this.#elu = now;
+    if (open === this.#written.open && this.#shed === this.#written.shed && Math.abs(busy - this.#written.busy) < 0.02) return;
+    this.#written = { open, shed: this.#shed, busy };
+    this.#cell.load(open, this.#shed, busy);
   }
 
   /** The supervisor's word: shed down to `limit` connections, or (null) stop shedding. */

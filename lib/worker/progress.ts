@@ -2,16 +2,18 @@
 // connections this worker has accepted, written into its cell of the supervisor's file at most every
 // PROGRESS_MS while it accepts; one pwrite, no message, no timer. The supervisor sees the cell move and
 // leaves the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands
-// still. Its load fields (open connections, connections shed) are written by worker/balance.ts's timer.
+// still. Its load fields (open connections, connections shed, how busy its event loop was) are written
+// by worker/balance.ts's timer.
 import fs from 'node:fs';
 
 export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
 /** Float64 fields per cell (native byte order; both ends run on the same machine). */
 export const CELL_FIELDS = 4;
-/** The fields: connections accepted; open connections; connections shed (worker/balance.ts); unused. */
+/** The fields: connections accepted; open connections; connections shed; event-loop utilisation (worker/balance.ts). */
 export const ACCEPTED_FIELD = 0;
 export const OPEN_FIELD = 1;
 export const SHED_FIELD = 2;
+export const BUSY_FIELD = 3;
 /** Bytes per cell. */
 export const CELL_BYTES = CELL_FIELDS * 8;
 /** At most one write per this many ms (the supervisor looks every 40 ms while connections arrive, 20 ms while a stall is under way). */
@@ -38,7 +40,7 @@ export class ProgressCell {
   readonly #position: number;
   readonly #value = new Float64Array(1);
   readonly #bytes: Buffer;
-  readonly #load = new Float64Array(2);
+  readonly #load = new Float64Array(3);
   readonly #loadBytes: Buffer;
   #lastWrite = Number.NEGATIVE_INFINITY;
   #accepted = 0;
@@ -74,11 +76,12 @@ export class ProgressCell {
     this.#write(this.#bytes, ACCEPTED_FIELD);
   }
 
-  /** The worker's load (one pwrite of both fields): its open connections, and the connections it has shed so far. */
-  load(open: number, shed: number): void {
+  /** The worker's load (one pwrite of the three fields): its open connections, the connections it has shed so far, its event-loop utilisation (0-1). */
+  load(open: number, shed: number, busy: number): void {
     if (this.#broken) return;
     this.#load[0] = open;
     this.#load[1] = shed;
+    this.#load[2] = busy;
     this.#write(this.#loadBytes, OPEN_FIELD);
   }
 

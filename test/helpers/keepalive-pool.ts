@@ -68,3 +68,24 @@ export async function runUntilEven(pool: Pool, boundMs: number): Promise<{ even:
   await Promise.all([loop(), loop(), loop(), loop()]);
   return { even, ms: Math.round(performance.now() - started), failed, requests };
 }
+
+/** Keeps the pool's 4 connections busy for `ms` (as runUntilEven does); counts the requests and failures. */
+export async function runFor(pool: Pool, ms: number): Promise<{ requests: number; failed: number; perWorker: Map<number, number> }> {
+  const until = performance.now() + ms;
+  const perWorker = new Map<number, number>();
+  let requests = 0;
+  let failed = 0;
+  const loop = async () => {
+    while (performance.now() < until) {
+      try {
+        const { pid } = await get(pool, '/?cpu=1');
+        perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
+        requests += 1;
+      } catch {
+        failed += 1;
+      }
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), loop()]);
+  return { requests, failed, perWorker };
+}

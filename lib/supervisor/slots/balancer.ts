@@ -10,30 +10,51 @@
 import type { Worker } from 'node:cluster';
 import { type SupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
 import { LOAD_MS } from '../../worker/balance';
-import type { CellLoad, ProgressBoard } from './progress-board';
+import type { ProgressBoard } from './progress-board';
 import type { Slot } from './slot';
 
 /** A worker is armed only when it holds at least this many connections more than the least loaded one... */
 export const MIN_SPREAD = 2;
 /** ...and at least this share of its target more (so a large pool is not churned for a few connections). */
 export const SPREAD_SHARE = 0.2;
+/** Or (at its share of connections, or under it) when its event loop is this much busier than the least busy worker's... */
+export const BUSY_GAP = 0.25;
+/** ...and it stays armed until the gap is under this. */
+export const BUSY_SETTLED = 0.1;
+/** How much of each new event-loop reading the smoothed figure takes (one reading every LOAD_MS). */
+export const BUSY_SMOOTHING = 0.25;
+
+/** A worker's load as the balance sees it: open connections, smoothed event-loop utilisation (0-1). */
+export interface WorkerLoad {
+  open: number;
+  busy: number;
+}
 
 /**
- * Each worker's limit (pure): the connections it may keep, or undefined (not armed). The target is
- * every worker's share, rounded up. A worker is armed when it holds more than the target and at least
- * max(minSpread, spreadShare * target) more than the least loaded worker; once armed it stays armed
- * while it holds more than the target (hysteresis: a worker that shed one is not disarmed and armed
- * again by the same few connections).
+ * Each worker's limit (pure): the connections it may keep, or undefined (not armed); `previous`: the
+ * limits in force. The target is every worker's share of connections, rounded up.
+ * - By connections: a worker is armed when it holds more than the target and at least
+ *   max(minSpread, spreadShare * target) more than the least loaded worker, with the target as its
+ *   limit; once armed it stays armed while it holds more than the target (hysteresis).
+ * - By use: a worker holding 2 connections or more whose event loop is BUSY_GAP busier than the least
+ *   busy worker's (its connections are the hot ones of a pool that uses a few of them) is armed to
+ *   give up one connection (its open connections less one), and stays armed, with the limit it has,
+ *   until the gap is under BUSY_SETTLED.
  */
-export function balanceLimits(loads: number[], armed: boolean[], minSpread = MIN_SPREAD, spreadShare = SPREAD_SHARE): (number | undefined)[] {
+export function balanceLimits(loads: WorkerLoad[], previous: (number | undefined)[], minSpread = MIN_SPREAD, spreadShare = SPREAD_SHARE): (number | undefined)[] {
   if (loads.length < 2) return loads.map(() => undefined);
-  const total = loads.reduce((sum, load) => sum + load, 0);
+  const total = loads.reduce((sum, load) => sum + load.open, 0);
   const target = Math.ceil(total / loads.length);
-  const least = Math.min(...loads);
+  const least = Math.min(...loads.map((load) => load.open));
+  const leastBusy = Math.min(...loads.map((load) => load.busy));
   const threshold = Math.max(minSpread, Math.ceil(spreadShare * target));
-  return loads.map((load, i) => {
-    if (load <= target) return undefined;
-    return armed[i] || load - least >= threshold ? target : undefined;
+  return loads.map(({ open, busy }, i) => {
+    const before = previous[i];
+    if (open > target && (before !== undefined || open - least >= threshold)) return Math.min(target, before ?? target);
+    const gap = busy - leastBusy;
+    if (before !== undefined && before < open && gap >= BUSY_SETTLED) return before;
+    if (open >= 2 && gap >= (before === undefined ? BUSY_GAP : BUSY_SETTLED)) return open - 1;
+    return undefined;
   });
 }
 
@@ -68,6 +89,8 @@ export class Balancer {
   readonly #hooks: BalancerHooks;
   readonly #limits = new Map<Worker, number>();
   readonly #lastShed = new Map<Worker, number>();
+  /** Each worker's event-loop utilisation, smoothed. */
+  readonly #busy = new Map<Worker, number>();
   readonly #paused = new Set<string>();
   /** Per slot: its worker's open connections at the last read, and the connections shed from it. */
   readonly #open = new Map<number, number>();
@@ -105,12 +128,13 @@ export class Balancer {
   forget(worker: Worker): void {
     this.#limits.delete(worker);
     this.#lastShed.delete(worker);
+    this.#busy.delete(worker);
   }
 
   /** One look: the loads read, the figures kept, the limits sent where they changed. */
   tick(): void {
     const loads = this.#hooks.board.loads();
-    const serving: { worker: Worker; load: CellLoad }[] = [];
+    const serving: { worker: Worker; load: WorkerLoad }[] = [];
     let complete = true;
     for (const slot of this.#hooks.slots) {
       const { worker } = slot;
@@ -128,7 +152,9 @@ export class Balancer {
       const before = this.#lastShed.get(worker) ?? 0;
       if (load.shed > before) this.#shed.set(slot.index, (this.#shed.get(slot.index) ?? 0) + load.shed - before);
       this.#lastShed.set(worker, load.shed);
-      if (slot.ready && !slot.stopped && !worker.isDead() && !this.#hooks.isLeaving(worker)) serving.push({ worker, load });
+      const busy = (this.#busy.get(worker) ?? load.busy) * (1 - BUSY_SMOOTHING) + load.busy * BUSY_SMOOTHING;
+      this.#busy.set(worker, busy);
+      if (slot.ready && !slot.stopped && !worker.isDead() && !this.#hooks.isLeaving(worker)) serving.push({ worker, load: { open: load.open, busy } });
       else complete = false;
     }
     this.#spread = spreadOf(serving.map(({ load }) => load.open));
@@ -138,8 +164,8 @@ export class Balancer {
       return;
     }
     const limits = balanceLimits(
-      serving.map(({ load }) => load.open),
-      serving.map(({ worker }) => this.#limits.has(worker)),
+      serving.map(({ load }) => load),
+      serving.map(({ worker }) => this.#limits.get(worker)),
     );
     serving.forEach(({ worker }, i) => this.#setLimit(worker, limits[i]));
   }

@@ -1,6 +1,6 @@
 // Progress cells: each worker writes how many connections it has accepted into its own cell of a
 // small file the supervisor holds open (and unlinked at once, so nothing is left behind), at most
-// every PROGRESS_MS while it accepts, and its load (open connections, connections shed) every
+// every PROGRESS_MS while it accepts, and its load (open connections, connections shed, event-loop use) every
 // LOAD_MS (worker/balance.ts). The periodic check reads every cell with one pread: a worker
 // whose cell moved is accepting, so it is alive with no message sent either way, and only a worker
 // whose slot has connections waiting while its cell stands still is asked whether it answers (a ping).
@@ -12,12 +12,14 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ACCEPTED_FIELD, CELL_BYTES, CELL_FIELDS, OPEN_FIELD, PROGRESS_ENV, SHED_FIELD, progressEnvValue } from '../../worker/progress';
+import { ACCEPTED_FIELD, BUSY_FIELD, CELL_BYTES, CELL_FIELDS, OPEN_FIELD, PROGRESS_ENV, SHED_FIELD, progressEnvValue } from '../../worker/progress';
 
 /** A worker's load as its cell shows it. */
 export interface CellLoad {
   open: number;
   shed: number;
+  /** Event-loop utilisation over the worker's last interval (0-1). */
+  busy: number;
 }
 
 /** Where the file is made: tmpfs when there is one, so a write never reaches a disk. */
@@ -123,7 +125,8 @@ export class ProgressBoard {
     }
     this.#pread(this.#loadBytes);
     for (const [worker, cell] of this.#cells) {
-      found.set(worker, { open: this.#loads[cell * CELL_FIELDS + OPEN_FIELD] ?? 0, shed: this.#loads[cell * CELL_FIELDS + SHED_FIELD] ?? 0 });
+      const at = cell * CELL_FIELDS;
+      found.set(worker, { open: this.#loads[at + OPEN_FIELD] ?? 0, shed: this.#loads[at + SHED_FIELD] ?? 0, busy: this.#loads[at + BUSY_FIELD] ?? 0 });
     }
     return found;
   }
