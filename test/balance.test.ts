@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { MIN_SPREAD, balanceLimits, balanceOffReason, spreadOf } from '../lib/supervisor/slots/balancer';
-import { SHED_PER_SECOND, isLimit, shedDecision } from '../lib/worker/balance';
+import { LOAD_MS, QUIET_LOAD_MS, SHED_PER_SECOND, isLimit, nextLoadDelay, shedDecision } from '../lib/worker/balance';
 import { type Front, runFor, runUntilEven, unevenFront } from './helpers/keepalive-pool';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 
@@ -107,6 +107,18 @@ describe('shedDecision: threshold and budget', () => {
     expect(shed).toBe(10 * SHED_PER_SECOND);
     const rested = shedDecision({ open: 10, closing: 0, limit: 2, budget: { tokens: 0, at: 0 }, now: 3_600_000 });
     expect(rested.budget.tokens).toBe(0);
+  });
+});
+
+describe('nextLoadDelay: the pace of the load reports', () => {
+  it.each([
+    ['a change: soon again', true, 0, 800, LOAD_MS],
+    ['a busy event loop: soon again', false, 0.5, 800, LOAD_MS],
+    ['idle, nothing changed: twice as long', false, 0.01, LOAD_MS, 2 * LOAD_MS],
+    ['idle for long: no longer than QUIET_LOAD_MS', false, 0, QUIET_LOAD_MS, QUIET_LOAD_MS],
+    ['idle, near the cap', false, 0, 800, QUIET_LOAD_MS],
+  ])('%s', (_, changed, busy, last, next) => {
+    expect(nextLoadDelay(changed, busy, last)).toBe(next);
   });
 });
 

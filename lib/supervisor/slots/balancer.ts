@@ -9,7 +9,7 @@
 // borrower's load is two slots').
 import type { Worker } from 'node:cluster';
 import { type SupervisorMessage, supervisorMessage } from '../../cluster/primary-link';
-import { LOAD_MS } from '../../worker/balance';
+import { IDLE_BELOW, LOAD_MS, nextLoadDelay } from '../../worker/balance';
 import type { ProgressBoard } from './progress-board';
 import type { Slot } from './slot';
 
@@ -18,11 +18,11 @@ export const MIN_SPREAD = 2;
 /** ...and at least this share of its target more (so a large pool is not churned for a few connections). */
 export const SPREAD_SHARE = 0.2;
 /** Or (at its share of connections, or under it) when its event loop is this much busier than the least busy worker's... */
-export const BUSY_GAP = 0.25;
+export const BUSY_GAP = 0.3;
 /** ...and it stays armed until the gap is under this. */
 export const BUSY_SETTLED = 0.1;
 /** How much of each new event-loop reading the smoothed figure takes (one reading every LOAD_MS). */
-export const BUSY_SMOOTHING = 0.25;
+export const BUSY_SMOOTHING = 0.15;
 
 /** A worker's load as the balance sees it: open connections, smoothed event-loop utilisation (0-1). */
 export interface WorkerLoad {
@@ -97,19 +97,29 @@ export class Balancer {
   readonly #shed = new Map<number, number>();
   #spread = 0;
   #timer: NodeJS.Timeout | undefined;
+  #delay = LOAD_MS;
+  /** The open connections per slot at the last look, to see whether anything moved. */
+  #lastOpen = '';
 
   constructor(hooks: BalancerHooks) {
     this.#hooks = hooks;
   }
 
-  /** Starts reading the loads every LOAD_MS (an unref'd timer). */
-  start(intervalMs = LOAD_MS): void {
-    this.#timer ??= setInterval(() => this.tick(), intervalMs);
+  /** Starts reading the loads: every LOAD_MS while they move, a worker is busy or one is armed, less often as all stays idle (nextLoadDelay; an unref'd timer). */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      const active = this.tick();
+      this.#delay = nextLoadDelay(active, 0, this.#delay);
+      if (!this.#timer) return;
+      this.#timer = undefined;
+      this.start();
+    }, this.#delay);
     this.#timer.unref();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#disarmAll();
   }
@@ -131,8 +141,8 @@ export class Balancer {
     this.#busy.delete(worker);
   }
 
-  /** One look: the loads read, the figures kept, the limits sent where they changed. */
-  tick(): void {
+  /** One look: the loads read, the figures kept, the limits sent where they changed; says whether anything is going on (loads that moved, a busy worker, an armed one). */
+  tick(): boolean {
     const loads = this.#hooks.board.loads();
     const serving: { worker: Worker; load: WorkerLoad }[] = [];
     let complete = true;
@@ -158,16 +168,20 @@ export class Balancer {
       else complete = false;
     }
     this.#spread = spreadOf(serving.map(({ load }) => load.open));
+    const opens = [...this.#open].join();
+    const active = opens !== this.#lastOpen || serving.some(({ load }) => load.busy >= IDLE_BELOW) || this.#limits.size > 0;
+    this.#lastOpen = opens;
     // Only when every slot is served by its own worker with a cell, and nothing else moves connections.
     if (!complete || this.#paused.size > 0 || this.#hooks.unsettled()) {
       this.#disarmAll();
-      return;
+      return active;
     }
     const limits = balanceLimits(
       serving.map(({ load }) => load),
       serving.map(({ worker }) => this.#limits.get(worker)),
     );
     serving.forEach(({ worker }, i) => this.#setLimit(worker, limits[i]));
+    return active;
   }
 
   /** The slot's open connections (at the last read) and connections shed, for stats(). */
