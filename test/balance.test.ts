@@ -44,7 +44,9 @@ describe('balanceLimits: who sheds, down to what', () => {
   it.each([
     // [[open, busy] per worker, previous limits, limits]: by event-loop use, connections even.
     ['2 hot connections on one worker, 2 idle on the other: it gives one up', [[2, 0.6], [2, 0.1]], [undefined, undefined], [1, undefined]],
-    ['a gap under BUSY_GAP: left alone', [[2, 0.3], [2, 0.1]], [undefined, undefined], [undefined, undefined]],
+    ['a gap under BUSY_GAP: left alone', [[2, 0.35], [2, 0.25]], [undefined, undefined], [undefined, undefined]],
+    ['a gap under BUSY_GAP, but twice as busy (a loaded machine narrows the gap): armed', [[2, 0.6], [2, 0.33]], [undefined, undefined], [1, undefined]],
+    ['a gap under BUSY_MIN_GAP, however many times as busy: left alone', [[2, 0.12], [2, 0.02]], [undefined, undefined], [undefined, undefined]],
     ['one connection only: nothing to gain by moving it', [[1, 0.9], [2, 0.1]], [undefined, undefined], [undefined, undefined]],
     ['armed and still busier (over BUSY_SETTLED): its limit stays while it is over it', [[2, 0.3], [2, 0.1]], [1, undefined], [1, undefined]],
     ['armed, shed down to its limit and still busier: one more', [[2, 0.3], [3, 0.1]], [2, undefined], [1, undefined]],

@@ -19,6 +19,9 @@ export const MIN_SPREAD = 2;
 export const SPREAD_SHARE = 0.2;
 /** Or (at its share of connections, or under it) when its event loop is this much busier than the least busy worker's... */
 export const BUSY_GAP = 0.3;
+/** ...or at least this much busier and BUSY_RATIO times as busy (on a loaded machine every loop looks busy, which narrows the gap)... */
+export const BUSY_MIN_GAP = 0.15;
+export const BUSY_RATIO = 1.5;
 /** ...and it stays armed until the gap is under this. */
 export const BUSY_SETTLED = 0.1;
 /** How much of each new event-loop reading the smoothed figure takes (one reading every LOAD_MS). */
@@ -53,7 +56,8 @@ export function balanceLimits(loads: WorkerLoad[], previous: (number | undefined
     if (open > target && (before !== undefined || open - least >= threshold)) return Math.min(target, before ?? target);
     const gap = busy - leastBusy;
     if (before !== undefined && before < open && gap >= BUSY_SETTLED) return before;
-    if (open >= 2 && gap >= (before === undefined ? BUSY_GAP : BUSY_SETTLED)) return open - 1;
+    const busier = gap >= BUSY_GAP || (gap >= BUSY_MIN_GAP && busy >= BUSY_RATIO * leastBusy);
+    if (open >= 2 && (before === undefined ? busier : gap >= BUSY_SETTLED)) return open - 1;
     return undefined;
   });
 }
