@@ -31,8 +31,11 @@ if (process.env.BALANCE_RR === '1' && cluster.isPrimary) {
 } else {
   let served = 0;
   const file = counts ? path.join(counts, String(process.pid)) : undefined;
+  // Written aside and renamed: a reader never sees a file truncated for rewriting (it read as 0).
   const write = () => {
-    if (file) fs.writeFileSync(file, String(served));
+    if (!file) return;
+    fs.writeFileSync(`${file}.tmp`, String(served));
+    fs.renameSync(`${file}.tmp`, file);
   };
   const timer = setInterval(write, 100);
   timer.unref();

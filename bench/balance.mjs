@@ -102,7 +102,7 @@ async function waitFor(what, check, ms = 20_000) {
 // Each worker's requests served so far, from the files the app writes (pid -> count).
 function readCounts(dir) {
   const counts = new Map();
-  for (const name of fs.readdirSync(dir)) counts.set(Number(name), Number(fs.readFileSync(path.join(dir, name), 'utf8')) || 0);
+  for (const name of fs.readdirSync(dir)) if (/^\d+$/.test(name)) counts.set(Number(name), Number(fs.readFileSync(path.join(dir, name), 'utf8')) || 0);
   return counts;
 }
 
