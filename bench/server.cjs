@@ -170,7 +170,9 @@ function runPrimary(opts) {
     // startCluster forks the workers itself: each one is taken in as it is forked.
     cluster.on('fork', adopt);
     const { startCluster } = require('..');
-    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000 }).then(
+    // BENCH_BALANCE=0: the supervisor without balance (to measure what balance costs).
+    const balance = process.env.BENCH_BALANCE === '0' ? { balance: false } : {};
+    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000, ...balance }).then(
       (started) => {
         supervisor = started;
       },

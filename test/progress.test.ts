@@ -32,8 +32,11 @@ const worker = (id: number): Worker => workers.get(id) ?? (workers.set(id, { id 
 
 describe('the environment entry', () => {
   it.each([
-    ['3:0', { fd: 3, cell: 0 }],
-    ['27:12', { fd: 27, cell: 12 }],
+    ['3:0:32', { fd: 3, cell: 0 }],
+    ['27:12:32', { fd: 27, cell: 12 }],
+    // Another layout's entry (8-byte cells, before the load fields): no cell, pings instead.
+    ['3:0', undefined],
+    ['3:0:8', undefined],
     [undefined, undefined],
     ['', undefined],
     ['3', undefined],
@@ -41,7 +44,8 @@ describe('the environment entry', () => {
     [':1', undefined],
     ['-3:1', undefined],
     ['3:1:2', undefined],
-    ['1234567890:1', undefined],
+    ['3:1:32:1', undefined],
+    ['1234567890:1:32', undefined],
     ['3:x', undefined],
   ])('%j -> %j', (value, expected) => {
     expect(parseProgressEnv(value)).toEqual(expected);
@@ -115,6 +119,46 @@ describe('ProgressBoard', () => {
     cell.accepted(1_000 + PROGRESS_MS);
     board.read();
     expect(board.moved(worker(1))).toBe(true);
+  });
+
+  it("shows each worker's load (open connections, connections shed) apart from its accepts", () => {
+    const board = openBoard();
+    const first = assign(board);
+    const second = assign(board);
+    board.bind(worker(1), first.cell);
+    board.bind(worker(2), second.cell);
+    const one = ProgressCell.open(first.env, process.pid) as ProgressCell;
+    const two = ProgressCell.open(second.env, process.pid) as ProgressCell;
+    expect([...board.loads().values()]).toEqual([
+      { open: 0, shed: 0, busy: 0 },
+      { open: 0, shed: 0, busy: 0 },
+    ]);
+    one.load(3, 1, 0.5);
+    two.load(1, 0, 0.25);
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
+    expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0, busy: 0.25 });
+    // Reading the loads leaves the accept counts' comparison alone, and a load is not an accept.
+    board.read();
+    one.accepted(1_000);
+    board.loads();
+    board.read();
+    expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([true, false]);
+    two.load(5, 2, 1);
+    board.read();
+    expect(board.moved(worker(2))).toBe(false);
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
+  });
+
+  it("a released cell starts the next worker's load from zero too", () => {
+    const board = openBoard();
+    const first = assign(board);
+    board.bind(worker(1), first.cell);
+    (ProgressCell.open(first.env, process.pid) as ProgressCell).load(7, 4, 0.75);
+    board.release(worker(1));
+    const again = assign(board);
+    board.bind(worker(2), again.cell);
+    expect(board.loads().get(worker(2))).toEqual({ open: 0, shed: 0, busy: 0 });
+    expect(board.loads().has(worker(1))).toBe(false);
   });
 
   it('gives no cell once closed', () => {

@@ -96,7 +96,7 @@ describe('reuseport start', () => {
     expect(report.slots[0].uptimeMs).toBeGreaterThanOrEqual(0);
     const table = status(['--pid-file', pidFile]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0\n\nslot +pid +uptime +accepted +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +\\d+ +0 +own worker\n1 +`));
+    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0; balance: spread \\d+, 0 shed\n\nslot +pid +uptime +accepted +open +shed +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +0 +\\d+ +\\d+ +0 +own worker\n1 +`));
 
     let at = runner.events.length;
     process.kill(ready.pid as number, 'SIGHUP');
@@ -117,7 +117,7 @@ describe('reuseport start', () => {
     expect(after).toMatchObject({ pid: successor.pid, counts: { reloads: 1, upgrades: 1 }, serviceStartedAt: report.serviceStartedAt });
     expect(after.startedAt).toBeGreaterThan(report.startedAt);
     expect(after.serviceUptimeMs).toBeGreaterThan(after.uptimeMs);
-    expect(status(['--pid-file', pidFile]).stdout).toMatch(/; restarts 0, reloads 1, upgrades 1\n/);
+    expect(status(['--pid-file', pidFile]).stdout).toMatch(/; restarts 0, reloads 1, upgrades 1; balance: spread \d+, \d+ shed\n/);
     expect(JSON.parse(status(['--health-port', String(ready.health), '--json']).stdout)).toMatchObject({ pid: successor.pid });
 
     at = runner.events.length;

@@ -67,6 +67,7 @@ const start = program
   .option('--json', 'one JSON object per event line (and per line of worker output)')
   .option('--prefix-output', "prefix each line the workers write with [slot pid] (the default when stdout is a terminal)")
   .option('--no-prefix-output', "pass the workers' output through untouched (the default when stdout is not a terminal)")
+  .option('--no-balance', "don't even out keep-alive connections over the workers (see docs/balance.md)")
   .option('--no-register', "don't preload reuseport/register in the workers (the app then calls listenReusePort itself)")
   .action((script: string, args: string[], options: StartCommandOptions & { instances?: number }) => {
     const { instances, ...rest } = options;

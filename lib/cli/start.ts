@@ -36,6 +36,8 @@ export interface StartCommandOptions {
   maxRestarts?: number;
   maxDraining?: number;
   json?: boolean;
+  /** false (`--no-balance`): no shedding of keep-alive connections to even out the workers. */
+  balance?: boolean;
   /** false (`--no-register`): the workers do not preload the hook. */
   register?: boolean;
   /** --prefix-output (true), --no-prefix-output (false), or neither. */
@@ -150,6 +152,7 @@ export async function runStart(script: string, args: string[], options: StartCom
     // As PID 1 an upgrade would end the container: the successor dies with this process (below).
     upgradeOnSigusr2: process.pid !== 1,
     register: options.register !== false,
+    ...(options.balance === false ? { balance: false } : {}),
     output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
     ...(options.syntax ? { commandSyntax: options.syntax } : {}),
     ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),

@@ -160,21 +160,30 @@ export function withUptimes(report: StatusReport, uptime: (pid: number | undefin
   };
 }
 
+// The balance, on the header's second line (a supervisor of a version without it says nothing).
+function balanceLine(balance: StatusReport['balance']): string {
+  if (!balance) return '';
+  if (!balance.enabled) return `; balance off (${balance.reason ?? 'unknown'})`;
+  return `; balance: spread ${balance.spread}, ${balance.shed} shed${balance.paused ? ` (paused: ${balance.paused})` : ''}`;
+}
+
 /** The status as a person reads it at a glance: a header, then one row per slot. */
 export function formatStatus(status: ReturnType<typeof withUptimes>): string {
   const { plan, counts } = status;
   const state = status.shuttingDown ? 'shutting down' : status.ready ? 'ready' : 'not ready (a slot is served by another worker)';
   const lines = [
     `reuseport pid ${status.pid}, up ${formatDuration(status.uptimeMs)} (the service ${formatDuration(status.serviceUptimeMs)}): ${state}`,
-    `mode ${plan.mode} (${plan.backend}), port${status.ports.length === 1 ? '' : 's'} ${status.ports.join(', ') || '-'}; restarts ${counts.restarts}, reloads ${counts.reloads}, upgrades ${counts.upgrades}`,
+    `mode ${plan.mode} (${plan.backend}), port${status.ports.length === 1 ? '' : 's'} ${status.ports.join(', ') || '-'}; restarts ${counts.restarts}, reloads ${counts.reloads}, upgrades ${counts.upgrades}${balanceLine(status.balance)}`,
     '',
   ];
-  const header = ['slot', 'pid', 'uptime', 'accepted', 'queued', 'peak', 'stalls', 'served by'];
+  const header = ['slot', 'pid', 'uptime', 'accepted', 'open', 'shed', 'queued', 'peak', 'stalls', 'served by'];
   const rows = status.slots.map((slot) => [
     String(slot.slot),
     slot.pid === undefined ? '-' : String(slot.pid),
     formatDuration(slot.uptimeMs),
     String(slot.accepted),
+    slot.connections === undefined ? '-' : String(slot.connections),
+    String(slot.shed ?? 0),
     String(slot.queued),
     String(slot.queuedPeak),
     String(slot.stalls),

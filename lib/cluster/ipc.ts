@@ -159,7 +159,9 @@ export type PrimaryMessage =
   /** The supervisor asks a worker whose slot has connections waiting whether it answers. */
   | { cmd: Command; act: 'ping' }
   | { cmd: Command; act: 'lend'; slot: number; port: number }
-  | { cmd: Command; act: 'recall'; slot: number };
+  | { cmd: Command; act: 'recall'; slot: number }
+  /** The supervisor asks a worker over its share to shed keep-alive connections down to `limit`; null: stop. */
+  | { cmd: Command; act: 'balance'; limit: number | null };
 
 /** Every message on the channel, either way. */
 export type SupervisorMessage = WorkerMessage | PrimaryMessage;

@@ -18,6 +18,7 @@ import type { Plan } from '../plan/plan';
 import { slotCpus } from './slots/affinity';
 import { PeriodicChecks } from './liveness/checks';
 import { ProgressBoard } from './slots/progress-board';
+import { type BalanceReport, Balancer, balanceOffReason } from './slots/balancer';
 import { type Handover, checkHandedSockets, closeHandedFds, handoverError, takeHandover } from './deploy/handover';
 import { type SupervisorSettings, cpuLocalCpus, resolveSettings, stickyUnsupported } from './core/settings';
 import { modeUnsupported, outOfRange, tooManySockets } from '../errors';
@@ -51,6 +52,8 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
   readonly #board: ProgressBoard | undefined;
+  readonly #balancer: Balancer | undefined;
+  readonly #balanceOff: string | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #cells: string;
   // Whether no accept queue can be read here, and whether 'stall-detection-off' said so.
@@ -97,8 +100,9 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
     this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
-    // Progress cells only serve stall protection, which needs the slot sockets and a threshold.
-    const board = this.#sockets && settings.stallThresholdMs > 0 ? ProgressBoard.open() : undefined;
+    // Progress cells serve stall protection, which needs the slot sockets and a threshold, and balance.
+    const balanceOff = balanceOffReason(settings, this.#sockets !== undefined);
+    const board = this.#sockets && (settings.stallThresholdMs > 0 || !balanceOff) ? ProgressBoard.open() : undefined;
     this.#board = board instanceof ProgressBoard ? board : undefined;
     this.#cells =
       board instanceof ProgressBoard
@@ -117,7 +121,10 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
           this.#stalls.watch();
           this.#systemd.storeSockets();
         },
-        onExit: (worker) => this.#stalls.forget(worker),
+        onExit: (worker) => {
+          this.#stalls.forget(worker);
+          this.#balancer?.forget(worker);
+        },
         hasSocket: (slot) => this.#sockets?.has(slot.index) ?? false,
         closeSocket: (slot) => {
           this.#systemd.slotClosing(slot.index);
@@ -130,6 +137,11 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     );
     this.#memory = settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#serially(job) }) : undefined;
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
+    this.#balanceOff = balanceOff ?? (board instanceof ProgressBoard ? undefined : `no progress cells (${board?.message})`);
+    const workers = this.#workers;
+    this.#balancer = this.#board && !this.#balanceOff
+      ? new Balancer({ slots: workers.slots, board: this.#board, send: (worker, message) => workers.send(worker, message), isLeaving: (worker) => workers.isLeaving(worker), unsettled: () => (this.#stalls.unsettled ? 'a stall is being handled' : undefined) })
+      : undefined;
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
     const supervisor = this;
@@ -169,6 +181,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
           ports: () => this.ports,
           outcomes: () => this.#outcomes.last,
           serviceStartedAt: () => this.#serviceStartedAt,
+          balance: () => this.balance(),
         })
       : undefined;
     this.#outcomes.watch(this);
@@ -289,6 +302,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
+    this.#balancer?.start();
     this.#starting = true;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
@@ -376,12 +390,19 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
       cpu: slot.pinned ? slot.cpu : undefined,
       stopped: slot.stopped,
       ...(this.#memory ? { rss: this.#memory.rss(slot.index), memoryRestarts: this.#memory.restarts(slot.index) } : {}),
+      ...this.#balancer?.slotStats(slot.index),
     }));
+  }
+
+  /** Whether the workers are balanced (and why not), the spread of their open connections, the connections shed. */
+  balance(): BalanceReport {
+    return this.#balancer?.report() ?? { enabled: false, reason: this.#balanceOff, spread: 0, shed: 0 };
   }
 
   reload(): Promise<ReloadResult> {
     const run = async () => {
       this.#systemd.reloading();
+      this.#balancer?.pause('a reload');
       let result: ReloadResult;
       try {
         result = await replaceAll(this.#workers, this.#settings);
@@ -390,6 +411,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
         throw error;
       } finally {
         if (!this.#workers.closing) this.#systemd.reloaded();
+        this.#balancer?.resume('a reload');
       }
       if (!this.#workers.closing) this.emit('reload', result);
       return result;
@@ -407,7 +429,10 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
   }
 
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
-    return this.#upgrades.start(options);
+    this.#balancer?.pause('an upgrade');
+    const upgrading = this.#upgrades.start(options);
+    upgrading.catch(() => undefined).finally(() => this.#balancer?.resume('an upgrade'));
+    return upgrading;
   }
 
   // Drains and stops every worker, then closes (or, after an upgrade, lets go of) the slot sockets; once.
@@ -418,6 +443,7 @@ class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supe
     process.off('SIGUSR2', this.#onSigusr2);
     this.#checks?.stop();
     this.#memory?.stop();
+    this.#balancer?.stop();
     this.#surplus?.stop();
     this.#ticketKeys?.stop();
     this.#closing = this.#workers.stopAll().then((result) => {

@@ -1,24 +1,36 @@
-// The worker's progress cell (see supervisor/slots/progress-board.ts): how many connections this
-// worker has accepted, written into its cell of the supervisor's file at most every PROGRESS_MS while it
-// accepts; one pwrite, no message, no timer. The supervisor sees the cell move and leaves the worker
-// alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
+// The worker's progress cell (see supervisor/slots/progress-board.ts). Its first field: how many
+// connections this worker has accepted, written into its cell of the supervisor's file at most every
+// PROGRESS_MS while it accepts; one pwrite, no message, no timer. The supervisor sees the cell move and
+// leaves the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands
+// still. Its load fields (open connections, connections shed, how busy its event loop was) are written
+// by worker/balance.ts's timer.
 import fs from 'node:fs';
 
 export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
-/** Bytes per cell: one float64 (native byte order; both ends run on the same machine). */
-export const CELL_BYTES = 8;
+/** Float64 fields per cell (native byte order; both ends run on the same machine). */
+export const CELL_FIELDS = 4;
+/** The fields: connections accepted; open connections; connections shed; event-loop utilisation (worker/balance.ts). */
+export const ACCEPTED_FIELD = 0;
+export const OPEN_FIELD = 1;
+export const SHED_FIELD = 2;
+export const BUSY_FIELD = 3;
+/** Bytes per cell. */
+export const CELL_BYTES = CELL_FIELDS * 8;
 /** At most one write per this many ms (the supervisor looks every 40 ms while connections arrive, 20 ms while a stall is under way). */
 export const PROGRESS_MS = 5;
 
-/** The environment entry's value: the supervisor's fd of the file, and the worker's cell. */
+/**
+ * The environment entry's value: the supervisor's fd of the file, the worker's cell, and the cell's
+ * size (a copy of this package with another layout finds no cell, and is pinged instead).
+ */
 export function progressEnvValue(fd: number, cell: number): string {
-  return `${fd}:${cell}`;
+  return `${fd}:${cell}:${CELL_BYTES}`;
 }
 
-/** Parses the entry (pure); undefined when missing or malformed. */
+/** Parses the entry (pure); undefined when missing, malformed, or of another cell size. */
 export function parseProgressEnv(value: string | undefined): { fd: number; cell: number } | undefined {
-  const match = /^(\d{1,9}):(\d{1,9})$/.exec(value ?? '');
-  if (!match) return undefined;
+  const match = /^(\d{1,9}):(\d{1,9}):(\d{1,4})$/.exec(value ?? '');
+  if (!match || Number(match[3]) !== CELL_BYTES) return undefined;
   return { fd: Number(match[1]), cell: Number(match[2]) };
 }
 
@@ -28,6 +40,8 @@ export class ProgressCell {
   readonly #position: number;
   readonly #value = new Float64Array(1);
   readonly #bytes: Buffer;
+  readonly #load = new Float64Array(3);
+  readonly #loadBytes: Buffer;
   #lastWrite = Number.NEGATIVE_INFINITY;
   #accepted = 0;
   #broken = false;
@@ -36,6 +50,7 @@ export class ProgressCell {
     this.#fd = fd;
     this.#position = cell * CELL_BYTES;
     this.#bytes = Buffer.from(this.#value.buffer);
+    this.#loadBytes = Buffer.from(this.#load.buffer);
   }
 
   /**
@@ -58,8 +73,21 @@ export class ProgressCell {
     if (this.#broken || now - this.#lastWrite < PROGRESS_MS) return;
     this.#lastWrite = now;
     this.#value[0] = this.#accepted;
+    this.#write(this.#bytes, ACCEPTED_FIELD);
+  }
+
+  /** The worker's load (one pwrite of the three fields): its open connections, the connections it has shed so far, its event-loop utilisation (0-1). */
+  load(open: number, shed: number, busy: number): void {
+    if (this.#broken) return;
+    this.#load[0] = open;
+    this.#load[1] = shed;
+    this.#load[2] = busy;
+    this.#write(this.#loadBytes, OPEN_FIELD);
+  }
+
+  #write(bytes: Buffer, field: number): void {
     try {
-      fs.writeSync(this.#fd, this.#bytes, 0, CELL_BYTES, this.#position);
+      fs.writeSync(this.#fd, bytes, 0, bytes.length, this.#position + field * 8);
     } catch {
       // The supervisor is gone (its file with it) or the disk is full: pings still work.
       this.#broken = true;

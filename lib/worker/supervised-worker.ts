@@ -3,6 +3,7 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
 import type tls from 'node:tls';
+import { Balance, isLimit } from './balance';
 import { drainServer, trackConnections } from './drain';
 import { drainSignal, startDraining } from './drain-signal';
 import { ProgressCell } from './progress';
@@ -104,6 +105,8 @@ let ownSlot = -1;
 let reportTimer: NodeJS.Timeout | undefined;
 // This worker's progress cell in the supervisor's file, when it has one (Linux).
 let progress: ProgressCell | undefined;
+// Its load reports and shedding (worker/balance.ts), with a cell.
+let balance: Balance | undefined;
 
 /**
  * How long after an accept the counts go to the primary (at most one message per this many ms, and
@@ -181,7 +184,11 @@ const orders: Handlers<PrimaryMessage, [unknown]> = {
   },
   ping: () => report(),
   recall: (order) => giveBack(order.slot),
+  balance: (order) => {
+    if (isLimit(order.limit) && !drainSignal().aborted) balance?.setLimit(order.limit);
+  },
   drain: (order) => {
+    balance?.stop();
     startDraining('the supervisor replaces or stops this worker (a reload, an upgrade or a shutdown)');
     // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
     for (const slot of [...loans.keys()]) giveBack(slot);
@@ -201,6 +208,7 @@ function start(supervision: Supervision): void {
   started = true;
   ownSlot = supervision.slot;
   progress = ProgressCell.open(process.env, supervision.supervisorPid);
+  if (progress) balance = new Balance(servers, progress);
   channel.on('internalMessage', onSupervisorMessage);
 }
 
@@ -220,6 +228,7 @@ export function registerWithSupervisor(server: net.Server, supervision: Supervis
   servers.add(server);
   server.once('close', () => servers.delete(server));
   start(supervision);
+  balance?.added(server);
   const address = server.address() as net.AddressInfo | null;
   toPrimary(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address?.port ?? 0 }));
 }

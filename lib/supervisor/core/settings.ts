@@ -127,6 +127,7 @@ export function resolveSettings(options: StartClusterOptions): SupervisorSetting
     foreignCheckMs: positiveInteger(options.foreignCheckMs, 'options.foreignCheckMs', 1_000),
     cpuLocal: optionalBoolean(options.cpuLocal, 'options.cpuLocal'),
     ...stickiness,
+    balance: options.balance === undefined ? true : optionalBoolean(options.balance, 'options.balance'),
     upgradeOnSigusr2: optionalBoolean(options.upgradeOnSigusr2, 'options.upgradeOnSigusr2'),
     shutdownSignals: shutdownSignals(options.shutdownSignals),
     // Kubernetes removes a terminating pod from its Services' endpoints while SIGTERM is already on

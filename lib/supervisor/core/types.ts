@@ -144,6 +144,14 @@ export interface StartClusterOptions {
    */
   stickyIpv6Prefix?: number;
   /**
+   * Balance (Linux, reuseport mode with the addon): each worker publishes its open connections in
+   * shared memory, and a worker holding more than its share of keep-alive connections answers a few
+   * requests with `Connection: close` (HTTP/1.1 only), so a proxy's keep-alive pool spreads evenly
+   * over the workers (see docs/balance.md). Off with `sticky` or `cpuLocal`, paused during a reload
+   * or an upgrade. Default true; false turns it off (`--no-balance`).
+   */
+  balance?: boolean;
+  /**
    * Upgrade in place on SIGUSR2: start a successor (this command line again), hand it the slot
    * sockets, and drain and exit once it serves every slot. Default false (Node uses SIGUSR1 for its
    * inspector; SIGUSR2 is free unless the app uses it).
@@ -227,9 +235,10 @@ export interface SlotStats {
   /** With maxMemoryRestart: the worker's RSS at the last check (bytes), and the slot's workers replaced for memory. */
   rss?: number;
   memoryRestarts?: number;
+  /** Balance: the slot's worker's open connections at the last read (every 50 ms; undefined without it), and the keep-alive connections it shed. */
+  connections?: number;
+  shed?: number;
 }
-
-
 
 /** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and the events of SupervisorEventMap (core/events.ts). */
 export interface Supervisor extends EventEmitter<SupervisorEventMap> {

@@ -16,6 +16,7 @@ import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
 import type { ShutdownResult, SlotStats } from '../core/types';
 import type { Outcomes } from './outcomes';
+import type { BalanceReport } from '../slots/balancer';
 
 /** What the health server reports, read at each request. */
 export interface HealthSource {
@@ -28,6 +29,8 @@ export interface HealthSource {
   outcomes(): Outcomes;
   /** When the service began (ms since the epoch): the first supervisor's start, carried across upgrades. */
   serviceStartedAt(): number;
+  /** Balance: whether it runs, the spread of open connections over the workers, connections shed. */
+  balance?(): BalanceReport;
 }
 
 /** GET /exit's answer: the end of the shutdown's drain, just before the process exits. */
@@ -57,6 +60,7 @@ export interface StatusReport {
   /** The last reload's and upgrade's outcomes. */
   last: Outcomes;
   slots: SlotStats[];
+  balance?: BalanceReport;
 }
 
 type PromClient = typeof import('prom-client');
@@ -203,6 +207,7 @@ export class HealthServer {
         serviceStartedAt: source.serviceStartedAt(),
         last: source.outcomes(),
         slots: source.stats(),
+        ...(source.balance ? { balance: source.balance() } : {}),
       };
       this.#json(response, 200, report);
     } else if (path === '/exit' && request.method === 'GET' && this.#exitWaiters.size >= this.#limits.maxExitWaiters) {
@@ -276,6 +281,16 @@ export class HealthServer {
     total('reuseport_reloads_total', 'Reloads of every worker completed.', () => source.counts().reloads);
     total('reuseport_upgrades_total', 'Upgrades in place handed over to a successor.', () => source.counts().upgrades);
     total('reuseport_reload_cut_connections_total', 'Connections the drains of reloads had to cut at drainTimeoutMs.', () => source.counts().cut);
+    perSlot('reuseport_slot_connections', 'Open connections of the slot worker at the last read (balance).', 'gauge', (slot) => slot.connections ?? 0);
+    perSlot('reuseport_slot_shed_total', 'Keep-alive connections the slot worker closed to even out the load (balance).', 'counter', (slot) => slot.shed ?? 0);
+    new client.Gauge({
+      name: 'reuseport_connections_spread',
+      help: 'Open connections of the most loaded worker less those of the least loaded (balance).',
+      registers: [registry],
+      collect() {
+        this.set(source.balance?.().spread ?? 0);
+      },
+    });
     perSlot('reuseport_slot_stopped', '1 while a crash loop has stopped restarting the slot (its socket is lent to live workers).', 'gauge', (slot) => (slot.stopped ? 1 : 0));
     new client.Gauge({
       name: 'reuseport_ready',

@@ -1,16 +1,26 @@
-// Progress cells: each worker writes how many connections it has accepted into its own 8-byte cell of
-// a small file the supervisor holds open (and unlinked at once, so nothing is left behind), at most
-// every PROGRESS_MS while it accepts. The periodic check reads every cell with one pread: a worker
+// Progress cells: each worker writes how many connections it has accepted into its own cell of a
+// small file the supervisor holds open (and unlinked at once, so nothing is left behind), at most
+// every PROGRESS_MS while it accepts, and its load (open connections, connections shed, event-loop use) every
+// LOAD_MS (worker/balance.ts). The periodic check reads every cell with one pread: a worker
 // whose cell moved is accepting, so it is alive with no message sent either way, and only a worker
 // whose slot has connections waiting while its cell stands still is asked whether it answers (a ping).
+// The balancer reads the load fields with a pread of its own (loads()), leaving moved() to the checks.
 // Linux only (a worker opens the file through /proc/<supervisor pid>/fd); elsewhere, or where a worker
-// cannot open it, the supervisor pings as it would without cells.
+// cannot open it, the supervisor pings as it would without cells (and does not balance).
 import type { Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CELL_BYTES, PROGRESS_ENV, progressEnvValue } from '../../worker/progress';
+import { ACCEPTED_FIELD, BUSY_FIELD, CELL_BYTES, CELL_FIELDS, OPEN_FIELD, PROGRESS_ENV, SHED_FIELD, progressEnvValue } from '../../worker/progress';
+
+/** A worker's load as its cell shows it. */
+export interface CellLoad {
+  open: number;
+  shed: number;
+  /** Event-loop utilisation over the worker's last interval (0-1). */
+  busy: number;
+}
 
 /** Where the file is made: tmpfs when there is one, so a write never reaches a disk. */
 export function boardDirectory(exists: (dir: string) => boolean = fs.existsSync, tmpdir = os.tmpdir()): string {
@@ -27,6 +37,9 @@ export class ProgressBoard {
   #before = new Float64Array(0);
   /** #now's bytes, read into. */
   #bytes = Buffer.alloc(0);
+  /** The whole file as loads() last read it. */
+  #loads = new Float64Array(0);
+  #loadBytes = Buffer.alloc(0);
   readonly #zero = Buffer.alloc(CELL_BYTES);
   #closed = false;
 
@@ -81,26 +94,49 @@ export class ProgressBoard {
   /** Reads every cell (one pread); moved() compares with the read before. */
   read(): void {
     if (this.#closed) return;
-    if (this.#now.length !== this.#count) {
+    const length = this.#count * CELL_FIELDS;
+    if (this.#now.length !== length) {
       // Cells are only ever added: the grown copy keeps every value read so far.
-      const grown = new Float64Array(this.#count);
+      const grown = new Float64Array(length);
       grown.set(this.#now);
       this.#now = grown;
-      this.#before = new Float64Array(this.#count);
+      this.#before = new Float64Array(length);
       this.#bytes = Buffer.from(grown.buffer);
     }
     this.#before.set(this.#now);
-    try {
-      fs.readSync(this.#fd, this.#bytes, 0, this.#bytes.length, 0);
-    } catch {
-      // Never expected (our own open file): the cells then look still, and pings take over.
-    }
+    this.#pread(this.#bytes);
   }
 
   /** Whether the worker's cell moved between the last two reads; undefined for a worker without a cell. */
   moved(worker: Worker): boolean | undefined {
     const cell = this.#cells.get(worker);
-    return cell === undefined ? undefined : this.#now[cell] !== this.#before[cell];
+    if (cell === undefined) return undefined;
+    const at = cell * CELL_FIELDS + ACCEPTED_FIELD;
+    return this.#now[at] !== this.#before[at];
+  }
+
+  /** Reads every cell's load (one pread, apart from read()'s); workers without a cell are not there. */
+  loads(): Map<Worker, CellLoad> {
+    const found = new Map<Worker, CellLoad>();
+    if (this.#closed) return found;
+    if (this.#loads.length !== this.#count * CELL_FIELDS) {
+      this.#loads = new Float64Array(this.#count * CELL_FIELDS);
+      this.#loadBytes = Buffer.from(this.#loads.buffer);
+    }
+    this.#pread(this.#loadBytes);
+    for (const [worker, cell] of this.#cells) {
+      const at = cell * CELL_FIELDS;
+      found.set(worker, { open: this.#loads[at + OPEN_FIELD] ?? 0, shed: this.#loads[at + SHED_FIELD] ?? 0, busy: this.#loads[at + BUSY_FIELD] ?? 0 });
+    }
+    return found;
+  }
+
+  #pread(into: Buffer): void {
+    try {
+      fs.readSync(this.#fd, into, 0, into.length, 0);
+    } catch {
+      // Never expected (our own open file): the cells then look still, and pings take over.
+    }
   }
 
   close(): void {
