@@ -2,10 +2,11 @@
 // store, a socket unit) passed are adopted in their slots, every socket is described for the next
 // hand-over, and the surplus of a successor with fewer workers is drained and closed.
 import fs from 'node:fs';
-import type { NativeSocket } from '../../binding';
+import type { NativeBinding, NativeSocket } from '../../binding';
+import type { Plan } from '../../plan/plan';
 import { overlaps, registerSocket } from '../../ports/ownership';
 import { listeningSocketsOn } from '../../ports/port-holders';
-import type { HandedSocket } from './handover';
+import { type HandedSocket, type Handover, checkHandedSockets, closeHandedFds, handoverError } from './handover';
 import { type SocketGroup, SlotSockets, groupKey, steeringReason } from '../slots/slot-sockets';
 
 /** Slot sockets that can be handed over and taken over. */
@@ -176,4 +177,23 @@ export class HandoverSlotSockets extends SlotSockets {
       group.sockets.length = slot;
     }
   }
+}
+
+/**
+ * In a successor: the predecessor's slot sockets, checked, taken over by `sockets`; returns the plan's
+ * new reasons. Closes every handed fd and throws where this supervisor holds no slot sockets or the
+ * check fails; from then on every inherited fd is the slot sockets' (closed by close()).
+ */
+export function adoptHandedSockets(binding: NativeBinding | undefined, sockets: HandoverSlotSockets | undefined, plan: Plan, handover: Handover): string[] {
+  if (!sockets || !binding) {
+    closeHandedFds(handover.sockets);
+    throw handoverError(`this supervisor's plan is ${plan.mode} (${plan.backend}), which holds no slot sockets: ${plan.reasons.join('; ')}`);
+  }
+  try {
+    checkHandedSockets(binding, handover.sockets);
+  } catch (error) {
+    closeHandedFds(handover.sockets);
+    throw error;
+  }
+  return sockets.adopt(handover.sockets, `pid ${handover.from} (an upgrade)`);
 }

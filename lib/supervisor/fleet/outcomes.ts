@@ -48,3 +48,55 @@ export class OutcomeLog {
     return { ...this.#last };
   }
 }
+
+/** The service's counts: workers restarted, reloads, upgrades, connections reloads cut. */
+export interface ServiceCounts {
+  restarts: number;
+  reloads: number;
+  upgrades: number;
+  cut: number;
+}
+
+/**
+ * The service's record, which an upgrade hands to its successor: its counts, when it began (its first
+ * supervisor's start), and the last outcome of each reload and upgrade.
+ */
+export class ServiceRecord {
+  readonly #counts: ServiceCounts = { restarts: 0, reloads: 0, upgrades: 0, cut: 0 };
+  #startedAt = Date.now();
+  readonly #outcomes = new OutcomeLog();
+
+  /** Counts what the supervisor emits from now on. */
+  watch(emitter: EventEmitter): void {
+    this.#outcomes.watch(emitter);
+    emitter.on('exit', (exit: { expected: boolean }) => {
+      if (!exit.expected) this.#counts.restarts += 1;
+    });
+    emitter.on('reload', (result: { cut: number }) => {
+      this.#counts.reloads += 1;
+      this.#counts.cut += result.cut;
+    });
+    emitter.on('upgrade', () => {
+      this.#counts.upgrades += 1;
+    });
+  }
+
+  /** In a successor: goes on from the predecessor's counts (and counts this upgrade) and its start (none told: 0.1's predecessor). */
+  takeOver(from: { counts?: Partial<ServiceCounts>; serviceStartedAt?: number }): void {
+    Object.assign(this.#counts, from.counts);
+    this.#counts.upgrades += 1;
+    if (from.serviceStartedAt !== undefined) this.#startedAt = from.serviceStartedAt;
+  }
+
+  get counts(): ServiceCounts {
+    return { ...this.#counts };
+  }
+
+  get startedAt(): number {
+    return this.#startedAt;
+  }
+
+  get outcomes(): Outcomes {
+    return this.#outcomes.last;
+  }
+}
