@@ -21,6 +21,7 @@ import { defineConfig } from 'vitest/config';
 
 const unit = [
   'acquire',
+  'balancer',
   'build-files',
   'cli-parts',
   'decide',
