@@ -14,8 +14,7 @@ if (process.platform === 'win32') {
   const built = spawnSync(process.execPath, [require.resolve('node-gyp-build/bin.js')], { stdio: 'inherit' });
   if (built.status !== 0) {
     console.warn(
-      "reuseport: the native addon was not built; listenReusePort will use Node's own reusePort or a cluster mode " +
-        '(npx reuseport doctor says which)',
+      "reuseport: the native addon was not built; listenReusePort will use Node's own reusePort or a cluster mode " + '(npx reuseport doctor says which)',
     );
   }
 }

@@ -111,7 +111,11 @@ async function startApp(config, port, countsDir, pidFile) {
   const app =
     config === 'round-robin'
       ? start(process.execPath, [APP], { ...env, BALANCE_RR: '1' })
-      : start(process.execPath, [CLI, 'start', '--workers', String(settings.workers), '--pid-file', pidFile, ...(config === 'reuseport' ? ['--no-balance'] : []), APP], env);
+      : start(
+          process.execPath,
+          [CLI, 'start', '--workers', String(settings.workers), '--pid-file', pidFile, ...(config === 'reuseport' ? ['--no-balance'] : []), APP],
+          env,
+        );
   await waitFor(`${config} on port ${port}`, async () => readCounts(countsDir).size >= settings.workers && (await connects(port)));
   return app;
 }
@@ -226,7 +230,15 @@ async function runOnce(proxy, config) {
     const log = proxy === 'nginx' && fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
     const upstreamErrors = log.split('\n').filter((line) => /upstream/.test(line)).length;
     const least = perWorker[0] ?? 0;
-    return { proxy, config, perWorker, ...(status ? { runner: status } : {}), maxMin: least > 0 ? Number(((perWorker.at(-1) ?? 0) / least).toFixed(2)) : null, ...wrk, upstreamErrors };
+    return {
+      proxy,
+      config,
+      perWorker,
+      ...(status ? { runner: status } : {}),
+      maxMin: least > 0 ? Number(((perWorker.at(-1) ?? 0) / least).toFixed(2)) : null,
+      ...wrk,
+      upstreamErrors,
+    };
   } finally {
     if (proxied) await stop(proxied);
     await stop(app, 15_000);

@@ -18,9 +18,21 @@ const SERVER = fileURLToPath(new URL('./stall-server.cjs', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./load-client.mjs', import.meta.url));
 
 export const CPU_LOCAL_CONFIGURATIONS = [
-  { id: 'reuseport-supervised', label: 'hash steering', how: 'startCluster({ exec, workers }): a cBPF program spreads new connections by a hash of the client address and port' },
-  { id: 'reuseport-pinned', label: 'hash steering, workers pinned', how: 'as hash steering, then the bench pins worker i to CPU i: the pinning of CPU-local mode without its steering' },
-  { id: 'reuseport-cpu-local', label: 'CPU-local', how: 'startCluster({ exec, workers, cpuLocal: true }): worker i pinned to CPU i, each connection to the worker of the CPU that received its SYN' },
+  {
+    id: 'reuseport-supervised',
+    label: 'hash steering',
+    how: 'startCluster({ exec, workers }): a cBPF program spreads new connections by a hash of the client address and port',
+  },
+  {
+    id: 'reuseport-pinned',
+    label: 'hash steering, workers pinned',
+    how: 'as hash steering, then the bench pins worker i to CPU i: the pinning of CPU-local mode without its steering',
+  },
+  {
+    id: 'reuseport-cpu-local',
+    label: 'CPU-local',
+    how: 'startCluster({ exec, workers, cpuLocal: true }): worker i pinned to CPU i, each connection to the worker of the CPU that received its SYN',
+  },
 ];
 
 export const CLIENT_LAYOUTS = [
@@ -60,7 +72,11 @@ function startClients(plan, nodePath) {
     run(url, workload, durationSec) {
       return Promise.all(
         clients.map(({ child, entry, stderr }) => {
-          const reply = waitForMessage(child, 'result', (durationSec + 60) * 1000, { label: `load client (cpu ${entry.cpu ?? 'any'})`, failure: 'error', stderr });
+          const reply = waitForMessage(child, 'result', (durationSec + 60) * 1000, {
+            label: `load client (cpu ${entry.cpu ?? 'any'})`,
+            failure: 'error',
+            stderr,
+          });
           child.send({ type: 'run', options: { url, workload, connections: entry.connections, durationSec, cpu: entry.cpu } });
           return reply.then((msg) => msg.result);
         }),
@@ -162,7 +178,15 @@ export async function runCpuLocal({ rounds, durationSec, warmupSec, connections,
       }
     }
   }
-  return { settings: { rounds, durationSec, warmupSec, connections, workers }, cpus, configurations: CPU_LOCAL_CONFIGURATIONS, layouts: CLIENT_LAYOUTS, records, summary, failures };
+  return {
+    settings: { rounds, durationSec, warmupSec, connections, workers },
+    cpus,
+    configurations: CPU_LOCAL_CONFIGURATIONS,
+    layouts: CLIENT_LAYOUTS,
+    records,
+    summary,
+    failures,
+  };
 }
 
 const fmt = (v, digits = 0) => (v === null || v === undefined ? 'n/a' : v.toFixed(digits));

@@ -52,7 +52,10 @@ function cpuMs(pid) {
 async function round(mode) {
   const port = await freePort();
   const flags = mode === 'raw' ? [] : mode === 'prefix' ? ['--prefix-output'] : ['--json'];
-  const runner = spawn(process.execPath, [CLI, 'start', APP, '-i', '1', ...flags], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PORT: String(port) } });
+  const runner = spawn(process.execPath, [CLI, 'start', APP, '-i', '1', ...flags], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: String(port) },
+  });
   let spamLines = 0;
   let text = '';
   let partial = '';
@@ -95,11 +98,21 @@ for (const mode of ['raw', 'prefix', 'json']) {
     runnerCpuMs: median(rounds.map((r) => r.runnerCpuMs)),
   };
 }
-const figures = { date: new Date().toISOString(), node: process.version, cpus: os.availableParallelism(), lines: LINES, lineBytes: 100, rounds: ROUNDS, results };
+const figures = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: os.availableParallelism(),
+  lines: LINES,
+  lineBytes: 100,
+  rounds: ROUNDS,
+  results,
+};
 fs.writeFileSync(path.join(HERE, 'output-figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
 const mb = (LINES * 100) / 1e6;
 console.log(`| output | all ${LINES} lines at the reader (ms) | MB/s | the worker's write loop (ms) | runner CPU (ms) | runner CPU per 1,000 lines (ms) |`);
 console.log('|---|---|---|---|---|---|');
 for (const [mode, r] of Object.entries(results)) {
-  console.log(`| ${mode} | ${r.allMs.toFixed(0)} | ${(mb / (r.allMs / 1000)).toFixed(0)} | ${r.workerMs.toFixed(0)} | ${r.runnerCpuMs.toFixed(0)} | ${((r.runnerCpuMs / LINES) * 1000).toFixed(2)} |`);
+  console.log(
+    `| ${mode} | ${r.allMs.toFixed(0)} | ${(mb / (r.allMs / 1000)).toFixed(0)} | ${r.workerMs.toFixed(0)} | ${r.runnerCpuMs.toFixed(0)} | ${((r.runnerCpuMs / LINES) * 1000).toFixed(2)} |`,
+  );
 }

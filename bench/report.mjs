@@ -106,7 +106,13 @@ function stallText(stall) {
       .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : i === cs.length - 1 || (cs[3] === '' && i === 2) ? c : c.padStart(widths[i])))
       .join('  ')
       .trimEnd();
-  return [`\n${STALL_TITLE.replace('2 s', `${stall.settings.blockSec} s`)}`, wrap(stallSettingsText(stall), 100), line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  return [
+    `\n${STALL_TITLE.replace('2 s', `${stall.settings.blockSec} s`)}`,
+    wrap(stallSettingsText(stall), 100),
+    line(head),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+  ];
 }
 
 function stallMarkdown(stall, stallSvgName) {
@@ -139,7 +145,11 @@ export function stallChartSpec(result) {
     const s = stall.summary[cfg.id];
     if (!s) continue;
     slow.push({ mode: cfg.label, over500ms: s.over500ms, percent: s.over500msPercent });
-    for (const [stat, v] of [['p50', s.latencyP50Ms], ['p99', s.latencyP99Ms], ['max', s.latencyMaxMs]]) {
+    for (const [stat, v] of [
+      ['p50', s.latencyP50Ms],
+      ['p99', s.latencyP99Ms],
+      ['max', s.latencyMaxMs],
+    ]) {
       // A log scale cannot show 0; latencies below 0.1 ms do not occur on a real run.
       if (v !== null) lat.push({ mode: cfg.label, stat, ms: Math.max(0.1, v) });
     }
@@ -172,7 +182,11 @@ export function stallChartSpec(result) {
           },
           {
             mark: { type: 'text', dy: -6, fontSize: 11 },
-            encoding: { x: xMode, y: { field: 'over500ms', type: 'quantitative', scale: { type: 'symlog' } }, text: { field: 'over500ms', type: 'quantitative', format: ',d' } },
+            encoding: {
+              x: xMode,
+              y: { field: 'over500ms', type: 'quantitative', scale: { type: 'symlog' } },
+              text: { field: 'over500ms', type: 'quantitative', format: ',d' },
+            },
           },
         ],
       },
@@ -186,7 +200,13 @@ export function stallChartSpec(result) {
           x: xMode,
           xOffset: { field: 'stat', type: 'nominal', sort: ['p50', 'p99', 'max'] },
           y: { field: 'ms', type: 'quantitative', title: 'milliseconds (log)', stack: null, scale: { type: 'log', domainMin: 0.1 } },
-          color: { field: 'stat', type: 'nominal', title: 'latency', sort: ['p50', 'p99', 'max'], scale: { domain: ['p50', 'p99', 'max'], range: ['#4c78a8', '#f58518', '#b279a2'] } },
+          color: {
+            field: 'stat',
+            type: 'nominal',
+            title: 'latency',
+            sort: ['p50', 'p99', 'max'],
+            scale: { domain: ['p50', 'p99', 'max'], range: ['#4c78a8', '#f58518', '#b279a2'] },
+          },
         },
       },
     ],
@@ -218,7 +238,9 @@ export function toStallSvg(result) {
 export function formatTable(result) {
   const lines = [];
   for (const workload of result.workloads) {
-    const body = rows(result).filter((r) => r.workload === workload).map(cells);
+    const body = rows(result)
+      .filter((r) => r.workload === workload)
+      .map(cells);
     const head = COLUMNS.map(([h]) => h);
     // n/a rows put a long reason in the req/s column; let it overflow rather than widen the table.
     const widths = head.map((h, i) => Math.max(h.length, ...body.filter((b) => i < 2 || b[3] !== '').map((b) => b[i].length)));
@@ -227,7 +249,9 @@ export function formatTable(result) {
         .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : i === cs.length - 1 || (cs[3] === '' && i === 2) ? c : c.padStart(widths[i])))
         .join('  ')
         .trimEnd();
-    lines.push(`\n${WORKLOAD_LABEL[workload]} (median of ${result.settings.rounds} round(s), ${result.settings.durationSec} s each, ${result.settings.connections} connections, ${result.loadGenerator.used})`);
+    lines.push(
+      `\n${WORKLOAD_LABEL[workload]} (median of ${result.settings.rounds} round(s), ${result.settings.durationSec} s each, ${result.settings.connections} connections, ${result.loadGenerator.used})`,
+    );
     lines.push(line(head));
     lines.push(widths.map((w) => '-'.repeat(w)).join('  '));
     for (const b of body) lines.push(line(b));
@@ -270,7 +294,9 @@ export function toMarkdown(result, { svgName, stallSvgName } = {}) {
     '',
     `During the run: load average ${m.loadAverageAtStart?.[0]?.toFixed(2) ?? '?'} at start, ${m.loadAverageAtEnd?.[0]?.toFixed(2) ?? '?'} at end; CPU idle ${m.cpuIdlePercentDuringRun ?? '?'}%, steal ${m.cpuStealPercentDuringRun ?? '?'}% (from /proc/stat).`,
     '',
-    result.workloads.length ? `Settings: ${s.workers} worker(s) per cluster configuration, ${s.rounds} round(s) of ${s.durationSec} s (+ ${s.warmupSec} s warm-up) per configuration and workload, ${s.connections} concurrent connections, load from ${result.loadGenerator.used}${result.loadGenerator.note ? ` (${result.loadGenerator.note})` : ''}. Configurations run in alternating order (reversed every other round). Figures are medians over rounds.` : 'Stall scenario only (--stall).',
+    result.workloads.length
+      ? `Settings: ${s.workers} worker(s) per cluster configuration, ${s.rounds} round(s) of ${s.durationSec} s (+ ${s.warmupSec} s warm-up) per configuration and workload, ${s.connections} concurrent connections, load from ${result.loadGenerator.used}${result.loadGenerator.note ? ` (${result.loadGenerator.note})` : ''}. Configurations run in alternating order (reversed every other round). Figures are medians over rounds.`
+      : 'Stall scenario only (--stall).',
     '',
     `Command: \`${result.command}\``,
     '',
@@ -279,13 +305,14 @@ export function toMarkdown(result, { svgName, stallSvgName } = {}) {
   for (const workload of result.workloads) {
     parts.push(`## ${WORKLOAD_LABEL[workload]}`, '', mdTable(result, workload), '');
   }
-  if (result.workloads.length) parts.push(
-    'Columns: CPU us/req is the CPU time (user + system) of every server process, primary included, divided by the requests the servers counted; ' +
-      '"primary us/req" is the primary\'s share. Jain is Jain\'s fairness index over per-worker request counts (1 = even, 1/n = one worker did everything); ' +
-      'max/min is the busiest worker\'s count over the idlest\'s. req/conn is requests per TCP connection as counted by the servers (1.00 means every request came on a new connection). ' +
-      'Errors are non-2xx responses + socket errors + timeouts.',
-    '',
-  );
+  if (result.workloads.length)
+    parts.push(
+      'Columns: CPU us/req is the CPU time (user + system) of every server process, primary included, divided by the requests the servers counted; ' +
+        '"primary us/req" is the primary\'s share. Jain is Jain\'s fairness index over per-worker request counts (1 = even, 1/n = one worker did everything); ' +
+        "max/min is the busiest worker's count over the idlest's. req/conn is requests per TCP connection as counted by the servers (1.00 means every request came on a new connection). " +
+        'Errors are non-2xx responses + socket errors + timeouts.',
+      '',
+    );
   if (svgName) parts.push(`![requests/s, CPU per request and per-worker share by mode](${svgName})`, '');
   if (result.stall) parts.push(stallMarkdown(result.stall, stallSvgName));
   for (const n of result.notes) parts.push(`- ${n}`);
@@ -351,7 +378,12 @@ export function chartSpec(result) {
     background: 'white',
     padding: 12,
     vconcat: [
-      { hconcat: [barChart('rps', 'requests per second', 'requests/s'), barChart('cpu', 'CPU per request, all server processes', 'CPU microseconds per request')] },
+      {
+        hconcat: [
+          barChart('rps', 'requests per second', 'requests/s'),
+          barChart('cpu', 'CPU per request, all server processes', 'CPU microseconds per request'),
+        ],
+      },
       { hconcat: [shareChart(WORKLOAD_LABEL.keepalive), shareChart(WORKLOAD_LABEL.close)] },
     ],
     config: { font: 'Helvetica, Arial, sans-serif', legend: { orient: 'right', labelLimit: 300 } },

@@ -182,7 +182,14 @@ async function measure({ server, settings, load, workload, port, progress }) {
   await sleep(250);
   const report = await server.report();
 
-  const perWorker = report.workers.map((w) => ({ pid: w.pid, requests: w.requests, connections: w.connections, cpuMicros: w.cpuMicros, cpuUserMicros: w.cpuUserMicros, cpuSystemMicros: w.cpuSystemMicros }));
+  const perWorker = report.workers.map((w) => ({
+    pid: w.pid,
+    requests: w.requests,
+    connections: w.connections,
+    cpuMicros: w.cpuMicros,
+    cpuUserMicros: w.cpuUserMicros,
+    cpuSystemMicros: w.cpuSystemMicros,
+  }));
   const requests = perWorker.reduce((a, w) => a + w.requests, 0);
   const connections = perWorker.reduce((a, w) => a + w.connections, 0);
   const workersCpu = perWorker.reduce((a, w) => a + w.cpuMicros, 0);
@@ -240,7 +247,10 @@ export async function runCpuLocalBench(settings, { stderr = process.stderr } = {
   const files = { json: `${base}.json`, md: `${base}.md` };
   writeFileSync(files.json, `${JSON.stringify(result, null, 2)}\n`);
   const settingsLine = `${comparison.settings.workers} workers (one per CPU: ${comparison.cpus.join(', ')}), ${comparison.settings.connections} connections, ${comparison.settings.rounds} rounds of ${comparison.settings.durationSec} s, medians; ${CLIENT_LAYOUTS.length} client layouts.`;
-  writeFileSync(files.md, `# CPU-local vs hash steering\n\n\`${result.command}\` on ${result.machine.cpuModel ?? 'this machine'}, ${result.startedAt}.\n\n${settingsLine}\n\n${cpuLocalMarkdown(result)}\n${comparison.failures.length ? `\nFailures: ${JSON.stringify(comparison.failures)}\n` : ''}`);
+  writeFileSync(
+    files.md,
+    `# CPU-local vs hash steering\n\n\`${result.command}\` on ${result.machine.cpuModel ?? 'this machine'}, ${result.startedAt}.\n\n${settingsLine}\n\n${cpuLocalMarkdown(result)}\n${comparison.failures.length ? `\nFailures: ${JSON.stringify(comparison.failures)}\n` : ''}`,
+  );
   return { result, files };
 }
 
@@ -275,11 +285,24 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
     const workers = c.id === 'single' ? 1 : settings.workers;
     if (c.id === 'reuseport-node') {
       if (!nodeWithReusePort?.caps.nodeReusePort) {
-        return { ...c, workers, available: false, reason: `Node ${(nodeWithReusePort?.caps ?? caps).node} has no reusePort (tcp_wrap UV_TCP_REUSEPORT is undefined), and no Node that has it was given (--node-reuseport) or cached` };
+        return {
+          ...c,
+          workers,
+          available: false,
+          reason: `Node ${(nodeWithReusePort?.caps ?? caps).node} has no reusePort (tcp_wrap UV_TCP_REUSEPORT is undefined), and no Node that has it was given (--node-reuseport) or cached`,
+        };
       }
       // Under another Node than the other configurations: the label says which.
       const other = nodeWithReusePort.path !== settings.nodePath;
-      return { ...c, label: other ? `${c.label}, Node ${nodeWithReusePort.caps.node}` : c.label, workers, available: true, reason: null, nodePath: nodeWithReusePort.path, node: nodeWithReusePort.caps.node };
+      return {
+        ...c,
+        label: other ? `${c.label}, Node ${nodeWithReusePort.caps.node}` : c.label,
+        workers,
+        available: true,
+        reason: null,
+        nodePath: nodeWithReusePort.path,
+        node: nodeWithReusePort.caps.node,
+      };
     }
     return { ...c, workers, available: true, reason: null, nodePath: settings.nodePath, node: caps.node };
   });
@@ -316,7 +339,16 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
             progress.step(`round ${round}/${settings.rounds} ${cfg.label}, ${workload}`, settings.durationSec);
             try {
               const m = await measure({ server, settings, load, workload, port, progress });
-              records.push({ round, configuration: cfg.id, workload, port, primaryPid: server.pid, workerPids: server.workerPids, listen: server.listenInfo.map((i) => ({ mode: i?.mode, backend: i?.backend })), ...m });
+              records.push({
+                round,
+                configuration: cfg.id,
+                workload,
+                port,
+                primaryPid: server.pid,
+                workerPids: server.workerPids,
+                listen: server.listenInfo.map((i) => ({ mode: i?.mode, backend: i?.backend })),
+                ...m,
+              });
             } catch (error) {
               failures.push({ round, configuration: cfg.id, workload, error: error.message });
               progress.log(`${cfg.label}, ${workload}: ${error.message.split('\n')[0]}`);
@@ -380,7 +412,16 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
     finishedAt: new Date().toISOString(),
     command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
     machine,
-    settings: { workers: settings.workers, rounds: settings.rounds, durationSec: settings.durationSec, warmupSec: settings.warmupSec, connections: settings.connections, quick: settings.quick, host: HOST, stallRun: settings.stallRun },
+    settings: {
+      workers: settings.workers,
+      rounds: settings.rounds,
+      durationSec: settings.durationSec,
+      warmupSec: settings.warmupSec,
+      connections: settings.connections,
+      quick: settings.quick,
+      host: HOST,
+      stallRun: settings.stallRun,
+    },
     loadGenerator,
     // A --stall run has no throughput part: no workloads and no configurations for it.
     workloads: runThroughput ? WORKLOADS : [],
@@ -394,10 +435,18 @@ export async function runBench(settings, { stderr = process.stderr } = {}) {
 
   mkdirSync(settings.outDir, { recursive: true });
   const base = path.join(settings.outDir, `${stamp(startedAt)}-${os.hostname().replace(/[^\w.-]/g, '_')}`);
-  const files = { json: `${base}.json`, md: `${base}.md`, ...(runThroughput ? { svg: `${base}.svg` } : {}), ...(stall ? { stallSvg: `${base}-stall.svg` } : {}) };
+  const files = {
+    json: `${base}.json`,
+    md: `${base}.md`,
+    ...(runThroughput ? { svg: `${base}.svg` } : {}),
+    ...(stall ? { stallSvg: `${base}-stall.svg` } : {}),
+  };
   // JSON has no Infinity: a max/min ratio with an idle worker is written as the string "Infinity".
   writeFileSync(files.json, `${JSON.stringify(result, (_k, v) => (v === Infinity ? 'Infinity' : v), 2)}\n`);
-  writeFileSync(files.md, toMarkdown(result, { svgName: files.svg && path.basename(files.svg), stallSvgName: files.stallSvg && path.basename(files.stallSvg) }));
+  writeFileSync(
+    files.md,
+    toMarkdown(result, { svgName: files.svg && path.basename(files.svg), stallSvgName: files.stallSvg && path.basename(files.stallSvg) }),
+  );
   if (files.svg) writeFileSync(files.svg, await toSvg(result));
   if (files.stallSvg) writeFileSync(files.stallSvg, await toStallSvg(result));
   return { result, files };
@@ -417,7 +466,11 @@ async function main() {
   }
   // Whatever happens, no server process outlives the bench.
   process.on('exit', killAllSync);
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
     process.on(sig, () => {
       process.stderr.write(`\n${sig}: stopping the server processes\n`);
       killAllSync();

@@ -16,4 +16,7 @@ export interface ConnectionSummary {
   latencyMs: { p50: number | null; p90: number | null; p99: number | null; max: number | null };
   timeline: { bucketMs: number; buckets: Array<{ atMs: number; started: number; slow: number; failed: number; maxMs: number }> };
 }
-export function summarizeConnections(conns: readonly ConnectionRecord[], options: { durationMs: number; bucketMs?: number; slowMs?: number }): ConnectionSummary;
+export function summarizeConnections(
+  conns: readonly ConnectionRecord[],
+  options: { durationMs: number; bucketMs?: number; slowMs?: number },
+): ConnectionSummary;

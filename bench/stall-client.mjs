@@ -65,7 +65,12 @@ export function summarizeConnections(conns, { durationMs, bucketMs = BUCKET_MS, 
     errors,
     overSlowMs: slow,
     slowMs,
-    latencyMs: { p50: percentileSorted(okMs, 50), p90: percentileSorted(okMs, 90), p99: percentileSorted(okMs, 99), max: okMs.length ? okMs[okMs.length - 1] : null },
+    latencyMs: {
+      p50: percentileSorted(okMs, 50),
+      p90: percentileSorted(okMs, 90),
+      p99: percentileSorted(okMs, 99),
+      max: okMs.length ? okMs[okMs.length - 1] : null,
+    },
     timeline: { bucketMs, buckets },
   };
 }

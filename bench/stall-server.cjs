@@ -69,7 +69,10 @@ function runWorker({ mode, port, host }) {
       process.send({ type: 'worker-reset-done' });
     } else if (msg?.type === 'report') {
       const cpu = cpuMicros(cpuBase);
-      process.send({ type: 'worker-report', report: { pid: process.pid, requests, connections, cpuMicros: Math.max(0, cpu - blockedCpuMicros), blockedCpuMicros } });
+      process.send({
+        type: 'worker-report',
+        report: { pid: process.pid, requests, connections, cpuMicros: Math.max(0, cpu - blockedCpuMicros), blockedCpuMicros },
+      });
     }
   });
 }
@@ -199,7 +202,6 @@ async function runPrimary(opts) {
     }
   });
 }
-
 
 function main() {
   const { values } = parseArgs({

@@ -12,9 +12,17 @@ const STALL_CLIENT = fileURLToPath(new URL('./stall-client.mjs', import.meta.url
 
 export const STALL_CONFIGURATIONS = [
   { id: 'cluster-rr', label: 'cluster round-robin', how: 'cluster.SCHED_RR: the primary accepts and hands each connection to a worker' },
-  { id: 'cluster-shared', label: 'cluster shared handle', how: 'cluster.SCHED_NONE: every worker accepts on the primary\'s socket' },
-  { id: 'reuseport-plain', label: 'reuseport, plain', how: 'setupPrimary() then cluster.fork(); each worker calls listenReusePort and owns its SO_REUSEPORT socket' },
-  { id: 'reuseport-supervised', label: 'reuseport, supervised', how: 'startCluster({ exec, workers }); stall protection lends a silent worker\'s slot socket to a live worker' },
+  { id: 'cluster-shared', label: 'cluster shared handle', how: "cluster.SCHED_NONE: every worker accepts on the primary's socket" },
+  {
+    id: 'reuseport-plain',
+    label: 'reuseport, plain',
+    how: 'setupPrimary() then cluster.fork(); each worker calls listenReusePort and owns its SO_REUSEPORT socket',
+  },
+  {
+    id: 'reuseport-supervised',
+    label: 'reuseport, supervised',
+    how: "startCluster({ exec, workers }); stall protection lends a silent worker's slot socket to a live worker",
+  },
 ];
 
 /** Defaults of the stall scenario; --quick makes it shorter (1 round comes from the general settings). */
@@ -70,7 +78,10 @@ async function measureOnce({ cfg, round, stall, host, nodePath }) {
     const blockedPid = server.workerPids[0];
     await server.reset();
     const durationMs = stall.durationSec * 1000;
-    const { started, result } = client.run({ host, port, rate: stall.rate, durationMs, maxInFlight: stall.maxInFlight, timeoutMs: stall.timeoutMs }, { durationMs });
+    const { started, result } = client.run(
+      { host, port, rate: stall.rate, durationMs, maxInFlight: stall.maxInFlight, timeoutMs: stall.timeoutMs },
+      { durationMs },
+    );
     const { at: clientStartedAt } = await started;
     await sleep(Math.max(0, clientStartedAt + stall.blockAtSec * 1000 - Date.now()));
     const blockSentAt = Date.now();
@@ -80,7 +91,14 @@ async function measureOnce({ cfg, round, stall, host, nodePath }) {
     await sleep(200);
     const report = await server.call({ type: 'report' }, 'report', 10_000);
 
-    const perWorker = report.workers.map((w) => ({ pid: w.pid, requests: w.requests, connections: w.connections, cpuMicros: w.cpuMicros, blockedCpuMicros: w.blockedCpuMicros, blocked: w.pid === blockedPid }));
+    const perWorker = report.workers.map((w) => ({
+      pid: w.pid,
+      requests: w.requests,
+      connections: w.connections,
+      cpuMicros: w.cpuMicros,
+      blockedCpuMicros: w.blockedCpuMicros,
+      blocked: w.pid === blockedPid,
+    }));
     const connections = perWorker.reduce((a, w) => a + w.connections, 0);
     const requests = perWorker.reduce((a, w) => a + w.requests, 0);
     const workersCpu = perWorker.reduce((a, w) => a + w.cpuMicros, 0);
@@ -182,9 +200,14 @@ export async function runStall({ rounds, stall, host, nodePath, stderr = process
   }
   const notes = [];
   for (const r of records) {
-    if (Math.abs(r.block.durationMs - stall.blockSec * 1000) > 50) notes.push(`round ${r.round}, ${r.configuration}: the block lasted ${r.block.durationMs} ms.`);
-    if (r.client.maxScheduleLagMs > 100) notes.push(`round ${r.round}, ${r.configuration}: the client's timer ran up to ${r.client.maxScheduleLagMs} ms late (it then sends the connections it owes at once).`);
-    if (r.client.skipped > 0) notes.push(`round ${r.round}, ${r.configuration}: ${r.client.skipped} connection(s) not opened because ${stall.maxInFlight} were in flight.`);
+    if (Math.abs(r.block.durationMs - stall.blockSec * 1000) > 50)
+      notes.push(`round ${r.round}, ${r.configuration}: the block lasted ${r.block.durationMs} ms.`);
+    if (r.client.maxScheduleLagMs > 100)
+      notes.push(
+        `round ${r.round}, ${r.configuration}: the client's timer ran up to ${r.client.maxScheduleLagMs} ms late (it then sends the connections it owes at once).`,
+      );
+    if (r.client.skipped > 0)
+      notes.push(`round ${r.round}, ${r.configuration}: ${r.client.skipped} connection(s) not opened because ${stall.maxInFlight} were in flight.`);
   }
   if (failures.length) notes.push(`${failures.length} stall step(s) failed; see stall.failures in the JSON.`);
   return {

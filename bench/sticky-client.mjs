@@ -14,7 +14,13 @@ let errors = 0;
 
 function once(agent, source) {
   return new Promise((resolve) => {
-    const options = { host: '127.0.0.1', port, path: '/', timeout: 5_000, ...(agent ? { agent } : { agent: false, localAddress: source, headers: { connection: 'close' } }) };
+    const options = {
+      host: '127.0.0.1',
+      port,
+      path: '/',
+      timeout: 5_000,
+      ...(agent ? { agent } : { agent: false, localAddress: source, headers: { connection: 'close' } }),
+    };
     const request = http.get(options, (response) => {
       response.resume();
       response.on('end', () => {

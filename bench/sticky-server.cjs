@@ -44,7 +44,8 @@ if (cluster.isWorker) {
     let up = 0;
     cluster.on('online', () => {
       up += 1;
-      if (up === workers) front.listen(Number(values.port), '127.0.0.1', () => process.send({ type: 'ready', pids: Object.values(cluster.workers).map((w) => w.process.pid) }));
+      if (up === workers)
+        front.listen(Number(values.port), '127.0.0.1', () => process.send({ type: 'ready', pids: Object.values(cluster.workers).map((w) => w.process.pid) }));
     });
     for (let i = 0; i < workers; i++) cluster.fork();
   } else {

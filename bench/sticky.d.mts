@@ -1,5 +1,9 @@
 // Type declarations for bench/sticky.mjs (the parts test/bench.test.ts uses).
-export const STICKY_CONFIGURATIONS: ReadonlyArray<{ id: 'reuseport' | 'sticky' | 'socketio-sticky'; label: string; workloads: ReadonlyArray<'close' | 'keepalive'> }>;
+export const STICKY_CONFIGURATIONS: ReadonlyArray<{
+  id: 'reuseport' | 'sticky' | 'socketio-sticky';
+  label: string;
+  workloads: ReadonlyArray<'close' | 'keepalive'>;
+}>;
 export interface StickyMeasurement {
   round?: number;
   config: string;

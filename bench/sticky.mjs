@@ -144,14 +144,25 @@ async function measureMoves(from, to, clients) {
     binding.attachReusePortProgram(fds[0], flatten(stickyProgram(Array.from({ length: to }, (_, s) => s))));
     const after = await connectAll();
     const moved = sources.filter((s) => before.get(s) !== after.get(s)).length;
-    return { from, to, clients: sources.length, seen: Math.min(before.size, after.size), moved, fraction: moved / sources.length, ideal: Math.abs(to - from) / count };
+    return {
+      from,
+      to,
+      clients: sources.length,
+      seen: Math.min(before.size, after.size),
+      moved,
+      fraction: moved / sources.length,
+      ideal: Math.abs(to - from) / count,
+    };
   } finally {
     for (const server of servers) server.close();
   }
 }
 
 export function stickyMarkdown(result) {
-  const rows = ['| configuration | workload | CPU per request (µs, median) | rounds (µs) | of it the primary (µs) | requests/s (median) | errors |', '|---|---|---|---|---|---|---|'];
+  const rows = [
+    '| configuration | workload | CPU per request (µs, median) | rounds (µs) | of it the primary (µs) | requests/s (median) | errors |',
+    '|---|---|---|---|---|---|---|',
+  ];
   for (const cfg of STICKY_CONFIGURATIONS) {
     for (const workload of cfg.workloads) {
       const runs = result.measurements.filter((m) => m.config === cfg.id && m.workload === workload);
@@ -162,13 +173,27 @@ export function stickyMarkdown(result) {
     }
   }
   const moves = ['| slots before → after | clients moved (kernel) | ideal \\|Δ\\| / max |', '|---|---|---|'];
-  for (const m of result.moves) moves.push(`| ${m.from} → ${m.to} | ${m.moved} of ${m.clients} (${(100 * m.fraction).toFixed(1)}%) | ${(100 * m.ideal).toFixed(1)}% |`);
+  for (const m of result.moves)
+    moves.push(`| ${m.from} → ${m.to} | ${m.moved} of ${m.clients} (${(100 * m.fraction).toFixed(1)}%) | ${(100 * m.ideal).toFixed(1)}% |`);
   return `${rows.join('\n')}\n\n${moves.join('\n')}\n`;
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, lanes: { type: 'string', default: '32' }, out: { type: 'string' } } });
-  const settings = { rounds: Number(values.rounds), durationMs: Number(values.duration) * 1000, warmupMs: Number(values.warmup) * 1000, lanes: Number(values.lanes) };
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      lanes: { type: 'string', default: '32' },
+      out: { type: 'string' },
+    },
+  });
+  const settings = {
+    rounds: Number(values.rounds),
+    durationMs: Number(values.duration) * 1000,
+    warmupMs: Number(values.warmup) * 1000,
+    lanes: Number(values.lanes),
+  };
   const startedAt = new Date();
   const measurements = [];
   for (let round = 0; round < settings.rounds; round++) {
@@ -178,19 +203,41 @@ async function main() {
       for (const workload of cfg.workloads) {
         const m = await measure(cfg.id, workload, settings);
         measurements.push({ round, ...m });
-        process.stderr.write(`round ${round} ${cfg.id} ${workload}: ${m.cpuMicrosPerRequest.toFixed(1)} µs/request, ${Math.round(m.requestsPerSecond)}/s, ${m.errors} errors\n`);
+        process.stderr.write(
+          `round ${round} ${cfg.id} ${workload}: ${m.cpuMicrosPerRequest.toFixed(1)} µs/request, ${Math.round(m.requestsPerSecond)}/s, ${m.errors} errors\n`,
+        );
       }
     }
   }
   const moves = [];
-  for (const [from, to] of [[2, 3], [3, 4], [4, 5], [3, 2], [4, 3], [4, 8], [8, 4], [2, 8]]) moves.push(await measureMoves(from, to, 1024));
-  const result = { command: `node bench/sticky.mjs ${process.argv.slice(2).join(' ')}`.trim(), startedAt: startedAt.toISOString(), machine: { hostname: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, kernel: os.release() }, settings, measurements, moves };
+  for (const [from, to] of [
+    [2, 3],
+    [3, 4],
+    [4, 5],
+    [3, 2],
+    [4, 3],
+    [4, 8],
+    [8, 4],
+    [2, 8],
+  ])
+    moves.push(await measureMoves(from, to, 1024));
+  const result = {
+    command: `node bench/sticky.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: startedAt.toISOString(),
+    machine: { hostname: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, kernel: os.release() },
+    settings,
+    measurements,
+    moves,
+  };
   const outDir = path.resolve(values.out ?? path.join(HERE, 'results'));
   fs.mkdirSync(outDir, { recursive: true });
   const base = path.join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${os.hostname().replace(/[^\w.-]/g, '_')}-sticky`);
   const table = stickyMarkdown(result);
   fs.writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  fs.writeFileSync(`${base}.md`, `# Sticky vs plain reuseport vs @socket.io/sticky\n\n\`${result.command}\` on ${result.machine.cpuModel ?? 'this machine'} (${result.machine.cpus} CPUs), Node ${result.machine.node}, ${result.startedAt}.\n\n${table}`);
+  fs.writeFileSync(
+    `${base}.md`,
+    `# Sticky vs plain reuseport vs @socket.io/sticky\n\n\`${result.command}\` on ${result.machine.cpuModel ?? 'this machine'} (${result.machine.cpus} CPUs), Node ${result.machine.node}, ${result.startedAt}.\n\n${table}`,
+  );
   process.stdout.write(`${table}\nwrote ${base}.json and .md\n`);
 }
 

@@ -65,7 +65,14 @@ async function runPrimary(opts) {
   supervisor.on('exit', (event) => {
     if (!event.expected) line({ type: 'exit', ...event });
   });
-  line({ type: 'ready', pid: process.pid, pids: supervisor.pids, ports: supervisor.ports, plan: { mode: supervisor.plan.mode, backend: supervisor.plan.backend }, ticketKeys: opts.ticketKeys });
+  line({
+    type: 'ready',
+    pid: process.pid,
+    pids: supervisor.pids,
+    ports: supervisor.ports,
+    plan: { mode: supervisor.plan.mode, backend: supervisor.plan.backend },
+    ticketKeys: opts.ticketKeys,
+  });
 
   let stopping = false;
   const stop = (code) => {

@@ -30,11 +30,21 @@ const SECTION = '## TLS session resumption';
 const SCHEMA = 'reuseport-bench-tls/1';
 
 export const CONFIGURATIONS = [
-  { id: 'shared', label: 'shared key', ticketKeys: true, how: 'startCluster({ ticketKeys: true }), the default: the supervisor gives every worker the same ticket key' },
-  { id: 'per-worker', label: 'key per worker', ticketKeys: false, how: 'startCluster({ ticketKeys: false }): each worker keeps the random key Node gave its server' },
+  {
+    id: 'shared',
+    label: 'shared key',
+    ticketKeys: true,
+    how: 'startCluster({ ticketKeys: true }), the default: the supervisor gives every worker the same ticket key',
+  },
+  {
+    id: 'per-worker',
+    label: 'key per worker',
+    ticketKeys: false,
+    how: 'startCluster({ ticketKeys: false }): each worker keeps the random key Node gave its server',
+  },
 ];
 
-const VERSIONS = { '1.3': ['TLSv1.3'], '1.2': ['TLSv1.2'], both: ['TLSv1.3', 'TLSv1.2'] };
+const VERSIONS = { 1.3: ['TLSv1.3'], 1.2: ['TLSv1.2'], both: ['TLSv1.3', 'TLSv1.2'] };
 
 const USAGE = `usage: node bench/tls.mjs [options]
   --workers N        https workers per cluster (default 4)
@@ -151,10 +161,14 @@ function prepareCertificate(kind) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-tls-'));
   const files = { key: path.join(dir, 'key.pem'), cert: path.join(dir, 'cert.pem') };
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', files.key, '-out', files.cert, '-days', '1', '-subj', '/CN=localhost'], {
-      timeout: 30_000,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', files.key, '-out', files.cert, '-days', '1', '-subj', '/CN=localhost'],
+      {
+        timeout: 30_000,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`--cert rsa needs the openssl command: ${error.message.split('\n')[0]}`);
@@ -166,7 +180,12 @@ function prepareCertificate(kind) {
 function describeKey(keyFile) {
   const key = crypto.createPrivateKey(readFileSync(keyFile));
   const d = key.asymmetricKeyDetails ?? {};
-  const name = key.asymmetricKeyType === 'rsa' ? `RSA-${d.modulusLength}` : key.asymmetricKeyType === 'ec' ? `ECDSA ${d.namedCurve === 'prime256v1' ? 'P-256' : d.namedCurve}` : key.asymmetricKeyType;
+  const name =
+    key.asymmetricKeyType === 'rsa'
+      ? `RSA-${d.modulusLength}`
+      : key.asymmetricKeyType === 'ec'
+        ? `ECDSA ${d.namedCurve === 'prime256v1' ? 'P-256' : d.namedCurve}`
+        : key.asymmetricKeyType;
   // For comparison, the two usual certificate keys, made here for the occasion.
   const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -191,7 +210,21 @@ function signMicros(key) {
 
 /** Starts bench/tls-server.cjs; resolves once every worker listens. Every pid is tracked for the last-resort cleanup. */
 async function startTlsServer({ workers, ticketKeys, cert, maxMs }) {
-  const args = [SERVER, '--workers', String(workers), '--ticket-keys', String(ticketKeys), '--host', HOST, '--key', cert.key, '--cert', cert.cert, '--max-ms', String(maxMs)];
+  const args = [
+    SERVER,
+    '--workers',
+    String(workers),
+    '--ticket-keys',
+    String(ticketKeys),
+    '--host',
+    HOST,
+    '--key',
+    cert.key,
+    '--cert',
+    cert.cert,
+    '--max-ms',
+    String(maxMs),
+  ];
   // stdin is a pipe the server watches: if this process dies, the server stops by itself.
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   track(child.pid);
@@ -407,9 +440,20 @@ function startClient() {
 async function measure({ server, version, settings, clkTck }) {
   const client = startClient();
   try {
-    const options = { host: HOST, port: server.port, version, concurrency: settings.concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, timeoutMs: settings.timeoutMs };
+    const options = {
+      host: HOST,
+      port: server.port,
+      version,
+      concurrency: settings.concurrency,
+      warmupMs: settings.warmupMs,
+      durationMs: settings.durationMs,
+      timeoutMs: settings.timeoutMs,
+    };
     const { warmup } = await client.call({ type: 'run', options }, 'warm', settings.warmupMs + settings.timeoutMs * 2 + 20_000);
-    if (warmup.lanesWithSession < settings.concurrency) throw new Error(`only ${warmup.lanesWithSession} of ${settings.concurrency} lanes got a session in the warm-up (errors: ${JSON.stringify(warmup.errors)})`);
+    if (warmup.lanesWithSession < settings.concurrency)
+      throw new Error(
+        `only ${warmup.lanesWithSession} of ${settings.concurrency} lanes got a session in the warm-up (errors: ${JSON.stringify(warmup.errors)})`,
+      );
     const pids = [server.pid, ...server.workerPids];
     const exitsBefore = server.exits.length;
     const before = readCpu(pids);
@@ -557,7 +601,16 @@ export async function runTlsBench(settings, { stderr = process.stderr } = {}) {
             stderr.write(`[${step}/${total}] run ${run}/${settings.runs}, ${cfg.label}, ${version}: ${settings.durationMs} ms\n`);
             try {
               const m = await measure({ server, version, settings, clkTck });
-              records.push({ run, configuration: cfg.id, version, port: server.port, plan: server.plan, supervisorPid: server.pid, workerPids: server.workerPids, ...m });
+              records.push({
+                run,
+                configuration: cfg.id,
+                version,
+                port: server.port,
+                plan: server.plan,
+                supervisorPid: server.pid,
+                workerPids: server.workerPids,
+                ...m,
+              });
             } catch (error) {
               failures.push({ run, configuration: cfg.id, version, error: error.message });
               stderr.write(`  failed: ${error.message.split('\n')[0]}\n`);
@@ -654,8 +707,20 @@ export function formatTable(result) {
   const head = COLUMNS.map(([h]) => h);
   const body = tableRows(result);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cs) => cs.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
-  const lines = ['', `TLS session resumption: ${settingsText(result).replace(/`/g, '')}`, '', line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), ''];
+  const line = (cs) =>
+    cs
+      .map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  const lines = [
+    '',
+    `TLS session resumption: ${settingsText(result).replace(/`/g, '')}`,
+    '',
+    line(head),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...body.map(line),
+    '',
+  ];
   for (const [version, f] of Object.entries(result.fullHandshake)) {
     const extra = f.extraMicrosPerFullHandshake;
     const pairs = pairedRuns(result.records, version);
@@ -722,11 +787,13 @@ export function meaning(result) {
   const s3 = has13
     ? `A resumed TLS 1.3 handshake still makes a fresh (EC)DHE key exchange, so there resumption saves little more than the certificate and its signature (${sign})${has12 ? ', whereas a resumed TLS 1.2 session skips the key exchange too' : ''}.`
     : `A resumed TLS 1.2 session skips the key exchange, the certificate and its signature (${sign}).`;
-  const rates = versions.map((v) => `${short(v)} ${fmt.int(get('shared', v).reconnectionsPerSecond)} against ${fmt.int(get('per-worker', v).reconnectionsPerSecond)}`);
+  const rates = versions.map(
+    (v) => `${short(v)} ${fmt.int(get('shared', v).reconnectionsPerSecond)} against ${fmt.int(get('per-worker', v).reconnectionsPerSecond)}`,
+  );
   const fall = versions.every((v) => result.fullHandshake[v].rateRatio < 1);
   const s4 =
     `Reconnections per second (shared key against key per worker: ${versionList(rates)}) ${fall ? 'fall too' : 'change'}, but the client, which shares the machine's ${result.machine.cores} cores with the servers, ` +
-    'pays for each full handshake itself (it checks the server\'s signature), so they measure the client as much as the servers: the servers\' CPU per reconnection is the figure to carry to another machine.';
+    "pays for each full handshake itself (it checks the server's signature), so they measure the client as much as the servers: the servers' CPU per reconnection is the figure to carry to another machine.";
   return [s1, s2, s3, s4].join(' ');
 }
 
@@ -754,7 +821,9 @@ export function toMarkdownSection(result, { jsonName } = {}) {
     '',
     'Server CPU is utime + stime from `/proc/<pid>/stat` of the supervisor and every worker over the measured window, divided by the ' +
       'reconnections completed in it; resumed is `isSessionReused()` on the client; p50/p99 are one reconnection, connect to end of response.' +
-      (sup ? ` The supervisor's share is a fixed cost rather than one per connection: ${fmt.int(sup.min)}-${fmt.int(sup.max)} ms of CPU per second in every run, whatever the rate.` : ''),
+      (sup
+        ? ` The supervisor's share is a fixed cost rather than one per connection: ${fmt.int(sup.min)}-${fmt.int(sup.max)} ms of CPU per second in every run, whatever the rate.`
+        : ''),
     '',
     meaning(result),
     ...(result.notes.length ? ['', ...result.notes.map((n) => `- ${n}`)] : []),
@@ -792,7 +861,11 @@ async function main() {
   }
   // Whatever happens, no server or client process outlives the bench.
   process.on('exit', killAllSync);
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
     process.on(sig, () => {
       process.stderr.write(`\n${sig}: stopping the server and client processes\n`);
       killAllSync();
@@ -810,11 +883,14 @@ async function main() {
   } else {
     // A bound for the whole run, whatever hangs: about twice the planned time, plus a minute.
     const plannedMs = settings.runs * CONFIGURATIONS.length * (5_000 + settings.versions.length * (settings.warmupMs + settings.durationMs + 1_000));
-    const watchdog = setTimeout(() => {
-      process.stderr.write(`bench/tls.mjs: not done after ${Math.round((2 * plannedMs + 60_000) / 1000)} s; stopping every process\n`);
-      killAllSync();
-      process.exit(1);
-    }, 2 * plannedMs + 60_000);
+    const watchdog = setTimeout(
+      () => {
+        process.stderr.write(`bench/tls.mjs: not done after ${Math.round((2 * plannedMs + 60_000) / 1000)} s; stopping every process\n`);
+        killAllSync();
+        process.exit(1);
+      },
+      2 * plannedMs + 60_000,
+    );
     watchdog.unref();
     result = await runTlsBench(settings);
     clearTimeout(watchdog);
@@ -825,14 +901,22 @@ async function main() {
   }
   process.stdout.write(`${formatTable(result)}\n`);
   if (!complete(result)) {
-    process.stderr.write(`some measurements failed:\n${result.failures.map((f) => `  run ${f.run}, ${f.configuration}, ${f.version}: ${f.error.split('\n')[0]}`).join('\n')}\n`);
+    process.stderr.write(
+      `some measurements failed:\n${result.failures.map((f) => `  run ${f.run}, ${f.configuration}, ${f.version}: ${f.error.split('\n')[0]}`).join('\n')}\n`,
+    );
     if (settings.out) process.stderr.write(`${settings.out} left as it was\n`);
     process.exitCode = 1;
     return;
   }
   if (settings.out) {
     const text = existsSync(settings.out) ? readFileSync(settings.out, 'utf8') : '';
-    writeFileSync(settings.out, replaceSection(text, toMarkdownSection(result, { jsonName: settings.fromJson || settings.resultsDir === path.join(HERE, 'results') ? jsonName : undefined })));
+    writeFileSync(
+      settings.out,
+      replaceSection(
+        text,
+        toMarkdownSection(result, { jsonName: settings.fromJson || settings.resultsDir === path.join(HERE, 'results') ? jsonName : undefined }),
+      ),
+    );
     process.stderr.write(`wrote the "${SECTION}" section of ${settings.out}\n`);
   }
 }

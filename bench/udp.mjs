@@ -128,7 +128,17 @@ async function main() {
       busiestOverIdlest: median(rounds.map(maxMinRatio)),
     });
   }
-  const saved = { schema: SCHEMA, date: new Date().toISOString(), host: os.hostname(), node: process.version, kernel: os.release(), cpus: os.cpus().length, flows, runs, results };
+  const saved = {
+    schema: SCHEMA,
+    date: new Date().toISOString(),
+    host: os.hostname(),
+    node: process.version,
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    flows,
+    runs,
+    results,
+  };
   const dir = values.results ?? path.join(HERE, 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${saved.date.slice(0, 10)}-${os.hostname()}-udp-node${process.versions.node.split('.')[0]}.json`);

@@ -118,10 +118,7 @@ async function main() {
   const reloadMs = Date.now() - started;
   const second = await during;
   const replaced = supervisor.pids.filter((pid) => !before.includes(pid)).length;
-  console.log(
-    `\nreload under load: ${replaced} of ${workers} workers replaced in ${reloadMs} ms; ` +
-      `${total} more requests, ${second.failed} failed`,
-  );
+  console.log(`\nreload under load: ${replaced} of ${workers} workers replaced in ${reloadMs} ms; ` + `${total} more requests, ${second.failed} failed`);
 
   await supervisor.close();
   process.exitCode = failed === 0 && second.failed === 0 && counts.every((c) => c > 0) ? 0 : 1;

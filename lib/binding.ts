@@ -58,9 +58,7 @@ export interface NativeBinding {
 }
 
 /** The addon, or why it could not be loaded. */
-export type BindingLoad =
-  | { binding: NativeBinding; error: undefined }
-  | { binding: undefined; error: Error };
+export type BindingLoad = { binding: NativeBinding; error: undefined } | { binding: undefined; error: Error };
 
 const packageRoot = path.join(__dirname, '..');
 

@@ -41,38 +41,22 @@ export function describeReceived(value: unknown): string {
 /** ERR_INVALID_ARG_TYPE, worded as Node words it. */
 export function invalidArgType(name: string, expected: string, value: unknown): TypeError {
   const kind = name.includes('.') ? 'property' : 'argument';
-  return nodeError(
-    TypeError,
-    'ERR_INVALID_ARG_TYPE',
-    `The "${name}" ${kind} must be ${expected}. ${describeReceived(value)}`,
-  );
+  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" ${kind} must be ${expected}. ${describeReceived(value)}`);
 }
 
 /** ERR_SOCKET_BAD_PORT, worded as Node's `validatePort`. */
 export function badPort(name: string, value: unknown): RangeError {
-  return nodeError(
-    RangeError,
-    'ERR_SOCKET_BAD_PORT',
-    `${name} should be >= 0 and < 65536. ${describeReceived(value)}.`,
-  );
+  return nodeError(RangeError, 'ERR_SOCKET_BAD_PORT', `${name} should be >= 0 and < 65536. ${describeReceived(value)}.`);
 }
 
 /** ERR_OUT_OF_RANGE, worded as Node words it. */
 export function outOfRange(name: string, range: string, value: unknown): RangeError {
-  return nodeError(
-    RangeError,
-    'ERR_OUT_OF_RANGE',
-    `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`,
-  );
+  return nodeError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`);
 }
 
 /** ERR_SERVER_ALREADY_LISTEN, as `server.listen()` throws it. */
 export function serverAlreadyListen(): Error {
-  return nodeError(
-    Error,
-    'ERR_SERVER_ALREADY_LISTEN',
-    'Listen method has been called more than once without closing.',
-  );
+  return nodeError(Error, 'ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
 }
 
 /** The AbortError Node's promise APIs reject with (`code: 'ABORT_ERR'`, `cause`: the reason). */
@@ -104,9 +88,7 @@ const advice: Record<string, string> = {
     'another socket already holds this address and port without SO_REUSEPORT (a plain listen), ' +
     'or it belongs to another user; stop that process, pick another port, or start every process ' +
     'on this port with listenReusePort',
-  EACCES:
-    'ports below 1024 need root or CAP_NET_BIND_SERVICE (see net.ipv4.ip_unprivileged_port_start); ' +
-    'use a port >= 1024 or grant the capability',
+  EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE (see net.ipv4.ip_unprivileged_port_start); ' + 'use a port >= 1024 or grant the capability',
   EADDRNOTAVAIL: 'no local interface has this address; listen on one this host owns, or on "::"',
 };
 
@@ -116,22 +98,19 @@ const advice: Record<string, string> = {
  */
 export function explainListenError<T extends Error>(error: T, holders?: string): T {
   const { code } = error as Partial<SystemError>;
-  const hint = code === 'EADDRINUSE' && holders
-    ? `held by ${holders}, without SO_REUSEPORT (a plain listen) or as another user: stop that process, or pick another port`
-    : code
-      ? advice[code]
-      : undefined;
+  const hint =
+    code === 'EADDRINUSE' && holders
+      ? `held by ${holders}, without SO_REUSEPORT (a plain listen) or as another user: stop that process, or pick another port`
+      : code
+        ? advice[code]
+        : undefined;
   if (hint && !error.message.includes(hint)) error.message = `${error.message} (${hint})`;
   return error;
 }
 
 /** True for an OS error (from the addon or from Node) rather than a programming error. */
 export function isSystemError(error: unknown): error is SystemError {
-  return (
-    error instanceof Error &&
-    typeof (error as Partial<SystemError>).code === 'string' &&
-    typeof (error as Partial<SystemError>).syscall === 'string'
-  );
+  return error instanceof Error && typeof (error as Partial<SystemError>).code === 'string' && typeof (error as Partial<SystemError>).syscall === 'string';
 }
 
 // name -> libuv errno, from Node's own table: the numbers are libuv's, which are the negated POSIX

@@ -31,8 +31,8 @@ bool ReadInteger(Napi::Env env, Napi::Object options, const char* name, double m
   double number = value.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(number) || std::trunc(number) != number || number < min || number > max) {
     ArgumentRangeError(env, std::string("options.") + name + " must be an integer >= " +
-                                std::to_string(static_cast<long long>(min)) + " and <= " +
-                                std::to_string(static_cast<long long>(max)))
+                                std::to_string(static_cast<long long>(min)) +
+                                " and <= " + std::to_string(static_cast<long long>(max)))
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -40,8 +40,7 @@ bool ReadInteger(Napi::Env env, Napi::Object options, const char* name, double m
   return true;
 }
 
-bool ReadBoolean(Napi::Env env, Napi::Object options, const char* name, bool fallback,
-                 bool* out) {
+bool ReadBoolean(Napi::Env env, Napi::Object options, const char* name, bool fallback, bool* out) {
   Napi::Value value;
   if (!ReadProperty(env, options, name, &value)) return false;
   if (value.IsUndefined()) {
@@ -121,10 +120,14 @@ Napi::Value OpenBoundJs(const Napi::CallbackInfo& info, Opener open, bool stream
 }
 
 // openListener({ address, port, ipv6Only?, listen?, backlog? }) -> { fd, family, address, port }
-Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) { return OpenBoundJs(info, OpenListener, true); }
+Napi::Value OpenListenerJs(const Napi::CallbackInfo& info) {
+  return OpenBoundJs(info, OpenListener, true);
+}
 
 // openDatagram({ address, port, ipv6Only? }) -> { fd, family, address, port }: a bound UDP socket.
-Napi::Value OpenDatagramJs(const Napi::CallbackInfo& info) { return OpenBoundJs(info, OpenDatagram, false); }
+Napi::Value OpenDatagramJs(const Napi::CallbackInfo& info) {
+  return OpenBoundJs(info, OpenDatagram, false);
+}
 
 // probeReusePort() -> 0 when the kernel accepts SO_REUSEPORT on TCP, else a negative errno.
 Napi::Value ProbeReusePortJs(const Napi::CallbackInfo& info) {
@@ -143,7 +146,8 @@ bool ReadArgument(const Napi::CallbackInfo& info, size_t index, const char* name
   }
   double number = info[index].As<Napi::Number>().DoubleValue();
   if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number > max) {
-    std::string range = max == std::numeric_limits<int>::max() ? "" : " and <= " + std::to_string(max);
+    std::string range =
+        max == std::numeric_limits<int>::max() ? "" : " and <= " + std::to_string(max);
     ArgumentRangeError(env, std::string(name) + " must be an integer >= 0" + range)
         .ThrowAsJavaScriptException();
     return false;
@@ -213,7 +217,8 @@ Napi::Value ClearDatagramReuseAddrJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// listenSocket(fd, backlog): listen(2) on an SO_REUSEPORT TCP socket (a slot socket of the primary).
+// listenSocket(fd, backlog): listen(2) on an SO_REUSEPORT TCP socket (a slot socket of the
+// primary).
 Napi::Value ListenSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = -1;
@@ -252,7 +257,8 @@ Napi::Value AttachReusePortProgramJs(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
     double number = value.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number > limits[i % 4]) {
+    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
+        number > limits[i % 4]) {
       ArgumentRangeError(env, "program holds a field out of range (code u16, jt u8, jf u8, k u32)")
           .ThrowAsJavaScriptException();
       return env.Undefined();
@@ -336,8 +342,8 @@ Napi::Value NotifyJs(const Napi::CallbackInfo& info) {
   Napi::Array list = info[2].As<Napi::Array>();
   const uint32_t length = list.Length();
   if (length > static_cast<uint32_t>(kMaxNotifyFds)) {
-    ArgumentRangeError(env, "fds must hold at most " + std::to_string(kMaxNotifyFds) +
-                                " fds (SCM_MAX_FD)")
+    ArgumentRangeError(
+        env, "fds must hold at most " + std::to_string(kMaxNotifyFds) + " fds (SCM_MAX_FD)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -391,7 +397,8 @@ Napi::Value SetCpuAffinityJs(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
     double number = value.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 || number >= kMaxCpus) {
+    if (!std::isfinite(number) || std::trunc(number) != number || number < 0 ||
+        number >= kMaxCpus) {
       ArgumentRangeError(env, "cpus must be integers >= 0 and < " + std::to_string(kMaxCpus))
           .ThrowAsJavaScriptException();
       return env.Undefined();
@@ -415,7 +422,8 @@ Napi::Value GetCpuAffinityJs(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   Napi::Array result = Napi::Array::New(env, cpus.size());
-  for (size_t i = 0; i < cpus.size(); ++i) result.Set(static_cast<uint32_t>(i), Napi::Number::New(env, cpus[i]));
+  for (size_t i = 0; i < cpus.size(); ++i)
+    result.Set(static_cast<uint32_t>(i), Napi::Number::New(env, cpus[i]));
   return result;
 }
 
@@ -463,7 +471,8 @@ Napi::Value SetChildSubreaperJs(const Napi::CallbackInfo& info) {
 
 using SocketLister = int (*)(int, std::vector<ListeningEntry>*, const char**);
 
-// Lists sockets on info[0] (a port; 0: every port) with `list`, as [{ family, address, port, uid, inode, queued }].
+// Lists sockets on info[0] (a port; 0: every port) with `list`, as [{ family, address, port, uid,
+// inode, queued }].
 Napi::Value ListSocketsJs(const Napi::CallbackInfo& info, SocketLister list) {
   Napi::Env env = info.Env();
   int port = 0;
@@ -491,10 +500,14 @@ Napi::Value ListSocketsJs(const Napi::CallbackInfo& info, SocketLister list) {
 }
 
 // listeningSockets(port) -> the listening TCP sockets on port (0: every port).
-Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) { return ListSocketsJs(info, ListeningTcpSockets); }
+Napi::Value ListeningSocketsJs(const Napi::CallbackInfo& info) {
+  return ListSocketsJs(info, ListeningTcpSockets);
+}
 
 // datagramSockets(port) -> the unconnected UDP sockets bound to port (0: every port).
-Napi::Value DatagramSocketsJs(const Napi::CallbackInfo& info) { return ListSocketsJs(info, BoundUdpSockets); }
+Napi::Value DatagramSocketsJs(const Napi::CallbackInfo& info) {
+  return ListSocketsJs(info, BoundUdpSockets);
+}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));

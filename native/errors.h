@@ -19,7 +19,8 @@ inline std::string Describe(int err) {
 }
 
 // An OS error as Node shapes it: code ('EADDRINUSE'), errno (negative, as Node's on POSIX) and
-// syscall; message "<syscall> <CODE>: <description><suffix>" ("socket EMFILE: too many open files").
+// syscall; message "<syscall> <CODE>: <description><suffix>" ("socket EMFILE: too many open
+// files").
 inline Napi::Error SystemCallError(Napi::Env env, int err, const char* syscall,
                                    const std::string& suffix = "") {
   const char* code = ErrnoName(err);
@@ -36,7 +37,8 @@ inline Napi::Error SystemCallError(Napi::Env env, int err, const char* syscall,
 // ("bind EADDRINUSE: address already in use 127.0.0.1:80").
 inline Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
                                const std::string& address, int port) {
-  Napi::Error error = SystemCallError(env, err, syscall, " " + address + ":" + std::to_string(port));
+  Napi::Error error =
+      SystemCallError(env, err, syscall, " " + address + ":" + std::to_string(port));
   error.Value().Set("address", Napi::String::New(env, address));
   error.Value().Set("port", Napi::Number::New(env, port));
   return error;
@@ -58,7 +60,8 @@ inline Napi::Error SystemFdError(Napi::Env env, int err, const char* syscall, in
   return error;
 }
 
-// For a call on a thread or process: also pid ("sched_setaffinity ESRCH: no such process (pid 4242)").
+// For a call on a thread or process: also pid ("sched_setaffinity ESRCH: no such process (pid
+// 4242)").
 inline Napi::Error SystemPidError(Napi::Env env, int err, const char* syscall, int pid) {
   Napi::Error error = SystemCallError(env, err, syscall, " (pid " + std::to_string(pid) + ")");
   error.Value().Set("pid", Napi::Number::New(env, pid));

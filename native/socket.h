@@ -12,8 +12,8 @@ struct ListenSpec {
   std::string address;  // numeric IPv4 or IPv6 address, an IPv6 scope id allowed ("fe80::1%lo")
   int port = 0;         // 0..65535; 0 lets the kernel choose
   bool ipv6_only = false;
-  bool listen = true;   // false: bind only (a slot socket that a worker listens on later)
-  bool bind = true;     // datagram only: false opens and sets options but leaves it unbound
+  bool listen = true;  // false: bind only (a slot socket that a worker listens on later)
+  bool bind = true;    // datagram only: false opens and sets options but leaves it unbound
   int backlog = 511;
 };
 
@@ -34,7 +34,8 @@ struct SocketFailure {
 // Opens a socket as `spec` says. On failure closes everything it opened and fills `failure`.
 bool OpenListener(const ListenSpec& spec, BoundSocket* out, SocketFailure* failure);
 
-// 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the errno.
+// 0 when this kernel accepts SO_REUSEPORT (FreeBSD: SO_REUSEPORT_LB) on a TCP socket, else the
+// errno.
 int ProbeReusePort();
 
 // Opens a UDP socket with SO_REUSEPORT (and IPV6_V6ONLY as spec says) bound to spec's address
@@ -46,7 +47,8 @@ bool OpenDatagram(const ListenSpec& spec, BoundSocket* out, SocketFailure* failu
 // Binds an unbound UDP socket (one OpenDatagram left unbound) to a numeric address of its family;
 // out gets the address the kernel bound. 0 or the errno (EPROTOTYPE for anything but a UDP socket,
 // EINVAL for one already bound); `syscall` names the call that failed.
-int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out, const char** syscall);
+int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out,
+                 const char** syscall);
 
 // Clears SO_REUSEADDR on a bound UDP socket with SO_REUSEPORT (libuv's uv_udp_open sets it when a
 // dgram socket adopts an fd). 0 or the errno: EPROTOTYPE for another kind of socket, EINVAL for a
@@ -61,9 +63,9 @@ struct BpfInstruction {
   unsigned int k;
 };
 
-// 0 when fd is a TCP socket with SO_REUSEPORT (bound or listening), else the errno that says why not
-// (ENOTSOCK, EPROTOTYPE for another kind of socket, EINVAL without SO_REUSEPORT): fds that are not
-// ours are never changed.
+// 0 when fd is a TCP socket with SO_REUSEPORT (bound or listening), else the errno that says why
+// not (ENOTSOCK, EPROTOTYPE for another kind of socket, EINVAL without SO_REUSEPORT): fds that are
+// not ours are never changed.
 int CheckReusePortSocket(int fd);
 
 // The accept queue of a listening TCP socket: connections waiting now and the queue's limit
@@ -81,7 +83,7 @@ int AttachReusePortProgram(int fd, const BpfInstruction* program, int length);
 // What an inherited TCP socket is (one passed by a predecessor in an upgrade, or by systemd's
 // LISTEN_FDS), read with getsockopt and getsockname only.
 struct SocketInfo {
-  int family = 0;           // 4 or 6
+  int family = 0;  // 4 or 6
   std::string address;
   int port = 0;             // 0 when unbound
   bool listening = false;   // SO_ACCEPTCONN

@@ -1,7 +1,7 @@
 // POSIX implementation of socket.h: the only file that makes syscalls.
-#include "socket.h"
-
 #include <arpa/inet.h>
+
+#include "socket.h"
 #ifdef __linux__
 #include <linux/filter.h>
 #include <linux/inet_diag.h>
@@ -139,10 +139,9 @@ void DescribeBound(const sockaddr_storage& storage, BoundSocket* out) {
   out->address = text;
 }
 
-
-// Opens, sets the options and binds a socket of `type`; a stream socket also listens if spec says so.
-// SO_REUSEADDR only for TCP: there it just allows rebinding past TIME_WAIT, while on a Linux UDP
-// socket it lets a socket of any user bind the same port.
+// Opens, sets the options and binds a socket of `type`; a stream socket also listens if spec says
+// so. SO_REUSEADDR only for TCP: there it just allows rebinding past TIME_WAIT, while on a Linux
+// UDP socket it lets a socket of any user bind the same port.
 bool OpenBound(const ListenSpec& spec, int type, BoundSocket* out, SocketFailure* failure) {
   sockaddr_storage address;
   socklen_t length = 0;
@@ -219,7 +218,8 @@ static int CheckDatagramSocket(int fd, sockaddr_storage* address) {
   return 0;
 }
 
-int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out, const char** syscall) {
+int BindDatagram(int fd, const std::string& address, int port, BoundSocket* out,
+                 const char** syscall) {
   *syscall = "getsockopt";
   sockaddr_storage current;
   int err = CheckDatagramSocket(fd, &current);
@@ -307,9 +307,9 @@ int AcceptQueue(int fd, int* queued, int* limit) {
   socklen_t length = sizeof(info);
   std::memset(&info, 0, sizeof(info));
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return errno;
-  // The kernel writes as much of tcp_info as it knows (an older one than these headers writes less),
-  // so only the fields read must be there. A shorter answer (qemu-user gives 4 bytes) holds no queue:
-  // ENOTSUP, never a zeroed { 0, 0 }.
+  // The kernel writes as much of tcp_info as it knows (an older one than these headers writes
+  // less), so only the fields read must be there. A shorter answer (qemu-user gives 4 bytes) holds
+  // no queue: ENOTSUP, never a zeroed { 0, 0 }.
   if (length < offsetof(tcp_info, tcpi_sacked) + sizeof(info.tcpi_sacked)) return ENOTSUP;
   if (info.tcpi_state != TCP_LISTEN) return EINVAL;
   *queued = static_cast<int>(info.tcpi_unacked);
@@ -342,7 +342,8 @@ int AttachReusePortProgram(int fd, const BpfInstruction* program, int length) {
   sock_fprog fprog;
   fprog.len = static_cast<unsigned short>(length);
   fprog.filter = filter.data();
-  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) != 0) return errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(fprog)) != 0)
+    return errno;
   return 0;
 #else
   (void)program;
@@ -462,8 +463,8 @@ int SendNotify(const std::string& path, const std::string& message, const std::v
   // The socket took a number that was free: if it is one of fds, that fd was closed, and sending
   // would pass this socket in its place. Refuse as the kernel refuses a closed fd.
   if (std::find(fds.begin(), fds.end(), fd.get()) != fds.end()) return EBADF;
-  // Never blocks: a manager that stops reading would otherwise stall the caller's event loop when
-  // its queue is full; EAGAIN says so, and the caller decides whether to try again.
+    // Never blocks: a manager that stops reading would otherwise stall the caller's event loop when
+    // its queue is full; EAGAIN says so, and the caller decides whether to try again.
 #ifdef MSG_NOSIGNAL
   const int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 #else
@@ -563,7 +564,8 @@ int DumpSockets(int netlink, int family, int protocol, unsigned int states, int 
       int local_port = ntohs(socket->id.idiag_sport);
       if (port != 0 && local_port != port) continue;
       char text[INET6_ADDRSTRLEN] = "";
-      if (inet_ntop(socket->idiag_family, socket->id.idiag_src, text, sizeof(text)) == nullptr) continue;
+      if (inet_ntop(socket->idiag_family, socket->id.idiag_src, text, sizeof(text)) == nullptr)
+        continue;
       ListeningEntry entry;
       entry.family = socket->idiag_family == AF_INET ? 4 : 6;
       entry.address = text;

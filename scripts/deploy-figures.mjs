@@ -39,8 +39,16 @@ const cases = [
   ['2 deploys, 2 workers, keep-alive: 8 http.Agent + 8 undici lanes', 'upgrade() (SIGUSR2)', { way: 'upgrade', deploys: 2, keepAlive: true }],
   ['3 deploys, 2 workers, 1000 new conn/s', '`reuseport start`, SIGHUP (reload)', { scenario: 'managers.js', manager: 'runner', action: 'reload' }],
   ['3 deploys, 2 workers, 1000 new conn/s', '`reuseport start`, SIGUSR2 (upgrade)', { scenario: 'managers.js', manager: 'runner', action: 'upgrade' }],
-  ['3 deploys, 2 instances, 800 new conn/s', '`pm2 reload`, the app on `server.listen` (PM2 7 cluster mode)', { scenario: 'managers.js', manager: 'pm2', listen: 'plain', rate: 800 }],
-  ['3 deploys, 2 instances, 800 new conn/s', '`pm2 reload`, the app on `listenReusePort`', { scenario: 'managers.js', manager: 'pm2', listen: 'reuseport', rate: 800 }],
+  [
+    '3 deploys, 2 instances, 800 new conn/s',
+    '`pm2 reload`, the app on `server.listen` (PM2 7 cluster mode)',
+    { scenario: 'managers.js', manager: 'pm2', listen: 'plain', rate: 800 },
+  ],
+  [
+    '3 deploys, 2 instances, 800 new conn/s',
+    '`pm2 reload`, the app on `listenReusePort`',
+    { scenario: 'managers.js', manager: 'pm2', listen: 'reuseport', rate: 800 },
+  ],
 ];
 
 const range = (numbers) => {
@@ -81,7 +89,7 @@ for (const { what, how, reports } of rows) {
 lines.push(
   '',
   '- **stop, then start**: what `systemctl restart` of a unit without the fd store, or a container restart, does: while',
-  '  no process listens, new connections are refused, and the old sockets\' queues are reset when they close.',
+  "  no process listens, new connections are refused, and the old sockets' queues are reset when they close.",
   '- **start the new service, then stop the old**: new sockets join the port first, so nothing is refused, but the',
   "  old sockets' queues are still reset when the old service closes them.",
   '- **systemctl restart with the fd store**: the service under `test/fixtures/systemd-harness.py`, which follows',
@@ -91,10 +99,10 @@ lines.push(
   '- **upgrade()**: the successor inherits the very same sockets (fds), so their queues are never reset; the old',
   '  workers drain as in a reload. A successor with fewer workers drains the surplus sockets before closing them.',
   '- **`reuseport start`**: the runner (`startCluster` for a script) reloading its workers, or upgrading itself; its',
-  '  pid file follows the upgrade. Each deploy is timed from the signal to the `reload` event, or to the old runner\'s exit.',
+  "  pid file follows the upgrade. Each deploy is timed from the signal to the `reload` event, or to the old runner's exit.",
   '- **`pm2 reload`**: real PM2 (7, the devDependency) with its own `PM2_HOME`, timed as the whole `pm2 reload app`',
-  '  command. With `server.listen` PM2\'s daemon is the cluster primary in the accept path; with `listenReusePort` each',
-  "  instance has its own socket, tells PM2 it listens (else PM2 waits out its listen timeout: 6.5 s per instance), and",
+  "  command. With `server.listen` PM2's daemon is the cluster primary in the accept path; with `listenReusePort` each",
+  '  instance has its own socket, tells PM2 it listens (else PM2 waits out its listen timeout: 6.5 s per instance), and',
   "  closes its listener with closeListener when PM2's SIGINT comes. See [deploy.md](deploy.md#pm2).",
   '',
 );

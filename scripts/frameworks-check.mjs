@@ -218,7 +218,8 @@ function startRunner(script, args, cwd, env) {
       const found = events.slice(after).find((event) => event.event === name);
       if (found) return found;
       if (exitCode !== undefined) throw new Error(`the runner exited (${exitCode}) before "${name}": ${other.trim().slice(-1500)}`);
-      if (Date.now() > deadline) throw new Error(`no "${name}" within ${seconds(timeoutMs)}: events ${JSON.stringify(events)}; output ${other.trim().slice(-1500)}`);
+      if (Date.now() > deadline)
+        throw new Error(`no "${name}" within ${seconds(timeoutMs)}: events ${JSON.stringify(events)}; output ${other.trim().slice(-1500)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
@@ -274,7 +275,8 @@ async function checkUnderRunner(name, { script, args, cwd, env, port, urlPath, r
     figures.after = Object.fromEntries(after.counts);
     if (after.errors.length) throw new Error(`${after.errors.length} of 200 requests failed after the reload: ${after.errors[0]}`);
     const answeredAfter = [...after.counts.keys()].sort();
-    if (answeredAfter.join() !== [...newWorkers].sort().join()) throw new Error(`after the reload answered by pids ${answeredAfter}, new workers are ${newWorkers}`);
+    if (answeredAfter.join() !== [...newWorkers].sort().join())
+      throw new Error(`after the reload answered by pids ${answeredAfter}, new workers are ${newWorkers}`);
     const inodesAfter = listeningInodes(port).sort();
     if (inodesAfter.join() !== inodes.sort().join()) throw new Error(`the slot sockets changed in the reload: ${inodes} before, ${inodesAfter} after`);
 
@@ -388,11 +390,21 @@ async function main() {
   log(`installing ${Object.keys(dependencies).join(', ')} into ${app} (npm cache ${cache}, ${cacheFilesBefore ? 'warm' : 'cold'})`);
   const env = { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false', NEXT_TELEMETRY_DISABLED: '1' };
   let t = Date.now();
-  const install = await run('npm', ['install', '--no-package-lock', '--prefer-offline', '--cache', cache, '--loglevel', 'error'], { cwd: app, env, timeoutMs: 600_000 });
+  const install = await run('npm', ['install', '--no-package-lock', '--prefer-offline', '--cache', cache, '--loglevel', 'error'], {
+    cwd: app,
+    env,
+    timeoutMs: 600_000,
+  });
   const installMs = Date.now() - t;
   if (install.code !== 0) throw new Error(`npm install failed (exit ${install.code}) after ${seconds(installMs)}: ${install.output.trim().slice(-2000)}`);
-  const installed = Object.fromEntries(Object.keys(dependencies).map((name) => [name, JSON.parse(fs.readFileSync(path.join(app, 'node_modules', name, 'package.json'), 'utf8')).version]));
-  log(`installed in ${seconds(installMs)} (${cacheFilesBefore ? 'warm' : 'cold'} cache): ${Object.entries(installed).map(([name, version]) => `${name}@${version}`).join(' ')}`);
+  const installed = Object.fromEntries(
+    Object.keys(dependencies).map((name) => [name, JSON.parse(fs.readFileSync(path.join(app, 'node_modules', name, 'package.json'), 'utf8')).version]),
+  );
+  log(
+    `installed in ${seconds(installMs)} (${cacheFilesBefore ? 'warm' : 'cold'} cache): ${Object.entries(installed)
+      .map(([name, version]) => `${name}@${version}`)
+      .join(' ')}`,
+  );
 
   const results = [];
   const failures = [];
@@ -400,7 +412,17 @@ async function main() {
     fs.writeFileSync(path.join(app, 'nest-main.js'), nestMain);
     const port = await freePort();
     try {
-      results.push(await checkUnderRunner(`NestJS ${installed['@nestjs/core']}`, { script: path.join(app, 'nest-main.js'), args: [], cwd: app, env: { ...env, PORT: String(port) }, port, urlPath: '/pid', readyMs: 30_000 }));
+      results.push(
+        await checkUnderRunner(`NestJS ${installed['@nestjs/core']}`, {
+          script: path.join(app, 'nest-main.js'),
+          args: [],
+          cwd: app,
+          env: { ...env, PORT: String(port) },
+          port,
+          urlPath: '/pid',
+          readyMs: 30_000,
+        }),
+      );
     } catch (error) {
       failures.push(`NestJS: ${error.message}`);
     }
@@ -420,7 +442,15 @@ async function main() {
       log(`next build: ${seconds(buildMs)}`);
       const port = await freePort();
       try {
-        const figures = await checkUnderRunner(`Next.js ${installed.next} (next start)`, { script: nextBin, args: ['start', '-p', String(port), '-H', '127.0.0.1'], cwd: app, env, port, urlPath: '/api/pid', readyMs: 60_000 });
+        const figures = await checkUnderRunner(`Next.js ${installed.next} (next start)`, {
+          script: nextBin,
+          args: ['start', '-p', String(port), '-H', '127.0.0.1'],
+          cwd: app,
+          env,
+          port,
+          urlPath: '/api/pid',
+          readyMs: 60_000,
+        });
         results.push({ ...figures, buildMs });
       } catch (error) {
         failures.push(`Next.js: ${error.message}`);
@@ -429,8 +459,13 @@ async function main() {
   }
 
   for (const figures of results) {
-    const per = (counts) => Object.entries(counts).map(([pid, count]) => `${pid}:${count}`).join(' ');
-    log(`${figures.app}: ok, mode ${figures.mode}, ready in ${seconds(figures.readyMs)}, ${figures.listeningSockets} listening sockets; 200 requests by pid ${per(figures.before)}; SIGHUP reload done in ${seconds(figures.reloadMs)} (${figures.duringReload.ok} answered, ${figures.duringReload.failed} failed meanwhile${figures.duringReload.firstError ? `: ${figures.duringReload.firstError}` : ''}), then ${per(figures.after)}; SIGTERM exit 0 in ${seconds(figures.shutdownMs)}${figures.buildMs ? `; next build ${seconds(figures.buildMs)}` : ''}`);
+    const per = (counts) =>
+      Object.entries(counts)
+        .map(([pid, count]) => `${pid}:${count}`)
+        .join(' ');
+    log(
+      `${figures.app}: ok, mode ${figures.mode}, ready in ${seconds(figures.readyMs)}, ${figures.listeningSockets} listening sockets; 200 requests by pid ${per(figures.before)}; SIGHUP reload done in ${seconds(figures.reloadMs)} (${figures.duringReload.ok} answered, ${figures.duringReload.failed} failed meanwhile${figures.duringReload.firstError ? `: ${figures.duringReload.firstError}` : ''}), then ${per(figures.after)}; SIGTERM exit 0 in ${seconds(figures.shutdownMs)}${figures.buildMs ? `; next build ${seconds(figures.buildMs)}` : ''}`,
+    );
   }
   log(`total ${seconds(Date.now() - started)} (install ${seconds(installMs)})`);
   log(`${JSON.stringify({ installMs, cache: cacheFilesBefore ? 'warm' : 'cold', versions: installed, results, failures })}`);

@@ -57,7 +57,8 @@ for (const target of [0, Math.round(total / 4), Math.round(total / 2), total]) {
   }
   const procMs = medianMs(() => listeningSocketsFromProc(port));
   const diagMs = medianMs(() => binding.listeningSockets(port));
-  const canonical = (list) => JSON.stringify(list.map(({ family, address, port: p, uid, inode, queued }) => ({ family, address, port: p, uid, inode, queued })));
+  const canonical = (list) =>
+    JSON.stringify(list.map(({ family, address, port: p, uid, inode, queued }) => ({ family, address, port: p, uid, inode, queued })));
   const same = canonical(listeningSocketsFromProc(port)) === canonical(binding.listeningSockets(port));
   process.stdout.write(`${JSON.stringify({ connectionsMade: made, tcpRows: rows(), procMs, sockDiagMs: diagMs, sameAnswer: same })}\n`);
 }

@@ -37,7 +37,9 @@ if (!values['no-netns'] && !values['in-netns']) {
   const namespace = process.getuid() === 0 ? ['unshare', '--net'] : ['unshare', '--user', '--map-root-user', '--net'];
   const [command, ...prefix] = namespace;
   const script = 'ip link set lo up && exec "$0" "$@"';
-  const result = spawnSync(command, [...prefix, '--', 'sh', '-c', script, process.execPath, here, ...process.argv.slice(2), '--in-netns'], { stdio: 'inherit' });
+  const result = spawnSync(command, [...prefix, '--', 'sh', '-c', script, process.execPath, here, ...process.argv.slice(2), '--in-netns'], {
+    stdio: 'inherit',
+  });
   process.exit(result.status ?? 1);
 }
 
@@ -73,7 +75,14 @@ async function measureLoad(server, port, workload) {
   const requests = report.workers.reduce((sum, w) => sum + w.requests, 0);
   const workersCpu = report.workers.reduce((sum, w) => sum + w.cpuMicros, 0);
   const cpu = workersCpu + report.primary.cpuMicros;
-  return { requests, rps: client.requestsPerSecond, errors: client.errors.total, cpuMicros: cpu, primaryMicros: report.primary.cpuMicros, usPerRequest: cpu / requests };
+  return {
+    requests,
+    rps: client.requestsPerSecond,
+    errors: client.errors.total,
+    cpuMicros: cpu,
+    primaryMicros: report.primary.cpuMicros,
+    usPerRequest: cpu / requests,
+  };
 }
 
 async function measureRest(server) {
@@ -84,7 +93,11 @@ async function measureRest(server) {
   const report = await server.report();
   const wallMicros = (performance.now() - started) * 1000;
   const percent = (micros) => (100 * micros) / wallMicros;
-  return { percentOfCore: percent(report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + report.primary.cpuMicros), primaryPercent: percent(report.primary.cpuMicros), workersPercent: report.workers.map((w) => percent(w.cpuMicros)) };
+  return {
+    percentOfCore: percent(report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + report.primary.cpuMicros),
+    primaryPercent: percent(report.primary.cpuMicros),
+    workersPercent: report.workers.map((w) => percent(w.cpuMicros)),
+  };
 }
 
 const records = [];
@@ -98,7 +111,9 @@ for (let round = 1; round <= rounds; round++) {
       for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) record[workload] = await measureLoad(server, port, workload);
       record.rest = await measureRest(server);
       records.push(record);
-      process.stderr.write(`round ${round} ${config.id}: close ${record.close.usPerRequest.toFixed(1)} us/req, keep-alive ${record.keepalive.usPerRequest.toFixed(1)} us/req, rest ${record.rest.percentOfCore.toFixed(2)}% of a core\n`);
+      process.stderr.write(
+        `round ${round} ${config.id}: close ${record.close.usPerRequest.toFixed(1)} us/req, keep-alive ${record.keepalive.usPerRequest.toFixed(1)} us/req, rest ${record.rest.percentOfCore.toFixed(2)}% of a core\n`,
+      );
     } finally {
       await server.stop();
     }
@@ -137,7 +152,10 @@ const summary = configs.map((config) => {
 });
 const plain = summary.find((s) => s.id === 'plain');
 const fixed = (n, d = 1) => (n === null || n === undefined ? '-' : n.toFixed(d));
-const command = `node scripts/overhead-figures.mjs ${process.argv.slice(2).filter((a) => a !== '--in-netns').join(' ')}`.trim();
+const command = `node scripts/overhead-figures.mjs ${process.argv
+  .slice(2)
+  .filter((a) => a !== '--in-netns')
+  .join(' ')}`.trim();
 const lines = [
   `\`${command}\` (${os.cpus().length} CPUs, Node ${process.version}, wrk -t1 -c${connections}, ${workers} workers, ${durationSec} s per step, medians of ${rounds})`,
   '',
@@ -155,10 +173,15 @@ const lines = [
       plain ? `${s.restPercent - plain.restPercent >= 0 ? '+' : ''}${fixed(s.restPercent - plain.restPercent, 2)}` : '-',
       String(s.errors),
       '',
-    ].join(' | ').trim(),
+    ]
+      .join(' | ')
+      .trim(),
   ),
 ];
 mkdirSync(values.out, { recursive: true });
 const file = path.join(values.out, `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}-overhead.json`);
-writeFileSync(file, `${JSON.stringify({ command, node: process.version, settings: { rounds, workers, durationSec, connections, restSec }, summary, records }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ command, node: process.version, settings: { rounds, workers, durationSec, connections, restSec }, summary, records }, null, 2)}\n`,
+);
 process.stdout.write(`${lines.join('\n')}\n\nwrote ${file}\n`);

@@ -39,10 +39,30 @@ const cases = [
   ['kill -9 of 1 of 3 workers at 2000 new conn/s for 4 s', 'own sockets, replaced by hand', { scenario: 'crash', way: 'plain' }, 1],
   ['kill -9 of 1 of 3 workers at 800 new conn/s for 5 s', 'supervisor, reuseport', { scenario: 'crash', way: 'supervised', rate: 800, durationMs: 5000 }, 0],
   ['kill -9 of 1 of 3 workers at 800 new conn/s for 5 s', 'own sockets, replaced by hand', { scenario: 'crash', way: 'plain', rate: 800, durationMs: 5000 }, 0],
-  ['1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s', 'supervisor, reuseport', { scenario: 'stall', way: 'supervised', rate: 800, durationMs: 5000 }, 0],
-  ['1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s', 'own sockets (plain reuseport)', { scenario: 'stall', way: 'plain', rate: 800, durationMs: 5000 }, 0],
-  ['1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s', 'supervisor, round-robin', { scenario: 'stall', way: 'supervised', mode: 'round-robin', rate: 800, durationMs: 5000 }, 0],
-  ['1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s', 'supervisor, shared handle', { scenario: 'stall', way: 'supervised', mode: 'shared', rate: 800, durationMs: 5000 }, 0],
+  [
+    '1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s',
+    'supervisor, reuseport',
+    { scenario: 'stall', way: 'supervised', rate: 800, durationMs: 5000 },
+    0,
+  ],
+  [
+    '1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s',
+    'own sockets (plain reuseport)',
+    { scenario: 'stall', way: 'plain', rate: 800, durationMs: 5000 },
+    0,
+  ],
+  [
+    '1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s',
+    'supervisor, round-robin',
+    { scenario: 'stall', way: 'supervised', mode: 'round-robin', rate: 800, durationMs: 5000 },
+    0,
+  ],
+  [
+    '1 of 3 workers blocked for 2 s at 800 new conn/s for 5 s',
+    'supervisor, shared handle',
+    { scenario: 'stall', way: 'supervised', mode: 'shared', rate: 800, durationMs: 5000 },
+    0,
+  ],
 ];
 
 const rows = [];
@@ -85,7 +105,7 @@ lines.push(
   '',
   '## What the rows mean',
   '',
-  '- **supervisor, reuseport**: `startCluster`; the primary owns each slot\'s `SO_REUSEPORT` socket and lends it to the',
+  "- **supervisor, reuseport**: `startCluster`; the primary owns each slot's `SO_REUSEPORT` socket and lends it to the",
   "  slot's worker. A reload starts the new worker on the same socket before the old one drains, and a dead",
   "  worker's socket stays open in the primary, so its queue waits for the replacement instead of being reset.",
   '  What a `kill -9` can still lose is what the dead worker had already accepted.',
@@ -95,7 +115,7 @@ lines.push(
   '- **round-robin**: the cluster primary accepts every connection and passes it on, so a reload loses nothing,',
   '  at about three times the CPU per connection (see benchmarks.md).',
   '- **blocked worker**: one worker busy-waits for 2 s. With plain `SO_REUSEPORT` the kernel keeps queueing a third of',
-  '  the new connections behind it. The supervisor notices the missing heartbeats (80 ms), lends the slot\'s socket to',
+  "  the new connections behind it. The supervisor notices the missing heartbeats (80 ms), lends the slot's socket to",
   '  a live worker and steers new connections to the others (Linux cBPF), so the clients never wait for it; round-robin',
   '  and the shared handle give a busy worker nothing by construction.',
   '',

@@ -153,8 +153,11 @@ for (const workers of counts) {
 const figures = { date: new Date().toISOString(), node: process.version, cpus: os.availableParallelism(), minUptimeMs: 1000, results };
 const cell = (workers, loaded) =>
   results
-    .filter((result) => result.workers === workers && (result.rate > 0) === loaded)
-    .map((result) => `${(result.reloadMs / 1000).toFixed(1)} s${result.exitCode === 0 ? '' : ` (exit ${result.exitCode})`}${result.load ? `, ${result.load.failed} of ${result.load.requests} failed` : ''}`)
+    .filter((result) => result.workers === workers && result.rate > 0 === loaded)
+    .map(
+      (result) =>
+        `${(result.reloadMs / 1000).toFixed(1)} s${result.exitCode === 0 ? '' : ` (exit ${result.exitCode})`}${result.load ? `, ${result.load.failed} of ${result.load.requests} failed` : ''}`,
+    )
     .join('; ');
 const table = [
   '<!-- reload-scale: written by scripts/reload-scale.mjs -->',

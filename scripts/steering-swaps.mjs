@@ -25,7 +25,11 @@ const { values } = parseArgs({
 const rate = Number(values.rate);
 const periodMs = Number(values['period-ms']);
 const durationMs = Number(values['duration-ms']);
-for (const [name, value] of [['rate', rate], ['period-ms', periodMs], ['duration-ms', durationMs]]) {
+for (const [name, value] of [
+  ['rate', rate],
+  ['period-ms', periodMs],
+  ['duration-ms', durationMs],
+]) {
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
 }
 
@@ -53,7 +57,15 @@ async function run(swap) {
   });
   const attach = (allowed) => binding.attachReusePortProgram(sockets[0].fd, flatten(steeringProgram(allowed)));
   attach([0, 1, 2]);
-  const sets = swap === 'rotate' ? [[0, 1, 2], [0, 2], [1, 2], [0, 1]] : [[0, 1, 2]];
+  const sets =
+    swap === 'rotate'
+      ? [
+          [0, 1, 2],
+          [0, 2],
+          [1, 2],
+          [0, 1],
+        ]
+      : [[0, 1, 2]];
   let swaps = 0;
   const timer = setInterval(() => {
     if (swap === 'never') return;
@@ -75,7 +87,16 @@ async function run(swap) {
       });
       client.send({ type: 'run', options: { port, rate, durationMs } });
     });
-    return { swap, swaps, sent: result.sent, failed: result.failed, errors: result.errors, over500ms: result.overSlowMs, p99Ms: result.latencyMs.p99, perSocket: counts };
+    return {
+      swap,
+      swaps,
+      sent: result.sent,
+      failed: result.failed,
+      errors: result.errors,
+      over500ms: result.overSlowMs,
+      p99Ms: result.latencyMs.p99,
+      perSocket: counts,
+    };
   } finally {
     clearInterval(timer);
     client.kill('SIGKILL');

@@ -29,9 +29,33 @@ describe('slotCpus and slotsByCpu', () => {
   });
 
   it.each<[string, number[], number[], [number, number[]][]]>([
-    ['every slot present', [0, 1, 0, 1], [0, 1, 2, 3], [[0, [0, 2]], [1, [1, 3]]]],
-    ['a closed slot is left out', [0, 1, 0, 1], [0, 1, 3], [[0, [0]], [1, [1, 3]]]],
-    ['an unknown slot is left out', [4, 6], [0, 1, 2], [[4, [0]], [6, [1]]]],
+    [
+      'every slot present',
+      [0, 1, 0, 1],
+      [0, 1, 2, 3],
+      [
+        [0, [0, 2]],
+        [1, [1, 3]],
+      ],
+    ],
+    [
+      'a closed slot is left out',
+      [0, 1, 0, 1],
+      [0, 1, 3],
+      [
+        [0, [0]],
+        [1, [1, 3]],
+      ],
+    ],
+    [
+      'an unknown slot is left out',
+      [4, 6],
+      [0, 1, 2],
+      [
+        [4, [0]],
+        [6, [1]],
+      ],
+    ],
   ])('%s', (_name, cpuOfSlot, present, expected) => {
     expect([...slotsByCpu(cpuOfSlot, present)]).toEqual(expected);
   });
@@ -40,7 +64,7 @@ describe('slotCpus and slotsByCpu', () => {
 describe('setCpuAffinity and getCpuAffinity', () => {
   afterEach(() => binding.setCpuAffinity(0, own));
 
-  it('reads and sets this thread\'s CPUs', () => {
+  it("reads and sets this thread's CPUs", () => {
     expect(own.length).toBeGreaterThan(0);
     expect([...own].sort((a, b) => a - b)).toEqual(own);
     const cpu = own.at(-1) as number;
@@ -50,7 +74,11 @@ describe('setCpuAffinity and getCpuAffinity', () => {
   });
 
   it.each<[string, () => void, Record<string, unknown>]>([
-    ['a process that does not exist', () => binding.setCpuAffinity(0x7ffffffe, [0]), { code: 'ESRCH', errno: -3, syscall: 'sched_setaffinity', pid: 0x7ffffffe }],
+    [
+      'a process that does not exist',
+      () => binding.setCpuAffinity(0x7ffffffe, [0]),
+      { code: 'ESRCH', errno: -3, syscall: 'sched_setaffinity', pid: 0x7ffffffe },
+    ],
     ['reading one that does not exist', () => binding.getCpuAffinity(0x7ffffffe), { code: 'ESRCH', syscall: 'sched_getaffinity', pid: 0x7ffffffe }],
     ['a CPU this machine does not have', () => binding.setCpuAffinity(0, [1023]), { code: 'EINVAL', syscall: 'sched_setaffinity', pid: 0 }],
     ['no CPU', () => binding.setCpuAffinity(0, []), { code: 'ERR_OUT_OF_RANGE' }],
@@ -66,9 +94,16 @@ describe('setCpuAffinity and getCpuAffinity', () => {
 describe('pinProcess', () => {
   it('pins every thread of a running Node process, and threads it starts later follow', async () => {
     const cpu = own.at(-1) as number;
-    const child = spawn(process.execPath, ['-e', 'const { Worker } = require("node:worker_threads"); setInterval(() => {}, 1000); process.stdin.once("data", () => new Worker("setTimeout(() => {}, 30000)", { eval: true }))'], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        'const { Worker } = require("node:worker_threads"); setInterval(() => {}, 1000); process.stdin.once("data", () => new Worker("setTimeout(() => {}, 30000)", { eval: true }))',
+      ],
+      {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      },
+    );
     try {
       // Node's own threads (V8 platform, libuv pool) exist once it has started: wait until there are at
       // least 4 and their number has not changed for 200 ms (a slow start, as under ASan, adds them late).
@@ -150,7 +185,18 @@ describe('the CPU-local program on a real SO_REUSEPORT group', () => {
 
   it.runIf(cpus.length >= 2)('keeps each connection on the socket of the CPU that handled its SYN', async () => {
     const [a, b] = cpus as [number, number];
-    binding.attachReusePortProgram((first as { fd: number }).fd, flatten(cpuLocalProgram(new Map([[a, [0]], [b, [1]]]), [2])));
+    binding.attachReusePortProgram(
+      (first as { fd: number }).fd,
+      flatten(
+        cpuLocalProgram(
+          new Map([
+            [a, [0]],
+            [b, [1]],
+          ]),
+          [2],
+        ),
+      ),
+    );
     expect(await connectFrom(a, 60)).toEqual([60, 0, 0]);
     expect(await connectFrom(b, 60)).toEqual([0, 60, 0]);
   });
@@ -164,7 +210,7 @@ describe('the CPU-local program on a real SO_REUSEPORT group', () => {
     expect(Math.min(landed[0] ?? 0, landed[1] ?? 0)).toBeGreaterThan(15);
   });
 
-  it('spreads a CPU\'s connections over its slots when it has several', async () => {
+  it("spreads a CPU's connections over its slots when it has several", async () => {
     const [a] = cpus as [number];
     binding.attachReusePortProgram((first as { fd: number }).fd, flatten(cpuLocalProgram(new Map([[a, [0, 2]]]), [1])));
     const landed = await connectFrom(a, 90);

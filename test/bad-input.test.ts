@@ -105,7 +105,7 @@ describe('bad input', () => {
 
   it('a server that was closed is not bad input: it listens again', async () => {
     const server = net.createServer();
-    await listenReusePort(server, 0, { host: "127.0.0.1" });
+    await listenReusePort(server, 0, { host: '127.0.0.1' });
     await new Promise((resolve) => server.close(resolve));
     const second = await listenReusePort(server, 0, { host: '127.0.0.1' });
     expect(second.address.port).toBeGreaterThan(0);

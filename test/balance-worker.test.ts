@@ -77,7 +77,14 @@ describe('Balance in a worker', () => {
     closers.push(() => balance.stop());
     balance.report();
     expect(board.loads().get(worker)).toMatchObject({ open: 0, shed: 0 });
-    const sockets = await Promise.all([0, 1, 2].map(() => new Promise<net.Socket>((resolve) => { const s = net.connect(port, '127.0.0.1', () => resolve(s)); })));
+    const sockets = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(port, '127.0.0.1', () => resolve(s));
+          }),
+      ),
+    );
     closers.push(() => sockets.forEach((socket) => socket.destroy()));
     const deadline = performance.now() + 5_000;
     while (balance.open < 3 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -14,26 +14,86 @@ describe('balanceLimits: who sheds, down to what', () => {
   const idle = (opens: number[]) => opens.map((open) => ({ open, busy: 0.1 }));
   it.each([
     // [open connections, previous limits, limits]: by connections, event loops alike.
-    [[2, 2], [undefined, undefined], [undefined, undefined]],
-    [[3, 1], [undefined, undefined], [2, undefined]],
-    [[4, 0], [undefined, undefined], [2, undefined]],
-    [[1, 3], [undefined, undefined], [undefined, 2]],
+    [
+      [2, 2],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      [3, 1],
+      [undefined, undefined],
+      [2, undefined],
+    ],
+    [
+      [4, 0],
+      [undefined, undefined],
+      [2, undefined],
+    ],
+    [
+      [1, 3],
+      [undefined, undefined],
+      [undefined, 2],
+    ],
     // Odd totals: the share is rounded up, so 3/2 is even enough.
-    [[3, 2], [undefined, undefined], [undefined, undefined]],
-    [[4, 1], [undefined, undefined], [3, undefined]],
+    [
+      [3, 2],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      [4, 1],
+      [undefined, undefined],
+      [3, undefined],
+    ],
     // 4 workers behind a pool of 8.
-    [[3, 2, 2, 1], [undefined, undefined, undefined, undefined], [2, undefined, undefined, undefined]],
-    [[3, 3, 1, 1], [undefined, undefined, undefined, undefined], [2, 2, undefined, undefined]],
-    [[4, 3, 1, 0], [undefined, undefined, undefined, undefined], [2, 2, undefined, undefined]],
+    [
+      [3, 2, 2, 1],
+      [undefined, undefined, undefined, undefined],
+      [2, undefined, undefined, undefined],
+    ],
+    [
+      [3, 3, 1, 1],
+      [undefined, undefined, undefined, undefined],
+      [2, 2, undefined, undefined],
+    ],
+    [
+      [4, 3, 1, 0],
+      [undefined, undefined, undefined, undefined],
+      [2, 2, undefined, undefined],
+    ],
     // Threshold: over the share, but by less than 20% of it more than the least loaded: left alone.
-    [[520, 480], [undefined, undefined], [undefined, undefined]],
-    [[560, 440], [undefined, undefined], [500, undefined]],
+    [
+      [520, 480],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      [560, 440],
+      [undefined, undefined],
+      [500, undefined],
+    ],
     // Hysteresis: an armed worker stays armed while it is over the share, even under the threshold...
-    [[520, 480], [500, undefined], [500, undefined]],
-    [[3, 2], [2, undefined], [undefined, undefined]],
+    [
+      [520, 480],
+      [500, undefined],
+      [500, undefined],
+    ],
+    [
+      [3, 2],
+      [2, undefined],
+      [undefined, undefined],
+    ],
     // ...and is disarmed once it is at its share.
-    [[2, 2], [2, undefined], [undefined, undefined]],
-    [[500, 500], [500, undefined], [undefined, undefined]],
+    [
+      [2, 2],
+      [2, undefined],
+      [undefined, undefined],
+    ],
+    [
+      [500, 500],
+      [500, undefined],
+      [undefined, undefined],
+    ],
     // One worker, or none: nothing to balance.
     [[5], [undefined], [undefined]],
     [[], [], []],
@@ -43,16 +103,96 @@ describe('balanceLimits: who sheds, down to what', () => {
 
   it.each([
     // [[open, busy] per worker, previous limits, limits]: by event-loop use, connections even.
-    ['2 hot connections on one worker, 2 idle on the other: it gives one up', [[2, 0.6], [2, 0.1]], [undefined, undefined], [1, undefined]],
-    ['a gap under BUSY_GAP: left alone', [[2, 0.35], [2, 0.25]], [undefined, undefined], [undefined, undefined]],
-    ['a gap under BUSY_GAP, but twice as busy (a loaded machine narrows the gap): armed', [[2, 0.6], [2, 0.33]], [undefined, undefined], [1, undefined]],
-    ['a gap under BUSY_MIN_GAP, however many times as busy: left alone', [[2, 0.12], [2, 0.02]], [undefined, undefined], [undefined, undefined]],
-    ['one connection only: nothing to gain by moving it', [[1, 0.9], [2, 0.1]], [undefined, undefined], [undefined, undefined]],
-    ['armed and still busier (over BUSY_SETTLED): its limit stays while it is over it', [[2, 0.3], [2, 0.1]], [1, undefined], [1, undefined]],
-    ['armed, shed down to its limit and still busier: one more', [[2, 0.3], [3, 0.1]], [2, undefined], [1, undefined]],
-    ['armed, and the gap closed: disarmed', [[2, 0.5], [2, 0.45]], [1, undefined], [undefined, undefined]],
-    ['busy and over its share: the share wins', [[4, 0.9], [0, 0]], [undefined, undefined], [2, undefined]],
-    ['every loop as busy: by connections only', [[2, 0.9], [2, 0.9]], [undefined, undefined], [undefined, undefined]],
+    [
+      '2 hot connections on one worker, 2 idle on the other: it gives one up',
+      [
+        [2, 0.6],
+        [2, 0.1],
+      ],
+      [undefined, undefined],
+      [1, undefined],
+    ],
+    [
+      'a gap under BUSY_GAP: left alone',
+      [
+        [2, 0.35],
+        [2, 0.25],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'a gap under BUSY_GAP, but twice as busy (a loaded machine narrows the gap): armed',
+      [
+        [2, 0.6],
+        [2, 0.33],
+      ],
+      [undefined, undefined],
+      [1, undefined],
+    ],
+    [
+      'a gap under BUSY_MIN_GAP, however many times as busy: left alone',
+      [
+        [2, 0.12],
+        [2, 0.02],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'one connection only: nothing to gain by moving it',
+      [
+        [1, 0.9],
+        [2, 0.1],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'armed and still busier (over BUSY_SETTLED): its limit stays while it is over it',
+      [
+        [2, 0.3],
+        [2, 0.1],
+      ],
+      [1, undefined],
+      [1, undefined],
+    ],
+    [
+      'armed, shed down to its limit and still busier: one more',
+      [
+        [2, 0.3],
+        [3, 0.1],
+      ],
+      [2, undefined],
+      [1, undefined],
+    ],
+    [
+      'armed, and the gap closed: disarmed',
+      [
+        [2, 0.5],
+        [2, 0.45],
+      ],
+      [1, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'busy and over its share: the share wins',
+      [
+        [4, 0.9],
+        [0, 0],
+      ],
+      [undefined, undefined],
+      [2, undefined],
+    ],
+    [
+      'every loop as busy: by connections only',
+      [
+        [2, 0.9],
+        [2, 0.9],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
   ])('%s', (_, pairs, previous, limits) => {
     expect(balanceLimits(at(pairs as [number, number][]), previous)).toEqual(limits);
   });
@@ -185,39 +325,48 @@ describe('a keep-alive pool over supervised workers', () => {
   it.each([
     ['with stall protection', {}],
     ['without stall protection (the progress cells serve balance alone)', { stallThresholdMs: 0 }],
-  ])('4 connections that landed 3/1 or 4/0 on 2 workers end 2/2, with no failed request (%s)', async (_, options) => {
-    const { fixture, state } = await startSupervisor(options);
-    const [port] = state.ports as [number];
-    const { front: { pool } } = await unevenFront(openPool(port));
-    // 5 s is the aim; the bound leaves room for a machine busy with other work.
-    const result = await runUntilEven(pool, 15_000);
-    expect(result).toMatchObject({ even: true, failed: 0 });
-    // What the supervisor shows: connections were shed, and each worker holds 2 (written and read
-    // every 50 ms: the last shed connection may still be closing; asked again for at most 3 s).
-    let after: State | undefined;
-    const deadline = performance.now() + 3_000;
-    do {
+  ])(
+    '4 connections that landed 3/1 or 4/0 on 2 workers end 2/2, with no failed request (%s)',
+    async (_, options) => {
+      const { fixture, state } = await startSupervisor(options);
+      const [port] = state.ports as [number];
+      const {
+        front: { pool },
+      } = await unevenFront(openPool(port));
+      // 5 s is the aim; the bound leaves room for a machine busy with other work.
+      const result = await runUntilEven(pool, 15_000);
+      expect(result).toMatchObject({ even: true, failed: 0 });
+      // What the supervisor shows: connections were shed, and each worker holds 2 (written and read
+      // every 50 ms: the last shed connection may still be closing; asked again for at most 3 s).
+      let after: State | undefined;
+      const deadline = performance.now() + 3_000;
+      do {
+        fixture.child.send({ type: 'state' });
+        after = await fixture.next<State>('state');
+        if (after.stats.map((slot) => slot.connections).join() === '2,2') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } while (performance.now() < deadline);
+      expect(after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0)).toBeGreaterThan(0);
+      // Once even, a few more rounds of requests shed little (not the budget, 10 a second a worker).
+      const shedBefore = after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0);
+      const more = await runFor(pool, 2_000);
       fixture.child.send({ type: 'state' });
-      after = await fixture.next<State>('state');
-      if (after.stats.map((slot) => slot.connections).join() === '2,2') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    } while (performance.now() < deadline);
-    expect(after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0)).toBeGreaterThan(0);
-    // Once even, a few more rounds of requests shed little (not the budget, 10 a second a worker).
-    const shedBefore = after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0);
-    const more = await runFor(pool, 2_000);
-    fixture.child.send({ type: 'state' });
-    const later = await fixture.next<State>('state');
-    const shedLater = later.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0);
-    console.log(`after 2/2: ${more.requests} requests, ${more.failed} failed, ${shedLater - shedBefore} shed`);
-    // (At most 2 each: a shed on one of the last requests leaves 3 until the client's next request.)
-    expect(Math.max(...after.stats.map((slot) => slot.connections ?? 0))).toBeLessThanOrEqual(2);
-  }, 60_000);
+      const later = await fixture.next<State>('state');
+      const shedLater = later.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0);
+      console.log(`after 2/2: ${more.requests} requests, ${more.failed} failed, ${shedLater - shedBefore} shed`);
+      // (At most 2 each: a shed on one of the last requests leaves 3 until the client's next request.)
+      expect(Math.max(...after.stats.map((slot) => slot.connections ?? 0))).toBeLessThanOrEqual(2);
+    },
+    60_000,
+  );
 
   it('with balance: false the pool stays as it landed, and nothing is shed', async () => {
     const { fixture, state } = await startSupervisor({ balance: false });
     const [port] = state.ports as [number];
-    const { front: { pool }, first } = await unevenFront(openPool(port));
+    const {
+      front: { pool },
+      first,
+    } = await unevenFront(openPool(port));
     const result = await runUntilEven(pool, 1_500);
     expect(result).toMatchObject({ even: false, failed: 0 });
     expect(result.requests).toBeGreaterThan(40);

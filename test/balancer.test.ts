@@ -29,7 +29,8 @@ function setup(opens: number[]) {
     isLeaving: () => false,
     unsettled: () => unsettled,
   });
-  const set = (worker: number, load: Partial<CellLoad>) => loads.set(workers[worker] as Worker, { ...(loads.get(workers[worker] as Worker) as CellLoad), ...load });
+  const set = (worker: number, load: Partial<CellLoad>) =>
+    loads.set(workers[worker] as Worker, { ...(loads.get(workers[worker] as Worker) as CellLoad), ...load });
   return { balancer, slots, sent, set, settle: (why: string | undefined) => (unsettled = why) };
 }
 

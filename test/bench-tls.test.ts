@@ -104,7 +104,7 @@ describe('TLS session-resumption bench, quick run (2 workers, 1 s per configurat
     }
   });
 
-  it('measured what it says: supervised reuseport workers, the servers\' own CPU, a new connection per reconnection', () => {
+  it("measured what it says: supervised reuseport workers, the servers' own CPU, a new connection per reconnection", () => {
     expect(result.records).toHaveLength(4);
     for (const r of result.records) {
       expect(r.plan.mode).toBe('reuseport');
@@ -121,7 +121,11 @@ describe('TLS session-resumption bench, quick run (2 workers, 1 s per configurat
   });
 
   it('leaves no server or client process running', () => {
-    const pids: number[] = result.records.flatMap((r: { supervisorPid: number; workerPids: number[]; clientPid: number }) => [r.supervisorPid, ...r.workerPids, r.clientPid]);
+    const pids: number[] = result.records.flatMap((r: { supervisorPid: number; workerPids: number[]; clientPid: number }) => [
+      r.supervisorPid,
+      ...r.workerPids,
+      r.clientPid,
+    ]);
     expect(pids.length).toBe(16);
     expect(pids.filter(isAlive)).toEqual([]);
   });

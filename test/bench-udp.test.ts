@@ -14,11 +14,15 @@ afterAll(() => rmSync(results, { recursive: true, force: true }));
 
 describe('bench/udp.mjs', () => {
   it('measures every configuration, saves the figures, and stops every process it started', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bench', 'udp.mjs'), '--flows', '300', '--runs', '1', '--results', results], {
-      cwd: ROOT,
-      timeout: 120_000,
-      killSignal: 'SIGTERM',
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [path.join(ROOT, 'bench', 'udp.mjs'), '--flows', '300', '--runs', '1', '--results', results],
+      {
+        cwd: ROOT,
+        timeout: 120_000,
+        killSignal: 'SIGTERM',
+      },
+    );
     expect(stdout).toMatch(/^\| standalone \| [\d.]+% \/ [\d.]+% \/ [\d.]+% \|/m);
     const [file] = readdirSync(results);
     const saved = JSON.parse(readFileSync(path.join(results, file!), 'utf8'));

@@ -4,12 +4,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runBenchCli } from './helpers/bench';
 
 // The bench is ESM (.mjs) and this file may compile as CommonJS: load it with import(), typed from its .d.mts.
-let stats: typeof import('../bench/stats.mjs', { with: { 'resolution-mode': 'import' } });
-let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'import' } });
-let stallClient: typeof import('../bench/stall-client.mjs', { with: { 'resolution-mode': 'import' } });
-let stall: typeof import('../bench/stall.mjs', { with: { 'resolution-mode': 'import' } });
-let cpuLocal: typeof import('../bench/cpu-local.mjs', { with: { 'resolution-mode': 'import' } });
-let sticky: typeof import('../bench/sticky.mjs', { with: { 'resolution-mode': 'import' } });
+let stats: typeof import('../bench/stats.mjs', { with: { 'resolution-mode': 'import' }});
+let load: typeof import('../bench/load.mjs', { with: { 'resolution-mode': 'import' }});
+let stallClient: typeof import('../bench/stall-client.mjs', { with: { 'resolution-mode': 'import' }});
+let stall: typeof import('../bench/stall.mjs', { with: { 'resolution-mode': 'import' }});
+let cpuLocal: typeof import('../bench/cpu-local.mjs', { with: { 'resolution-mode': 'import' }});
+let sticky: typeof import('../bench/sticky.mjs', { with: { 'resolution-mode': 'import' }});
 beforeAll(async () => {
   sticky = await import('../bench/sticky.mjs');
   stats = await import('../bench/stats.mjs');
@@ -23,7 +23,16 @@ const STALL_IDS = ['cluster-rr', 'cluster-shared', 'reuseport-plain', 'reuseport
 
 describe('the sticky comparison (bench/sticky.mjs)', () => {
   it('tables the median CPU per request of each configuration and workload, and the kernel-measured moves', () => {
-    const m = (config: string, workload: string, cpu: number, round: number) => ({ round, config, workload, requests: 1000, errors: round, requestsPerSecond: 200, cpuMicrosPerRequest: cpu, primaryMicrosPerRequest: cpu / 10 });
+    const m = (config: string, workload: string, cpu: number, round: number) => ({
+      round,
+      config,
+      workload,
+      requests: 1000,
+      errors: round,
+      requestsPerSecond: 200,
+      cpuMicrosPerRequest: cpu,
+      primaryMicrosPerRequest: cpu / 10,
+    });
     const table = sticky.stickyMarkdown({
       measurements: [m('sticky', 'close', 100, 0), m('sticky', 'close', 120, 1), m('sticky', 'close', 90, 2), m('socketio-sticky', 'close', 300, 0)],
       moves: [{ from: 2, to: 3, clients: 1024, seen: 1024, moved: 342, fraction: 342 / 1024, ideal: 1 / 3 }],
@@ -70,7 +79,13 @@ describe('bench statistics', () => {
   });
 
   it('medianByPosition and CPU per request', () => {
-    expect(stats.medianByPosition([[9, 1], [7, 3], [8, 2]])).toEqual([8, 2]);
+    expect(
+      stats.medianByPosition([
+        [9, 1],
+        [7, 3],
+        [8, 2],
+      ]),
+    ).toEqual([8, 2]);
     expect(stats.cpuMicrosPerRequest(1000, 10)).toBe(100);
     expect(stats.cpuMicrosPerRequest(1000, 0)).toBeNull();
   });
@@ -128,10 +143,14 @@ describe('stall scenario statistics', () => {
     const s = stallClient.summarizeConnections(conns, { durationMs: 300, bucketMs: 100 });
     expect(s).toMatchObject({ sent: 5, ok: 3, failed: 2, overSlowMs: 2, slowMs: 500, errors: { ETIMEDOUT: 1, ECONNREFUSED: 1 } });
     expect(s.latencyMs).toEqual({ p50: 2, p90: 900, p99: 900, max: 900 });
-    expect(s.timeline.buckets.map((b) => [b.started, b.slow, b.failed])).toEqual([[2, 0, 0], [2, 2, 1], [1, 0, 1]]);
+    expect(s.timeline.buckets.map((b) => [b.started, b.slow, b.failed])).toEqual([
+      [2, 0, 0],
+      [2, 2, 1],
+      [1, 0, 1],
+    ]);
   });
 
-  it('takes medians over rounds and keeps every round\'s count', () => {
+  it("takes medians over rounds and keeps every round's count", () => {
     const round = (over500ms: number, p99: number) => ({
       client: { sent: 100, ok: 100 },
       over500ms,
@@ -157,9 +176,37 @@ describe('stall scenario statistics', () => {
 describe('CPU-local comparison, pure parts', () => {
   it.each<[string, 'one-client' | 'client-per-cpu', number, number[], { cpu: number | undefined; connections: number }[]]>([
     ['one unpinned client takes every connection', 'one-client', 50, [0, 1], [{ cpu: undefined, connections: 50 }]],
-    ['one client per CPU, evenly', 'client-per-cpu', 50, [0, 1], [{ cpu: 0, connections: 25 }, { cpu: 1, connections: 25 }]],
-    ['the remainder goes to the first clients', 'client-per-cpu', 7, [2, 4, 6], [{ cpu: 2, connections: 3 }, { cpu: 4, connections: 2 }, { cpu: 6, connections: 2 }]],
-    ['never an empty client', 'client-per-cpu', 2, [0, 1, 2, 3], [{ cpu: 0, connections: 1 }, { cpu: 1, connections: 1 }]],
+    [
+      'one client per CPU, evenly',
+      'client-per-cpu',
+      50,
+      [0, 1],
+      [
+        { cpu: 0, connections: 25 },
+        { cpu: 1, connections: 25 },
+      ],
+    ],
+    [
+      'the remainder goes to the first clients',
+      'client-per-cpu',
+      7,
+      [2, 4, 6],
+      [
+        { cpu: 2, connections: 3 },
+        { cpu: 4, connections: 2 },
+        { cpu: 6, connections: 2 },
+      ],
+    ],
+    [
+      'never an empty client',
+      'client-per-cpu',
+      2,
+      [0, 1, 2, 3],
+      [
+        { cpu: 0, connections: 1 },
+        { cpu: 1, connections: 1 },
+      ],
+    ],
   ])('clientPlan: %s', (_name, layout, connections, cpus, expected) => {
     expect(cpuLocal.clientPlan(layout, connections, cpus)).toEqual(expected);
   });
@@ -170,14 +217,29 @@ describe('CPU-local comparison, pure parts', () => {
         { requestsPerSecond: 1000, errors: { total: 1 }, latencyMs: { p99: 12 }, pinnedTo: [0] },
         { requestsPerSecond: 500, errors: { total: 0 }, latencyMs: { p99: 30 }, pinnedTo: [1] },
       ],
-      { primary: { cpuMicros: 3000 }, workers: [{ requests: 3000, cpuMicros: 150_000 }, { requests: 1000, cpuMicros: 50_000 }] },
+      {
+        primary: { cpuMicros: 3000 },
+        workers: [
+          { requests: 3000, cpuMicros: 150_000 },
+          { requests: 1000, cpuMicros: 50_000 },
+        ],
+      },
     );
     expect(m).toMatchObject({ requestsPerSecond: 1500, errors: 1, p99Ms: 30, requests: 4000, shares: [0.75, 0.25], pinnedTo: [[0], [1]] });
     expect(m.cpuMicrosPerRequest).toBeCloseTo(50.75);
     expect(m.primaryCpuMicrosPerRequest).toBeCloseTo(0.75);
     expect(m.jainIndex).toBeCloseTo(0.8);
     const s = cpuLocal.summarizeCpuLocal([m, { ...m, requestsPerSecond: 900, shares: [0.4, 0.6] }, { ...m, requestsPerSecond: 1200 }]);
-    expect(s).toMatchObject({ rounds: 3, requestsPerSecond: 1200, errors: 3, sharesByRound: [[0.75, 0.25], [0.6, 0.4], [0.75, 0.25]] });
+    expect(s).toMatchObject({
+      rounds: 3,
+      requestsPerSecond: 1200,
+      errors: 3,
+      sharesByRound: [
+        [0.75, 0.25],
+        [0.6, 0.4],
+        [0.75, 0.25],
+      ],
+    });
     const table = cpuLocal.cpuLocalMarkdown({
       configurations: cpuLocal.CPU_LOCAL_CONFIGURATIONS,
       layouts: cpuLocal.CLIENT_LAYOUTS,
@@ -198,4 +260,3 @@ describe('bench command line', () => {
     for (const flag of ['--stall', '--skip-stall', '--stall-rate', '--block-for', '--cpu-local']) expect(help.stdout).toContain(flag);
   });
 });
-

@@ -60,11 +60,32 @@ function echo(socket: dgram.Socket, name: string): dgram.Socket {
 describe('planBind', () => {
   it.each<[name: string, facts: Partial<Facts>, options: PlanOptions | undefined, mode: string, backend: string, mention: string]>([
     ['Linux with the addon: reuseport', {}, undefined, 'reuseport', 'addon', 'spreads datagrams'],
-    ["Linux without the addon, Node's dgram reusePort: reuseport by Node", { addon: false, nodeUdpReusePort: true }, undefined, 'reuseport', 'node', 'dgram.createSocket({ reusePort: true })'],
+    [
+      "Linux without the addon, Node's dgram reusePort: reuseport by Node",
+      { addon: false, nodeUdpReusePort: true },
+      undefined,
+      'reuseport',
+      'node',
+      'dgram.createSocket({ reusePort: true })',
+    ],
     ['TCP reusePort alone does not count for UDP', { addon: false, nodeReusePort: true }, undefined, 'exclusive', 'node', 'binds alone'],
     ['a worker with no way to open the socket: the shared socket', { addon: false, role: 'worker' }, undefined, 'shared', 'cluster', 'only as one socket'],
-    ['a macOS worker: the shared socket, never round-robin', { platform: 'darwin', release: '23.1.0', role: 'worker' }, undefined, 'shared', 'cluster', 'no round-robin for UDP'],
-    ['a Windows worker binds alone (node:cluster has no UDP there)', { platform: 'win32', release: '10.0.22631', addon: false, role: 'worker' }, undefined, 'exclusive', 'node', 'ENOTSUP'],
+    [
+      'a macOS worker: the shared socket, never round-robin',
+      { platform: 'darwin', release: '23.1.0', role: 'worker' },
+      undefined,
+      'shared',
+      'cluster',
+      'no round-robin for UDP',
+    ],
+    [
+      'a Windows worker binds alone (node:cluster has no UDP there)',
+      { platform: 'win32', release: '10.0.22631', addon: false, role: 'worker' },
+      undefined,
+      'exclusive',
+      'node',
+      'ENOTSUP',
+    ],
     ["explicit 'shared' in a worker", { role: 'worker' }, { mode: 'shared' }, 'shared', 'cluster', 'only as one socket'],
     ["explicit 'exclusive'", {}, { mode: 'exclusive' }, 'exclusive', 'node', 'binds alone'],
   ])('%s', (_name, facts, options, mode, backend, mention) => {
@@ -120,7 +141,7 @@ describe('bindReusePort', () => {
     expect(await ask(info.address.port, '127.0.0.1')).toBe('four');
   });
 
-  it('resolves a name in the socket\'s family', async () => {
+  it("resolves a name in the socket's family", async () => {
     const info = await bindReusePort(udp(), 0, { address: 'localhost' });
     expect(info.address.address).toBe('127.0.0.1');
   });
@@ -159,7 +180,9 @@ describe('bindReusePort', () => {
       "const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });" +
       "s.on('error', (e) => { console.log(e.code); process.exit(0); });" +
       "s.bind(Number(process.argv[1]), '127.0.0.1', () => { console.log('bound'); process.exit(0); });";
-    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script, String(info.address.port)], { timeout: 10_000 });
+    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script, String(info.address.port)], {
+      timeout: 10_000,
+    });
     expect(out.toString().trim()).toBe('EADDRINUSE');
   });
 
@@ -189,7 +212,9 @@ describe('bindReusePort', () => {
 
   it("port 0 in a cluster worker with an explicit 'reuseport' is refused: workers could not agree on a port", async () => {
     const facts = { ...gatherFacts(), role: 'worker' as const };
-    await expect(bindWith({ facts, isWorker: true, sharedPlan: undefined, supervision: undefined }, udp(), 0, { address: '127.0.0.1', mode: 'reuseport' })).rejects.toMatchObject({
+    await expect(
+      bindWith({ facts, isWorker: true, sharedPlan: undefined, supervision: undefined }, udp(), 0, { address: '127.0.0.1', mode: 'reuseport' }),
+    ).rejects.toMatchObject({
       code: 'ERR_REUSEPORT_MODE_UNSUPPORTED',
     });
   });

@@ -27,7 +27,6 @@ afterEach(() => {
   for (const socket of opened.splice(0)) fs.closeSync(socket.fd);
 });
 
-
 describe('openListener', () => {
   it.each([
     ['IPv4', '127.0.0.1', 4],
@@ -188,7 +187,11 @@ describe('socketInfo', () => {
     ['an IPv6 listener', { address: '::1', port: 0 }, { family: 6, address: '::1', listening: true, ipv6Only: true }],
     ['an IPv6-only listener', { address: '::1', port: 0, ipv6Only: true }, { family: 6, address: '::1', listening: true, ipv6Only: true }],
     ['an IPv4-mapped IPv6 listener', { address: '::ffff:127.0.0.1', port: 0 }, { family: 6, address: '::ffff:127.0.0.1', listening: true, ipv6Only: false }],
-    ['a socket bound without listening', { address: '127.0.0.1', port: 0, listen: false }, { family: 4, address: '127.0.0.1', listening: false, ipv6Only: false }],
+    [
+      'a socket bound without listening',
+      { address: '127.0.0.1', port: 0, listen: false },
+      { family: 4, address: '127.0.0.1', listening: false, ipv6Only: false },
+    ],
   ])('describes %s from openListener, with its port and SO_REUSEPORT', (_name, spec, expected) => {
     const socket = open(spec);
     expect(socket.port).toBeGreaterThan(0);
@@ -370,9 +373,17 @@ describe('notify', () => {
   it('never blocks: a receiver that does not read fills its queue, then EAGAIN', async () => {
     const address = socketPath();
     // A receiver that binds and never reads (python: Node cannot bind a unix datagram socket).
-    const sink = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound", flush=True)\ntime.sleep(30)', address], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const sink = spawn(
+      'python3',
+      [
+        '-c',
+        'import socket,sys,time\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound", flush=True)\ntime.sleep(30)',
+        address,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     cleanups.push(() => {
       sink.kill('SIGKILL');
     });
@@ -432,11 +443,7 @@ describe('notify', () => {
       },
     ],
     ['an fd in fds that was never opened', 'EBADF', async () => ({ address: (await receiver(abstractName())).address, fds: [openFile(), 2 ** 20] })],
-    [
-      'a message longer than the send buffer',
-      'EMSGSIZE',
-      async () => ({ address: (await receiver(abstractName())).address, message: 'x'.repeat(1 << 20) }),
-    ],
+    ['a message longer than the send buffer', 'EMSGSIZE', async () => ({ address: (await receiver(abstractName())).address, message: 'x'.repeat(1 << 20) })],
   ])('fails for %s with %s from sendmsg, naming the address', async (_name, code, make) => {
     const { address, fds = [], message = 'READY=1' } = await make();
     const before = openFdCount();

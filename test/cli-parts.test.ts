@@ -35,7 +35,7 @@ describe('commandSyntaxFor', () => {
   it.each<[string, NodeJS.ProcessEnv, string]>([
     ['no hand-over: this version', {}, 'options-anywhere'],
     ['a hand-over that names none (0.1)', { [HANDOVER_ENV]: JSON.stringify({ from: 1, ready: 3, sockets: [] }) }, 'options-before-script'],
-    ['a hand-over that names 0.1\'s', { [HANDOVER_ENV]: JSON.stringify({ commandSyntax: 'options-before-script' }) }, 'options-before-script'],
+    ["a hand-over that names 0.1's", { [HANDOVER_ENV]: JSON.stringify({ commandSyntax: 'options-before-script' }) }, 'options-before-script'],
     ['a hand-over that names this one', { [HANDOVER_ENV]: JSON.stringify({ commandSyntax: 'options-anywhere' }) }, 'options-anywhere'],
     ['a malformed hand-over (refused later by startCluster)', { [HANDOVER_ENV]: '{' }, 'options-anywhere'],
   ])('%s', (_name, env, syntax) => {
@@ -45,7 +45,9 @@ describe('commandSyntaxFor', () => {
 
 describe('formatEvent', () => {
   it('words: lists comma-separated, none as -, strings with spaces quoted, undefined left out', () => {
-    expect(formatEvent('reload', { pid: 1, pids: [2, 3], killed: [], error: 'a b', code: undefined }, false)).toBe('reload pid=1 pids=2,3 killed=- error="a b"\n');
+    expect(formatEvent('reload', { pid: 1, pids: [2, 3], killed: [], error: 'a b', code: undefined }, false)).toBe(
+      'reload pid=1 pids=2,3 killed=- error="a b"\n',
+    );
   });
 
   it('JSON: the fields keep their types', () => {
@@ -69,17 +71,31 @@ describe('outputMode and formatOutput', () => {
 
   it('a line prefixed with [slot pid], or as an output object', () => {
     expect(formatOutput('prefix', 1, 12345, 'stdout', 'listening on 3000')).toBe('[1 12345] listening on 3000\n');
-    expect(JSON.parse(formatOutput('json', 1, 12345, 'stderr', '{"level":30}'))).toMatchObject({ event: 'output', slot: 1, pid: 12345, stream: 'stderr', line: '{"level":30}' });
+    expect(JSON.parse(formatOutput('json', 1, 12345, 'stderr', '{"level":30}'))).toMatchObject({
+      event: 'output',
+      slot: 1,
+      pid: 12345,
+      stream: 'stderr',
+      line: '{"level":30}',
+    });
   });
 });
 
 describe('stderrReason', () => {
   it.each<[string[], string]>([
     [
-      ['node:internal/errors:541', '      throw error;', '', 'RangeError [ERR_SOCKET_BAD_PORT]: options.port should be >= 0 and < 65536. Received type number (99999).', '    at Server.listen (node:net:2059:5)', '', 'Node.js v20.20.2'],
+      [
+        'node:internal/errors:541',
+        '      throw error;',
+        '',
+        'RangeError [ERR_SOCKET_BAD_PORT]: options.port should be >= 0 and < 65536. Received type number (99999).',
+        '    at Server.listen (node:net:2059:5)',
+        '',
+        'Node.js v20.20.2',
+      ],
       'its error: RangeError [ERR_SOCKET_BAD_PORT]: options.port should be >= 0 and < 65536. Received type number (99999).',
     ],
-    [['Error: Cannot find module \'./config\'', '    at Module._resolveFilename'], "its error: Error: Cannot find module './config'"],
+    [["Error: Cannot find module './config'", '    at Module._resolveFilename'], "its error: Error: Cannot find module './config'"],
     [['config missing', 'giving up', ''], 'its stderr ended with: config missing | giving up'],
     [[], 'it wrote nothing to stderr'],
   ])('%j', (tail, reason) => {

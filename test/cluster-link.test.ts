@@ -52,7 +52,15 @@ function slowRequest(port: number): Promise<{ pid: number; body: Promise<string>
   });
 }
 
-async function start(config: { workers: number; port: number; setup: boolean; pm2?: boolean; hook?: boolean; appSigint?: boolean; killTimeout?: number }): Promise<{ primary: Fixture; ready: Ready }> {
+async function start(config: {
+  workers: number;
+  port: number;
+  setup: boolean;
+  pm2?: boolean;
+  hook?: boolean;
+  appSigint?: boolean;
+  killTimeout?: number;
+}): Promise<{ primary: Fixture; ready: Ready }> {
   const primary = startFixture('cluster-link.js', [JSON.stringify(config)]);
   const ready = await primary.next<Ready>('ready', 20_000);
   return { primary, ready };
@@ -118,42 +126,49 @@ describe('under PM2 (cluster mode), whose reload stops an instance with a signal
   it.each([
     ['listenReusePort', false],
     ['a plain server.listen() under the hook', true],
-  ])("%s: SIGINT drains as the supervisor does (an idle keep-alive connection closed cleanly within kill_timeout), aborts drainSignal(), then kills the worker as SIGINT does", async (_name, hook) => {
-    const port = await freePort();
-    const killTimeout = 4_000;
-    const { primary, ready } = await start({ workers: 2, port, setup: false, pm2: true, hook, killTimeout });
-    const [target] = ready.workers as [number];
-    // A keep-alive connection to that worker, idle after its first answer.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    let socket: net.Socket | undefined;
-    for (let i = 0; i < 50 && !socket; i++) {
-      const { pid, socket: used } = await new Promise<{ pid: string; socket: net.Socket }>((resolve, reject) => {
-        const request = http.get({ host: '127.0.0.1', port, path: '/', agent }, (response) => {
-          const { socket: on } = request;
-          response.resume();
-          response.on('end', () => resolve({ pid: String(response.headers['x-pid']), socket: on as net.Socket }));
+  ])(
+    '%s: SIGINT drains as the supervisor does (an idle keep-alive connection closed cleanly within kill_timeout), aborts drainSignal(), then kills the worker as SIGINT does',
+    async (_name, hook) => {
+      const port = await freePort();
+      const killTimeout = 4_000;
+      const { primary, ready } = await start({ workers: 2, port, setup: false, pm2: true, hook, killTimeout });
+      const [target] = ready.workers as [number];
+      // A keep-alive connection to that worker, idle after its first answer.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      let socket: net.Socket | undefined;
+      for (let i = 0; i < 50 && !socket; i++) {
+        const { pid, socket: used } = await new Promise<{ pid: string; socket: net.Socket }>((resolve, reject) => {
+          const request = http.get({ host: '127.0.0.1', port, path: '/', agent }, (response) => {
+            const { socket: on } = request;
+            response.resume();
+            response.on('end', () => resolve({ pid: String(response.headers['x-pid']), socket: on as net.Socket }));
+          });
+          request.on('error', reject);
         });
-        request.on('error', reject);
+        if (Number(pid) === target) socket = used;
+        else agent.destroy();
+      }
+      expect(socket).toBeDefined();
+      const closed = new Promise<{ hadError: boolean; ms: number }>((resolve) => {
+        const since = performance.now();
+        socket!.once('close', (hadError) => resolve({ hadError, ms: performance.now() - since }));
       });
-      if (Number(pid) === target) socket = used;
-      else agent.destroy();
-    }
-    expect(socket).toBeDefined();
-    const closed = new Promise<{ hadError: boolean; ms: number }>((resolve) => {
-      const since = performance.now();
-      socket!.once('close', (hadError) => resolve({ hadError, ms: performance.now() - since }));
-    });
-    const drain = primary.next<{ pid: number; reason: string; code: string }>('drain', 10_000);
-    const exited = primary.next<Exit>('exit', 10_000);
-    process.kill(target, 'SIGINT');
-    await expect(drain).resolves.toMatchObject({ pid: target, code: 'REUSEPORT_DRAINING', reason: expect.stringContaining('PM2 stops this instance (SIGINT)') });
-    const close = await closed;
-    expect(close.hadError).toBe(false);
-    // Closed after the idle grace, not at kill_timeout (PM2 would SIGKILL at 4000 ms).
-    expect(close.ms).toBeLessThan(killTimeout - 1_000);
-    await expect(exited).resolves.toMatchObject({ pid: target, code: null, signal: 'SIGINT' });
-    agent.destroy();
-  });
+      const drain = primary.next<{ pid: number; reason: string; code: string }>('drain', 10_000);
+      const exited = primary.next<Exit>('exit', 10_000);
+      process.kill(target, 'SIGINT');
+      await expect(drain).resolves.toMatchObject({
+        pid: target,
+        code: 'REUSEPORT_DRAINING',
+        reason: expect.stringContaining('PM2 stops this instance (SIGINT)'),
+      });
+      const close = await closed;
+      expect(close.hadError).toBe(false);
+      // Closed after the idle grace, not at kill_timeout (PM2 would SIGKILL at 4000 ms).
+      expect(close.ms).toBeLessThan(killTimeout - 1_000);
+      await expect(exited).resolves.toMatchObject({ pid: target, code: null, signal: 'SIGINT' });
+      agent.destroy();
+    },
+  );
 
   it("an app that listens for SIGINT itself decides when to exit: after the drain its worker is still there (the package's own listener is not counted)", async () => {
     const port = await freePort();

@@ -22,8 +22,20 @@ describe('decide', () => {
     ['standalone Linux with the addon', 'auto', { facts: linux, isWorker: false, sharedPlan: undefined, policy: 'rr' }, 'reuseport', 'addon'],
     ['a Linux worker with no plan from the primary', 'auto', { facts: linux, isWorker: true, sharedPlan: undefined, policy: 'rr' }, 'reuseport', 'addon'],
     ['a worker following the primary (reuseport)', 'auto', { facts: linux, isWorker: true, sharedPlan: sharedReuseport, policy: 'rr' }, 'reuseport', 'addon'],
-    ["a worker following the primary's reuseport with Node's own", 'auto', { facts: { ...linux, addon: false, nodeReusePort: true }, isWorker: true, sharedPlan: sharedReuseport, policy: 'rr' }, 'reuseport', 'node'],
-    ['a worker following the primary (round-robin)', 'auto', { facts: linux, isWorker: true, sharedPlan: sharedRoundRobin, policy: 'rr' }, 'round-robin', 'cluster'],
+    [
+      "a worker following the primary's reuseport with Node's own",
+      'auto',
+      { facts: { ...linux, addon: false, nodeReusePort: true }, isWorker: true, sharedPlan: sharedReuseport, policy: 'rr' },
+      'reuseport',
+      'node',
+    ],
+    [
+      'a worker following the primary (round-robin)',
+      'auto',
+      { facts: linux, isWorker: true, sharedPlan: sharedRoundRobin, policy: 'rr' },
+      'round-robin',
+      'cluster',
+    ],
     ['a macOS worker under SCHED_RR', 'auto', { facts: darwin, isWorker: true, sharedPlan: undefined, policy: 'rr' }, 'round-robin', 'cluster'],
     ['a macOS worker under SCHED_NONE reports shared', 'auto', { facts: darwin, isWorker: true, sharedPlan: undefined, policy: 'none' }, 'shared', 'cluster'],
     ['standalone macOS', 'auto', { facts: darwin, isWorker: false, sharedPlan: undefined, policy: 'rr' }, 'exclusive', 'node'],
@@ -42,8 +54,16 @@ describe('decide', () => {
 
   it.each<[string, Parameters<typeof decide>[0], Parameters<typeof decide>[1]]>([
     ['a cluster mode the policy does not give', 'shared', { facts: linux, isWorker: true, sharedPlan: undefined, policy: 'rr' }],
-    ['REUSEPORT_MODE asking for a cluster mode the policy does not give', 'auto', { facts: { ...linux, override: 'round-robin' }, isWorker: true, sharedPlan: undefined, policy: 'none' }],
-    ["the primary's reuseport in a worker that can open no such socket", 'auto', { facts: { ...linux, addon: false }, isWorker: true, sharedPlan: sharedReuseport, policy: 'rr' }],
+    [
+      'REUSEPORT_MODE asking for a cluster mode the policy does not give',
+      'auto',
+      { facts: { ...linux, override: 'round-robin' }, isWorker: true, sharedPlan: undefined, policy: 'none' },
+    ],
+    [
+      "the primary's reuseport in a worker that can open no such socket",
+      'auto',
+      { facts: { ...linux, addon: false }, isWorker: true, sharedPlan: sharedReuseport, policy: 'rr' },
+    ],
   ])('refuses %s', (_name, mode, edges) => {
     expect(() => decide(mode, edges)).toThrow(expect.objectContaining({ code: 'ERR_REUSEPORT_MODE_UNSUPPORTED' }));
   });

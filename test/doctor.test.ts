@@ -9,8 +9,7 @@ import type { Facts } from '../lib/plan/facts';
 import { startFixture, stopAll } from './helpers/processes';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
-const run = (...args: string[]) =>
-  promisify(execFile)(process.execPath, [cli, ...args], { timeout: 20_000, killSignal: 'SIGKILL' });
+const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { timeout: 20_000, killSignal: 'SIGKILL' });
 
 afterEach(() => stopAll());
 
@@ -87,7 +86,11 @@ describe('collectDoctorReport off Linux (injected facts)', () => {
   it.each<[name: string, facts: Facts, reads: string[]]>([
     ['Windows reads no Linux sysctl, even where a /proc can be seen (Wine through z:)', windowsFacts, []],
     ['macOS reads none either', { ...windowsFacts, platform: 'darwin', release: '23.1.0', addonError: 'no addon' }, []],
-    ['Linux reads both', { ...windowsFacts, platform: 'linux', release: '6.18.0', addon: true, addonError: undefined }, ['net.core.somaxconn', 'net.ipv4.tcp_migrate_req']],
+    [
+      'Linux reads both',
+      { ...windowsFacts, platform: 'linux', release: '6.18.0', addon: true, addonError: undefined },
+      ['net.core.somaxconn', 'net.ipv4.tcp_migrate_req'],
+    ],
   ])('%s', (_name, facts, reads) => {
     const asked: string[] = [];
     const report = collectDoctorReport({ port: 1 }, { facts: () => facts, readSysctl: (name) => (asked.push(name), 0) });

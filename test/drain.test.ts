@@ -279,7 +279,12 @@ describe('drainServer over TLS', () => {
     const busyAgent = new https.Agent({ keepAlive: true });
     const pool = new Pool(origin, { connections: 8, connect: { rejectUnauthorized: false } });
     const idleClient = new Client(origin, { connect: { rejectUnauthorized: false } });
-    cleanups.push(() => idleAgent.destroy(), () => busyAgent.destroy(), () => pool.destroy().catch(() => undefined), () => idleClient.destroy().catch(() => undefined));
+    cleanups.push(
+      () => idleAgent.destroy(),
+      () => busyAgent.destroy(),
+      () => pool.destroy().catch(() => undefined),
+      () => idleClient.destroy().catch(() => undefined),
+    );
 
     // Idle: one request each, then the connections wait in the agent and in the client.
     const idle = await get(port, '/', idleAgent);
@@ -324,7 +329,10 @@ describe('drainServer over TLS', () => {
     const port = await listen(server);
     const idleAgent = new https.Agent({ keepAlive: true });
     const busyAgent = new https.Agent({ keepAlive: true });
-    cleanups.push(() => idleAgent.destroy(), () => busyAgent.destroy());
+    cleanups.push(
+      () => idleAgent.destroy(),
+      () => busyAgent.destroy(),
+    );
     const idle = await get(port, '/', idleAgent);
     expect(idle.headers.connection).toBe('keep-alive');
     const idleEnd = watchEnd(idle.socket);
@@ -366,7 +374,10 @@ describe('drainServer over TLS', () => {
     expect(server.listenerCount('secureConnection')).toBe(2);
     const idleAgent = new https.Agent({ keepAlive: true });
     const busyAgent = new https.Agent({ keepAlive: true });
-    cleanups.push(() => idleAgent.destroy(), () => busyAgent.destroy());
+    cleanups.push(
+      () => idleAgent.destroy(),
+      () => busyAgent.destroy(),
+    );
     const idle = await get(port, '/', idleAgent);
     const idleEnd = watchEnd(idle.socket);
     const inFlight = get(port, '/slow', busyAgent);
@@ -494,7 +505,10 @@ describe('drainServer with upgraded connections', () => {
       socket.on('close', () => open.delete(socket));
     });
     const port = await listen(server);
-    cleanups.push(() => wss.close(), () => server.close());
+    cleanups.push(
+      () => wss.close(),
+      () => server.close(),
+    );
     const client = new WebSocket(`${secure ? 'wss' : 'ws'}://127.0.0.1:${port}/`, { rejectUnauthorized: false });
     const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
     client.on('error', () => undefined);

@@ -40,7 +40,10 @@ function freePort(): Promise<number> {
 
 // The runner with --json; lines that are not the runner's JSON (a worker's own output) are kept aside.
 function runner(args: string[], port: number, env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [cli, 'start', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, APP_PORT: String(port) } });
+  const child = spawn(process.execPath, [cli, 'start', '--json', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env, APP_PORT: String(port) },
+  });
   seen.add(child.pid);
   const events: Event[] = [];
   let output = '';
@@ -189,7 +192,10 @@ describe('ports only some workers listen on, under reuseport start', () => {
       if (free) slotPort = candidate;
     }
     expect(slotPort).toBeGreaterThan(0);
-    const run = runner(['--workers', '2', path.join(fixtures, 'admin-port-app.js')], port, { APP_ADMIN_PORT: String(adminPort), APP_SLOT_PORT: String(slotPort) });
+    const run = runner(['--workers', '2', path.join(fixtures, 'admin-port-app.js')], port, {
+      APP_ADMIN_PORT: String(adminPort),
+      APP_SLOT_PORT: String(slotPort),
+    });
     const ready = await run.next('ready');
     const [first, second] = ready.workers as number[];
     const admin = new Set<string>();
@@ -256,7 +262,9 @@ describe('a crash-looping release under reuseport start', () => {
     const loops = run.events.filter((event) => event.event === 'crash-loop');
     expect(loops).toHaveLength(2);
     const last = run.stderr().trim().split('\n').at(-1);
-    expect(last).toMatch(/^reuseport start: every slot stopped restarting: the workers kept dying within 10000 ms of their start \(16 restarts in a row per slot; the last, pid \d+, exited with code 3\): its stderr ended with: crash-app: cannot reach the database$/);
+    expect(last).toMatch(
+      /^reuseport start: every slot stopped restarting: the workers kept dying within 10000 ms of their start \(16 restarts in a row per slot; the last, pid \d+, exited with code 3\): its stderr ended with: crash-app: cannot reach the database$/,
+    );
   }, 60_000);
 });
 
@@ -282,16 +290,18 @@ describe('drainSignal() under reuseport start', () => {
     for (let i = 0; i < 40 && new Set(streams.map((s) => s.pid)).size < 2; i++) {
       streams.push(
         await new Promise((resolve, reject) => {
-          http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (response) => {
-            let text = '';
-            response.setEncoding('utf8');
-            const body = new Promise<string>((done, fail) => {
-              response.on('data', (chunk: string) => (text += chunk));
-              response.on('end', () => done(text));
-              response.on('error', fail);
-            });
-            resolve({ pid: String(response.headers['x-pid']), body });
-          }).on('error', reject);
+          http
+            .get({ host: '127.0.0.1', port, path: '/', agent: false }, (response) => {
+              let text = '';
+              response.setEncoding('utf8');
+              const body = new Promise<string>((done, fail) => {
+                response.on('data', (chunk: string) => (text += chunk));
+                response.on('end', () => done(text));
+                response.on('error', fail);
+              });
+              resolve({ pid: String(response.headers['x-pid']), body });
+            })
+            .on('error', reject);
         }),
       );
     }

@@ -5,8 +5,7 @@ import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 
 const root = path.join(__dirname, '..');
-const run = (args: string[]) =>
-  promisify(execFile)(process.execPath, args, { cwd: root, timeout: 20_000, killSignal: 'SIGKILL' });
+const run = (args: string[]) => promisify(execFile)(process.execPath, args, { cwd: root, timeout: 20_000, killSignal: 'SIGKILL' });
 
 const listenAndReport = `
   const server = net.createServer();
@@ -16,10 +15,7 @@ const listenAndReport = `
 `;
 
 it('works through require()', async () => {
-  const { stdout } = await run([
-    '-e',
-    `const api = require('reuseport'); const net = require('node:net'); (async () => { ${listenAndReport} })();`,
-  ]);
+  const { stdout } = await run(['-e', `const api = require('reuseport'); const net = require('node:net'); (async () => { ${listenAndReport} })();`]);
   const report = JSON.parse(stdout);
   expect(report.mode).toBe('reuseport');
   expect(report.port).toBeGreaterThan(0);

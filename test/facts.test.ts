@@ -53,8 +53,24 @@ describe('gatherFacts reads', () => {
     ['nodeReusePort false when tcp_wrap lacks UV_TCP_REUSEPORT', {}, { nodeReusePort: false }],
     ['nodeUdpReusePort true when udp_wrap has UV_UDP_REUSEPORT', { udpWrap: () => ({ constants: { UV_UDP_REUSEPORT: 64 } }) }, { nodeUdpReusePort: true }],
     ['nodeUdpReusePort false when udp_wrap lacks UV_UDP_REUSEPORT', { udpWrap: () => ({ constants: {} }) }, { nodeUdpReusePort: false }],
-    ['nodeUdpReusePort false when udp_wrap cannot be reached', { udpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeUdpReusePort: false }],
-    ['nodeReusePort false when tcp_wrap cannot be reached', { tcpWrap: () => { throw new Error('process.binding is gone'); } }, { nodeReusePort: false }],
+    [
+      'nodeUdpReusePort false when udp_wrap cannot be reached',
+      {
+        udpWrap: () => {
+          throw new Error('process.binding is gone');
+        },
+      },
+      { nodeUdpReusePort: false },
+    ],
+    [
+      'nodeReusePort false when tcp_wrap cannot be reached',
+      {
+        tcpWrap: () => {
+          throw new Error('process.binding is gone');
+        },
+      },
+      { nodeReusePort: false },
+    ],
     // libuv refuses UV_TCP_REUSEPORT/UV_UDP_REUSEPORT with ENOTSUP off its list, though Node exports the constants.
     ...(['win32', 'darwin', 'openbsd'] as const).map((platform): [string, Partial<FactSources>, Record<string, unknown>] => [
       `nodeReusePort and nodeUdpReusePort false on ${platform}, where libuv refuses the flag, even with the constants`,
@@ -71,11 +87,31 @@ describe('gatherFacts reads', () => {
       { platform: 'win32', loadBinding: addonProbing(() => -129) },
       { addon: false, addonError: expect.stringMatching(/^Windows has no SO_REUSEPORT.*JavaScript path/) },
     ],
-    ['on Windows a missing addon is no error to fix either', { platform: 'win32', loadBinding: missingAddon }, { addon: false, addonError: expect.not.stringMatching(/C\+\+|rebuild|unknown error/) }],
+    [
+      'on Windows a missing addon is no error to fix either',
+      { platform: 'win32', loadBinding: missingAddon },
+      { addon: false, addonError: expect.not.stringMatching(/C\+\+|rebuild|unknown error/) },
+    ],
     ['addon true when its probe returns 0', {}, { addon: true, addonError: undefined }],
-    ['addon false with the load error when the addon is missing', { loadBinding: missingAddon }, { addon: false, addonError: 'no build/Release/reuseport.node' }],
-    ['addon false with the errno name when the kernel refuses SO_REUSEPORT', { loadBinding: addonProbing(() => -os.constants.errno.ENOPROTOOPT) }, { addon: false, addonError: expect.stringContaining('ENOPROTOOPT') }],
-    ['addon false when its probe throws', { loadBinding: addonProbing(() => { throw new Error('probe exploded'); }) }, { addon: false, addonError: expect.stringContaining('probe exploded') }],
+    [
+      'addon false with the load error when the addon is missing',
+      { loadBinding: missingAddon },
+      { addon: false, addonError: 'no build/Release/reuseport.node' },
+    ],
+    [
+      'addon false with the errno name when the kernel refuses SO_REUSEPORT',
+      { loadBinding: addonProbing(() => -os.constants.errno.ENOPROTOOPT) },
+      { addon: false, addonError: expect.stringContaining('ENOPROTOOPT') },
+    ],
+    [
+      'addon false when its probe throws',
+      {
+        loadBinding: addonProbing(() => {
+          throw new Error('probe exploded');
+        }),
+      },
+      { addon: false, addonError: expect.stringContaining('probe exploded') },
+    ],
     ['role worker in a cluster worker', { cluster: { isWorker: true, isPrimary: false } }, { role: 'worker' }],
     ['role primary when the primary has workers', { cluster: { ...lone, workers: { 1: {} } } }, { role: 'primary' }],
     ['role primary after setupPrimary, before any fork', { cluster: { ...lone, settings: { exec: '/srv/app/worker.js' } } }, { role: 'primary' }],
@@ -106,8 +142,15 @@ describe('gatherFacts on this process', () => {
   });
 
   it('lists exactly the documented fields', () => {
-    expect(Object.keys(gatherFacts(fake)).sort()).toEqual(
-      ['addon', 'addonError', 'nodeReusePort', 'nodeUdpReusePort', 'override', 'platform', 'release', 'role'],
-    );
+    expect(Object.keys(gatherFacts(fake)).sort()).toEqual([
+      'addon',
+      'addonError',
+      'nodeReusePort',
+      'nodeUdpReusePort',
+      'override',
+      'platform',
+      'release',
+      'role',
+    ]);
   });
 });

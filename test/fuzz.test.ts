@@ -61,7 +61,14 @@ function randomValue(random: () => number, depth = 0): unknown {
     case 14:
       return depth > 2 ? {} : Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth + 1));
     case 15:
-      return new Proxy({}, { get: () => { throw new Error('trap'); } });
+      return new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error('trap');
+          },
+        },
+      );
     default:
       return depth > 2 ? {} : randomSpec(random, depth + 1);
   }
@@ -119,9 +126,28 @@ function fuzz(name: string, seed: number, makeArgs: (random: () => number) => un
   console.log(`${name}: ${JSON.stringify(Object.fromEntries(outcomes))}`);
 }
 
-const fdFunctions = new Set(['listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo', 'clearDatagramReuseAddr', 'datagramSockets']);
+const fdFunctions = new Set([
+  'listenSocket',
+  'attachReusePortProgram',
+  'acceptQueue',
+  'listeningSockets',
+  'socketInfo',
+  'clearDatagramReuseAddr',
+  'datagramSockets',
+]);
 
-describe.each(['openListener', 'probeReusePort', 'listenSocket', 'attachReusePortProgram', 'acceptQueue', 'listeningSockets', 'socketInfo', 'openDatagram', 'clearDatagramReuseAddr', 'datagramSockets'])('%s under 10,000 random calls', (name) => {
+describe.each([
+  'openListener',
+  'probeReusePort',
+  'listenSocket',
+  'attachReusePortProgram',
+  'acceptQueue',
+  'listeningSockets',
+  'socketInfo',
+  'openDatagram',
+  'clearDatagramReuseAddr',
+  'datagramSockets',
+])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     fuzz(name, name.length * 7919, (random) => {
       // Most calls get an options-shaped object, so the checks past the first one are reached too.

@@ -98,7 +98,11 @@ describe('reuseport start --health-host 0.0.0.0, asked from a non-loopback addre
     const address = '192.0.2.1';
     const [command, ...prefix] = namespaceCommand() as [string, ...string[]];
     const setup = `ip link set lo up && ip addr add ${address}/32 dev lo && exec "$0" "$@"`;
-    const child = spawn(command, [...prefix, '--', 'sh', '-c', setup, process.execPath, path.join(__dirname, 'scenarios', 'health-split.js'), JSON.stringify({ address })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      command,
+      [...prefix, '--', 'sh', '-c', setup, process.execPath, path.join(__dirname, 'scenarios', 'health-split.js'), JSON.stringify({ address })],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

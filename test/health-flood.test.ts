@@ -57,7 +57,9 @@ const until = async (condition: () => boolean, timeoutMs: number, what: string) 
 describe('reuseport start --health-port under 3,000 held GET /exit', () => {
   it('the ones past the cap are answered 503 and closed; /live answers within 1 s; the primary holds under 1,000 fds', async () => {
     const healthPort = await freePort();
-    const runner = startRunner(['start', path.join(fixtures, 'runner-app.js'), '-i', '1', '--health-port', String(healthPort), '--json'], seen, { PORT: String(await freePort()) });
+    const runner = startRunner(['start', path.join(fixtures, 'runner-app.js'), '-i', '1', '--health-port', String(healthPort), '--json'], seen, {
+      PORT: String(await freePort()),
+    });
     const ready = await runner.next((line) => line.event === 'ready');
     const pid = ready.pid as number;
     const before = fdCount(pid);
@@ -146,7 +148,10 @@ describe('HealthServer limits', () => {
     expect(third.received().toLowerCase()).toMatch(/\r\nconnection: close\r\n/);
     await until(() => third.received().includes('try again'), 5_000, 'the body');
     // The server ends that connection itself.
-    const closed = await Promise.race([new Promise((resolve) => sockets.at(-1)?.once('close', () => resolve(true))), new Promise((resolve) => setTimeout(() => resolve(false), 5_000))]);
+    const closed = await Promise.race([
+      new Promise((resolve) => sockets.at(-1)?.once('close', () => resolve(true))),
+      new Promise((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
     expect(closed).toBe(true);
     expect(held.every((request) => !request.received().includes('"cut"'))).toBe(true);
   });

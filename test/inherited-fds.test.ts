@@ -30,7 +30,16 @@ describe('notInheritedReason (pure)', () => {
 
   it('firstNotInherited names the first fd that is no socket, with what it was said to be', () => {
     const kinds: Record<number, { kind: 'socket' | 'other' }> = { 3: { kind: 'socket' }, 4: { kind: 'other' }, 5: { kind: 'other' } };
-    expect(firstNotInherited([{ fd: 3, as: 'a' }, { fd: 4, as: 'b' }, { fd: 5, as: 'c' }], (fd) => kinds[fd] ?? { kind: 'other' })).toBe('fd 4 (b) is not a socket');
+    expect(
+      firstNotInherited(
+        [
+          { fd: 3, as: 'a' },
+          { fd: 4, as: 'b' },
+          { fd: 5, as: 'c' },
+        ],
+        (fd) => kinds[fd] ?? { kind: 'other' },
+      ),
+    ).toBe('fd 4 (b) is not a socket');
     expect(firstNotInherited([{ fd: 3, as: 'a' }], (fd) => kinds[fd] ?? { kind: 'other' })).toBeUndefined();
   });
 });
@@ -43,19 +52,23 @@ function runnerWith(script: string, env: NodeJS.ProcessEnv, extraStdio: ('pipe' 
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const within = (ms: number) => Promise.race([exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), ms))]);
   return { child, exited, within, stdout: () => stdout, stderr: () => stderr };
 }
 
 const ourName = (port: number) => fdName({ slot: 0, port, requestedPort: port, ipv6Only: false, address: '127.0.0.1', requestedAddress: '127.0.0.1' });
 
-describe('LISTEN_FDS=1 with LISTEN_PID right, and no fd passed (fd 3 is Node\'s epoll fd)', () => {
-  it('named in the library\'s own format: an error naming LISTEN_FDS and fd 3, exit 1 by itself, no signal, no worker', async () => {
+describe("LISTEN_FDS=1 with LISTEN_PID right, and no fd passed (fd 3 is Node's epoll fd)", () => {
+  it("named in the library's own format: an error naming LISTEN_FDS and fd 3, exit 1 by itself, no signal, no worker", async () => {
     const port = await freePort();
     const runner = runnerWith(`LISTEN_PID=$$ exec "$0" "$@" start ${app} -i 1 --json`, { LISTEN_FDS: '1', LISTEN_FDNAMES: ourName(port), PORT: String(port) });
     expect(await runner.within(20_000)).toEqual({ code: 1, signal: null });
-    expect(runner.stderr()).toMatch(/LISTEN_FDS and LISTEN_FDNAMES name fd 3 \("reuseport,0,\d+,[^"]*"\) is not a socket \(anon_inode:\[eventpoll\]\).*neither used nor closed/);
+    expect(runner.stderr()).toMatch(
+      /LISTEN_FDS and LISTEN_FDNAMES name fd 3 \("reuseport,0,\d+,[^"]*"\) is not a socket \(anon_inode:\[eventpoll\]\).*neither used nor closed/,
+    );
     expect(runner.stdout()).not.toMatch(/"event":"listening"/);
   });
 
@@ -71,13 +84,15 @@ describe('LISTEN_FDS=1 with LISTEN_PID right, and no fd passed (fd 3 is Node\'s 
   });
 });
 
-describe('REUSEPORT_HANDOVER naming fd 4 (not handed over: one of Node\'s own)', () => {
+describe("REUSEPORT_HANDOVER naming fd 4 (not handed over: one of Node's own)", () => {
   it('an error naming REUSEPORT_HANDOVER and fd 4, told on the readiness channel; exit 1 by itself, no signal', async () => {
     const port = await freePort();
     const handover = {
       from: process.pid,
       ready: 3,
-      sockets: [{ fd: 4, slot: 0, address: '127.0.0.1', port, requestedPort: port, requestedAddress: '127.0.0.1', ipv6Only: false, steerable: true, group: false }],
+      sockets: [
+        { fd: 4, slot: 0, address: '127.0.0.1', port, requestedPort: port, requestedAddress: '127.0.0.1', ipv6Only: false, steerable: true, group: false },
+      ],
     };
     // fd 3: a real readiness channel (a socket pair, as an upgrade's); fd 4: whatever Node opens there.
     const runner = runnerWith(`exec "$0" "$@" start ${app} -i 1 --json`, { REUSEPORT_HANDOVER: JSON.stringify(handover), PORT: String(port) }, ['pipe']);

@@ -20,7 +20,10 @@ describe('checkWorkerMessage', () => {
     ['a drain', m({ act: 'drained', destroyed: 0 })],
     ['a beat', m({ act: 'beat', slot: 1, accepted: { 0: 5, 1: 0, 3: 2 ** 40 } })],
     ['a beat with no counts', m({ act: 'beat', slot: 1, accepted: {} })],
-    ['a failure', m({ act: 'failed', slot: 0, error: { message: 'listen EADDRINUSE', code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '::', port: 80 } })],
+    [
+      'a failure',
+      m({ act: 'failed', slot: 0, error: { message: 'listen EADDRINUSE', code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '::', port: 80 } }),
+    ],
     ['a failure with only a message', m({ act: 'failed', slot: 0, error: { message: '' } })],
   ])('takes %s', (_, message) => {
     expect(checkWorkerMessage(message, limits)).toEqual({ ok: true, message });
@@ -32,7 +35,11 @@ describe('checkWorkerMessage', () => {
     ['failed with a string error', m({ act: 'failed', slot: 0, error: 'boom' }), /error must be an object/],
     ['failed with a numeric message', m({ act: 'failed', slot: 0, error: { message: 5 } }), /error\.message must be a string/],
     ['failed with a string errno', m({ act: 'failed', slot: 0, error: { message: 'x', errno: '-98' } }), /error\.errno must be an integer/],
-    ['failed with a huge message', m({ act: 'failed', slot: 0, error: { message: 'x'.repeat(MAX_ERROR_TEXT + 1) } }), /error\.message must be a string of at most 16384/],
+    [
+      'failed with a huge message',
+      m({ act: 'failed', slot: 0, error: { message: 'x'.repeat(MAX_ERROR_TEXT + 1) } }),
+      /error\.message must be a string of at most 16384/,
+    ],
     ['beat without accepted', m({ act: 'beat', slot: 0 }), /accepted must be an object of counts per slot, not undefined/],
     ['beat with an array', m({ act: 'beat', slot: 0, accepted: [1] }), /accepted must be an object.*not an array/],
     ['beat with a negative count', m({ act: 'beat', slot: 0, accepted: { 0: -5 } }), /accepted\[0\] must be a non-negative integer, not -5/],
@@ -48,10 +55,22 @@ describe('checkWorkerMessage', () => {
     ['listening with a negative port', m({ act: 'listening', slot: 0, port: -1 }), /not -1/],
     ['listening on a slot out of range', m({ act: 'listening', slot: 4, port: 80 }), /slot must be an integer from 0 to 3, not 4/],
     ['listening on a fractional slot', m({ act: 'listening', slot: 0.5, port: 80 }), /slot must be an integer/],
-    ['a slot request without seq', m({ act: 'slot', address: '::', port: 0, ipv6Only: false, group: false }), /seq must be a non-negative integer, not undefined/],
+    [
+      'a slot request without seq',
+      m({ act: 'slot', address: '::', port: 0, ipv6Only: false, group: false }),
+      /seq must be a non-negative integer, not undefined/,
+    ],
     ['a slot request with a negative seq', m({ act: 'slot', seq: -1, address: '::', port: 0, ipv6Only: false, group: false }), /seq must be/],
-    ['a slot request with an empty address', m({ act: 'slot', seq: 1, address: '', port: 0, ipv6Only: false, group: false }), /address must be a non-empty string/],
-    ['a slot request with a huge address', m({ act: 'slot', seq: 1, address: long, port: 0, ipv6Only: false, group: false }), /address must be a non-empty string of at most 1024/],
+    [
+      'a slot request with an empty address',
+      m({ act: 'slot', seq: 1, address: '', port: 0, ipv6Only: false, group: false }),
+      /address must be a non-empty string/,
+    ],
+    [
+      'a slot request with a huge address',
+      m({ act: 'slot', seq: 1, address: long, port: 0, ipv6Only: false, group: false }),
+      /address must be a non-empty string of at most 1024/,
+    ],
     ['a slot request with group true', m({ act: 'slot', seq: 1, address: '::', port: 0, ipv6Only: false, group: true }), /group must be false or a string/],
     ['a slot request with a string ipv6Only', m({ act: 'slot', seq: 1, address: '::', port: 0, ipv6Only: 'no', group: false }), /ipv6Only must be a boolean/],
     ['a reservation with a numeric address', m({ act: 'reserve', seq: 1, address: 5, ipv6Only: false }), /address must be/],
@@ -73,7 +92,13 @@ describe('checkWorkerMessage', () => {
   it('never throws, whatever it is given', () => {
     const cyclic: Record<string, unknown> = { cmd: COMMAND, act: 'beat', slot: 0 };
     cyclic.accepted = cyclic;
-    const odd = [cyclic, m({ act: 'beat', slot: 0, accepted: Object.create(null) }), m({ act: 'failed', slot: 0, error: Object.create(null) }), m({ act: Symbol('x') }), m({ act: 'slot', seq: 10n })];
+    const odd = [
+      cyclic,
+      m({ act: 'beat', slot: 0, accepted: Object.create(null) }),
+      m({ act: 'failed', slot: 0, error: Object.create(null) }),
+      m({ act: Symbol('x') }),
+      m({ act: 'slot', seq: 10n }),
+    ];
     for (const message of odd) expect(() => checkWorkerMessage(message, limits)).not.toThrow();
     expect(checkWorkerMessage(cyclic, limits).ok).toBe(false);
   });
@@ -81,7 +106,11 @@ describe('checkWorkerMessage', () => {
 
 describe('refusal', () => {
   it.each([
-    ['a request with a seq: the coded error reply, naming the reply it stands for', m({ act: 'slot', seq: 9, address: 5 }), { seq: 9, code: BAD_MESSAGE, mention: /\(slot-reply\): address/ }],
+    [
+      'a request with a seq: the coded error reply, naming the reply it stands for',
+      m({ act: 'slot', seq: 9, address: 5 }),
+      { seq: 9, code: BAD_MESSAGE, mention: /\(slot-reply\): address/ },
+    ],
     ['an unknown act with a seq', m({ act: 'explode', seq: 3 }), { seq: 3, code: BAD_MESSAGE, mention: /unknown act/ }],
     ['a message without a seq: no reply', m({ act: 'beat', slot: 0 }), undefined],
     ['a message with a bad seq: no reply', m({ act: 'slot', seq: 'x' }), undefined],
@@ -122,7 +151,17 @@ describe('WarningLimiter', () => {
 
 describe('errors across the channel', () => {
   it.each([
-    ['a system error', Object.assign(new Error('listen EADDRINUSE: address already in use :::80'), { code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '::', port: 80 }), { message: 'listen EADDRINUSE: address already in use :::80', code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '::', port: 80 }],
+    [
+      'a system error',
+      Object.assign(new Error('listen EADDRINUSE: address already in use :::80'), {
+        code: 'EADDRINUSE',
+        errno: -98,
+        syscall: 'listen',
+        address: '::',
+        port: 80,
+      }),
+      { message: 'listen EADDRINUSE: address already in use :::80', code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '::', port: 80 },
+    ],
     ['an error without fields', new Error('boom'), { message: 'boom' }],
     ['fields of the wrong type are left out', Object.assign(new Error('odd'), { code: 5, errno: '-98', port: '80' }), { message: 'odd' }],
     ['a thrown string', 'just text', { message: 'just text' }],

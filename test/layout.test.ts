@@ -78,7 +78,12 @@ function checkLayers(dir: string, order: string[], folders: string[], layer: (fi
   it('has every source in a known layer, and every folder a README saying what it holds', () => {
     for (const file of sources(dir)) expect(order, path.relative(lib, file)).toContain(layer(file));
     for (const folder of folders) {
-      expect(fs.readFileSync(path.join(dir, folder, 'README.md'), 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(1);
+      expect(
+        fs
+          .readFileSync(path.join(dir, folder, 'README.md'), 'utf8')
+          .trim()
+          .split('\n').length,
+      ).toBeGreaterThanOrEqual(1);
     }
     expect(imports.length).toBeGreaterThan(atLeast);
   });
@@ -96,7 +101,14 @@ function checkLayers(dir: string, order: string[], folders: string[], layer: (fi
 const imports = importsOf(lib, layerOf);
 
 describe('lib/ layout', () => {
-  checkLayers(lib, layers, layers.filter((name) => name !== 'index' && name !== 'bottom'), layerOf, imports, 50);
+  checkLayers(
+    lib,
+    layers,
+    layers.filter((name) => name !== 'index' && name !== 'bottom'),
+    layerOf,
+    imports,
+    50,
+  );
 
   it('names files that exist', () => {
     const missing = imports.filter(({ to }) => !fs.existsSync(path.join(lib, to)));
@@ -107,5 +119,12 @@ describe('lib/ layout', () => {
 describe('lib/supervisor/ layout', () => {
   // Only the imports from one supervisor file to another; those to and from the rest of lib/ are checked above.
   const inside = importsOf(supervisor, supervisorLayerOf).filter(({ to }) => layerOf(path.join(lib, to)) === 'supervisor');
-  checkLayers(supervisor, supervisorLayers, supervisorLayers.filter((name) => name !== 'root'), supervisorLayerOf, inside, 30);
+  checkLayers(
+    supervisor,
+    supervisorLayers,
+    supervisorLayers.filter((name) => name !== 'root'),
+    supervisorLayerOf,
+    inside,
+    30,
+  );
 });

@@ -30,11 +30,8 @@ function track<T extends net.Server>(server: T): T {
   return server;
 }
 afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))),
-  );
+  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
 });
-
 
 function plainListen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -241,9 +238,13 @@ describe('listenReusePort rejects', () => {
     const lookup = async () => {
       throw notFound;
     };
-    await expect(
-      listenWith({ lookup }, track(net.createServer()), 8123, { host: 'nowhere.test' }),
-    ).rejects.toMatchObject({ code: 'ENOTFOUND', errno: -3008, syscall: 'getaddrinfo', address: 'nowhere.test', port: 8123 });
+    await expect(listenWith({ lookup }, track(net.createServer()), 8123, { host: 'nowhere.test' })).rejects.toMatchObject({
+      code: 'ENOTFOUND',
+      errno: -3008,
+      syscall: 'getaddrinfo',
+      address: 'nowhere.test',
+      port: 8123,
+    });
   });
 
   it.each<[string, unknown, unknown, string]>([
@@ -327,9 +328,7 @@ describe('listenReusePort without IPv6', () => {
 
   it('does not fall back for an explicit IPv6 host', async () => {
     const calls: string[] = [];
-    await expect(
-      listenWith({ binding: ipv4OnlyBinding(calls) }, track(net.createServer()), 0, { host: '::' }),
-    ).rejects.toMatchObject({ code: 'EAFNOSUPPORT' });
+    await expect(listenWith({ binding: ipv4OnlyBinding(calls) }, track(net.createServer()), 0, { host: '::' })).rejects.toMatchObject({ code: 'EAFNOSUPPORT' });
     expect(calls).toEqual(['::']);
   });
 

@@ -93,7 +93,7 @@ describe('cluster modes', () => {
     for (const pid of counts.keys()) expect(workerPids.map(String)).toContain(pid);
   });
 
-  it("exclusive: the first worker listens alone, the second gets EADDRINUSE saying why", async () => {
+  it('exclusive: the first worker listens alone, the second gets EADDRINUSE saying why', async () => {
     const probe = net.createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const { port } = probe.address() as net.AddressInfo;
@@ -162,7 +162,7 @@ describe('standalone modes', () => {
     }
   });
 
-  it("an explicit mode the system cannot do is refused, not quietly replaced", async () => {
+  it('an explicit mode the system cannot do is refused, not quietly replaced', async () => {
     const facts = { ...gatherFacts(), platform: 'darwin', release: '23.1.0' };
     await expect(listenWith({ facts }, net.createServer(), 0, { mode: 'reuseport' })).rejects.toMatchObject({
       code: 'ERR_REUSEPORT_MODE_UNSUPPORTED',

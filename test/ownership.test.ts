@@ -124,7 +124,9 @@ describe('group option', () => {
 describe('through the supervisor', () => {
   it('startCluster rejects with the EADDRINUSE that names the foreign holder', async () => {
     const foreign = await foreignListener();
-    const supervisor = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 2, env: { FIXTURE_PORT: String(foreign.port) } })]);
+    const supervisor = startFixture('supervisor.js', [
+      JSON.stringify({ exec: 'supervised-worker.js', workers: 2, env: { FIXTURE_PORT: String(foreign.port) } }),
+    ]);
     const failed = await supervisor.next<{ error: { code: string; message: string; port: number } }>('failed', 20_000);
     expect(failed.error).toMatchObject({ code: 'EADDRINUSE', port: foreign.port });
     expect(failed.error.message).toMatch(new RegExp(`pid ${foreign.pid} .*foreign-reuseport\\.js`));

@@ -133,22 +133,34 @@ describe('reuseport start --pid-file where another user plants links', () => {
 describe('reading a pid file: bounded', () => {
   it.each([
     ['/dev/zero', () => '/dev/zero', /is not a regular file/],
-    ['a FIFO (never opened for writing)', (dir: string) => {
-      const fifo = path.join(dir, 'fifo');
-      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-      return fifo;
-    }, /is not a regular file/],
+    [
+      'a FIFO (never opened for writing)',
+      (dir: string) => {
+        const fifo = path.join(dir, 'fifo');
+        expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+        return fifo;
+      },
+      /is not a regular file/,
+    ],
     ['a directory', (dir: string) => dir, /is not a regular file/],
-    ['a file of 1 MB of digits', (dir: string) => {
-      const big = path.join(dir, 'big.pid');
-      fs.writeFileSync(big, '1'.repeat(1 << 20));
-      return big;
-    }, new RegExp(`longer than ${PID_FILE_MAX_BYTES} bytes`)],
-    ['a pid past 2^53', (dir: string) => {
-      const big = path.join(dir, 'big.pid');
-      fs.writeFileSync(big, '99999999999999999999\n');
-      return big;
-    }, /holds no pid/],
+    [
+      'a file of 1 MB of digits',
+      (dir: string) => {
+        const big = path.join(dir, 'big.pid');
+        fs.writeFileSync(big, '1'.repeat(1 << 20));
+        return big;
+      },
+      new RegExp(`longer than ${PID_FILE_MAX_BYTES} bytes`),
+    ],
+    [
+      'a pid past 2^53',
+      (dir: string) => {
+        const big = path.join(dir, 'big.pid');
+        fs.writeFileSync(big, '99999999999999999999\n');
+        return big;
+      },
+      /holds no pid/,
+    ],
   ])('%s: a usage error', (_name, fileOf, message) => {
     const file = fileOf(tempDir());
     expect(() => readPidFile(file, 'stop')).toThrow(UsageError);
@@ -161,11 +173,17 @@ describe('reading a pid file: bounded', () => {
     expect(readPidFile(file)).toBe(31337);
   });
 
-  it.each(['stop', 'status', 'reload', 'upgrade'])('`reuseport %s --pid-file /dev/zero` under a 1 GB address space limit: exit 2 at once, no abort', (command) => {
-    // Node itself needs a few hundred MB of address space; reading /dev/zero whole needs far more.
-    const result = spawnSync('bash', ['-c', `ulimit -v 1048576; exec "$0" "$@"`, process.execPath, cli, command, '--pid-file', '/dev/zero'], { encoding: 'utf8', timeout: 20_000 });
-    expect(result.signal).toBe(null);
-    expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(new RegExp(`reuseport ${command}: the pid file /dev/zero is not a regular file`));
-  });
+  it.each(['stop', 'status', 'reload', 'upgrade'])(
+    '`reuseport %s --pid-file /dev/zero` under a 1 GB address space limit: exit 2 at once, no abort',
+    (command) => {
+      // Node itself needs a few hundred MB of address space; reading /dev/zero whole needs far more.
+      const result = spawnSync('bash', ['-c', `ulimit -v 1048576; exec "$0" "$@"`, process.execPath, cli, command, '--pid-file', '/dev/zero'], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(result.signal).toBe(null);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`reuseport ${command}: the pid file /dev/zero is not a regular file`));
+    },
+  );
 });

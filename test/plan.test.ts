@@ -36,15 +36,50 @@ describe('planListen chooses', () => {
     ['Node reusePort when the addon is missing', { ...noAddon, nodeReusePort: true }, undefined, 'reuseport', 'node', ['reusePort', 'could not be loaded']],
     ['the addon over Node reusePort when both work', { nodeReusePort: true }, undefined, 'reuseport', 'addon', ['addon']],
     ['reuseport on FreeBSD 12 (SO_REUSEPORT_LB)', freebsd('12.0-RELEASE'), undefined, 'reuseport', 'addon', ['12.0-RELEASE', 'SO_REUSEPORT_LB']],
-    ['Node reusePort on FreeBSD 13.2-p4', { ...freebsd('13.2-RELEASE-p4'), ...noAddon, nodeReusePort: true }, undefined, 'reuseport', 'node', ['13.2-RELEASE-p4']],
+    [
+      'Node reusePort on FreeBSD 13.2-p4',
+      { ...freebsd('13.2-RELEASE-p4'), ...noAddon, nodeReusePort: true },
+      undefined,
+      'reuseport',
+      'node',
+      ['13.2-RELEASE-p4'],
+    ],
     ['reuseport on DragonFly', { platform: 'dragonfly', release: '6.4-RELEASE' }, undefined, 'reuseport', 'addon', ['DragonFly']],
     // A balancing kernel with nothing to open the socket: a cluster mode, and how to get the fast path.
-    ['round-robin in a worker with neither addon nor Node reusePort', noAddon, undefined, 'round-robin', 'cluster', ['npm rebuild reuseport', 'Node >= 22.12', 'could not be loaded']],
-    ['round-robin in a primary with neither addon nor Node reusePort', { ...noAddon, role: 'primary' }, undefined, 'round-robin', 'cluster', ['npm rebuild reuseport', 'primary']],
-    ['exclusive alone with neither addon nor Node reusePort', { ...noAddon, role: 'none' }, undefined, 'exclusive', 'node', ['npm rebuild reuseport', 'EADDRINUSE']],
+    [
+      'round-robin in a worker with neither addon nor Node reusePort',
+      noAddon,
+      undefined,
+      'round-robin',
+      'cluster',
+      ['npm rebuild reuseport', 'Node >= 22.12', 'could not be loaded'],
+    ],
+    [
+      'round-robin in a primary with neither addon nor Node reusePort',
+      { ...noAddon, role: 'primary' },
+      undefined,
+      'round-robin',
+      'cluster',
+      ['npm rebuild reuseport', 'primary'],
+    ],
+    [
+      'exclusive alone with neither addon nor Node reusePort',
+      { ...noAddon, role: 'none' },
+      undefined,
+      'exclusive',
+      'node',
+      ['npm rebuild reuseport', 'EADDRINUSE'],
+    ],
     // Kernels that do not balance.
     ['round-robin on Linux 3.8', { ...linux('3.8.13'), addon: false }, undefined, 'round-robin', 'cluster', ['3.8.13', 'older than 3.9']],
-    ['exclusive on Linux 3.8 outside a cluster', { ...linux('3.8.13'), role: 'none' }, undefined, 'exclusive', 'node', ['3.8.13', 'EADDRINUSE', 'cluster.setupPrimary()']],
+    [
+      'exclusive on Linux 3.8 outside a cluster',
+      { ...linux('3.8.13'), role: 'none' },
+      undefined,
+      'exclusive',
+      'node',
+      ['3.8.13', 'EADDRINUSE', 'cluster.setupPrimary()'],
+    ],
     ['round-robin on WSL1', linux('4.4.0-19041-Microsoft'), undefined, 'round-robin', 'cluster', ['4.4.0-19041-Microsoft', 'WSL1']],
     ['round-robin on an unreadable Linux release', linux('garbage'), undefined, 'round-robin', 'cluster', ['"garbage"', 'assumes']],
     ['round-robin on an empty Linux release', linux(''), undefined, 'round-robin', 'cluster', ['could not be read', 'assumes']],
@@ -63,7 +98,14 @@ describe('planListen chooses', () => {
     ['reuseport from options.mode', {}, { mode: 'reuseport' }, 'reuseport', 'addon', ['explicitly by options.mode']],
     ['reuseport from REUSEPORT_MODE', { override: 'reuseport' }, undefined, 'reuseport', 'addon', ['REUSEPORT_MODE']],
     ['REUSEPORT_MODE when options.mode is auto', { override: 'shared' }, { mode: 'auto' }, 'shared', 'cluster', ['REUSEPORT_MODE']],
-    ['options.mode over REUSEPORT_MODE', { override: 'round-robin' }, { mode: 'exclusive' }, 'exclusive', 'node', ['options.mode', 'REUSEPORT_MODE=round-robin was ignored']],
+    [
+      'options.mode over REUSEPORT_MODE',
+      { override: 'round-robin' },
+      { mode: 'exclusive' },
+      'exclusive',
+      'node',
+      ['options.mode', 'REUSEPORT_MODE=round-robin was ignored'],
+    ],
     ['options.mode over an unknown REUSEPORT_MODE', { override: 'bogus' }, { mode: 'shared' }, 'shared', 'cluster', ['REUSEPORT_MODE=bogus was ignored']],
     ['the automatic choice for REUSEPORT_MODE=auto', { ...darwin, override: 'auto' }, undefined, 'round-robin', 'cluster', ['REUSEPORT_MODE=auto', '23.1.0']],
     ['round-robin on a balancing kernel when asked', {}, { mode: 'round-robin' }, 'round-robin', 'cluster', ["'round-robin' was chosen explicitly"]],
@@ -71,8 +113,22 @@ describe('planListen chooses', () => {
     ['shared on Linux when asked', {}, { mode: 'shared' }, 'shared', 'cluster', ['explicitly']],
     ['exclusive in a worker when asked', {}, { mode: 'exclusive' }, 'exclusive', 'node', ['explicitly', 'exclusive: true']],
     ['exclusive on macOS outside a cluster when asked', { ...darwin, role: 'none' }, { mode: 'exclusive' }, 'exclusive', 'node', ['explicitly', 'EADDRINUSE']],
-    ['reuseport through Node when asked without the addon', { ...noAddon, nodeReusePort: true }, { mode: 'reuseport' }, 'reuseport', 'node', ['explicitly', 'reusePort']],
-    ['reuseport on an unreadable Linux release when asked', linux('garbage'), { mode: 'reuseport' }, 'reuseport', 'addon', ['"garbage"', 'overrides that assumption']],
+    [
+      'reuseport through Node when asked without the addon',
+      { ...noAddon, nodeReusePort: true },
+      { mode: 'reuseport' },
+      'reuseport',
+      'node',
+      ['explicitly', 'reusePort'],
+    ],
+    [
+      'reuseport on an unreadable Linux release when asked',
+      linux('garbage'),
+      { mode: 'reuseport' },
+      'reuseport',
+      'addon',
+      ['"garbage"', 'overrides that assumption'],
+    ],
   ])('%s', (_name, facts, options, mode, backend, mentions) => {
     const plan = planListen({ ...base, ...facts }, options);
     expect({ mode: plan.mode, backend: plan.backend }).toEqual({ mode, backend });
@@ -91,7 +147,12 @@ describe('planListen refuses an explicit mode this system cannot do', () => {
     ['reuseport on WSL1', linux('4.4.0-19041-Microsoft'), { mode: 'reuseport' }, ['WSL1']],
     ['reuseport on FreeBSD 11.4', freebsd('11.4-RELEASE'), { mode: 'reuseport' }, ['11.4-RELEASE']],
     ['reuseport with neither addon nor Node reusePort', noAddon, { mode: 'reuseport' }, ['npm rebuild reuseport', 'Node >= 22.12']],
-    ['reuseport on an unreadable release with neither addon nor Node reusePort', { ...linux('garbage'), ...noAddon }, { mode: 'reuseport' }, ['npm rebuild reuseport']],
+    [
+      'reuseport on an unreadable release with neither addon nor Node reusePort',
+      { ...linux('garbage'), ...noAddon },
+      { mode: 'reuseport' },
+      ['npm rebuild reuseport'],
+    ],
     ['round-robin outside a cluster', { role: 'none' }, { mode: 'round-robin' }, ['needs a cluster']],
     ['shared outside a cluster', { role: 'none' }, { mode: 'shared' }, ['needs a cluster']],
     ['shared outside a cluster from REUSEPORT_MODE', { role: 'none', override: 'shared' }, undefined, ['REUSEPORT_MODE', 'needs a cluster']],
@@ -116,9 +177,7 @@ describe('planListen rejects a mode it does not know', () => {
   });
 
   it('rejects options that are not an object with ERR_INVALID_ARG_TYPE', () => {
-    expect(() => planListen(base, 'reuseport' as PlanOptions)).toThrow(
-      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
-    );
+    expect(() => planListen(base, 'reuseport' as PlanOptions)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   it('prints the code in the stack as Node does', () => {

@@ -108,9 +108,7 @@ describe('listeningSockets (sock_diag) against /proc', () => {
   if (!binding) throw new Error('the addon did not load');
 
   it('lists the same sockets, addresses, owners, inodes and queues as /proc, for IPv4, IPv6 and dual-stack', async () => {
-    const sockets = [
-      binding.openListener({ address: '127.0.0.1', port: 0, backlog: 8 }),
-    ];
+    const sockets = [binding.openListener({ address: '127.0.0.1', port: 0, backlog: 8 })];
     const port = (sockets[0] as { port: number }).port;
     sockets.push(binding.openListener({ address: '127.0.0.1', port }));
     const v6 = binding.openListener({ address: '::1', port: 0 });
@@ -161,12 +159,17 @@ describe('listeningSockets (sock_diag) against /proc', () => {
 });
 
 describe('scripts/listener-scan-cost.mjs', () => {
-  it('times both ways of finding a port\'s listeners as TIME_WAIT rows pile up, and they agree', async () => {
+  it("times both ways of finding a port's listeners as TIME_WAIT rows pile up, and they agree", async () => {
     const script = path.join(__dirname, '..', 'scripts', 'listener-scan-cost.mjs');
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [script, '--connections', '200'], { timeout: 60_000 }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)));
+      execFile(process.execPath, [script, '--connections', '200'], { timeout: 60_000 }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
+      );
     });
-    const steps = stdout.trim().split('\n').map((line) => JSON.parse(line) as { connectionsMade: number; procMs: number; sockDiagMs: number; sameAnswer: boolean });
+    const steps = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { connectionsMade: number; procMs: number; sockDiagMs: number; sameAnswer: boolean });
     expect(steps.map((s) => s.connectionsMade)).toEqual([0, 50, 100, 200]);
     for (const step of steps) {
       expect(step.sameAnswer).toBe(true);

@@ -91,4 +91,3 @@ describe('privileges', () => {
     expect(String(result.error?.message)).toMatch(/CAP_NET_BIND_SERVICE/);
   });
 });
-

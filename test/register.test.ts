@@ -88,7 +88,12 @@ interface FormRecord {
 }
 
 async function formsReport(mode: 'standalone' | 'worker', execArgv: string[], env: NodeJS.ProcessEnv = {}): Promise<FormRecord[]> {
-  const child = startFixture('listen-forms.js', mode === 'worker' ? ['worker'] : [], { LISTEN_FORMS_PREBUILD: process.env.REUSEPORT_PREBUILD ?? '', ...env }, { execArgv });
+  const child = startFixture(
+    'listen-forms.js',
+    mode === 'worker' ? ['worker'] : [],
+    { LISTEN_FORMS_PREBUILD: process.env.REUSEPORT_PREBUILD ?? '', ...env },
+    { execArgv },
+  );
   const report = await child.next<{ hooked: boolean; records: FormRecord[] }>('report', 60_000);
   expect(report.hooked).toBe(execArgv.length > 0);
   return report.records;
@@ -132,7 +137,12 @@ describe.each([
     // Standalone, the first of two listen() calls listens (the second throws); in a worker neither does, as in Node.
     expect(hooked.filter((r) => r.reusePort === true).map((r) => r.name)).toEqual(mode === 'standalone' ? [...throughPackage, 'twice'] : throughPackage);
     // Node's own reusePort (Node >= 22.12) sets it too; no other form without the hook does.
-    expect(plain.filter((r) => r.reusePort === true).map((r) => r.name).filter((name) => name !== '{ port, reusePort }')).toEqual([]);
+    expect(
+      plain
+        .filter((r) => r.reusePort === true)
+        .map((r) => r.name)
+        .filter((name) => name !== '{ port, reusePort }'),
+    ).toEqual([]);
     for (const [index, ours] of hooked.entries()) {
       const node = plain[index]!;
       // A hint may follow Node's own message.
@@ -185,7 +195,7 @@ describe('unmodified apps under the hook', () => {
     expect(error.message).toMatch(new RegExp(`^listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}`));
   });
 
-  it("a port another app serves under the hook is refused as EADDRINUSE naming the holder and the sharing group, with no generic hint", async () => {
+  it('a port another app serves under the hook is refused as EADDRINUSE naming the holder and the sharing group, with no generic hint', async () => {
     const port = await freePort();
     const env = { APP_PORT: String(port), APP_HOST: '127.0.0.1' };
     const first = startFixture('ordinary-app.js', [], env, { execArgv: hook });
@@ -193,7 +203,9 @@ describe('unmodified apps under the hook', () => {
     const other = startFixture('other-app.js', [], env, { execArgv: hook });
     const { error } = await other.next<{ error: { message: string } }>('error');
     expect(error).toMatchObject({ code: 'EADDRINUSE', errno: -98, syscall: 'listen', address: '127.0.0.1', port });
-    expect(error.message).toMatch(new RegExp(`^listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port} \\(held by 127\\.0\\.0\\.1:${port} by pid ${pid} `));
+    expect(error.message).toMatch(
+      new RegExp(`^listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port} \\(held by 127\\.0\\.0\\.1:${port} by pid ${pid} `),
+    );
     expect(error.message).toMatch(/which is not of this app's sharing group "app:[^"]*other-app\.js"/);
     // One explanation, closed: not also the hint for a plain (non-SO_REUSEPORT) holder.
     expect(error.message).not.toMatch(/without SO_REUSEPORT/);
@@ -222,7 +234,12 @@ describe('unmodified apps under the hook', () => {
       fs.symlinkSync(path.join(root, 'build'), path.join(copy, 'build'));
       const copyHook = path.join(copy, 'dist', 'register', 'index.js');
       const port = await freePort();
-      const app = startFixture('ordinary-app.js', [], { APP_PORT: String(port), APP_HOST: '127.0.0.1' }, { execArgv: ['--require', copyHook, ...hook, '--require', copyHook] });
+      const app = startFixture(
+        'ordinary-app.js',
+        [],
+        { APP_PORT: String(port), APP_HOST: '127.0.0.1' },
+        { execArgv: ['--require', copyHook, ...hook, '--require', copyHook] },
+      );
       await app.next<Listening>('listening');
       expect(listeningInodes(port)).toHaveLength(1);
       // The copy loaded first installed the hook; the package's own entry saw it and did nothing.

@@ -39,10 +39,13 @@ function asNobody(command: string, args: string[]): void {
 const squats: [string, (at: string) => void][] = [
   ['a directory of its own', (at) => asNobody('mkdir', ['-m', '0700', at])],
   ['a directory open to all (mode 0777)', (at) => asNobody('mkdir', ['-m', '0777', at])],
-  ['a symlink to a directory of its own', (at) => {
-    asNobody('mkdir', ['-m', '0700', `${at}-real`]);
-    asNobody('ln', ['-s', `${at}-real`, at]);
-  }],
+  [
+    'a symlink to a directory of its own',
+    (at) => {
+      asNobody('mkdir', ['-m', '0700', `${at}-real`]);
+      asNobody('ln', ['-s', `${at}-real`, at]);
+    },
+  ],
   ['a file', (at) => asNobody('touch', [at])],
 ];
 
@@ -56,7 +59,11 @@ function listenAs(options: SpawnSyncOptions, argv: string[] = [process.execPath,
   const [command, ...args] = argv as [string, ...string[]];
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: 20_000, ...options });
   const line = String(result.stdout).trim().split('\n').at(-1) ?? '';
-  return { status: result.status, stderr: String(result.stderr), report: JSON.parse(line || '{}') as { uid?: number; body?: string; error?: string; warnings: { code: string; message: string }[] } };
+  return {
+    status: result.status,
+    stderr: String(result.stderr),
+    report: JSON.parse(line || '{}') as { uid?: number; body?: string; error?: string; warnings: { code: string; message: string }[] },
+  };
 }
 
 describe('registryPath and registryProblem (pure)', () => {
@@ -114,7 +121,15 @@ describe('a registry directory another user made first', () => {
 
   it('root: /run/reuseport of another owner (a private /run in a mount namespace): serves, with a warning naming it', () => {
     const script = 'mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0700 /run/reuseport && chown 65534 /run/reuseport && exec "$0" "$@"';
-    const { status, report, stderr } = listenAs({ env: envWith(privateTmp()) }, ['unshare', '-m', 'sh', '-c', script, process.execPath, path.join(fixtures, 'registry-listen.js')]);
+    const { status, report, stderr } = listenAs({ env: envWith(privateTmp()) }, [
+      'unshare',
+      '-m',
+      'sh',
+      '-c',
+      script,
+      process.execPath,
+      path.join(fixtures, 'registry-listen.js'),
+    ]);
     expect(status, stderr).toBe(0);
     expect(report).toMatchObject({ uid: 0, body: 'served\n' });
     const warning = report.warnings.find((w) => w.code === 'REUSEPORT_REGISTRY_UNSAFE');
@@ -126,7 +141,12 @@ describe('a registry directory another user made first', () => {
     const dir = path.join(tmp, `reuseport-${DAEMON}`);
     asNobody('mkdir', ['-m', '0700', dir]);
     const port = await freePort();
-    const runner = startRunner(['start', path.join(fixtures, 'runner-app.js'), '-i', '2', '--json'], seen, { ...envWith(tmp), PORT: String(port) }, { uid: DAEMON, gid: DAEMON });
+    const runner = startRunner(
+      ['start', path.join(fixtures, 'runner-app.js'), '-i', '2', '--json'],
+      seen,
+      { ...envWith(tmp), PORT: String(port) },
+      { uid: DAEMON, gid: DAEMON },
+    );
     await runner.next((line) => line.event === 'ready');
     expect(Number(await fetchOnce(port))).toBeGreaterThan(0);
     expect(runner.stderr() + runner.stdout()).toContain(`the socket registry ${dir} cannot be trusted`);

@@ -102,23 +102,27 @@ describe('reload: old workers drain side by side', () => {
   it.each([
     ['no cap (the default): the next slot is replaced while the last old worker still drains', {}, true],
     ['maxDraining: 1: the next slot waits until the old worker is gone', { maxDraining: 1 }, false],
-  ])('%s; the result and the reload event count what the drains cut', async (_name, cap, sideBySide) => {
-    const port = await freePort();
-    const { file } = release({});
-    const { primary, state } = await start({ ...cap, drainTimeoutMs: 5_000, minUptimeMs: 0 }, file, port);
-    const streams = await streamOnEveryWorker(port, state.pids);
-    const done = await ask<State & { result: { pids: number[]; cut: number; killed: number[] } }>(primary, 'reload', 'reloaded');
-    for (const stream of streams) stream.destroy();
-    // Each old worker held one response it could not finish: both are cut at the drain's timeout.
-    expect(done.result).toEqual({ pids: done.pids, cut: 2, killed: [] });
-    expect(eventOf(done, 'reload', {})).toMatchObject({ pids: done.pids, cut: 2, killed: [] });
-    const [old0, old1] = state.pids;
-    const oldExit = eventOf(done, 'exit', { pid: old0 })?.at as number;
-    const newListen = eventOf(done, 'listening', { slot: 1, pid: done.pids[1] })?.at as number;
-    expect(eventOf(done, 'exit', { pid: old1 })).toBeDefined();
-    // Side by side: slot 1's new worker listened while slot 0's old one was still draining.
-    expect(newListen < oldExit).toBe(sideBySide);
-  }, 60_000);
+  ])(
+    '%s; the result and the reload event count what the drains cut',
+    async (_name, cap, sideBySide) => {
+      const port = await freePort();
+      const { file } = release({});
+      const { primary, state } = await start({ ...cap, drainTimeoutMs: 5_000, minUptimeMs: 0 }, file, port);
+      const streams = await streamOnEveryWorker(port, state.pids);
+      const done = await ask<State & { result: { pids: number[]; cut: number; killed: number[] } }>(primary, 'reload', 'reloaded');
+      for (const stream of streams) stream.destroy();
+      // Each old worker held one response it could not finish: both are cut at the drain's timeout.
+      expect(done.result).toEqual({ pids: done.pids, cut: 2, killed: [] });
+      expect(eventOf(done, 'reload', {})).toMatchObject({ pids: done.pids, cut: 2, killed: [] });
+      const [old0, old1] = state.pids;
+      const oldExit = eventOf(done, 'exit', { pid: old0 })?.at as number;
+      const newListen = eventOf(done, 'listening', { slot: 1, pid: done.pids[1] })?.at as number;
+      expect(eventOf(done, 'exit', { pid: old1 })).toBeDefined();
+      // Side by side: slot 1's new worker listened while slot 0's old one was still draining.
+      expect(newListen < oldExit).toBe(sideBySide);
+    },
+    60_000,
+  );
 });
 
 describe('reload to a broken release', () => {
@@ -126,25 +130,29 @@ describe('reload to a broken release', () => {
     ['exits before it listens', { crash: 'boot' }],
     ['listens, then dies within minUptimeMs', { crash: 'listened', afterMs: 100 }],
     ['listens, then dies 300 ms later', { crash: 'listened', afterMs: 300 }],
-  ])('whose worker %s: the reload stops at slot 0 and rejects, and the old workers keep serving', async (_name, broken) => {
-    const port = await freePort();
-    const { file, ship } = release({});
-    const { primary, state } = await start({ minUptimeMs: 1_500 }, file, port);
-    ship(broken);
-    const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
-    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0, slots: [0] });
-    expect(failed.error.message).toMatch(/the reload stopped at slot 0: .*slot 0 and the slots after it keep their old workers/);
-    expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })).toBeDefined();
-    expect(failed.pids).toEqual(state.pids);
-    const answers = new Set<string>();
-    for (let i = 0; i < 40; i++) answers.add(await fetchOnce(port));
-    expect([...answers].sort()).toEqual(state.pids.map(String).sort());
-    // The fixed release reloads as usual.
-    ship({});
-    const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
-    expect(fixed.result.pids).toHaveLength(2);
-    expect(fixed.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
-  }, 60_000);
+  ])(
+    'whose worker %s: the reload stops at slot 0 and rejects, and the old workers keep serving',
+    async (_name, broken) => {
+      const port = await freePort();
+      const { file, ship } = release({});
+      const { primary, state } = await start({ minUptimeMs: 1_500 }, file, port);
+      ship(broken);
+      const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
+      expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0, slots: [0] });
+      expect(failed.error.message).toMatch(/the reload stopped at slot 0: .*slot 0 and the slots after it keep their old workers/);
+      expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })).toBeDefined();
+      expect(failed.pids).toEqual(state.pids);
+      const answers = new Set<string>();
+      for (let i = 0; i < 40; i++) answers.add(await fetchOnce(port));
+      expect([...answers].sort()).toEqual(state.pids.map(String).sort());
+      // The fixed release reloads as usual.
+      ship({});
+      const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
+      expect(fixed.result.pids).toHaveLength(2);
+      expect(fixed.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe('reload in waves: a canary, then every other slot at once', () => {
@@ -173,26 +181,32 @@ describe('reload in waves: a canary, then every other slot at once', () => {
   it.each([
     ['exits before it listens', { crash: 'boot', slots: [2] }],
     ['listens, then dies 300 ms later', { crash: 'listened', afterMs: 300, slots: [2] }],
-  ])('a wave whose slot-2 worker %s: the reload rejects naming slot 2, which keeps its old worker; the wave\'s other slot keeps its new one', async (_name, broken) => {
-    const port = await freePort();
-    const { file, ship } = release({});
-    const { primary, state } = await start({ workers: 3, minUptimeMs: 1_500 }, file, port);
-    ship(broken);
-    const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
-    expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 2, slots: [2] });
-    expect(failed.error.message).toMatch(/the wave of slots 1-2: the new workers of slot 2 .*that slot keeps its old worker, the wave's other 1 slot kept its new worker/);
-    expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })?.slots).toEqual([2]);
-    expect(failed.pids[2]).toBe(state.pids[2]);
-    expect(state.pids).not.toContain(failed.pids[0]);
-    expect(state.pids).not.toContain(failed.pids[1]);
-    const answers = new Set<string>();
-    for (let i = 0; i < 80 && answers.size < 3; i++) answers.add(await fetchOnce(port));
-    expect([...answers].sort()).toEqual(failed.pids.map(String).sort());
-  }, 60_000);
+  ])(
+    "a wave whose slot-2 worker %s: the reload rejects naming slot 2, which keeps its old worker; the wave's other slot keeps its new one",
+    async (_name, broken) => {
+      const port = await freePort();
+      const { file, ship } = release({});
+      const { primary, state } = await start({ workers: 3, minUptimeMs: 1_500 }, file, port);
+      ship(broken);
+      const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
+      expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 2, slots: [2] });
+      expect(failed.error.message).toMatch(
+        /the wave of slots 1-2: the new workers of slot 2 .*that slot keeps its old worker, the wave's other 1 slot kept its new worker/,
+      );
+      expect(eventOf(failed, 'reload-failed', { code: 'ERR_REUSEPORT_RELOAD_FAILED' })?.slots).toEqual([2]);
+      expect(failed.pids[2]).toBe(state.pids[2]);
+      expect(state.pids).not.toContain(failed.pids[0]);
+      expect(state.pids).not.toContain(failed.pids[1]);
+      const answers = new Set<string>();
+      for (let i = 0; i < 80 && answers.size < 3; i++) answers.add(await fetchOnce(port));
+      expect([...answers].sort()).toEqual(failed.pids.map(String).sort());
+    },
+    60_000,
+  );
 });
 
 describe('crash loops', () => {
-  it("a slot whose workers keep dying young stops restarting; the other keeps serving the whole port, /ready is 200 and says degraded", async () => {
+  it('a slot whose workers keep dying young stops restarting; the other keeps serving the whole port, /ready is 200 and says degraded', async () => {
     const port = await freePort();
     const { file, ship } = release({});
     const { primary, state } = await start({ maxRestarts: 3, restartDelayMs: 10, minUptimeMs: 3_000, health: { port: 0 } }, file, port);

@@ -49,7 +49,9 @@ describe('reuseport start: options anywhere before --', () => {
     const port = await freePort();
     const runner = startRunner(['start', app, '--port', '3000'], seen, { PORT: String(port) });
     expect(await runner.exited).toEqual({ code: 2, signal: null });
-    expect(runner.stderr()).toMatch(/unknown option '--port'\. Runner options go anywhere before `--`; the script's own arguments go after it: reuseport start \[options\] <script> -- --port/);
+    expect(runner.stderr()).toMatch(
+      /unknown option '--port'\. Runner options go anywhere before `--`; the script's own arguments go after it: reuseport start \[options\] <script> -- --port/,
+    );
     expect(runner.stdout()).toBe('');
   });
 
@@ -90,7 +92,7 @@ describe('reuseport start: options anywhere before --', () => {
 });
 
 describe("a runner started with 0.1's command line, upgraded to this version", () => {
-  it('keeps reading it as 0.1 did (after the script, all is the script\'s) across two upgrades', async () => {
+  it("keeps reading it as 0.1 did (after the script, all is the script's) across two upgrades", async () => {
     const port = await freePort();
     // The 0.1-style line: `--workers 3 --tag` after the script were the script's arguments.
     const command = [process.execPath, cli, 'start', '--workers', '1', '--json', app, '--workers', '3', '--tag'];

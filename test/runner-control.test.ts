@@ -78,7 +78,9 @@ describe('reuseport upgrade', () => {
     fs.writeFileSync(portFile, '99999');
     const result = await runCliAsync(['upgrade', '--pid-file', pidFile]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(new RegExp(`^upgrade-failed pid=${ready.pid} error=".*the upgrade failed, this supervisor keeps serving: .*" code=ERR_REUSEPORT_UPGRADE_FAILED\\n$`));
+    expect(result.stdout).toMatch(
+      new RegExp(`^upgrade-failed pid=${ready.pid} error=".*the upgrade failed, this supervisor keeps serving: .*" code=ERR_REUSEPORT_UPGRADE_FAILED\\n$`),
+    );
     expect(alive(ready.pid as number)).toBe(true);
     expect((ready.workers as number[]).map(String)).toContain(await fetchOnce(port));
   });

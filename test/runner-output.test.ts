@@ -29,7 +29,7 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20
 }
 
 describe('worker output', () => {
-  it('raw when stdout is not a terminal: each worker writes to the runner\'s own stdout (no pipe between)', async () => {
+  it("raw when stdout is not a terminal: each worker writes to the runner's own stdout (no pipe between)", async () => {
     const port = await freePort();
     const runner = startRunner(['start', app, '-i', '2'], seen, { PORT: String(port) });
     const ready = await runner.next((line) => line.event === 'ready');
@@ -51,7 +51,9 @@ describe('worker output', () => {
     for (const pid of workers) seen.add(pid);
     // stdout and stderr are two pipes: neither one's lines say the other's have arrived.
     await until('both stderr and both stdout lines', () =>
-      workers.every((pid) => runner.stderr().includes(`stderr line from ${pid}`)) && runner.stdout().split(`listening on ${port}\n`).length === 3 ? true : undefined,
+      workers.every((pid) => runner.stderr().includes(`stderr line from ${pid}`)) && runner.stdout().split(`listening on ${port}\n`).length === 3
+        ? true
+        : undefined,
     );
     for (const [slot, pid] of workers.entries()) {
       expect(runner.stdout()).toContain(`[${slot} ${pid}] listening on ${port}\n`);
@@ -67,7 +69,9 @@ describe('worker output', () => {
     const ready = await runner.next((line) => line.event === 'ready');
     const workers = ready.workers as number[];
     for (const [slot, pid] of workers.entries()) {
-      await runner.next((line) => line.event === 'output' && line.pid === pid && line.slot === slot && line.stream === 'stdout' && line.line === `listening on ${port}`);
+      await runner.next(
+        (line) => line.event === 'output' && line.pid === pid && line.slot === slot && line.stream === 'stdout' && line.line === `listening on ${port}`,
+      );
       await runner.next((line) => line.event === 'output' && line.pid === pid && line.stream === 'stderr' && line.line === `stderr line from ${pid}`);
     }
     // Every line of stdout is JSON.
@@ -99,14 +103,18 @@ describe('worker output', () => {
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
   });
 
-  it("a terminal that stops reading stops the output, not the supervisor; every line then arrives in order", async () => {
+  it('a terminal that stops reading stops the output, not the supervisor; every line then arrives in order', async () => {
     const port = await freePort();
     const healthPort = await freePort();
     // The runner on a pty (script); the test stops reading script's output, so the pty fills up.
-    const child = spawn('script', ['-qfec', `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} start ${JSON.stringify(app)} -i 1 --health-port ${healthPort}`, '/dev/null'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PORT: String(port) },
-    });
+    const child = spawn(
+      'script',
+      ['-qfec', `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} start ${JSON.stringify(app)} -i 1 --health-port ${healthPort}`, '/dev/null'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PORT: String(port) },
+      },
+    );
     seen.add(child.pid);
     let text = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));

@@ -46,7 +46,12 @@ child.on('exit', (code, signal) => process.exit(code ?? 1));
 
 async function groupRun(command: string, args: string[], cwd: string) {
   const port = await freePort();
-  const child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORT: String(port), npm_config_yes: 'false' } });
+  const child = spawn(command, args, {
+    cwd,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PORT: String(port), npm_config_yes: 'false' },
+  });
   seen.add(child.pid);
   let stdout = '';
   let stderr = '';
@@ -64,7 +69,11 @@ async function groupRun(command: string, args: string[], cwd: string) {
 describe('Ctrl-C from a terminal', () => {
   it.each([
     ['npx reuseport start', 'npx', (_dir: string) => ['--no-install', 'reuseport', 'start', app, '-i', '2']],
-    ['a wrapper that forwards SIGINT', process.execPath, (dir: string) => [path.join(dir, 'forward.js'), path.join(dir, 'node_modules', '.bin', 'reuseport'), 'start', app, '-i', '2']],
+    [
+      'a wrapper that forwards SIGINT',
+      process.execPath,
+      (dir: string) => [path.join(dir, 'forward.js'), path.join(dir, 'node_modules', '.bin', 'reuseport'), 'start', app, '-i', '2'],
+    ],
   ])('under %s: the runner drains and exits 0', async (_name, command, args) => {
     const dir = project();
     const run = await groupRun(command, args(dir), dir);

@@ -96,7 +96,11 @@ describe('reuseport start', () => {
     expect(report.slots[0].uptimeMs).toBeGreaterThanOrEqual(0);
     const table = status(['--pid-file', pidFile]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(new RegExp(`^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0; balance: spread \\d+, 0 shed\n\nslot +pid +uptime +accepted +open +shed +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +0 +\\d+ +\\d+ +0 +own worker\n1 +`));
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0; balance: spread \\d+, 0 shed\n\nslot +pid +uptime +accepted +open +shed +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +0 +\\d+ +\\d+ +0 +own worker\n1 +`,
+      ),
+    );
 
     let at = runner.events.length;
     process.kill(ready.pid as number, 'SIGHUP');
@@ -130,7 +134,9 @@ describe('reuseport start', () => {
   });
 
   it('lines a journal reads: key=value words without --json', async () => {
-    const runner = spawn(process.execPath, [cli, 'start', '--workers', '1', path.join(fixtures, 'supervised-worker.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const runner = spawn(process.execPath, [cli, 'start', '--workers', '1', path.join(fixtures, 'supervised-worker.js')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     seen.add(runner.pid);
     const line = await new Promise<string>((resolve) => {
       let text = '';
@@ -150,10 +156,30 @@ describe('reuseport start', () => {
     ['an unknown flag', ['start', '--bogus', 'x.js'], 2, /unknown option '--bogus'/],
     ['no script', ['start'], 2, /missing required argument 'script'/],
     ['a script that does not exist', ['start', path.join(fixtures, 'nope.js')], 2, /the script .*nope\.js does not exist/],
-    ['a pid file in a missing directory', ['start', '--pid-file', '/nonexistent-dir/app.pid', path.join(fixtures, 'supervised-worker.js')], 2, /the pid file's directory \/nonexistent-dir does not exist/],
-    ['a bad worker count', ['start', '--workers', 'many', path.join(fixtures, 'supervised-worker.js')], 2, /a count is an integer from 1 to 4096, max \(every CPU\) or -N/],
-    ['--instances and --workers that disagree', ['start', '-i', '2', '-w', '3', path.join(fixtures, 'supervised-worker.js')], 2, /--instances 2 and --workers 3 disagree/],
-    ['a script that exits at once', ['start', '--workers', '2', path.join(fixtures, 'exits-at-once.js')], 1, /reuseport start: .*exited \(3\) before it listened/],
+    [
+      'a pid file in a missing directory',
+      ['start', '--pid-file', '/nonexistent-dir/app.pid', path.join(fixtures, 'supervised-worker.js')],
+      2,
+      /the pid file's directory \/nonexistent-dir does not exist/,
+    ],
+    [
+      'a bad worker count',
+      ['start', '--workers', 'many', path.join(fixtures, 'supervised-worker.js')],
+      2,
+      /a count is an integer from 1 to 4096, max \(every CPU\) or -N/,
+    ],
+    [
+      '--instances and --workers that disagree',
+      ['start', '-i', '2', '-w', '3', path.join(fixtures, 'supervised-worker.js')],
+      2,
+      /--instances 2 and --workers 3 disagree/,
+    ],
+    [
+      'a script that exits at once',
+      ['start', '--workers', '2', path.join(fixtures, 'exits-at-once.js')],
+      1,
+      /reuseport start: .*exited \(3\) before it listened/,
+    ],
   ])('%s: exits %s with a message, leaving no process behind', async (_name, args, code, message) => {
     const runner = run(args as string[]);
     expect(await runner.exited).toBe(code);

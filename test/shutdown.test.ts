@@ -64,7 +64,6 @@ function get(port: number, path: string, method = 'GET'): Promise<{ status: numb
   });
 }
 
-
 function slowRequest(port: number, ms: number): Promise<{ body: string; connection: string | undefined } | { error: string }> {
   return new Promise((resolve) => {
     const request = http.get({ host: '127.0.0.1', port, path: `/slow?ms=${ms}`, agent: new http.Agent({ keepAlive: true }), timeout: 20_000 }, (response) => {
@@ -88,7 +87,14 @@ describe('the health server', () => {
     expect(port).toBeGreaterThan(0);
     const ready = await get(port, '/ready');
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toMatchObject({ ready: true, shuttingDown: false, slots: [{ slot: 0, pid: state.pids[0] }, { slot: 1, pid: state.pids[1] }] });
+    expect(JSON.parse(ready.body)).toMatchObject({
+      ready: true,
+      shuttingDown: false,
+      slots: [
+        { slot: 0, pid: state.pids[0] },
+        { slot: 1, pid: state.pids[1] },
+      ],
+    });
     expect(await get(port, '/live')).toMatchObject({ status: 200, body: '{"live":true}\n' });
     for (let i = 0; i < 10; i++) await fetchOnce(state.ports[0] as number);
     // Heartbeats carry the accept counts: wait until they are in.
@@ -116,7 +122,10 @@ describe('the health server', () => {
       plan: { mode: 'reuseport', backend: 'addon' },
       ports: state.ports,
       counts: { restarts: 0, reloads: 0, upgrades: 0 },
-      slots: [{ slot: 0, pid: state.pids[0], stalls: 0 }, { slot: 1, pid: state.pids[1], stalls: 0 }],
+      slots: [
+        { slot: 0, pid: state.pids[0], stalls: 0 },
+        { slot: 1, pid: state.pids[1], stalls: 0 },
+      ],
     });
     expect((await get(port, '/nope')).status).toBe(404);
     expect((await get(port, '/ready', 'POST')).status).toBe(405);

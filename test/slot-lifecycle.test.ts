@@ -44,7 +44,9 @@ describe('slot transitions', () => {
     const life = at(state);
     expect(life.can(event)).toBe(next !== undefined);
     if (next === undefined) {
-      expect(() => life.fire(event)).toThrow(expect.objectContaining({ code: 'ERR_REUSEPORT_SLOT_TRANSITION', message: `reuseport: slot 3 cannot '${event}' while ${state}` }));
+      expect(() => life.fire(event)).toThrow(
+        expect.objectContaining({ code: 'ERR_REUSEPORT_SLOT_TRANSITION', message: `reuseport: slot 3 cannot '${event}' while ${state}` }),
+      );
       expect(life.state).toBe(state);
     } else {
       expect(life.fire(event)).toBe(next);

@@ -58,10 +58,14 @@ describe('SlotSockets steering', () => {
     // Only slot 1's worker listens on this port (an admin port, a port of its own).
     const socket = sockets.get(1, request);
     const clients = await Promise.all(
-      Array.from({ length: 20 }, () => new Promise<net.Socket>((resolve) => {
-        const client = net.connect(socket.port, '127.0.0.1', () => resolve(client));
-        client.on('error', () => undefined);
-      })),
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const client = net.connect(socket.port, '127.0.0.1', () => resolve(client));
+            client.on('error', () => undefined);
+          }),
+      ),
     );
     try {
       // Nobody accepts here: every connection waits in the queue the kernel put it in.

@@ -62,7 +62,10 @@ function client(port: number, source: string): Client {
     // engine.io-client's transport errors carry the HTTP status or the socket error that caused them.
     const { description, context } = error as Error & { description?: unknown; context?: { status?: number; responseText?: string } };
     const cause = description instanceof Error ? description.message : (context?.status ?? description ?? '');
-    state.errors.push({ at: performance.now(), what: `connect_error: ${error.message} (${cause}${context?.responseText ? ` ${context.responseText.slice(0, 60)}` : ''})` });
+    state.errors.push({
+      at: performance.now(),
+      what: `connect_error: ${error.message} (${cause}${context?.responseText ? ` ${context.responseText.slice(0, 60)}` : ''})`,
+    });
   });
   socket.on('shouted', () => {
     state.shouts += 1;
@@ -117,7 +120,10 @@ describe('socket.io long polling over 2 workers', () => {
         expect({ source: c.source, errors: c.errors }).toEqual({ source: c.source, errors: [] });
         expect(c.answers.length).toBeGreaterThan(5);
         // Always its slot's worker.
-        expect({ source: c.source, pids: [...new Set(c.answers.map((a) => a.pid))] }).toEqual({ source: c.source, pids: [pidOfSlot(state, stickySlotOf(c.source, 2))] });
+        expect({ source: c.source, pids: [...new Set(c.answers.map((a) => a.pid))] }).toEqual({
+          source: c.source,
+          pids: [pidOfSlot(state, stickySlotOf(c.source, 2))],
+        });
       }
       expect(new Set(clients.flatMap((c) => c.answers.map((a) => a.pid))).size).toBe(2);
 
@@ -139,7 +145,10 @@ describe('socket.io long polling over 2 workers', () => {
         // meet both; once the reload is over the old ones are gone.)
         const first = c.answers.find((a) => a.pid === expected && a.at >= reloadedAt);
         // Back within 2 s of the reload's end (the long polls of its old worker ended by the drain signal).
-        expect({ source: c.source, backWithinMs: first ? Math.max(0, first.at - reloadedAt) < 2_000 : false }).toEqual({ source: c.source, backWithinMs: true });
+        expect({ source: c.source, backWithinMs: first ? Math.max(0, first.at - reloadedAt) < 2_000 : false }).toEqual({
+          source: c.source,
+          backWithinMs: true,
+        });
         // And from then on only that worker, with no error.
         const since = first?.at ?? 0;
         expect([...new Set(c.answers.filter((a) => a.at >= since).map((a) => a.pid))]).toEqual([expected]);
@@ -151,31 +160,43 @@ describe('socket.io long polling over 2 workers', () => {
   it.each<[string, boolean]>([
     ['an app that ends its long polls on the drain signal: each slot drains at once', true],
     ["an app that does not: each slot's drain lasts until drainTimeoutMs", false],
-  ])("with sticky, quiet clients during a reload, %s; the clients end up on their slot's new worker", async (_name, signal) => {
-    const { fixture, state } = await start({ sticky: 'ip', stallThresholdMs: 500, drainTimeoutMs: 6_000, env: signal ? {} : { FIXTURE_NO_DRAIN_SIGNAL: '1' } });
-    const [port] = state.ports as [number];
-    await withClients(port, async (clients, control) => {
-      for (let i = 0; i < 50 && clients.some((c) => c.answers.length === 0); i++) await sleep(100);
-      // Quiet clients during the reload: each holds its long poll on its old worker (a client that
-      // posts meanwhile reaches the new worker, gets "Session ID unknown" and drops its poll early).
-      control.paused = true;
-      await sleep(300);
-      fixture.child.send({ type: 'reload' });
-      const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
-      for (const pid of reloaded.pids) seenWorkers.add(pid);
-      // The old workers' long polls end on the signal, or at their drain timeout (the reload waits for it).
-      if (signal) expect(reloaded.ms).toBeLessThan(6_000);
-      else expect(reloaded.ms).toBeGreaterThanOrEqual(6_000);
-      control.paused = false;
-      await sleep(1_500);
-      const since = performance.now();
-      await sleep(1_000);
-      for (const c of clients) {
-        const expected = reloaded.stats.find((stat) => stat.slot === stickySlotOf(c.source, 2))?.pid;
-        expect({ source: c.source, pids: [...new Set(c.answers.filter((a) => a.at >= since).map((a) => a.pid))] }).toEqual({ source: c.source, pids: [expected] });
-      }
-    });
-  }, 60_000);
+  ])(
+    "with sticky, quiet clients during a reload, %s; the clients end up on their slot's new worker",
+    async (_name, signal) => {
+      const { fixture, state } = await start({
+        sticky: 'ip',
+        stallThresholdMs: 500,
+        drainTimeoutMs: 6_000,
+        env: signal ? {} : { FIXTURE_NO_DRAIN_SIGNAL: '1' },
+      });
+      const [port] = state.ports as [number];
+      await withClients(port, async (clients, control) => {
+        for (let i = 0; i < 50 && clients.some((c) => c.answers.length === 0); i++) await sleep(100);
+        // Quiet clients during the reload: each holds its long poll on its old worker (a client that
+        // posts meanwhile reaches the new worker, gets "Session ID unknown" and drops its poll early).
+        control.paused = true;
+        await sleep(300);
+        fixture.child.send({ type: 'reload' });
+        const reloaded = await fixture.next<State & { ms: number }>('reloaded', 30_000);
+        for (const pid of reloaded.pids) seenWorkers.add(pid);
+        // The old workers' long polls end on the signal, or at their drain timeout (the reload waits for it).
+        if (signal) expect(reloaded.ms).toBeLessThan(6_000);
+        else expect(reloaded.ms).toBeGreaterThanOrEqual(6_000);
+        control.paused = false;
+        await sleep(1_500);
+        const since = performance.now();
+        await sleep(1_000);
+        for (const c of clients) {
+          const expected = reloaded.stats.find((stat) => stat.slot === stickySlotOf(c.source, 2))?.pid;
+          expect({ source: c.source, pids: [...new Set(c.answers.filter((a) => a.at >= since).map((a) => a.pid))] }).toEqual({
+            source: c.source,
+            pids: [expected],
+          });
+        }
+      });
+    },
+    60_000,
+  );
 
   it('without sticky (the check that this setup can fail): connect errors, every one "Session ID unknown"', async () => {
     const { state } = await start({ stallThresholdMs: 500 });
@@ -185,7 +206,8 @@ describe('socket.io long polling over 2 workers', () => {
       const errors = clients.reduce((sum, c) => sum + c.errors.length, 0);
       expect(errors).toBeGreaterThan(0);
       // Every one of them a poll or post that reached the worker without the session.
-      for (const what of new Set(clients.flatMap((c) => c.errors.map((e) => e.what)))) expect(what).toMatch(/^connect_error: xhr (poll|post) error \(400 \{"code":1,"message":"Session ID unknown"\}\)$/);
+      for (const what of new Set(clients.flatMap((c) => c.errors.map((e) => e.what))))
+        expect(what).toMatch(/^connect_error: xhr (poll|post) error \(400 \{"code":1,"message":"Session ID unknown"\}\)$/);
     });
   }, 60_000);
 });

@@ -36,7 +36,8 @@ function guard(stallThresholdMs = 80) {
     slots,
     closing: false,
     isLeaving: () => false,
-    send: (worker: Worker, message: { act: string; slot?: number }, handle?: unknown) => sent.push({ pid: worker.process.pid as number, act: message.act, slot: message.slot, handle: handle !== undefined }),
+    send: (worker: Worker, message: { act: string; slot?: number }, handle?: unknown) =>
+      sent.push({ pid: worker.process.pid as number, act: message.act, slot: message.slot, handle: handle !== undefined }),
   } as unknown as WorkerSlots;
   const sockets = { has: () => true, socketsOf: () => [{ port: 8000, handle: {} }] } as unknown as SlotSockets;
   const stalls = new StallGuard(settings, workerSlots, sockets, (event, payload) => events.push({ event, payload }));

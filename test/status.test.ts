@@ -63,7 +63,10 @@ describe('withUptimes', () => {
         { slot: 1, pid: undefined, accepted: 0, stalls: 0, lentTo: undefined, queued: 0, queuedPeak: 0, cpu: undefined, stopped: false },
       ],
     } as StatusReport;
-    const uptimes = new Map([[10, 5_000], [11, 4_000]]);
+    const uptimes = new Map([
+      [10, 5_000],
+      [11, 4_000],
+    ]);
     const status = withUptimes(report, (pid) => (pid === undefined ? undefined : uptimes.get(pid)), 100_000);
     expect(status.uptimeMs).toBe(5_000);
     expect(status.serviceUptimeMs).toBe(60_000);

@@ -59,10 +59,55 @@ describe('cpuLocalProgram', () => {
   }
 
   it.each<[string, [number, number[]][], number[], [cpu: number, sockets: number[]][]]>([
-    ['one slot per CPU', [[0, [0]], [1, [1]]], [0, 1], [[0, [0]], [1, [1]]]],
-    ['CPUs that are not 0..n-1 (a restricted cpuset)', [[3, [0]], [7, [1]], [12, [2]]], [0, 1, 2], [[3, [0]], [7, [1]], [12, [2]], [5, [0, 1, 2]]]],
-    ['more slots than CPUs: hashed among the CPU\'s slots', [[0, [0, 2]], [1, [1, 3]]], [0, 1, 2, 3], [[0, [0, 2]], [1, [1, 3]]]],
-    ['a CPU with no slot falls back to the hash over all', [[0, [0]]], [0, 1], [[0, [0]], [1, [0, 1]], [9, [0, 1]]]],
+    [
+      'one slot per CPU',
+      [
+        [0, [0]],
+        [1, [1]],
+      ],
+      [0, 1],
+      [
+        [0, [0]],
+        [1, [1]],
+      ],
+    ],
+    [
+      'CPUs that are not 0..n-1 (a restricted cpuset)',
+      [
+        [3, [0]],
+        [7, [1]],
+        [12, [2]],
+      ],
+      [0, 1, 2],
+      [
+        [3, [0]],
+        [7, [1]],
+        [12, [2]],
+        [5, [0, 1, 2]],
+      ],
+    ],
+    [
+      "more slots than CPUs: hashed among the CPU's slots",
+      [
+        [0, [0, 2]],
+        [1, [1, 3]],
+      ],
+      [0, 1, 2, 3],
+      [
+        [0, [0, 2]],
+        [1, [1, 3]],
+      ],
+    ],
+    [
+      'a CPU with no slot falls back to the hash over all',
+      [[0, [0]]],
+      [0, 1],
+      [
+        [0, [0]],
+        [1, [0, 1]],
+        [9, [0, 1]],
+      ],
+    ],
   ])('%s', (_name, table, fallback, expected) => {
     const program = cpuLocalProgram(new Map(table), fallback);
     for (const [cpu, sockets] of expected) {
@@ -144,12 +189,12 @@ describe('on a real SO_REUSEPORT group', () => {
     }
   });
 
-  it.each<[string, () => number]>([
-    ['a file that is no socket', () => fs.openSync('/dev/null', 'r')],
-  ])('refuses %s', (_name, open) => {
+  it.each<[string, () => number]>([['a file that is no socket', () => fs.openSync('/dev/null', 'r')]])('refuses %s', (_name, open) => {
     const fd = open();
     try {
-      expect(() => binding.attachReusePortProgram(fd, flatten(steeringProgram([0])))).toThrow(expect.objectContaining({ code: 'ENOTSOCK', syscall: 'setsockopt', fd }));
+      expect(() => binding.attachReusePortProgram(fd, flatten(steeringProgram([0])))).toThrow(
+        expect.objectContaining({ code: 'ENOTSOCK', syscall: 'setsockopt', fd }),
+      );
       expect(() => binding.listenSocket(fd, 1)).toThrow(expect.objectContaining({ code: 'ENOTSOCK', syscall: 'listen', fd }));
     } finally {
       fs.closeSync(fd);
@@ -207,7 +252,10 @@ describe('scripts/steering-swaps.mjs', () => {
         error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
       );
     });
-    const runs = stdout.trim().split('\n').map((line) => JSON.parse(line) as { swap: string; swaps: number; sent: number; failed: number; perSocket: number[] });
+    const runs = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { swap: string; swaps: number; sent: number; failed: number; perSocket: number[] });
     expect(runs.map((r) => r.swap)).toEqual(['never', 'rotate', 'same']);
     for (const r of runs) {
       expect(r.sent).toBe(180);

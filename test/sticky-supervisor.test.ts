@@ -65,7 +65,8 @@ async function answers(port: number, rounds = 3): Promise<Map<string, Set<string
 }
 
 function expectSticky(seen: Map<string, Set<string>>, pidOfSlot: (slot: number) => number | undefined, slots: number): void {
-  for (const source of SOURCES) expect({ source, pids: [...(seen.get(source) ?? [])] }).toEqual({ source, pids: [String(pidOfSlot(stickySlotOf(source, slots)))] });
+  for (const source of SOURCES)
+    expect({ source, pids: [...(seen.get(source) ?? [])] }).toEqual({ source, pids: [String(pidOfSlot(stickySlotOf(source, slots)))] });
 }
 
 async function until<T>(fixture: Fixture, check: (state: State) => T | undefined, timeoutMs = 20_000): Promise<State> {
@@ -145,7 +146,11 @@ describe("startCluster({ sticky: 'ip' })", () => {
   });
 
   it.each<[string, object, RegExp]>([
-    ['round-robin: no SO_REUSEPORT group', { mode: 'round-robin' }, /sticky: 'ip' cannot be used: it needs the reuseport mode through the addon \(the supervisor's slot sockets\), and the plan is round-robin/],
+    [
+      'round-robin: no SO_REUSEPORT group',
+      { mode: 'round-robin' },
+      /sticky: 'ip' cannot be used: it needs the reuseport mode through the addon \(the supervisor's slot sockets\), and the plan is round-robin/,
+    ],
     ['more workers than the program can hold', { workers: MAX_STICKY_SLOTS + 1 }, /at most 289 with sticky/],
   ])('fails at start where it cannot be had: %s', async (_name, options, message) => {
     const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'supervised-worker.js', workers: 2, sticky: 'ip', ...options })]);
@@ -231,7 +236,10 @@ describe("sticky's options", () => {
     [{}, { sticky: false, stickyIpv6Prefix: 128 }],
     [{ sticky: false }, { sticky: false, stickyIpv6Prefix: 128 }],
     [{ sticky: 'ip' }, { sticky: 'ip', stickyIpv6Prefix: 128 }],
-    [{ sticky: 'ip', stickyIpv6Prefix: 64 }, { sticky: 'ip', stickyIpv6Prefix: 64 }],
+    [
+      { sticky: 'ip', stickyIpv6Prefix: 64 },
+      { sticky: 'ip', stickyIpv6Prefix: 64 },
+    ],
   ])('resolves %j', (options, expected) => {
     expect(resolveSettings({ exec, ...options })).toMatchObject(expected);
   });

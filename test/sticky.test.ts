@@ -32,7 +32,7 @@ function syn6(words: readonly number[], port = 40000): Buffer {
 }
 
 const slotsOf = (count: number) => Array.from({ length: count }, (_, slot) => slot);
-const V4_SLASH_16 = Array.from({ length: 65_536 }, (_, host) => (((10 << 24) | (42 << 16) | host) >>> 0));
+const V4_SLASH_16 = Array.from({ length: 65_536 }, (_, host) => ((10 << 24) | (42 << 16) | host) >>> 0);
 // A fixed list of 8192 IPv6 clients of 2001:db8::/32: 2048 hosts numbered 1.. in one /64 (DHCPv6),
 // 2048 /64s with host ::1, 4096 SLAAC-like interface ids (fixed, derived by fmix32) in 256 /64s.
 const V6_LIST: number[][] = [
@@ -69,7 +69,10 @@ describe('stickyProgram in the interpreter', () => {
     const v4 = new Map<number, number>();
     for (const slot of slotsOfV4(count)) v4.set(slot, (v4.get(slot) ?? 0) + 1);
     const v6 = spread(stickyProgram(slotsOf(count)), v6Packets);
-    for (const [counts, total] of [[v4, v4Packets.length], [v6, v6Packets.length]] as const) {
+    for (const [counts, total] of [
+      [v4, v4Packets.length],
+      [v6, v6Packets.length],
+    ] as const) {
       expect([...counts.keys()].sort((a, b) => a - b)).toEqual(slotsOf(count));
       const mean = total / count;
       for (const n of counts.values()) expect(Math.abs(n - mean)).toBeLessThan(mean * 0.1);
@@ -134,7 +137,7 @@ describe('stickyProgram in the interpreter', () => {
     if (Math.abs(to - from) === 1) expect(movedByMod / v4Packets.length).toBeGreaterThan(0.5);
   });
 
-  it('spreads a removed slot\'s clients over the others (its second choices), evenly', () => {
+  it("spreads a removed slot's clients over the others (its second choices), evenly", () => {
     const before = slotsOfV4(5);
     const after = slotsOfV4(4);
     const landed = new Map<number, number>();

@@ -172,7 +172,7 @@ describe('connections a worker accepts from a lent slot', () => {
     return reply.count;
   }
 
-  it('count as its server\'s own: getConnections() sees them, and they leave the count when they close', async () => {
+  it("count as its server's own: getConnections() sees them, and they leave the count when they close", async () => {
     const { fixture, clients } = await duringStall({});
     try {
       expect(await connectionsOfSlot1(fixture, (n) => n >= 12)).toBe(12);
@@ -184,7 +184,7 @@ describe('connections a worker accepts from a lent slot', () => {
     expect(await connectionsOfSlot1(fixture, (n) => n === 0)).toBe(0);
   });
 
-  it('obey the server\'s maxConnections, as its own connections do', async () => {
+  it("obey the server's maxConnections, as its own connections do", async () => {
     const { fixture, clients, closedByServer } = await duringStall({ FIXTURE_MAX_CONNECTIONS: '3' });
     try {
       expect(await connectionsOfSlot1(fixture, () => closedByServer() >= 9)).toBe(3);
@@ -283,7 +283,7 @@ describe('startCluster({ cpuLocal: true })', () => {
     expect(await answeredFrom(cpus[1] as number, port, 30)).toEqual([String(after.pids[1])]);
   });
 
-  it('with more workers than CPUs, wraps around and spreads a CPU\'s connections over its workers', async () => {
+  it("with more workers than CPUs, wraps around and spreads a CPU's connections over its workers", async () => {
     const workers = own.length + 1;
     const { state } = await start({ workers, cpuLocal: true });
     const expected = Array.from({ length: workers }, (_, slot) => own[slot % own.length]);

@@ -33,11 +33,7 @@ function step(message: string, fds: string[] = [], flag = '--step'): string[] {
 
 /** The service's READY=1 datagram from `pid`: it carries what the service saw as X_* fields. */
 function readyOf(harness: Harness, pid: number, after: number): Promise<EventOf<'notify'>> {
-  return harness.next(
-    (event) => event.event === 'notify' && event.pid === pid && event.fields.READY === '1',
-    10_000,
-    after,
-  ) as Promise<EventOf<'notify'>>;
+  return harness.next((event) => event.event === 'notify' && event.pid === pid && event.fields.READY === '1', 10_000, after) as Promise<EventOf<'notify'>>;
 }
 
 async function start(harness: Harness, command = 'start') {
@@ -58,8 +54,7 @@ async function status(harness: Harness): Promise<EventOf<'status'>> {
 }
 
 function storeIs(names: string[]) {
-  return (event: { event: string; names?: string[] }) =>
-    event.event === 'store' && JSON.stringify(event.names) === JSON.stringify(names);
+  return (event: { event: string; names?: string[] }) => event.event === 'store' && JSON.stringify(event.names) === JSON.stringify(names);
 }
 
 describe('systemd harness', () => {
@@ -198,10 +193,7 @@ describe('systemd harness', () => {
   });
 
   it('a stored fd that hangs up (a TCP socket that never listened) leaves the store, unless FDPOLL=0', async () => {
-    const harness = serve([
-      ...step('FDSTORE=1\nFDNAME=hup', ['unlistened']),
-      ...step('FDSTORE=1\nFDNAME=kept\nFDPOLL=0', ['unlistened']),
-    ]);
+    const harness = serve([...step('FDSTORE=1\nFDNAME=hup', ['unlistened']), ...step('FDSTORE=1\nFDNAME=kept\nFDPOLL=0', ['unlistened'])]);
     const { after } = await start(harness);
     await harness.next(storeIs(['listener', 'kept']), 10_000, after);
     expect((await status(harness)).names).toEqual(['listener', 'kept']);
@@ -271,18 +263,22 @@ describe('systemd harness', () => {
     const harness = serve();
     const { notifySocket } = await harness.ready;
     const { after } = await start(harness);
-    const outsider = spawn('python3', [
-      '-c',
+    const outsider = spawn(
+      'python3',
       [
-        'import array, socket, sys, time',
-        'listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()',
-        'sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-        'rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))]',
-        'sender.sendmsg([b"FDSTORE=1\\nFDNAME=outsider"], rights, 0, sys.argv[1])',
-        'time.sleep(20)',
-      ].join('\n'),
-      notifySocket,
-    ], { stdio: 'ignore' });
+        '-c',
+        [
+          'import array, socket, sys, time',
+          'listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()',
+          'sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+          'rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))]',
+          'sender.sendmsg([b"FDSTORE=1\\nFDNAME=outsider"], rights, 0, sys.argv[1])',
+          'time.sleep(20)',
+        ].join('\n'),
+        notifySocket,
+      ],
+      { stdio: 'ignore' },
+    );
     if (outsider.pid) seen.push(outsider.pid);
     const rejected = await harness.next('rejected', 10_000, after);
     expect(rejected).toMatchObject({ pid: outsider.pid, fds: 1 });

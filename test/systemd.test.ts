@@ -50,17 +50,33 @@ describe('fd-store names', () => {
     expect(parseFdName(name)).toEqual(place);
   });
 
-  it.each(['unknown', 'web', 'reuseport', 'reuseport,0,8000,8000,0,127.0.0.1', 'reuseport,x,8000,8000,0,a,a', 'reuseport,0,0,0,0,a,a', 'reuseport,0,8000,8000,2,a,a', 'reuseport,0,8000,8000,0,%E0%A4%A,a', 'reuseport,0,70000,0,0,a,a'])(
-    '%s is not one of ours',
-    (name) => {
-      expect(parseFdName(name)).toBeUndefined();
-    },
-  );
+  it.each([
+    'unknown',
+    'web',
+    'reuseport',
+    'reuseport,0,8000,8000,0,127.0.0.1',
+    'reuseport,x,8000,8000,0,a,a',
+    'reuseport,0,0,0,0,a,a',
+    'reuseport,0,8000,8000,2,a,a',
+    'reuseport,0,8000,8000,0,%E0%A4%A,a',
+    'reuseport,0,70000,0,0,a,a',
+  ])('%s is not one of ours', (name) => {
+    expect(parseFdName(name)).toBeUndefined();
+  });
 });
 
 describe('takeListenFds (sd_listen_fds_with_names)', () => {
   it.each([
-    ['for this pid, with names', { LISTEN_PID: '100', LISTEN_FDS: '2', LISTEN_FDNAMES: 'a:b' }, { fds: [{ fd: 3, name: 'a' }, { fd: 4, name: 'b' }] }],
+    [
+      'for this pid, with names',
+      { LISTEN_PID: '100', LISTEN_FDS: '2', LISTEN_FDNAMES: 'a:b' },
+      {
+        fds: [
+          { fd: 3, name: 'a' },
+          { fd: 4, name: 'b' },
+        ],
+      },
+    ],
     ['without names: "unknown"', { LISTEN_PID: '100', LISTEN_FDS: '1' }, { fds: [{ fd: 3, name: 'unknown' }] }],
     ['for another pid', { LISTEN_PID: '101', LISTEN_FDS: '1' }, undefined],
     ['no LISTEN_PID', { LISTEN_FDS: '1' }, undefined],
@@ -94,11 +110,21 @@ describe('planListenFds: what to do with each passed fd', () => {
   };
   const place = (port: number, slot = 0) => ({ slot, port, requestedPort: 0, ipv6Only: false, address: '127.0.0.1', requestedAddress: '127.0.0.1' });
 
-  it('adopts sockets named ours in their slots, and a socket unit\'s SO_REUSEPORT listener in the next free slot', () => {
+  it("adopts sockets named ours in their slots, and a socket unit's SO_REUSEPORT listener in the next free slot", () => {
     const a = listener();
     const b = listener({ port: a.port });
     const unit = listener({ port: a.port });
-    const plan = planListenFds(need(), { fds: [{ fd: a.fd, name: fdName(place(a.port, 0)) }, { fd: b.fd, name: fdName(place(a.port, 1)) }, { fd: unit.fd, name: 'app.socket' }] }, fs.closeSync);
+    const plan = planListenFds(
+      need(),
+      {
+        fds: [
+          { fd: a.fd, name: fdName(place(a.port, 0)) },
+          { fd: b.fd, name: fdName(place(a.port, 1)) },
+          { fd: unit.fd, name: 'app.socket' },
+        ],
+      },
+      fs.closeSync,
+    );
     expect(plan.sockets.map((socket) => [socket.fd, socket.slot, socket.port])).toEqual([
       [a.fd, 0, a.port],
       [b.fd, 1, a.port],
@@ -143,22 +169,34 @@ describe('planListenFds: what to do with each passed fd', () => {
 
   it.each([
     ['a regular file', () => fs.openSync(__filename, 'r'), /is a file, not a socket/],
-    ['a pipe', () => {
-      const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-fifo-')), 'fifo');
-      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-      const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
-      fs.rmSync(path.dirname(fifo), { recursive: true });
-      return fd;
-    }, /is a pipe, not a socket \(.*fifo \(deleted\)\)/],
+    [
+      'a pipe',
+      () => {
+        const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-fifo-')), 'fifo');
+        expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+        const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+        fs.rmSync(path.dirname(fifo), { recursive: true });
+        return fd;
+      },
+      /is a pipe, not a socket \(.*fifo \(deleted\)\)/,
+    ],
     ['an fd that is not open', () => 1_000, /is not open/],
   ])('an fd named ours that is no socket (%s): ERR_REUSEPORT_HANDOVER naming LISTEN_FDS, and no fd closed', (_name, make, message) => {
     const fd = make();
     if (fd !== 1_000) opened.push(fd);
     const good = listener();
     const name = fdName(place(8000));
-    const passed = { fds: [{ fd: good.fd, name: fdName(place(good.port)) }, { fd, name }] };
+    const passed = {
+      fds: [
+        { fd: good.fd, name: fdName(place(good.port)) },
+        { fd, name },
+      ],
+    };
     expect(() => planListenFds(need(), passed, fs.closeSync)).toThrow(
-      expect.objectContaining({ code: 'ERR_REUSEPORT_HANDOVER', message: expect.stringMatching(new RegExp(`LISTEN_FDS and LISTEN_FDNAMES name fd ${fd} \\("${name}"\\) ${message.source}.*neither used nor closed`)) }),
+      expect.objectContaining({
+        code: 'ERR_REUSEPORT_HANDOVER',
+        message: expect.stringMatching(new RegExp(`LISTEN_FDS and LISTEN_FDNAMES name fd ${fd} \\("${name}"\\) ${message.source}.*neither used nor closed`)),
+      }),
     );
     expect(isOpen(good.fd)).toBe(true);
     if (fd !== 1_000) expect(isOpen(fd)).toBe(true);
@@ -170,7 +208,10 @@ describe('planListenFds: what to do with each passed fd', () => {
     try {
       const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
       expect(() => planListenFds(need(), { fds: [{ fd, name: 'app.socket' }] }, fs.closeSync)).toThrow(
-        expect.objectContaining({ code: 'ERR_REUSEPORT_HANDOVER', message: expect.stringMatching(/without SO_REUSEPORT.*set ReusePort=yes in the socket unit/) }),
+        expect.objectContaining({
+          code: 'ERR_REUSEPORT_HANDOVER',
+          message: expect.stringMatching(/without SO_REUSEPORT.*set ReusePort=yes in the socket unit/),
+        }),
       );
     } finally {
       server.close();
@@ -281,7 +322,11 @@ describe('under systemd-socket-activate', () => {
 // FileDescriptorStoreMax=16.
 describe('under systemd (the fd-store harness)', () => {
   afterEach(() => closeAllHarnesses());
-  const service = (options: object) => [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: 2, ...options })];
+  const service = (options: object) => [
+    process.execPath,
+    path.join(fixtures, 'upgradable.js'),
+    JSON.stringify({ exec: 'supervised-worker.js', workers: 2, ...options }),
+  ];
   const ready = (harness: Harness, after: number) =>
     harness.next((event) => event.event === 'notify' && event.fields.READY === '1', 20_000, after) as Promise<EventOf<'notify'>>;
   const storeOf = async (harness: Harness) => {

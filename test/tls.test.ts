@@ -29,7 +29,15 @@ const credentials = { key: fs.readFileSync(path.join(fixtures, 'tls', 'key.pem')
 function connect(port: number, version: tls.SecureVersion, session?: Buffer): Promise<{ pid: string; resumed: boolean; session: Buffer | undefined }> {
   return new Promise((resolve, reject) => {
     let latest: Buffer | undefined;
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: version, maxVersion: version, session, servername: 'localhost' });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      minVersion: version,
+      maxVersion: version,
+      session,
+      servername: 'localhost',
+    });
     socket.setTimeout(5_000, () => socket.destroy(new Error('timed out')));
     socket.on('session', (ticket: Buffer) => {
       latest = ticket;
@@ -121,9 +129,13 @@ describe('ticket keys', () => {
   });
 
   it('an upgrade hands the key to the successor (through a pipe, not the environment): sessions resume after it', async () => {
-    const child = spawn(process.execPath, [path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'tls-worker.js', workers: 2, upgradeOnSigusr2: true })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'tls-worker.js', workers: 2, upgradeOnSigusr2: true })],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     seen.add(child.pid);
     const lines: { gen: string; pid: number; pids?: number[]; ports?: number[]; successor?: number }[] = [];
     let buffer = '';
@@ -200,7 +212,7 @@ describe('startCluster: ticket-key options', () => {
   it.each([
     ['ticketKeys not a boolean', { ticketKeys: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
     ['a rotation under 1 s', { ticketKeyRotationMs: 999 }, 'ERR_OUT_OF_RANGE'],
-    ['a rotation past setInterval\'s limit', { ticketKeyRotationMs: 2 ** 31 }, 'ERR_OUT_OF_RANGE'],
+    ["a rotation past setInterval's limit", { ticketKeyRotationMs: 2 ** 31 }, 'ERR_OUT_OF_RANGE'],
     ['a rotation that is not a number', { ticketKeyRotationMs: '12h' }, 'ERR_INVALID_ARG_TYPE'],
   ])('%s: %s', async (_name, options, code) => {
     await expect(startCluster({ exec, workers: 1, ...options } as never)).rejects.toMatchObject({ code });

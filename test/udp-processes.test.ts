@@ -46,8 +46,16 @@ describe('standalone processes on one UDP port', () => {
     // Both wait for their message from the start: one may be ready while the other is awaited.
     ready.push(...(await Promise.all([1, 2].map(() => readyOf(startFixture('udp-server.js', ['standalone', String(port)]))))));
     expect(ready.map((r) => [r.info.mode, r.info.backend, r.info.address.port])).toEqual(Array(3).fill(['reuseport', 'addon', port]));
-    expect(holders(port, ready.map((r) => r.pid)).map((owners) => owners.length)).toEqual([1, 1, 1]);
-    await expectSpread(port, ready.map((r) => r.pid));
+    expect(
+      holders(
+        port,
+        ready.map((r) => r.pid),
+      ).map((owners) => owners.length),
+    ).toEqual([1, 1, 1]);
+    await expectSpread(
+      port,
+      ready.map((r) => r.pid),
+    );
   });
 });
 

@@ -30,7 +30,6 @@ interface Line {
 const seen = new SeenProcesses();
 afterEach(() => seen.killAll());
 
-
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -79,7 +78,14 @@ const slotInodes = (line: Line, port: number) => {
     fs
       .readFileSync('/proc/net/tcp', 'utf8')
       .split('\n')
-      .filter((row) => row.trim().split(/\s+/)[3] === '0A' && row.trim().split(/\s+/)[1]?.endsWith(`:${port.toString(16).toUpperCase().padStart(4, '0')}`))
+      .filter(
+        (row) =>
+          row.trim().split(/\s+/)[3] === '0A' &&
+          row
+            .trim()
+            .split(/\s+/)[1]
+            ?.endsWith(`:${port.toString(16).toUpperCase().padStart(4, '0')}`),
+      )
       .map((row) => row.trim().split(/\s+/)[9]),
   );
   return (line.inodes ?? []).filter((inode) => listening.has(inode)).sort();
@@ -138,7 +144,8 @@ describe('supervisor.upgrade()', () => {
     const hanging = service({ workers: 1, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'hang' });
     const first = await hanging.next((line) => line.gen === 'ready');
     // The successor is the old supervisor's child: found by its parent pid while it is there.
-    const children = () => fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && parentOf(Number(name)) === first.pid && !first.pids?.includes(Number(name)));
+    const children = () =>
+      fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name) && parentOf(Number(name)) === first.pid && !first.pids?.includes(Number(name)));
     process.kill(first.pid, 'SIGHUP');
     await until(() => children().length > 0, 10_000);
     const [successor] = children().map(Number);
@@ -184,7 +191,9 @@ describe('supervisor.upgrade()', () => {
     process.kill(old.pid, 'SIGHUP');
     const upgrade = await svc.next((line) => line.gen === 'upgrade');
     const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
-    expect(successor.plan?.reasons.at(-1)).toMatch(/adopted 3 slot socket\(s\).*; 2 beyond this supervisor's 1 slots are lent to its workers and get no new connection$/);
+    expect(successor.plan?.reasons.at(-1)).toMatch(
+      /adopted 3 slot socket\(s\).*; 2 beyond this supervisor's 1 slots are lent to its workers and get no new connection$/,
+    );
     await until(() => !alive(old.pid), 15_000);
     // One of the handed-over sockets (slot 0's) is left, once slots 2 and 1 drained (steered away from, queues empty).
     await until(() => listeningInodes(port).length === 1, 15_000);
@@ -207,28 +216,35 @@ describe("upgrade() with sticky: 'ip' and a different worker count", () => {
   it.each<[number, number]>([
     [2, 3],
     [3, 2],
-  ])('%i -> %i workers: the successor keeps the sticky program, each address served by the worker of its slot under the new count, surplus closed after it', async (from, to) => {
-    // Stall protection at 5 s, not 80 ms: on a busy machine a worker starved of CPU for 80 ms would
-    // have its slot lent, and its clients answered by another worker.
-    const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: to, sticky: 'ip', stallThresholdMs: 5_000 })];
-    const svc = service({ workers: from, sticky: 'ip', stallThresholdMs: 5_000 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
-    const old = await svc.next((line) => line.gen === 'ready');
-    const port = old.ports?.[0] as number;
-    const before = await answers(port);
-    for (const source of STICKY_SOURCES) expect([...(before.get(source) ?? [])]).toEqual([String(old.pids?.[stickySlotOf(source, from)])]);
-    process.kill(old.pid, 'SIGHUP');
-    const upgrade = await svc.next((line) => line.gen === 'upgrade');
-    const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
-    expect(successor.steering).toMatchObject([{ enabled: true, sticky: true }]);
-    await until(() => !alive(old.pid), 15_000);
-    await until(() => listeningInodes(port).length === to, 15_000);
-    const after = await answers(port);
-    for (const source of STICKY_SOURCES) expect([...(after.get(source) ?? [])]).toEqual([String(successor.pids?.[stickySlotOf(source, to)])]);
-    // Only the addresses whose slot changed under the new count changed slot (rendezvous); for these 16, so many:
-    const moved = STICKY_SOURCES.filter((source) => stickySlotOf(source, from) !== stickySlotOf(source, to));
-    expect(moved.length).toBeGreaterThan(0);
-    for (const source of moved) expect(stickySlotOf(source, Math.max(from, to))).toBe(Math.max(from, to) - 1);
-  });
+  ])(
+    '%i -> %i workers: the successor keeps the sticky program, each address served by the worker of its slot under the new count, surplus closed after it',
+    async (from, to) => {
+      // Stall protection at 5 s, not 80 ms: on a busy machine a worker starved of CPU for 80 ms would
+      // have its slot lent, and its clients answered by another worker.
+      const command = [
+        process.execPath,
+        path.join(fixtures, 'upgradable.js'),
+        JSON.stringify({ exec: 'supervised-worker.js', workers: to, sticky: 'ip', stallThresholdMs: 5_000 }),
+      ];
+      const svc = service({ workers: from, sticky: 'ip', stallThresholdMs: 5_000 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
+      const old = await svc.next((line) => line.gen === 'ready');
+      const port = old.ports?.[0] as number;
+      const before = await answers(port);
+      for (const source of STICKY_SOURCES) expect([...(before.get(source) ?? [])]).toEqual([String(old.pids?.[stickySlotOf(source, from)])]);
+      process.kill(old.pid, 'SIGHUP');
+      const upgrade = await svc.next((line) => line.gen === 'upgrade');
+      const successor = await svc.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
+      expect(successor.steering).toMatchObject([{ enabled: true, sticky: true }]);
+      await until(() => !alive(old.pid), 15_000);
+      await until(() => listeningInodes(port).length === to, 15_000);
+      const after = await answers(port);
+      for (const source of STICKY_SOURCES) expect([...(after.get(source) ?? [])]).toEqual([String(successor.pids?.[stickySlotOf(source, to)])]);
+      // Only the addresses whose slot changed under the new count changed slot (rendezvous); for these 16, so many:
+      const moved = STICKY_SOURCES.filter((source) => stickySlotOf(source, from) !== stickySlotOf(source, to));
+      expect(moved.length).toBeGreaterThan(0);
+      for (const source of moved) expect(stickySlotOf(source, Math.max(from, to))).toBe(Math.max(from, to) - 1);
+    },
+  );
 });
 
 describe('upgrade(): bad input', () => {
@@ -273,7 +289,17 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
     delete process.env[HANDOVER_ENV];
   });
   const base = { from: process.pid, ready: 0 };
-  const entry = (fd: number, port: number) => ({ fd, slot: 0, address: '127.0.0.1', port, requestedPort: 0, requestedAddress: '127.0.0.1', ipv6Only: false, steerable: true, group: false });
+  const entry = (fd: number, port: number) => ({
+    fd,
+    slot: 0,
+    address: '127.0.0.1',
+    port,
+    requestedPort: 0,
+    requestedAddress: '127.0.0.1',
+    ipv6Only: false,
+    steerable: true,
+    group: false,
+  });
   const exec = path.join(fixtures, 'supervised-worker.js');
 
   it.each([
@@ -283,9 +309,21 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
     ['fd 1', JSON.stringify({ from: 1, ready: 3, sockets: [entry(1, 80)] }), /"fd" must be an unused fd >= 3/],
     ['one fd twice', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80), { ...entry(4, 80), slot: 1 }] }), /"fd" must be an unused fd/],
     ['port 0', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 0)] }), /"port" must be 1\.\.65535/],
-    ['counts that are not counts', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], counts: { restarts: 0, reloads: -1, upgrades: 0 } }), /"counts" must hold/],
-    ['a service start that is no time', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], serviceStartedAt: 'yesterday' }), /"serviceStartedAt" must be a time/],
-    ['a command syntax that is no string', JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], commandSyntax: 2 }), /"commandSyntax" must be a string/],
+    [
+      'counts that are not counts',
+      JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], counts: { restarts: 0, reloads: -1, upgrades: 0 } }),
+      /"counts" must hold/,
+    ],
+    [
+      'a service start that is no time',
+      JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], serviceStartedAt: 'yesterday' }),
+      /"serviceStartedAt" must be a time/,
+    ],
+    [
+      'a command syntax that is no string',
+      JSON.stringify({ from: 1, ready: 3, sockets: [entry(4, 80)], commandSyntax: 2 }),
+      /"commandSyntax" must be a string/,
+    ],
   ])('malformed (%s): ERR_REUSEPORT_HANDOVER before anything starts', async (_name, text, message) => {
     process.env[HANDOVER_ENV] = text;
     await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message });
@@ -299,7 +337,12 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
 
   it.each([
     ['a socket that is not TCP (UDP)', () => binding?.openDatagram({ address: '127.0.0.1', port: 0 }).fd as number, 80, /is not a TCP socket: .*EPROTOTYPE/],
-    ['a socket bound but not listening', () => binding?.openListener({ address: '127.0.0.1', port: 0, listen: false }).fd as number, 'PORT', /is not listening/],
+    [
+      'a socket bound but not listening',
+      () => binding?.openListener({ address: '127.0.0.1', port: 0, listen: false }).fd as number,
+      'PORT',
+      /is not listening/,
+    ],
     ['a listener of another port', () => binding?.openListener({ address: '127.0.0.1', port: 0 }).fd as number, 1, /is bound to 127\.0\.0\.1:\d+/],
   ])('an fd that is %s: ERR_REUSEPORT_HANDOVER, the fd closed, nothing started', async (_name, open, port, message) => {
     const fd = open();
@@ -313,15 +356,26 @@ describe('startCluster in a successor: a hand-over that cannot be used', () => {
 
   it.each([
     ['a slot socket that is a file', (file: number, ready: number) => ({ ready, sockets: [entry(file, 80)] }), /slot 0's socket\) is a file, not a socket/],
-    ['a readiness channel that is a file', (file: number, ready: number) => ({ ready: file, sockets: [entry(ready, 80)] }), /the readiness channel\) is a file, not a socket/],
-    ['a health socket that is a file', (file: number, ready: number, slot: number) => ({ ready, sockets: [entry(slot, 80)], health: file }), /the health socket\) is a file, not a socket/],
+    [
+      'a readiness channel that is a file',
+      (file: number, ready: number) => ({ ready: file, sockets: [entry(ready, 80)] }),
+      /the readiness channel\) is a file, not a socket/,
+    ],
+    [
+      'a health socket that is a file',
+      (file: number, ready: number, slot: number) => ({ ready, sockets: [entry(slot, 80)], health: file }),
+      /the health socket\) is a file, not a socket/,
+    ],
     ['a slot socket that is not open', (_file: number, ready: number) => ({ ready, sockets: [entry(1_000, 80)] }), /slot 0's socket\) is not open/],
   ])('%s (not handed over): ERR_REUSEPORT_HANDOVER naming REUSEPORT_HANDOVER, that fd neither closed nor written to', async (_name, shape, message) => {
     const file = fs.openSync(__filename, 'r');
     const ready = readyChannel();
     const slot = binding?.openListener({ address: '127.0.0.1', port: 0 }).fd as number;
     process.env[HANDOVER_ENV] = JSON.stringify({ ...base, ...shape(file, ready, slot) });
-    await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({ code: 'ERR_REUSEPORT_HANDOVER', message: expect.stringMatching(new RegExp(`REUSEPORT_HANDOVER names fd \\d+ \\(${message.source}.*neither used nor closed`)) });
+    await expect(startCluster({ exec, workers: 1 })).rejects.toMatchObject({
+      code: 'ERR_REUSEPORT_HANDOVER',
+      message: expect.stringMatching(new RegExp(`REUSEPORT_HANDOVER names fd \\d+ \\(${message.source}.*neither used nor closed`)),
+    });
     expect(fs.fstatSync(file).isFile()).toBe(true);
     fs.closeSync(file);
     // The sockets among them are given back (the listener too, where it was named).

@@ -10,7 +10,7 @@ import { freePort, startRunner } from './helpers/runner';
 const seen = new SeenProcesses();
 afterEach(() => seen.killAll());
 
-describe('the workers\' environment', () => {
+describe("the workers' environment", () => {
   it('has no NOTIFY_SOCKET though the runner has one; other variables pass through', async () => {
     const port = await freePort();
     // An abstract name nobody listens on: the runner's own notifications fail with a warning.

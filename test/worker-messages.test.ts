@@ -34,7 +34,12 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 }
 
 async function start(options: object = {}): Promise<{ fixture: Fixture; ready: State }> {
-  const fixture = startFixture('supervisor.js', [JSON.stringify({ exec: 'junk-worker.js', workers: 2, health: { port: 0 }, ...options })], {}, { execArgv: ['--no-warnings'] });
+  const fixture = startFixture(
+    'supervisor.js',
+    [JSON.stringify({ exec: 'junk-worker.js', workers: 2, health: { port: 0 }, ...options })],
+    {},
+    { execArgv: ['--no-warnings'] },
+  );
   const ready = await fixture.next<State>('ready');
   return { fixture, ready };
 }
@@ -106,17 +111,36 @@ describe('malformed messages from a worker', () => {
       M({ act: 'reserve', seq: 1_000_004, address: '127.0.0.1' }),
     ]);
     expect(answered.replies).toEqual([
-      expect.objectContaining({ act: 'error', seq: 1_000_001, error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/address must be/) }) }),
-      expect.objectContaining({ act: 'error', seq: 1_000_002, error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/at most 65536/) }) }),
-      expect.objectContaining({ act: 'error', seq: 1_000_003, error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/unknown act "teleport"/) }) }),
-      expect.objectContaining({ act: 'error', seq: 1_000_004, error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/ipv6Only must be a boolean/) }) }),
+      expect.objectContaining({
+        act: 'error',
+        seq: 1_000_001,
+        error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/address must be/) }),
+      }),
+      expect.objectContaining({
+        act: 'error',
+        seq: 1_000_002,
+        error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/at most 65536/) }),
+      }),
+      expect.objectContaining({
+        act: 'error',
+        seq: 1_000_003,
+        error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/unknown act "teleport"/) }),
+      }),
+      expect.objectContaining({
+        act: 'error',
+        seq: 1_000_004,
+        error: expect.objectContaining({ code: 'ERR_REUSEPORT_BAD_MESSAGE', message: expect.stringMatching(/ipv6Only must be a boolean/) }),
+      }),
     ]);
     await expectServing(fixture, ready);
   });
 
   it('a flood of bad messages prints a bounded number of warnings', async () => {
     const { fixture, ready } = await start();
-    await junk(fixture, Array.from({ length: 500 }, (_, i) => M({ act: 'beat', slot: 0, accepted: { 0: -i } })));
+    await junk(
+      fixture,
+      Array.from({ length: 500 }, (_, i) => M({ act: 'beat', slot: 0, accepted: { 0: -i } })),
+    );
     const state = await expectServing(fixture, ready);
     const warnings = state.warnings.filter((each) => each.code === 'REUSEPORT_BAD_MESSAGE');
     expect(warnings.length).toBeGreaterThan(0);

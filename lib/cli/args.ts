@@ -71,7 +71,8 @@ export function parseCount(value: string): number {
 /** How many restarts in a row: a whole number, 0 (never restart a crash) up to 2^31 - 1. */
 export function parseRestarts(value: string): number {
   const count = Number(value);
-  if (!/^\d+$/.test(value) || count > 2_147_483_647) throw new InvalidArgumentError('a number of restarts is a whole number (0: a worker that dies young is not restarted).');
+  if (!/^\d+$/.test(value) || count > 2_147_483_647)
+    throw new InvalidArgumentError('a number of restarts is a whole number (0: a worker that dies young is not restarted).');
   return count;
 }
 
@@ -82,7 +83,8 @@ export function parseMs(value: string): number {
 }
 
 export function parseMode(value: string): ModeChoice {
-  if (!['auto', 'reuseport', 'round-robin', 'shared', 'exclusive'].includes(value)) throw new InvalidArgumentError('one of auto, reuseport, round-robin, shared, exclusive.');
+  if (!['auto', 'reuseport', 'round-robin', 'shared', 'exclusive'].includes(value))
+    throw new InvalidArgumentError('one of auto, reuseport, round-robin, shared, exclusive.');
   return value as ModeChoice;
 }
 
@@ -106,14 +108,16 @@ export function parseNodeArgs(value: string): string[] {
   } catch (error) {
     throw new InvalidArgumentError(`${(error as Error).message}.`);
   }
-  if (words.length === 0 || !words[0]?.startsWith('-')) throw new InvalidArgumentError('Node flags, beginning with one: "--import tsx", "--max-old-space-size=512".');
+  if (words.length === 0 || !words[0]?.startsWith('-'))
+    throw new InvalidArgumentError('Node flags, beginning with one: "--import tsx", "--max-old-space-size=512".');
   return words;
 }
 
 /** `--max-memory-restart <size>`, PM2's syntax (200M, 1G, 512K, bytes), in bytes. */
 export function parseMemorySize(value: string): number {
   const bytes = parseSize(value);
-  if (bytes === undefined) throw new InvalidArgumentError(`a size is a number of bytes with K, M or G after it, as PM2 writes it (200M, 1G): '${value}' is not one.`);
+  if (bytes === undefined)
+    throw new InvalidArgumentError(`a size is a number of bytes with K, M or G after it, as PM2 writes it (200M, 1G): '${value}' is not one.`);
   return bytes;
 }
 

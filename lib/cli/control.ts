@@ -92,7 +92,8 @@ async function upgrade({ host, port, report }: Health, options: ControlOptions, 
     // A control listener (a health port on a non-loopback address) is the runner's own: the successor's is found by its pid.
     successorPid ??= successorChild(options.pid);
     let now = await getStatus(host, port);
-    if (successorPid !== undefined && (!now || now.pid === options.pid)) now = (await findHealth({ pid: successorPid }, 'upgrade').catch(() => undefined))?.report ?? now;
+    if (successorPid !== undefined && (!now || now.pid === options.pid))
+      now = (await findHealth({ pid: successorPid }, 'upgrade').catch(() => undefined))?.report ?? now;
     if (now?.pid === options.pid) {
       const outcome = now.last?.upgrade;
       if (outcome && outcome.seq > before && !outcome.ok) {
@@ -185,4 +186,3 @@ async function stop({ host, port }: Health, options: ControlOptions, deadline: n
   say(options, 'stopped', { pid: options.pid, exitCode: report.exitCode, cut: report.cut, killed: report.killed });
   return report.exitCode;
 }
-

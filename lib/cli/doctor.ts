@@ -71,10 +71,7 @@ function probeSharing(holder: PortHolder): Pick<DoctorHolder, 'canShare' | 'shar
     return { canShare: 'yes' };
   } catch (error) {
     const code = (error as { code?: string }).code ?? 'an error';
-    const note =
-      code === 'EADDRINUSE'
-        ? 'it listens without SO_REUSEPORT, or as another user'
-        : `binding beside it failed with ${code}`;
+    const note = code === 'EADDRINUSE' ? 'it listens without SO_REUSEPORT, or as another user' : `binding beside it failed with ${code}`;
     return { canShare: 'no', shareNote: note };
   }
 }

@@ -10,7 +10,7 @@ export const PM2_EQUIVALENTS: [string, string][] = [
   ['pm2 stop app', 'reuseport stop --pid-file app.pid'],
   ['pm2 update / pm2 reload after npm i -g', 'reuseport upgrade --pid-file app.pid'],
   ['pm2 status / pm2 show app', 'reuseport status --pid-file app.pid'],
-  ['pm2 logs app', 'the runner\'s own stdout: [slot pid] prefixed on a terminal, raw otherwise, --json objects'],
+  ['pm2 logs app', "the runner's own stdout: [slot pid] prefixed on a terminal, raw otherwise, --json objects"],
   ['pm2 start app.ts --node-args="--import tsx"', 'reuseport start app.ts --node-args "--import tsx"'],
   ['pm2 start app.js --max-memory-restart 200M', 'reuseport start app.js --max-memory-restart 200M (new worker first)'],
   ['pm2 start app.js -i 4 --instance-var ID', 'reuseport start app.js -i 4 --instance-var ID'],

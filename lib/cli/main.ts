@@ -5,7 +5,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { COMMAND_SYNTAX, USAGE_EXIT, commandSyntaxFor, parseCount, parseEnvName, parseMemorySize, parseMode, parseNodeArgs, parseMs, parsePid, parsePort, parseRestarts, parseWorkers, unknownStartOption } from './args';
+import {
+  COMMAND_SYNTAX,
+  USAGE_EXIT,
+  commandSyntaxFor,
+  parseCount,
+  parseEnvName,
+  parseMemorySize,
+  parseMode,
+  parseNodeArgs,
+  parseMs,
+  parsePid,
+  parsePort,
+  parseRestarts,
+  parseWorkers,
+  unknownStartOption,
+} from './args';
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
@@ -43,7 +58,7 @@ const start = program
   .command('start')
   .usage('[options] <script> [-- script args...]')
   .description(
-    'run <script> (an ordinary app, or one that calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully. Options go anywhere before `--`; the script\'s own arguments after it',
+    "run <script> (an ordinary app, or one that calls listenReusePort) in supervised workers: SIGHUP reloads them, SIGUSR2 upgrades the whole runner, SIGTERM/SIGINT shut down gracefully. Options go anywhere before `--`; the script's own arguments after it",
   )
   .argument('<script>', 'the worker script')
   .argument('[args...]', "the script's own arguments (after `--`)")
@@ -53,19 +68,31 @@ const start = program
   .option('--cpu-local', 'pin each worker to a CPU and keep connections on the CPU that received them (Linux)')
   .option('--sticky <by>', "'ip': every connection from one client address goes to one worker (Linux; see docs/sticky.md)")
   .option('--health-port <port>', 'serve GET /ready, /live and /metrics on this port', parsePort)
-  .option('--health-host <address>', 'the health server\'s address (default 127.0.0.1)')
+  .option('--health-host <address>', "the health server's address (default 127.0.0.1)")
   .option('--pid-file <file>', "write the runner's pid here (an upgrade's successor rewrites it; removed on exit)")
   .option('--drain-timeout <ms>', 'how long a draining worker may take before its connections are cut (default 10000)', parseMs)
-  .option('--min-uptime <ms>', 'a worker that dies sooner after its start is a crash; a reload waits this long on the canary, then on each wave of new workers, before their old ones drain (default 1000)', parseMs)
+  .option(
+    '--min-uptime <ms>',
+    'a worker that dies sooner after its start is a crash; a reload waits this long on the canary, then on each wave of new workers, before their old ones drain (default 1000)',
+    parseMs,
+  )
   .option('--max-restarts <n>', 'stop restarting a slot after this many crashes in a row, lending its socket to the live workers (default 16)', parseRestarts)
-  .option('--max-draining <n>', 'how many extra processes a reload keeps alive at once (new workers of a wave plus old ones draining; 1: one slot at a time; default: all)', parseCount)
+  .option(
+    '--max-draining <n>',
+    'how many extra processes a reload keeps alive at once (new workers of a wave plus old ones draining; 1: one slot at a time; default: all)',
+    parseCount,
+  )
   .option('--shutdown-delay <ms>', 'keep serving this long after SIGTERM, with /ready failing (default 0; 5000 in Kubernetes)', parseMs)
   .option('--node-args <flags>', 'Node flags for every worker, as PM2\'s: "--import tsx", "--max-old-space-size=512 --enable-source-maps"', parseNodeArgs)
-  .option('--max-memory-restart <size>', "replace a worker whose RSS is over this (PM2's syntax: 200M, 1G) the way a reload does: the new one first, the old one drains", parseMemorySize)
+  .option(
+    '--max-memory-restart <size>',
+    "replace a worker whose RSS is over this (PM2's syntax: 200M, 1G) the way a reload does: the new one first, the old one drains",
+    parseMemorySize,
+  )
   .option('--subreaper', 'reap orphaned processes of the workers, as an init does (Linux; always on as PID 1)')
   .option('--instance-var <name>', "the variable that tells each worker its slot, 0..N-1, as PM2's instance_var (default NODE_APP_INSTANCE)", parseEnvName)
   .option('--json', 'one JSON object per event line (and per line of worker output)')
-  .option('--prefix-output', "prefix each line the workers write with [slot pid] (the default when stdout is a terminal)")
+  .option('--prefix-output', 'prefix each line the workers write with [slot pid] (the default when stdout is a terminal)')
   .option('--no-prefix-output', "pass the workers' output through untouched (the default when stdout is not a terminal)")
   .option('--no-balance', "don't even out keep-alive connections over the workers (see docs/balance.md)")
   .option('--no-register', "don't preload reuseport/register in the workers (the app then calls listenReusePort itself)")
@@ -116,9 +143,9 @@ program
   .command('status')
   .description('show a running supervisor: its plan, and every slot with pid, uptime, accepted, queue depth and stalls')
   .option('--pid-file <file>', 'the pid file given to reuseport start')
-  .option('--pid <pid>', 'the supervisor\'s pid', parsePid)
+  .option('--pid <pid>', "the supervisor's pid", parsePid)
   .option('--health-port <port>', 'its health port, instead of a pid', parsePort)
-  .option('--health-host <address>', 'its health server\'s address (default 127.0.0.1)')
+  .option('--health-host <address>', "its health server's address (default 127.0.0.1)")
   .option('--json', 'print the status as JSON')
   .action(async (options: TargetOptions) => {
     try {

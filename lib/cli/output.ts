@@ -164,12 +164,18 @@ export class OutputRelay {
   /** A worker was forked: its pipes are read from now on. */
   add({ slot, pid, stdout, stderr }: ForkEvent): void {
     const ends: Promise<void>[] = [];
-    for (const [stream, source] of [['stdout', stdout], ['stderr', stderr]] as const) {
+    for (const [stream, source] of [
+      ['stdout', stdout],
+      ['stderr', stderr],
+    ] as const) {
       if (!source) continue;
       ends.push(new Promise((resolve) => source.once('close', () => resolve())));
       this.#read(slot, pid, stream, source);
     }
-    this.#ended.set(pid, Promise.all(ends).then(() => undefined));
+    this.#ended.set(
+      pid,
+      Promise.all(ends).then(() => undefined),
+    );
   }
 
   /** The worker's last stderr lines, once its pipes closed (waits at most `waitMs`). */

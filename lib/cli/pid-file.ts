@@ -87,7 +87,8 @@ export function readPidFile(file: string, command = 'status'): number {
     if (!fs.fstatSync(fd).isFile()) throw new UsageError(`reuseport ${command}: the pid file ${where} is not a regular file`);
     const buffer = Buffer.alloc(PID_FILE_MAX_BYTES + 1);
     const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
-    if (length > PID_FILE_MAX_BYTES) throw new UsageError(`reuseport ${command}: the pid file ${where} holds no pid (it is longer than ${PID_FILE_MAX_BYTES} bytes)`);
+    if (length > PID_FILE_MAX_BYTES)
+      throw new UsageError(`reuseport ${command}: the pid file ${where} holds no pid (it is longer than ${PID_FILE_MAX_BYTES} bytes)`);
     text = buffer.toString('utf8', 0, length);
   } catch (error) {
     if (error instanceof UsageError) throw error;

@@ -135,30 +135,30 @@ export async function runStart(script: string, args: string[], options: StartCom
   let supervisor: Supervisor;
   try {
     supervisor = await startCluster({
-    exec: checked.script,
-    args,
-    ...(options.workers === undefined ? {} : { workers: options.workers }),
-    ...(options.mode === undefined ? {} : { mode: options.mode }),
-    ...(options.cpuLocal ? { cpuLocal: true } : {}),
-    ...(options.sticky === undefined ? {} : { sticky: options.sticky }),
-    // Always a health server (an ephemeral loopback port unless given): `reuseport status` asks it.
-    health: { port: options.healthPort ?? 0, ...(options.healthHost ? { host: options.healthHost } : {}) },
-    ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),
-    ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
-    ...(options.minUptime === undefined ? {} : { minUptimeMs: options.minUptime }),
-    ...(options.maxRestarts === undefined ? {} : { maxRestarts: options.maxRestarts }),
-    ...(options.maxDraining === undefined ? {} : { maxDraining: options.maxDraining }),
-    reloadOnSighup: true,
-    // As PID 1 an upgrade would end the container: the successor dies with this process (below).
-    upgradeOnSigusr2: process.pid !== 1,
-    register: options.register !== false,
-    ...(options.balance === false ? { balance: false } : {}),
-    output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
-    ...(options.syntax ? { commandSyntax: options.syntax } : {}),
-    ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
-    ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
-    ...(options.subreaper ? { subreaper: true } : {}),
-    ...(options.maxMemoryRestart === undefined ? {} : { maxMemoryRestart: options.maxMemoryRestart }),
+      exec: checked.script,
+      args,
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
+      ...(options.cpuLocal ? { cpuLocal: true } : {}),
+      ...(options.sticky === undefined ? {} : { sticky: options.sticky }),
+      // Always a health server (an ephemeral loopback port unless given): `reuseport status` asks it.
+      health: { port: options.healthPort ?? 0, ...(options.healthHost ? { host: options.healthHost } : {}) },
+      ...(options.drainTimeout === undefined ? {} : { drainTimeoutMs: options.drainTimeout }),
+      ...(options.shutdownDelay === undefined ? {} : { shutdownDelayMs: options.shutdownDelay }),
+      ...(options.minUptime === undefined ? {} : { minUptimeMs: options.minUptime }),
+      ...(options.maxRestarts === undefined ? {} : { maxRestarts: options.maxRestarts }),
+      ...(options.maxDraining === undefined ? {} : { maxDraining: options.maxDraining }),
+      reloadOnSighup: true,
+      // As PID 1 an upgrade would end the container: the successor dies with this process (below).
+      upgradeOnSigusr2: process.pid !== 1,
+      register: options.register !== false,
+      ...(options.balance === false ? { balance: false } : {}),
+      output: relay ? (event: ForkEvent) => relay.add(event) : 'inherit',
+      ...(options.syntax ? { commandSyntax: options.syntax } : {}),
+      ...(options.instanceVar === undefined ? {} : { instanceVar: options.instanceVar }),
+      ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+      ...(options.subreaper ? { subreaper: true } : {}),
+      ...(options.maxMemoryRestart === undefined ? {} : { maxMemoryRestart: options.maxMemoryRestart }),
     });
   } catch (error) {
     throw await withStderrTail(error as Error, relay);
@@ -176,7 +176,9 @@ export async function runStart(script: string, args: string[], options: StartCom
     say('exit', { slot, pid, code, signal });
   });
   // A worker replaced for its memory: which, why, by whom (its own 'listening' line came before).
-  supervisor.on('restart', ({ slot, pid, reason, rss, limit, by }: RestartEvent) => say('restart', { slot, pid, reason, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit), by }));
+  supervisor.on('restart', ({ slot, pid, reason, rss, limit, by }: RestartEvent) =>
+    say('restart', { slot, pid, reason, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit), by }),
+  );
   supervisor.on('memory-limit-too-low', ({ slot, pid, rss, limit }: MemoryLimitEvent) => {
     say('memory-limit-too-low', { slot, pid, rss: json ? rss : formatSize(rss), limit: json ? limit : formatSize(limit) });
     process.stderr.write(
@@ -190,7 +192,14 @@ export async function runStart(script: string, args: string[], options: StartCom
   supervisor.on('stall-detection-off', ({ reason }) => say('stall-detection-off', { reason }));
   supervisor.on('reload', ({ pids, cut, killed }: ReloadResult) => say('reload', { pids, cut, killed: killed.length > 0 ? killed : undefined }));
   supervisor.on('crash-loop', async (event: CrashLoopEvent) => {
-    say('crash-loop', { slot: event.slot, pid: event.pid, code: event.code ?? undefined, signal: event.signal ?? undefined, restarts: event.restarts, serving: event.serving });
+    say('crash-loop', {
+      slot: event.slot,
+      pid: event.pid,
+      code: event.code ?? undefined,
+      signal: event.signal ?? undefined,
+      restarts: event.restarts,
+      serving: event.serving,
+    });
     if (event.serving > 0) return;
     // Nothing serves any more: the runner ends, non-zero, with one line naming the cause.
     const how = event.signal ? `was killed by ${event.signal}` : `exited with code ${event.code}`;

@@ -195,7 +195,11 @@ export function formatStatus(status: ReturnType<typeof withUptimes>): string {
     for (const [i, slot] of status.slots.entries()) rows[i]?.push(slot.rss === undefined ? '-' : formatSize(slot.rss), String(slot.memoryRestarts ?? 0));
   }
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)));
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
   lines.push(line(header), ...rows.map(line));
   return `${lines.join('\n')}\n`;
 }

@@ -27,7 +27,8 @@ export interface Limits {
 }
 
 const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
-const integer = (value: unknown, min: number, max: number): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+const integer = (value: unknown, min: number, max: number): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
 const show = (value: unknown): string => {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 37)}...` : value);
   if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
@@ -38,10 +39,16 @@ const seq: Check = (value) => (integer(value, 0, Number.MAX_SAFE_INTEGER) ? unde
 const slot: Check = (value, { slots }) => (integer(value, 0, slots - 1) ? undefined : `slot must be an integer from 0 to ${slots - 1}, not ${show(value)}`);
 const port: Check = (value) => (integer(value, 0, 65_535) ? undefined : `port must be an integer from 0 to 65535, not ${show(value)}`);
 const flag: Check = (value) => (typeof value === 'boolean' ? undefined : `must be a boolean, not ${show(value)}`);
-const longText: Check = (value) => (typeof value === 'string' && value.length <= MAX_ERROR_TEXT ? undefined : `must be a string of at most ${MAX_ERROR_TEXT} characters, not ${show(value)}`);
-const text: Check = (value) => (typeof value === 'string' && value.length <= MAX_STRING ? undefined : `must be a string of at most ${MAX_STRING} characters, not ${show(value)}`);
-const address: Check = (value) => (typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING ? undefined : `must be a non-empty string of at most ${MAX_STRING} characters, not ${show(value)}`);
-const group: Check = (value) => (value === false ? undefined : text(value, { slots: 0 }) && `must be false or a string of at most ${MAX_STRING} characters, not ${show(value)}`);
+const longText: Check = (value) =>
+  typeof value === 'string' && value.length <= MAX_ERROR_TEXT ? undefined : `must be a string of at most ${MAX_ERROR_TEXT} characters, not ${show(value)}`;
+const text: Check = (value) =>
+  typeof value === 'string' && value.length <= MAX_STRING ? undefined : `must be a string of at most ${MAX_STRING} characters, not ${show(value)}`;
+const address: Check = (value) =>
+  typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING
+    ? undefined
+    : `must be a non-empty string of at most ${MAX_STRING} characters, not ${show(value)}`;
+const group: Check = (value) =>
+  value === false ? undefined : text(value, { slots: 0 }) && `must be false or a string of at most ${MAX_STRING} characters, not ${show(value)}`;
 const count: Check = (value) => (integer(value, 0, Number.MAX_SAFE_INTEGER) ? undefined : `must be a non-negative integer, not ${show(value)}`);
 const optional =
   (check: Check): Check =>
@@ -51,7 +58,14 @@ const optional =
 // A listen error: an object with a string message, and Node's fields where present with their types.
 const error: Check = (value) => {
   if (!isObject(value)) return `error must be an object with a string message, not ${show(value)}`;
-  const fields: Record<string, Check> = { message: longText, code: optional(text), errno: optional((v) => (integer(v, -1e9, 1e9) ? undefined : 'must be an integer')), syscall: optional(text), address: optional(text), port: optional(port) };
+  const fields: Record<string, Check> = {
+    message: longText,
+    code: optional(text),
+    errno: optional((v) => (integer(v, -1e9, 1e9) ? undefined : 'must be an integer')),
+    syscall: optional(text),
+    address: optional(text),
+    port: optional(port),
+  };
   for (const [name, check] of Object.entries(fields)) {
     const wrong = check(value[name], { slots: 0 });
     if (wrong) return `error.${name} ${wrong.replace(/^port /, '')}`;
@@ -94,7 +108,12 @@ export function checkWorkerMessage(raw: unknown, limits: Limits): Checked {
   if (!isObject(raw) || raw.cmd !== COMMAND) return { ok: false, reason: 'not a reuseport message' };
   const { act } = raw;
   const answer = seq(raw.seq, limits) === undefined ? (raw.seq as number) : undefined;
-  const refuse = (reason: string): Checked => ({ ok: false, reason, ...(answer !== undefined ? { seq: answer } : {}), ...(typeof act === 'string' ? { act: act.slice(0, 40) } : {}) });
+  const refuse = (reason: string): Checked => ({
+    ok: false,
+    reason,
+    ...(answer !== undefined ? { seq: answer } : {}),
+    ...(typeof act === 'string' ? { act: act.slice(0, 40) } : {}),
+  });
   if (!isWorkerAct(act)) return refuse(`unknown act ${show(act)}`);
   let size = 0;
   try {
@@ -164,7 +183,9 @@ export function warnBadMessage(worker: { process: { pid?: number } }, checked: C
   const { warn, suppressed } = warnings.take(worker);
   if (!warn) return;
   const more = suppressed > 0 ? ` (${suppressed} more not shown)` : '';
-  process.emitWarning(`reuseport: the worker (pid ${worker.process.pid}${where}) sent a malformed message, ignored: ${checked.reason}${more}`, { code: BAD_MESSAGE_WARNING });
+  process.emitWarning(`reuseport: the worker (pid ${worker.process.pid}${where}) sent a malformed message, ignored: ${checked.reason}${more}`, {
+    code: BAD_MESSAGE_WARNING,
+  });
 }
 
 /** Forgets a worker that is gone (its warning budget). */

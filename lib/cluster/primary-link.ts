@@ -40,4 +40,3 @@ export async function reservePort(address: string, ipv6Only: boolean, timeoutMs 
   if (reply.port !== undefined) return reply.port;
   throw reviveError(reply.error, 'port reservation failed');
 }
-

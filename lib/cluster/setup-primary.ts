@@ -38,7 +38,9 @@ function reserve(worker: Worker, address: string, ipv6Only: boolean): number {
   if (known?.users.has(worker)) return known.port;
   const held = [...reserved.values()].filter((each) => each.users.has(worker)).length;
   if (held >= limits.perWorker) {
-    throw tooManySockets(`reuseport: the worker (pid ${worker.process.pid}) already holds ${held} port reservations in the primary, the most one worker may (maxSocketsPerWorker: ${limits.perWorker})`);
+    throw tooManySockets(
+      `reuseport: the worker (pid ${worker.process.pid}) already holds ${held} port reservations in the primary, the most one worker may (maxSocketsPerWorker: ${limits.perWorker})`,
+    );
   }
   if (known) {
     clearTimeout(known.timer);

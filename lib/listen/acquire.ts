@@ -53,7 +53,11 @@ export function throwError(failure: unknown): never {
 }
 
 /** Tries each target in order, moving on by `rule`; throws a TargetFailure (the last one tried). */
-export async function tryTargets<T extends Target, V>(targets: T[], rule: TargetRule, attempt: (target: T) => Promise<V> | V): Promise<{ target: T; value: V }> {
+export async function tryTargets<T extends Target, V>(
+  targets: T[],
+  rule: TargetRule,
+  attempt: (target: T) => Promise<V> | V,
+): Promise<{ target: T; value: V }> {
   let failure: TargetFailure<T> | undefined;
   for (const target of targets) {
     try {
@@ -84,7 +88,13 @@ export function tryTargetsSync<T extends Target, V>(targets: T[], rule: TargetRu
 export type Borrow = (request: { address: string; port: number; ipv6Only: boolean; group: string | false }) => Promise<LentSocket>;
 
 /** The supervisor's slot socket for the first target that works. */
-export async function borrowSlot<T extends Target>(borrow: Borrow, targets: T[], port: number, group: string | false, rule: TargetRule): Promise<{ target: T; lent: LentSocket }> {
+export async function borrowSlot<T extends Target>(
+  borrow: Borrow,
+  targets: T[],
+  port: number,
+  group: string | false,
+  rule: TargetRule,
+): Promise<{ target: T; lent: LentSocket }> {
   const { target, value } = await tryTargets(targets, rule, (each) => borrow({ address: each.address, port, ipv6Only: each.ipv6Only, group }));
   return { target, lent: value };
 }
@@ -100,7 +110,13 @@ export interface BindOptions {
  * other holders and registered to the sharing group. A holder without SO_REUSEPORT makes the bind
  * fail (EADDRINUSE); one with it but of another group is refused before any listen.
  */
-export function bindWithAddon(binding: NativeBinding, group: string | false, target: Target, port: number, options: BindOptions): { socket: NativeSocket; unregister: () => void } {
+export function bindWithAddon(
+  binding: NativeBinding,
+  group: string | false,
+  target: Target,
+  port: number,
+  options: BindOptions,
+): { socket: NativeSocket; unregister: () => void } {
   let socket: NativeSocket;
   try {
     socket = binding.openListener({ address: target.address, port, ipv6Only: target.ipv6Only, listen: false });

@@ -15,12 +15,7 @@ export type Lookup = (hostname: string) => Promise<{ address: string; family: nu
 const defaultLookup: Lookup = (hostname) => dns.promises.lookup(hostname);
 
 /** The addresses to try for a host: "::" with a "0.0.0.0" fallback when no host is given. */
-export async function resolveBindTargets(
-  host: string | undefined,
-  ipv6Only: boolean,
-  port: number,
-  lookup: Lookup = defaultLookup,
-): Promise<BindTarget[]> {
+export async function resolveBindTargets(host: string | undefined, ipv6Only: boolean, port: number, lookup: Lookup = defaultLookup): Promise<BindTarget[]> {
   if (host === undefined) {
     return [
       { address: '::', ipv6Only },

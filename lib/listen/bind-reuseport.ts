@@ -51,7 +51,9 @@ export function decideBind(mode: BindRequest['mode'], edges: Pick<BindEdges, 'fa
       const plan: DatagramPlan = { mode: 'reuseport', backend: 'addon', reasons: [from, ...sharedPlan.reasons] };
       if (facts.addon) return plan;
       if (facts.nodeUdpReusePort) return { ...plan, backend: 'node' };
-      throw modeUnsupported(`${from} But this worker cannot open an SO_REUSEPORT UDP socket: ${facts.addonError ?? 'no addon'}, and this Node has no dgram reusePort.`);
+      throw modeUnsupported(
+        `${from} But this worker cannot open an SO_REUSEPORT UDP socket: ${facts.addonError ?? 'no addon'}, and this Node has no dgram reusePort.`,
+      );
     }
     if (sharedPlan.mode !== 'exclusive' && facts.platform !== 'win32') {
       return { mode: 'shared', backend: 'cluster', reasons: [from, `${clusterUdpReason}: this worker receives on the primary's shared socket.`] };
@@ -100,7 +102,11 @@ async function execute(plan: DatagramPlan, socket: dgram.Socket, request: BindRe
         return { ...plan, reasons };
       }
       await bindWithNode(socket, target, group);
-      return { ...plan, backend: 'node', reasons: [...reasons, "Node bound the socket with libuv's UV_UDP_REUSEPORT, as dgram.createSocket({ reusePort: true }) does."] };
+      return {
+        ...plan,
+        backend: 'node',
+        reasons: [...reasons, "Node bound the socket with libuv's UV_UDP_REUSEPORT, as dgram.createSocket({ reusePort: true }) does."],
+      };
     }
     case 'shared':
       await bindPlain(socket, target, false, (error: Error) => explainTaken(error, 'udp'));
@@ -132,7 +138,12 @@ function checkUnbound(socket: dgram.Socket): void {
 }
 
 /** bindReusePort with its system edges given, so tests can fake the addon, DNS, facts and cluster. */
-export async function bindWith(edgesOrUndefined: Partial<BindEdges> | undefined, socket: dgram.Socket, portOrOptions: unknown, options?: unknown): Promise<BindResult> {
+export async function bindWith(
+  edgesOrUndefined: Partial<BindEdges> | undefined,
+  socket: dgram.Socket,
+  portOrOptions: unknown,
+  options?: unknown,
+): Promise<BindResult> {
   if (!(socket instanceof dgram.Socket)) throw invalidArgType('socket', 'an instance of dgram.Socket', socket);
   const request = normalizeBindArgs(portOrOptions, options);
   checkUnbound(socket);

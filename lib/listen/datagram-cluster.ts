@@ -56,6 +56,13 @@ export function joinClusterDatagram(socket: dgram.Socket, supervision: Supervisi
   socket.once('close', () => sockets.delete(socket));
   watch();
   (worker as typeof worker & { state: string }).state = 'listening';
-  toPrimary({ cmd: 'NODE_CLUSTER', act: 'listening', address: address.address, port: address.port, addressType: (socket as dgram.Socket & { type: string }).type, fd: undefined });
+  toPrimary({
+    cmd: 'NODE_CLUSTER',
+    act: 'listening',
+    address: address.address,
+    port: address.port,
+    addressType: (socket as dgram.Socket & { type: string }).type,
+    fd: undefined,
+  });
   if (supervision) toPrimary(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address.port }));
 }

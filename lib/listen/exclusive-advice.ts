@@ -16,7 +16,7 @@ export function exclusiveAdvice({ facts, primaryPid }: ExclusiveContext): string
     const who = primaryPid === undefined ? "this worker's mode option" : `its primary (pid ${primaryPid})`;
     return (
       `'exclusive' mode, chosen by ${who}, gives each process a socket of its own, so a second worker cannot listen on the port. ` +
-      "Run one worker (reuseport start -i 1, startCluster({ workers: 1 })), or let the workers share the port: mode auto (the default), reuseport, round-robin or shared"
+      'Run one worker (reuseport start -i 1, startCluster({ workers: 1 })), or let the workers share the port: mode auto (the default), reuseport, round-robin or shared'
     );
   }
   const kernel = judgeKernel(facts.platform, facts.release);

@@ -35,7 +35,9 @@ function guardOwnership(job: ListenJob, bound: { fd: number; address: string; po
  * (EADDRINUSE from the kernel); one with it but of another group is refused here, before listening.
  */
 export async function listenWithAddon(binding: NativeBinding, job: ListenJob): Promise<NativeSocket> {
-  const { socket, unregister } = await firstThatWorks(job.targets, (target) => bindWithAddon(binding, job.request.group, target, job.port, { caller: 'listenReusePort', explain: true }));
+  const { socket, unregister } = await firstThatWorks(job.targets, (target) =>
+    bindWithAddon(binding, job.request.group, target, job.port, { caller: 'listenReusePort', explain: true }),
+  );
   try {
     await adoptListener(job.server, socket, job.request.backlog);
   } catch (error) {

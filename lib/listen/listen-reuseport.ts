@@ -137,8 +137,7 @@ async function execute(plan: Plan, job: ListenJob, edges: ListenEdges, explicit:
       }
       if (job.port === 0 && edges.isWorker) {
         if (!edges.sharedPlan) {
-          const why =
-            'Port 0 in a cluster worker: without setupPrimary() in the primary, workers cannot agree on one port for their own sockets';
+          const why = 'Port 0 in a cluster worker: without setupPrimary() in the primary, workers cannot agree on one port for their own sockets';
           if (explicit) throw modeUnsupported(`${why}. Call setupPrimary() before forking, or listen on a fixed port.`);
           const actual = edges.policy === 'rr' ? 'round-robin' : 'shared';
           await listenWithNode(job, {});
@@ -227,8 +226,8 @@ async function applyTicketKeys(server: net.Server, request: ListenRequest, edges
   if (!isTls || !edges.supervision) return undefined;
   const shared = await takeTicketKeys(server as tls.Server);
   return shared
-    ? 'TLS session tickets are sealed with the supervisor\'s key, which every worker has (and gets anew at each rotation), so a ticket from any worker resumes on all of them.'
-    : 'TLS session tickets are sealed with this worker\'s own key (startCluster({ ticketKeys: false })): a ticket resumes only on this worker.';
+    ? "TLS session tickets are sealed with the supervisor's key, which every worker has (and gets anew at each rotation), so a ticket from any worker resumes on all of them."
+    : "TLS session tickets are sealed with this worker's own key (startCluster({ ticketKeys: false })): a ticket resumes only on this worker.";
 }
 
 /**

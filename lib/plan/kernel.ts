@@ -92,17 +92,13 @@ function judgeFreeBsd(release: string): KernelBalancing {
     return {
       balances: false,
       certain: true,
-      reason:
-        `FreeBSD ${release} is older than 12, the first with SO_REUSEPORT_LB; ` +
-        'its plain SO_REUSEPORT does not spread connections across sockets.',
+      reason: `FreeBSD ${release} is older than 12, the first with SO_REUSEPORT_LB; ` + 'its plain SO_REUSEPORT does not spread connections across sockets.',
     };
   }
   return {
     balances: true,
     certain: true,
-    reason:
-      `FreeBSD ${release} has SO_REUSEPORT_LB (FreeBSD >= 12), which spreads new connections ` +
-      'across every SO_REUSEPORT_LB socket bound to the port.',
+    reason: `FreeBSD ${release} has SO_REUSEPORT_LB (FreeBSD >= 12), which spreads new connections ` + 'across every SO_REUSEPORT_LB socket bound to the port.',
   };
 }
 
@@ -135,7 +131,6 @@ export function judgeKernel(platform: string, release: string): KernelBalancing 
     balances: false,
     certain: false,
     reason:
-      `This platform ("${platform}", release "${release}") is not known to spread connections across ` +
-      'SO_REUSEPORT sockets, so this assumes it cannot.',
+      `This platform ("${platform}", release "${release}") is not known to spread connections across ` + 'SO_REUSEPORT sockets, so this assumes it cannot.',
   };
 }

@@ -42,13 +42,18 @@ export function planBind(facts: Facts, options?: PlanOptions): DatagramPlan {
   const explicit = asked !== 'auto' || (facts.override !== undefined && facts.override !== 'auto');
   if (facts.platform === 'win32') {
     if (explicit) {
-      throw modeUnsupported(`The mode '${plan.mode}' was chosen explicitly, but node:cluster cannot share a UDP socket on Windows (ENOTSUP). Choose 'auto' or 'exclusive'.`);
+      throw modeUnsupported(
+        `The mode '${plan.mode}' was chosen explicitly, but node:cluster cannot share a UDP socket on Windows (ENOTSUP). Choose 'auto' or 'exclusive'.`,
+      );
     }
     // The last TCP sentence said this worker uses the cluster's shared handle; for UDP it cannot.
     return {
       mode: 'exclusive',
       backend: 'node',
-      reasons: [...reasons.slice(0, -1), 'This process is a cluster worker, but node:cluster cannot share a UDP socket on Windows (ENOTSUP), so this worker binds alone (exclusive: true): a second process on this port will get EADDRINUSE.'],
+      reasons: [
+        ...reasons.slice(0, -1),
+        'This process is a cluster worker, but node:cluster cannot share a UDP socket on Windows (ENOTSUP), so this worker binds alone (exclusive: true): a second process on this port will get EADDRINUSE.',
+      ],
     };
   }
   if (plan.mode === 'round-robin' && explicit) {

@@ -58,9 +58,7 @@ function readChoice(facts: Facts, options: PlanOptions | undefined): { choice?: 
   const { override } = facts;
   if (asked !== undefined && asked !== 'auto') {
     const notes =
-      override === undefined || override === asked
-        ? []
-        : [`REUSEPORT_MODE=${override} was ignored: an explicit options.mode wins over the environment.`];
+      override === undefined || override === asked ? [] : [`REUSEPORT_MODE=${override} was ignored: an explicit options.mode wins over the environment.`];
     return { choice: { mode: asked, source: 'options.mode' }, notes };
   }
   if (override === undefined) return { notes: [] };
@@ -73,8 +71,7 @@ function readChoice(facts: Facts, options: PlanOptions | undefined): { choice?: 
 
 function unsupported(choice: ExplicitChoice, why: string, advice: string): Error {
   return modeUnsupported(
-    `The mode '${choice.mode}' was chosen explicitly by ${describeSource(choice.source)}, but it is not possible here. ` +
-      `${why} ${advice}`,
+    `The mode '${choice.mode}' was chosen explicitly by ${describeSource(choice.source)}, but it is not possible here. ` + `${why} ${advice}`,
   );
 }
 
@@ -84,8 +81,7 @@ function describeRole(role: ClusterRole): string {
   return 'This process is not in a cluster (neither a cluster worker nor a primary that forks workers)';
 }
 
-const fastPathAdvice =
-  'To get kernel load balancing, install a C++ toolchain and run "npm rebuild reuseport", or use Node >= 22.12.';
+const fastPathAdvice = 'To get kernel load balancing, install a C++ toolchain and run "npm rebuild reuseport", or use Node >= 22.12.';
 
 function noSocketMaker(facts: Facts): string {
   const addon = facts.addonError ? ` (${facts.addonError})` : '';

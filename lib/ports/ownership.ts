@@ -32,7 +32,11 @@ function realOrAsIs(file: string): string {
 export function normalizeGroup(value: unknown): string | false | undefined {
   if (value === undefined || value === false) return value;
   if (typeof value !== 'string' || value === '' || value.length > 200) {
-    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "options.group" property must be a non-empty string of at most 200 characters, or false. Received ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : typeof value}`);
+    throw nodeError(
+      TypeError,
+      'ERR_INVALID_ARG_TYPE',
+      `The "options.group" property must be a non-empty string of at most 200 characters, or false. Received ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : typeof value}`,
+    );
   }
   return `name:${value}`;
 }
@@ -145,13 +149,7 @@ function alive(pid: number): boolean {
  * registered by a process that is gone (for 'udp': UDP sockets bound to it). `except` leaves out sockets of ours (by inode). Only foreign
  * sockets cost a scan of /proc for their owners.
  */
-export function foreignHolders(
-  address: string,
-  port: number,
-  group: string,
-  except: Set<string> = new Set(),
-  protocol: PortProtocol = 'tcp',
-): PortHolder[] {
+export function foreignHolders(address: string, port: number, group: string, except: Set<string> = new Set(), protocol: PortProtocol = 'tcp'): PortHolder[] {
   // No registry to trust: no listener can be told ours, so none is called foreign (the warning says so).
   if (!registryDir()) return [];
   const foreign = listeningSocketsOn(port, '/proc', protocol).filter((socket) => {

@@ -113,7 +113,10 @@ export function processesByInode(inodes: Set<string>, procRoot = '/proc'): Map<s
     if (!/^\d+$/.test(entry)) continue;
     for (const inode of socketInodesOf(Number(entry), procRoot)) {
       if (!inodes.has(inode)) continue;
-      const command = readOrEmpty(path.join(procRoot, entry, 'cmdline')).split('\0').filter(Boolean).join(' ');
+      const command = readOrEmpty(path.join(procRoot, entry, 'cmdline'))
+        .split('\0')
+        .filter(Boolean)
+        .join(' ');
       const list = found.get(inode) ?? [];
       if (!list.some((p) => p.pid === Number(entry))) list.push({ pid: Number(entry), command });
       found.set(inode, list);

@@ -40,7 +40,9 @@ export function asNodeError(error: unknown, where: 'standalone' | 'worker', targ
 export function sayWhere<T extends Error>(error: T, address: string, port: number): T {
   const node = `null:${port}`;
   if (port <= 0 || !error.message.includes(node)) return error;
-  error.message = error.message.includes(`${node} (`) ? error.message.replace(`${node} (`, `${node} (on ${address}:${port}: `) : `${error.message} (on ${address}:${port})`;
+  error.message = error.message.includes(`${node} (`)
+    ? error.message.replace(`${node} (`, `${node} (on ${address}:${port}: `)
+    : `${error.message} (on ${address}:${port})`;
   return error;
 }
 

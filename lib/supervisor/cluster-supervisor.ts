@@ -92,7 +92,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     this.#reaper = startReaper(binding, settings.subreaper);
     const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
-    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
+    this.#sockets =
+      plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
     // Progress cells serve stall protection, which needs the slot sockets and a threshold, and balance.
     const balanceOff = balanceOffReason(settings, this.#sockets !== undefined);
     const board = this.#sockets && (settings.stallThresholdMs > 0 || !balanceOff) ? ProgressBoard.open() : undefined;
@@ -142,9 +143,16 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     });
     this.#balanceOff = balanceOff ?? (board instanceof ProgressBoard ? undefined : `no progress cells (${board?.message})`);
     const workers = this.#workers;
-    this.#balancer = this.#board && !this.#balanceOff
-      ? new Balancer({ slots: workers.slots, board: this.#board, send: (worker, message) => workers.send(worker, message), isLeaving: (worker) => workers.isLeaving(worker), unsettled: () => (this.#stalls.unsettled ? 'a stall is being handled' : undefined) })
-      : undefined;
+    this.#balancer =
+      this.#board && !this.#balanceOff
+        ? new Balancer({
+            slots: workers.slots,
+            board: this.#board,
+            send: (worker, message) => workers.send(worker, message),
+            isLeaving: (worker) => workers.isLeaving(worker),
+            unsettled: () => (this.#stalls.unsettled ? 'a stall is being handled' : undefined),
+          })
+        : undefined;
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
     this.#systemd = new SystemdLink(binding, this.#sockets);
     const supervisor = this;
@@ -161,7 +169,11 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       shutDown: (closeSockets) => this.#shutDown(closeSockets),
       healthFd: () => this.#health?.fd,
       ticketKey: () => this.#ticketKeys?.current,
-      notes: () => ({ counts: this.#record.counts, serviceStartedAt: this.#record.startedAt, ...(settings.commandSyntax ? { commandSyntax: settings.commandSyntax } : {}) }),
+      notes: () => ({
+        counts: this.#record.counts,
+        serviceStartedAt: this.#record.startedAt,
+        ...(settings.commandSyntax ? { commandSyntax: settings.commandSyntax } : {}),
+      }),
     });
     this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
     this.#shutdown = new GracefulShutdown({

@@ -35,7 +35,8 @@ function hookPath(): string {
 function checkSticky(plan: Plan, settings: SupervisorSettings): void {
   const why = stickyUnsupported(plan);
   if (why) throw modeUnsupported(`reuseport: sticky: 'ip' cannot be used: ${why}`);
-  if (settings.workers > MAX_STICKY_SLOTS) throw outOfRange('options.workers', `at most ${MAX_STICKY_SLOTS} with sticky: 'ip' (the kernel's limit on the program's length)`, settings.workers);
+  if (settings.workers > MAX_STICKY_SLOTS)
+    throw outOfRange('options.workers', `at most ${MAX_STICKY_SLOTS} with sticky: 'ip' (the kernel's limit on the program's length)`, settings.workers);
 }
 
 /**
@@ -55,7 +56,12 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
     limitReservations(settings.maxSocketsPerWorker, settings.slotTimeoutMs);
     if (settings.sticky) checkSticky(plan, settings);
     const cpus = settings.cpuLocal ? slotCpus(settings.workers, cpuLocalCpus(plan)) : undefined;
-    cluster.setupPrimary({ exec: settings.exec, args: options.args ?? [], execArgv: workerExecArgv(settings.register, [...process.execArgv, ...settings.nodeArgs]), ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}) });
+    cluster.setupPrimary({
+      exec: settings.exec,
+      args: options.args ?? [],
+      execArgv: workerExecArgv(settings.register, [...process.execArgv, ...settings.nodeArgs]),
+      ...(settings.output === 'pipe' ? { stdio: ['inherit', 'pipe', 'pipe', 'ipc'] } : {}),
+    });
     const supervisor = new ClusterSupervisor(plan, settings, cpus);
     if (settings.onFork) supervisor.on('fork', settings.onFork);
     try {
@@ -63,8 +69,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Superv
       if (handover) {
         supervisor.inheritTicketKey(handover.keys === undefined ? undefined : readHandedKey(handover.keys));
         supervisor.adopt(handover);
-      }
-      else if (listenFds) supervisor.adoptListenFds(listenFds);
+      } else if (listenFds) supervisor.adoptListenFds(listenFds);
       await supervisor.start();
       supervisor.serving();
     } catch (error) {

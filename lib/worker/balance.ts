@@ -66,7 +66,10 @@ export interface ShedInput {
  * while armed, while the connections not already on their way out exceed the limit, and while the
  * budget has a token (refilled at perSecond, up to burst).
  */
-export function shedDecision({ open, closing, limit, budget, now, perSecond = SHED_PER_SECOND, burst = SHED_BURST }: ShedInput): { shed: boolean; budget: ShedBudget } {
+export function shedDecision({ open, closing, limit, budget, now, perSecond = SHED_PER_SECOND, burst = SHED_BURST }: ShedInput): {
+  shed: boolean;
+  budget: ShedBudget;
+} {
   if (limit === undefined) return { shed: false, budget };
   const tokens = Math.min(burst, budget.tokens + (Math.max(0, now - budget.at) * perSecond) / 1000);
   // (A hair under one token counts as one: the refill adds fractions of a token, which floating point leaves a hair short.)

@@ -7,7 +7,19 @@ import { Balance, isLimit } from './balance';
 import { drainServer, trackConnections } from './drain';
 import { drainSignal, startDraining } from './drain-signal';
 import { ProgressCell } from './progress';
-import { type Handlers, type KeysMessage, type PrimaryMessage, channel, dispatch, isSupervisorMessage, request, reviveError, serializeError, supervisorMessage, toPrimary } from '../cluster/ipc';
+import {
+  type Handlers,
+  type KeysMessage,
+  type PrimaryMessage,
+  channel,
+  dispatch,
+  isSupervisorMessage,
+  request,
+  reviveError,
+  serializeError,
+  supervisorMessage,
+  toPrimary,
+} from '../cluster/ipc';
 import type { TcpHandle } from '../tcp-handle';
 
 /** Which slot of which supervisor this worker fills. */
@@ -142,7 +154,14 @@ function adopt(target: net.Server, listener: net.Server, socket: net.Socket): vo
   const from = listener as Counted;
   from._connections -= 1;
   if (to.maxConnections != null && to._connections >= to.maxConnections) {
-    target.emit('drop', { localAddress: socket.localAddress, localPort: socket.localPort, localFamily: socket.localFamily, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily });
+    target.emit('drop', {
+      localAddress: socket.localAddress,
+      localPort: socket.localPort,
+      localFamily: socket.localFamily,
+      remoteAddress: socket.remoteAddress,
+      remotePort: socket.remotePort,
+      remoteFamily: socket.remoteFamily,
+    });
     (socket as net.Socket & { _server: net.Server | null })._server = null;
     socket.destroy();
     return;

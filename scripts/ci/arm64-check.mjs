@@ -90,7 +90,10 @@ async function loads() {
   const consumer = start(['require.cjs']);
   const line = await consumer.next();
   await new Promise((resolve) => (consumer.child.exitCode !== null ? resolve() : consumer.child.once('exit', resolve)));
-  check(consumer.child.exitCode === 0 && / via addon /.test(line) && line.includes('/prebuilds/linux-arm64/reuseport.glibc.node'), `loads the linux-arm64 prebuild and serves (${line})`);
+  check(
+    consumer.child.exitCode === 0 && / via addon /.test(line) && line.includes('/prebuilds/linux-arm64/reuseport.glibc.node'),
+    `loads the linux-arm64 prebuild and serves (${line})`,
+  );
 }
 
 async function acceptQueue() {
@@ -104,7 +107,10 @@ async function standalone() {
   const a = JSON.parse(await first.next());
   const second = start([path.join('arm64', 'standalone.cjs'), String(a.port)]);
   const b = JSON.parse(await second.next());
-  check(a.mode === 'reuseport' && a.backend === 'addon' && b.mode === 'reuseport' && b.backend === 'addon' && b.port === a.port, `two standalone processes on port ${a.port}: ${a.mode}/${a.backend}, ${b.mode}/${b.backend}`);
+  check(
+    a.mode === 'reuseport' && a.backend === 'addon' && b.mode === 'reuseport' && b.backend === 'addon' && b.port === a.port,
+    `two standalone processes on port ${a.port}: ${a.mode}/${a.backend}, ${b.mode}/${b.backend}`,
+  );
   const seen = await answering(a.port, [a.pid, b.pid]);
   check(seen.has(a.pid) && seen.has(b.pid) && seen.size === 2, `both answer new connections (${counts(seen)})`);
   for (const process_ of [first, second]) process_.child.kill('SIGTERM');
@@ -113,11 +119,20 @@ async function standalone() {
 function checkWorkers(state, when) {
   for (const pid of state.pids) workerPids.add(pid);
   const [steering] = state.steering;
-  check(state.plan.mode === 'reuseport' && state.plan.backend === 'addon' && state.pids.length === 2, `${when}: startCluster reuseport/addon with 2 workers (${state.pids.join(', ')})`);
+  check(
+    state.plan.mode === 'reuseport' && state.plan.backend === 'addon' && state.pids.length === 2,
+    `${when}: startCluster reuseport/addon with 2 workers (${state.pids.join(', ')})`,
+  );
   const claims = (worker) => (worker.reasons ?? []).some((reason) => /a cBPF program on the SO_REUSEPORT group sends/.test(reason));
   for (const worker of state.workers) {
-    check(worker.mode === 'reuseport' && claims(worker) === Boolean(steering?.enabled), `${when}: worker ${worker.pid} is told of steering only if it is attached (attached: ${steering?.enabled}; ${steering?.reason})`);
-    check((worker.reasons ?? []).some((reason) => /listener table/.test(reason)), `${when}: worker ${worker.pid} is told its queue is read from the listener table (TCP_INFO is short under qemu)`);
+    check(
+      worker.mode === 'reuseport' && claims(worker) === Boolean(steering?.enabled),
+      `${when}: worker ${worker.pid} is told of steering only if it is attached (attached: ${steering?.enabled}; ${steering?.reason})`,
+    );
+    check(
+      (worker.reasons ?? []).some((reason) => /listener table/.test(reason)),
+      `${when}: worker ${worker.pid} is told its queue is read from the listener table (TCP_INFO is short under qemu)`,
+    );
   }
 }
 
@@ -127,22 +142,36 @@ async function supervised() {
   checkWorkers(ready, 'start');
   const port = ready.ports[0];
   let seen = await answering(port, ready.pids);
-  check(ready.pids.every((pid) => seen.has(pid)), `both workers answer on port ${port} (${counts(seen)})`);
+  check(
+    ready.pids.every((pid) => seen.has(pid)),
+    `both workers answer on port ${port} (${counts(seen)})`,
+  );
   const reloadStarted = Date.now();
   primary.child.stdin.write('reload\n');
   const reloaded = JSON.parse(await primary.next());
   const reloadMs = Date.now() - reloadStarted;
-  check(reloaded.pids.every((pid) => !ready.pids.includes(pid)), `reload replaced both workers in ${reloadMs} ms (${ready.pids.join(', ')} -> ${reloaded.pids.join(', ')})`);
+  check(
+    reloaded.pids.every((pid) => !ready.pids.includes(pid)),
+    `reload replaced both workers in ${reloadMs} ms (${ready.pids.join(', ')} -> ${reloaded.pids.join(', ')})`,
+  );
   checkWorkers(reloaded, 'after the reload');
   seen = await answering(port, reloaded.pids);
-  check(reloaded.pids.every((pid) => seen.has(pid)), `both new workers answer (${counts(seen)})`);
+  check(
+    reloaded.pids.every((pid) => seen.has(pid)),
+    `both new workers answer (${counts(seen)})`,
+  );
   primary.child.stdin.write('close\n');
   const closed = JSON.parse(await primary.next());
   check(closed.type === 'closed', 'closes');
 }
 
 try {
-  for (const [name, run] of [['loads', loads], ['acceptQueue', acceptQueue], ['standalone', standalone], ['startCluster', supervised]]) {
+  for (const [name, run] of [
+    ['loads', loads],
+    ['acceptQueue', acceptQueue],
+    ['standalone', standalone],
+    ['startCluster', supervised],
+  ]) {
     const begun = Date.now();
     await run();
     console.log(`arm64: ${name} took ${Date.now() - begun} ms`);

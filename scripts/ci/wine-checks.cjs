@@ -66,14 +66,18 @@ function within(ms, promise, what) {
 }
 
 function nextMessage(child, type, ms) {
-  return within(ms, new Promise((resolve) => {
-    const listener = (message) => {
-      if (message?.type !== type) return;
-      child.off('message', listener);
-      resolve(message);
-    };
-    child.on('message', listener);
-  }), `message ${type} from pid ${child.pid ?? child.process?.pid}`);
+  return within(
+    ms,
+    new Promise((resolve) => {
+      const listener = (message) => {
+        if (message?.type !== type) return;
+        child.off('message', listener);
+        resolve(message);
+      };
+      child.on('message', listener);
+    }),
+    `message ${type} from pid ${child.pid ?? child.process?.pid}`,
+  );
 }
 
 function exited(processLike, ms) {
@@ -266,9 +270,17 @@ check('setupPrimary + 2 workers: shared handle (SCHED_NONE), and both workers an
 
 check('startCluster serves from 2 workers, reloads, refuses upgrade() (no slot sockets), and shuts down', async () => {
   const port = await freePort();
-  const supervisor = await within(90_000, reuseport.startCluster({
-    exec: __filename, args: ['supervised'], workers: 2, env: { WINE_PORT: String(port) }, shutdownSignals: false,
-  }), 'startCluster');
+  const supervisor = await within(
+    90_000,
+    reuseport.startCluster({
+      exec: __filename,
+      args: ['supervised'],
+      workers: 2,
+      env: { WINE_PORT: String(port) },
+      shutdownSignals: false,
+    }),
+    'startCluster',
+  );
   try {
     assert.equal(supervisor.plan.mode, 'shared');
     const before = [...supervisor.pids];
@@ -295,14 +307,11 @@ check('startCluster serves from 2 workers, reloads, refuses upgrade() (no slot s
 });
 
 check('startCluster({ cpuLocal: true }) is refused before any worker starts: Linux only', async () => {
-  await assert.rejects(
-    reuseport.startCluster({ exec: __filename, args: ['supervised'], workers: 1, cpuLocal: true, shutdownSignals: false }),
-    (error) => {
-      assert.equal(error.code, 'ERR_REUSEPORT_MODE_UNSUPPORTED');
-      assert.match(error.message, /cpuLocal cannot be used: it is Linux only .* win32/);
-      return true;
-    },
-  );
+  await assert.rejects(reuseport.startCluster({ exec: __filename, args: ['supervised'], workers: 1, cpuLocal: true, shutdownSignals: false }), (error) => {
+    assert.equal(error.code, 'ERR_REUSEPORT_MODE_UNSUPPORTED');
+    assert.match(error.message, /cpuLocal cannot be used: it is Linux only .* win32/);
+    return true;
+  });
   assert.deepEqual(Object.keys(cluster.workers ?? {}), []);
 });
 

@@ -138,7 +138,12 @@ describe('quick bench run', () => {
           expect(w.cpuMicros).toBeGreaterThanOrEqual(0);
         }
         expect(rec.server.requests).toBe(rec.server.perWorker.reduce((a: number, w: { requests: number }) => a + w.requests, 0));
-        expect(rec.errors).toMatchObject({ non2xx: expect.any(Number), socketErrors: expect.any(Number), timeouts: expect.any(Number), total: expect.any(Number) });
+        expect(rec.errors).toMatchObject({
+          non2xx: expect.any(Number),
+          socketErrors: expect.any(Number),
+          timeouts: expect.any(Number),
+          total: expect.any(Number),
+        });
         expect(rec.cpu.totalMicros).toBeGreaterThan(0);
       }
     }

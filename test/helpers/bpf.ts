@@ -25,14 +25,29 @@ export function run(program: Instruction[], packet: Buffer, cpu = 0): number {
     } else if (cls === op.ALU) {
       const operand = code & op.X ? x : k;
       switch (code & 0xf0) {
-        case op.RSH: a = a >>> operand; break;
-        case op.LSH: a = (a << operand) >>> 0; break;
-        case op.OR: a = (a | operand) >>> 0; break;
-        case op.AND: a = (a & operand) >>> 0; break;
-        case op.XOR: a = (a ^ operand) >>> 0; break;
-        case op.MUL: a = Math.imul(a, operand) >>> 0; break;
-        case op.MOD: a = a % operand; break;
-        default: throw new Error(`alu ${code}`);
+        case op.RSH:
+          a = a >>> operand;
+          break;
+        case op.LSH:
+          a = (a << operand) >>> 0;
+          break;
+        case op.OR:
+          a = (a | operand) >>> 0;
+          break;
+        case op.AND:
+          a = (a & operand) >>> 0;
+          break;
+        case op.XOR:
+          a = (a ^ operand) >>> 0;
+          break;
+        case op.MUL:
+          a = Math.imul(a, operand) >>> 0;
+          break;
+        case op.MOD:
+          a = a % operand;
+          break;
+        default:
+          throw new Error(`alu ${code}`);
       }
     } else if (cls === op.MISC) {
       if ((code & 0xf8) === op.TXA) a = x;
@@ -41,10 +56,17 @@ export function run(program: Instruction[], packet: Buffer, cpu = 0): number {
     } else if (cls === op.JMP) {
       const operand = code & op.X ? x : k;
       switch (code & 0xf0) {
-        case op.JA: pc += k; break;
-        case op.JEQ: pc += a === operand ? jt : jf; break;
-        case op.JGE: pc += a >= operand ? jt : jf; break;
-        default: throw new Error(`jmp ${code}`);
+        case op.JA:
+          pc += k;
+          break;
+        case op.JEQ:
+          pc += a === operand ? jt : jf;
+          break;
+        case op.JGE:
+          pc += a >= operand ? jt : jf;
+          break;
+        default:
+          throw new Error(`jmp ${code}`);
       }
     } else if (cls === op.RET) {
       return (code & 0x18) === op.A ? a : k;

@@ -8,7 +8,11 @@ export function fetchOnce(port: number, host = '127.0.0.1', timeoutMs = 5_000): 
 }
 
 /** GETs `path` on a fresh connection (no agent), from `localAddress` if given, and resolves with the body. */
-export function fetchPath(port: number, path: string, { host = '127.0.0.1', timeoutMs = 5_000, localAddress }: { host?: string; timeoutMs?: number; localAddress?: string } = {}): Promise<string> {
+export function fetchPath(
+  port: number,
+  path: string,
+  { host = '127.0.0.1', timeoutMs = 5_000, localAddress }: { host?: string; timeoutMs?: number; localAddress?: string } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const request = http.get({ host, port, path, localAddress, agent: false, timeout: timeoutMs }, (response) => {
       let body = '';
@@ -31,11 +35,7 @@ export function fetchFrom(port: number, source: string, { host = '127.0.0.1', ti
 }
 
 /** Sends `count` requests, `concurrency` at a time, each on a new connection; counts bodies. */
-export async function countResponses(
-  port: number,
-  count: number,
-  { host = '127.0.0.1', concurrency = 10 } = {},
-): Promise<Map<string, number>> {
+export async function countResponses(port: number, count: number, { host = '127.0.0.1', concurrency = 10 } = {}): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   let issued = 0;
   const lane = async () => {

@@ -49,6 +49,8 @@ export async function namespaceUnavailable(): Promise<string | undefined> {
       stdio: 'ignore',
     });
     child.on('error', (error) => resolve(`cannot run ${command}: ${error.message}`));
-    child.on('exit', (code) => resolve(code === 0 ? undefined : `${command} ${prefix.join(' ')} failed (exit ${code}): no network namespace with a writable tcp_migrate_req`));
+    child.on('exit', (code) =>
+      resolve(code === 0 ? undefined : `${command} ${prefix.join(' ')} failed (exit ${code}): no network namespace with a writable tcp_migrate_req`),
+    );
   });
 }

@@ -51,7 +51,9 @@ export function startRunner(args: string[], seen: SeenProcesses, env: NodeJS.Pro
       lines.push(line);
     }
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const next = async (match: (line: RunnerLine) => boolean, after = 0, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

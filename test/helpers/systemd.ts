@@ -87,11 +87,16 @@ export function startHarness(command: string[], options: HarnessOptions = {}): H
   } = options;
   const args = [
     script,
-    '--fdstore-max', String(fdstoreMax),
-    '--stop-timeout-ms', String(stopTimeoutMs),
-    '--restart', restart,
-    '--restart-ms', String(restartMs),
-    '--fdstore-preserve', fdstorePreserve,
+    '--fdstore-max',
+    String(fdstoreMax),
+    '--stop-timeout-ms',
+    String(stopTimeoutMs),
+    '--restart',
+    restart,
+    '--restart-ms',
+    String(restartMs),
+    '--fdstore-preserve',
+    fdstorePreserve,
     ...(newestFirst ? ['--newest-first'] : []),
     '--',
     ...command,
@@ -140,7 +145,11 @@ export function startHarness(command: string[], options: HarnessOptions = {}): H
   });
 
   const describe = (match: unknown) => (typeof match === 'string' ? `'${match}'` : 'a matching event');
-  const recent = () => events.slice(-8).map((event) => JSON.stringify(event)).join('\n  ');
+  const recent = () =>
+    events
+      .slice(-8)
+      .map((event) => JSON.stringify(event))
+      .join('\n  ');
 
   function next(match: string | ((event: HarnessEvent) => boolean), timeoutMs = 10_000, after = 0): Promise<HarnessEvent> {
     const test = typeof match === 'string' ? (event: HarnessEvent) => event.event === match : match;
@@ -181,11 +190,7 @@ export function startHarness(command: string[], options: HarnessOptions = {}): H
 
   async function run(command: string, timeoutMs = 30_000): Promise<EventOf<'done'>> {
     const after = send(command);
-    const outcome = await next(
-      (event) => (event.event === 'done' || event.event === 'error') && event.command === command,
-      timeoutMs,
-      after,
-    );
+    const outcome = await next((event) => (event.event === 'done' || event.event === 'error') && event.command === command, timeoutMs, after);
     if (outcome.event === 'error') throw new Error(`systemd-harness: ${command}: ${outcome.message}`);
     return outcome as EventOf<'done'>;
   }

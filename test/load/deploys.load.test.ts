@@ -34,7 +34,9 @@ beforeAll(async () => {
 });
 
 function show(name: string, { load, deployMs }: Report): void {
-  console.log(`${name}: ${load.failed} of ${load.sent} failed ${JSON.stringify(load.errors)}, ${load.over500ms} over 500 ms, p99 ${load.p99} ms, deploys ${deployMs.join('/')} ms`);
+  console.log(
+    `${name}: ${load.failed} of ${load.sent} failed ${JSON.stringify(load.errors)}, ${load.over500ms} over 500 ms, p99 ${load.p99} ms, deploys ${deployMs.join('/')} ms`,
+  );
 }
 
 describe('whole-service upgrade in place (tcp_migrate_req=0)', () => {
@@ -84,7 +86,12 @@ describe('systemd restarts with the fd store (tcp_migrate_req=0)', () => {
   // protocol (systemd cannot run as PID 1 here): Type=notify, KillMode=mixed, FileDescriptorStoreMax=16.
   it('3 restarts (SIGTERM, wait, start with LISTEN_FDS) at 1000 new connections/s: none fails, the same sockets throughout', async (context) => {
     if (unavailable) return context.skip();
-    const report = await runScenario<Report & { storedInodes: string[]; finalInodes: string[]; listeningInodes: string[] }>({ way: 'systemd', deploys: 3, rate: 1000 }, 0, 120_000, 'deploy.js');
+    const report = await runScenario<Report & { storedInodes: string[]; finalInodes: string[]; listeningInodes: string[] }>(
+      { way: 'systemd', deploys: 3, rate: 1000 },
+      0,
+      120_000,
+      'deploy.js',
+    );
     show('systemd restart x3', report);
     expect(report.load.sent).toBeGreaterThan(8000);
     expect(report.load.failed).toBe(0);

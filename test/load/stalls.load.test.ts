@@ -56,7 +56,7 @@ describe('one of 3 workers blocked for 2 s under 800 new connections/s', () => {
 });
 
 describe('the same stall in CPU-local mode', () => {
-  it('none fails, at most 5 take over 500 ms, p99 <= 100 ms, though the client\'s CPU may feed only the blocked worker', async (context) => {
+  it("none fails, at most 5 take over 500 ms, p99 <= 100 ms, though the client's CPU may feed only the blocked worker", async (context) => {
     if (unavailable) return context.skip();
     const report = await runScenario<Report>({ scenario: 'stall', way: 'supervised', cpuLocal: true, ...load }, 0);
     show('supervised reuseport, CPU-local', report);

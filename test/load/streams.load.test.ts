@@ -36,7 +36,14 @@ interface Report<Load> {
   load: Load;
 }
 type Pooled = LoadSummary & { agent: LoadSummary; undici: LoadSummary };
-type Http2Load = LoadSummary & { sessions: number; goaways: number; closedWithoutGoaway: number; refused: number; retriedOk: number; sessionErrors: Record<string, number> };
+type Http2Load = LoadSummary & {
+  sessions: number;
+  goaways: number;
+  closedWithoutGoaway: number;
+  refused: number;
+  retriedOk: number;
+  sessionErrors: Record<string, number>;
+};
 interface WebsocketLoad {
   opened: number;
   closes: Record<string, number>;
@@ -153,30 +160,33 @@ describe('WebSockets (ws), 40 clients echoing every 100 ms (tcp_migrate_req=0, 2
   it.for([
     ['busy clients (a message every 100 ms)', 100],
     ['quiet clients (a message every 1 s)', 1_000],
-  ] as const)('an app that ignores the signal, %s: a reload of 2 workers takes about one drainTimeoutMs (drains side by side), and cut counts every socket the app held', async ([, everyMs], context) => {
-    if (unavailable) return context.skip();
-    const drainTimeoutMs = 4_000;
-    const report = await run<WebsocketLoad>({ app: 'ws-ignore', reloads: 1, drainTimeoutMs, client: { count: 40, everyMs } });
-    const { load } = report;
-    const [reload] = report.reloads as [Reload];
-    const starts = reload.drains.map((drain) => drain.at).sort((a, b) => a - b);
-    console.log(
-      `ws, signal ignored: reload ${reload.ms} ms (drainTimeoutMs ${drainTimeoutMs}), cut ${reload.cut}, held at the drains ${reload.drains.map((d) => d.held).join('+')}, ` +
-        `drains began ${starts.length === 2 ? (starts[1] as number) - (starts[0] as number) : '?'} ms apart, client closes ${JSON.stringify(load.closes)}`,
-    );
-    expect(report.openBefore).toBe(40);
-    expect(reload.drains).toHaveLength(2);
-    // Nothing closed the sockets before the timeout: the reload waited it out, once.
-    expect(reload.ms).toBeGreaterThanOrEqual(drainTimeoutMs);
-    expect(reload.ms).toBeLessThan(2 * drainTimeoutMs);
-    // Side by side: the second old worker began draining before the first one's timeout.
-    expect((starts[1] as number) - (starts[0] as number)).toBeLessThan(drainTimeoutMs);
-    // What the drains cut is what the apps held, every one of the 40, and the clients saw each cut (1006).
-    expect(held(reload)).toBe(40);
-    expect(reload.cut).toBe(held(reload));
-    expect(load.closes).toEqual({ 1006: reload.cut });
-    expect(reload.openAfter).toBe(40);
-  });
+  ] as const)(
+    'an app that ignores the signal, %s: a reload of 2 workers takes about one drainTimeoutMs (drains side by side), and cut counts every socket the app held',
+    async ([, everyMs], context) => {
+      if (unavailable) return context.skip();
+      const drainTimeoutMs = 4_000;
+      const report = await run<WebsocketLoad>({ app: 'ws-ignore', reloads: 1, drainTimeoutMs, client: { count: 40, everyMs } });
+      const { load } = report;
+      const [reload] = report.reloads as [Reload];
+      const starts = reload.drains.map((drain) => drain.at).sort((a, b) => a - b);
+      console.log(
+        `ws, signal ignored: reload ${reload.ms} ms (drainTimeoutMs ${drainTimeoutMs}), cut ${reload.cut}, held at the drains ${reload.drains.map((d) => d.held).join('+')}, ` +
+          `drains began ${starts.length === 2 ? (starts[1] as number) - (starts[0] as number) : '?'} ms apart, client closes ${JSON.stringify(load.closes)}`,
+      );
+      expect(report.openBefore).toBe(40);
+      expect(reload.drains).toHaveLength(2);
+      // Nothing closed the sockets before the timeout: the reload waited it out, once.
+      expect(reload.ms).toBeGreaterThanOrEqual(drainTimeoutMs);
+      expect(reload.ms).toBeLessThan(2 * drainTimeoutMs);
+      // Side by side: the second old worker began draining before the first one's timeout.
+      expect((starts[1] as number) - (starts[0] as number)).toBeLessThan(drainTimeoutMs);
+      // What the drains cut is what the apps held, every one of the 40, and the clients saw each cut (1006).
+      expect(held(reload)).toBe(40);
+      expect(reload.cut).toBe(held(reload));
+      expect(load.closes).toEqual({ 1006: reload.cut });
+      expect(reload.openAfter).toBe(40);
+    },
+  );
 });
 
 describe('SSE over http.Agent and undici (tcp_migrate_req=0, 2 workers, drainTimeoutMs 5 s)', () => {

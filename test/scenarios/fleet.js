@@ -29,7 +29,11 @@ const started = [];
 function haproxyConfig() {
   const checks =
     config.check === 'ready'
-      ? ['  option httpchk GET /ready', '  http-check expect status 200', ...hosts.map((h) => `  server ${h.name} ${h.address}:${SERVICE_PORT} check port ${HEALTH_PORT}`)]
+      ? [
+          '  option httpchk GET /ready',
+          '  http-check expect status 200',
+          ...hosts.map((h) => `  server ${h.name} ${h.address}:${SERVICE_PORT} check port ${HEALTH_PORT}`),
+        ]
       : hosts.map((h) => `  server ${h.name} ${h.address}:${SERVICE_PORT} check`);
   return [
     'global',
@@ -65,11 +69,15 @@ function serverStates() {
       text += chunk;
     });
     socket.on('end', () => {
-      const rows = text.trim().split('\n').map((line) => line.split(','));
+      const rows = text
+        .trim()
+        .split('\n')
+        .map((line) => line.split(','));
       const header = (rows[0] ?? []).map((field) => field.replace(/^# /, ''));
       const at = (name) => header.indexOf(name);
       const states = {};
-      for (const row of rows.slice(1)) if (row[at('pxname')] === 'be' && hosts.some((h) => h.name === row[at('svname')])) states[row[at('svname')]] = row[at('status')];
+      for (const row of rows.slice(1))
+        if (row[at('pxname')] === 'be' && hosts.some((h) => h.name === row[at('svname')])) states[row[at('svname')]] = row[at('status')];
       resolve(states);
     });
     socket.on('error', reject);
@@ -138,7 +146,11 @@ async function main() {
   for (const host of hosts) await startHost(host);
   const haproxy = spawn('haproxy', ['-f', path.join(dir, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
   started.push(haproxy);
-  await until(async () => fs.existsSync(stats) && Object.values(await serverStates()).filter((s) => s === 'UP').length === 2, 20_000, 'both hosts UP in HAProxy').catch(async (error) => {
+  await until(
+    async () => fs.existsSync(stats) && Object.values(await serverStates()).filter((s) => s === 'UP').length === 2,
+    20_000,
+    'both hosts UP in HAProxy',
+  ).catch(async (error) => {
     throw new Error(`${error.message}: ${fs.existsSync(stats) ? JSON.stringify(await serverStates()) : 'no stats socket'}`);
   });
   const out = { config, before: await serverStates(), hosts: [] };
@@ -167,10 +179,12 @@ async function main() {
   out.servedAfter = {};
   for (const host of hosts) {
     out.servedAfter[host.name] = await new Promise((resolve) => {
-      http.get({ host: host.address, port: SERVICE_PORT, path: '/', agent: false, timeout: 2_000 }, (response) => {
-        response.resume();
-        resolve(response.statusCode === 200);
-      }).on('error', () => resolve(false));
+      http
+        .get({ host: host.address, port: SERVICE_PORT, path: '/', agent: false, timeout: 2_000 }, (response) => {
+          response.resume();
+          resolve(response.statusCode === 200);
+        })
+        .on('error', () => resolve(false));
     });
   }
   return out;

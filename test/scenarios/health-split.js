@@ -36,10 +36,14 @@ function runCli(args) {
 
 async function main() {
   const health = 18_700;
-  const runner = spawn(process.execPath, [cli, 'start', app, '-i', '1', '--health-host', '0.0.0.0', '--health-port', String(health), '--pid-file', pidFile, '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PORT: '18080' },
-  });
+  const runner = spawn(
+    process.execPath,
+    [cli, 'start', app, '-i', '1', '--health-host', '0.0.0.0', '--health-port', String(health), '--pid-file', pidFile, '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORT: '18080' },
+    },
+  );
   see(runner.pid);
   let out = '';
   runner.stdout.setEncoding('utf8').on('data', (chunk) => (out += chunk));

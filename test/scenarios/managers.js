@@ -68,7 +68,14 @@ function startRunner() {
   const child = spawn(process.execPath, [cli, 'start', '--workers', '2', '--json', '--pid-file', pidFile, app], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   see(child.pid);
   readLines(child.stdout, (event) => {
-    for (const pid of [event.pid, event.to, ...String(event.workers ?? '').split(',').map(Number)]) see(pid);
+    for (const pid of [
+      event.pid,
+      event.to,
+      ...String(event.workers ?? '')
+        .split(',')
+        .map(Number),
+    ])
+      see(pid);
     log.push(event);
   });
   return child;

@@ -18,7 +18,10 @@ process.on('message', async (message) => {
     started = performance.now();
     const secure = message.tls === true;
     const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true, maxSockets: 8 });
-    const pool = new Pool(`${secure ? 'https' : 'http'}://127.0.0.1:${message.port}`, { connections: 8, ...(secure ? { connect: { rejectUnauthorized: false } } : {}) });
+    const pool = new Pool(`${secure ? 'https' : 'http'}://127.0.0.1:${message.port}`, {
+      connections: 8,
+      ...(secure ? { connect: { rejectUnauthorized: false } } : {}),
+    });
     const agentLane = async () => {
       while (running) results.agent.push(await request({ port: message.port, path: '/' }, agent, secure ? https : http));
     };

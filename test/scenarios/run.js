@@ -124,7 +124,9 @@ function supervisedCluster() {
     },
     blockOne(ms) {
       const pid = supervisor.pids[0];
-      Object.values(cluster.workers).find((w) => w.process.pid === pid)?.send({ type: 'block', ms });
+      Object.values(cluster.workers)
+        .find((w) => w.process.pid === pid)
+        ?.send({ type: 'block', ms });
     },
     stats: () => supervisor.stats(),
     pids: () => supervisor.pids,

@@ -138,8 +138,14 @@ process.on('message', async (message) => {
       type: 'result',
       result: {
         short: summarize(finished, seconds),
-        agent: summarize(finished.filter((result) => result.client === 'agent'), seconds),
-        undici: summarize(finished.filter((result) => result.client === 'undici'), seconds),
+        agent: summarize(
+          finished.filter((result) => result.client === 'agent'),
+          seconds,
+        ),
+        undici: summarize(
+          finished.filter((result) => result.client === 'undici'),
+          seconds,
+        ),
         long,
       },
     });

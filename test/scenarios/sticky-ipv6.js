@@ -29,7 +29,15 @@ const servers = fds.map((fd, index) => {
   server.listen({ fd });
   return server;
 });
-binding.attachReusePortProgram(fds[0], flatten(stickyProgram(Array.from({ length: config.slots }, (_, s) => s), { ipv6Prefix: config.ipv6Prefix })));
+binding.attachReusePortProgram(
+  fds[0],
+  flatten(
+    stickyProgram(
+      Array.from({ length: config.slots }, (_, s) => s),
+      { ipv6Prefix: config.ipv6Prefix },
+    ),
+  ),
+);
 const timer = setTimeout(() => {
   process.stderr.write('no answer within 10 s\n');
   process.exit(1);

@@ -31,7 +31,14 @@ const migrate = Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'ut
 const log = lineLog();
 const { lines, next } = log;
 
-const clients = { https: 'pooled-clients.js', h2: 'h2-clients.js', h2c: 'h2-clients.js', 'ws-close': 'ws-clients.js', 'ws-ignore': 'ws-clients.js', sse: 'sse-clients.js' };
+const clients = {
+  https: 'pooled-clients.js',
+  h2: 'h2-clients.js',
+  h2c: 'h2-clients.js',
+  'ws-close': 'ws-clients.js',
+  'ws-ignore': 'ws-clients.js',
+  sse: 'sse-clients.js',
+};
 const websockets = config.app.startsWith('ws-');
 
 function startService() {

@@ -69,7 +69,8 @@ function output(value: unknown): 'inherit' | 'pipe' {
 // An environment variable's name, as a shell would take it.
 function instanceVar(value: unknown): string {
   if (value === undefined) return 'NODE_APP_INSTANCE';
-  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) throw invalidArgType('options.instanceVar', 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)', value);
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(value))
+    throw invalidArgType('options.instanceVar', 'an environment variable name ([A-Za-z_][A-Za-z0-9_]*)', value);
   return value;
 }
 
@@ -79,7 +80,8 @@ function nodeArgs(value: unknown): string[] {
   if (!Array.isArray(value) || !value.every((arg) => typeof arg === 'string' && arg !== '' && !arg.includes('\0'))) {
     throw invalidArgType('options.nodeArgs', 'an array of non-empty strings', value);
   }
-  if (value.length > 0 && !String(value[0]).startsWith('-')) throw invalidArgReason('options.nodeArgs', 'must begin with a flag (Node would run its first word as the script)', value);
+  if (value.length > 0 && !String(value[0]).startsWith('-'))
+    throw invalidArgReason('options.nodeArgs', 'must begin with a flag (Node would run its first word as the script)', value);
   return [...(value as string[])];
 }
 
@@ -98,7 +100,11 @@ function sticky(options: StartClusterOptions): { sticky: 'ip' | false; stickyIpv
     if (mode !== 'ip') throw invalidArgReason('options.stickyIpv6Prefix', "needs sticky: 'ip'", prefix);
   }
   if (mode === 'ip' && cpuLocal === true) {
-    throw invalidArgReason('options.sticky', 'cannot be used with cpuLocal: true (both are the steering program of the group: one picks the slot by the client address, the other by the CPU)', mode);
+    throw invalidArgReason(
+      'options.sticky',
+      'cannot be used with cpuLocal: true (both are the steering program of the group: one picks the slot by the client address, the other by the CPU)',
+      mode,
+    );
   }
   return { sticky: mode === 'ip' ? 'ip' : false, stickyIpv6Prefix: prefix ?? 128 };
 }

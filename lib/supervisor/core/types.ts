@@ -3,7 +3,17 @@ import type { EventEmitter } from 'node:events';
 import type { ModeChoice, Plan } from '../../plan/plan';
 import type { ForkEvent, ReloadResult, SupervisorEventMap, UpgradeEvent } from './events';
 
-export type { CrashLoopEvent, ForeignSocketEvent, ForkEvent, ForkFailedEvent, ReloadFailure, ReloadResult, StallEvent, UpgradeEvent, WorkerExit } from './events';
+export type {
+  CrashLoopEvent,
+  ForeignSocketEvent,
+  ForkEvent,
+  ForkFailedEvent,
+  ReloadFailure,
+  ReloadResult,
+  StallEvent,
+  UpgradeEvent,
+  WorkerExit,
+} from './events';
 
 /** Whether new connections are steered on one address, and why (not). */
 export interface SteeringState {
@@ -14,7 +24,6 @@ export interface SteeringState {
   sticky: boolean;
   reason: string;
 }
-
 
 /** Options of startCluster. */
 export interface StartClusterOptions {
@@ -212,8 +221,6 @@ export interface UpgradeOptions {
   /** Exit 0 once the successor serves and this supervisor's workers have drained. Default true. */
   exit?: boolean;
 }
-
-
 
 /** Per-slot figures from stats(). */
 export interface SlotStats {

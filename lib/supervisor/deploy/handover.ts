@@ -83,7 +83,12 @@ export function parseHandover(text: string): Handover {
     throw handoverError('"commandSyntax" must be a string of at most 64 characters');
   }
   const counts = value.counts as Record<string, unknown> | undefined;
-  if (counts !== undefined && (typeof counts !== 'object' || counts === null || !['restarts', 'reloads', 'upgrades'].every((key) => Number.isSafeInteger(counts[key]) && (counts[key] as number) >= 0))) {
+  if (
+    counts !== undefined &&
+    (typeof counts !== 'object' ||
+      counts === null ||
+      !['restarts', 'reloads', 'upgrades'].every((key) => Number.isSafeInteger(counts[key]) && (counts[key] as number) >= 0))
+  ) {
     throw handoverError('"counts" must hold restarts, reloads and upgrades as counts');
   }
   if (value.serviceStartedAt !== undefined && !(Number.isSafeInteger(value.serviceStartedAt) && (value.serviceStartedAt as number) > 0)) {
@@ -95,10 +100,14 @@ export function parseHandover(text: string): Handover {
     if (typeof entry !== 'object' || entry === null) throw handoverError(`${where} is not an object`);
     if (!isFd(entry.fd) || fds.has(entry.fd)) throw handoverError(`${where}: "fd" must be an unused fd >= 3, not ${JSON.stringify(entry.fd)}`);
     fds.add(entry.fd);
-    if (!Number.isInteger(entry.slot) || (entry.slot as number) < 0 || (entry.slot as number) > 4095) throw handoverError(`${where}: "slot" must be an integer 0..4095`);
-    if (typeof entry.address !== 'string' || typeof entry.requestedAddress !== 'string') throw handoverError(`${where}: "address" and "requestedAddress" must be strings`);
-    if (!isPort(entry.port) || entry.port === 0 || !isPort(entry.requestedPort)) throw handoverError(`${where}: "port" must be 1..65535 and "requestedPort" 0..65535`);
-    if (typeof entry.ipv6Only !== 'boolean' || typeof entry.steerable !== 'boolean') throw handoverError(`${where}: "ipv6Only" and "steerable" must be booleans`);
+    if (!Number.isInteger(entry.slot) || (entry.slot as number) < 0 || (entry.slot as number) > 4095)
+      throw handoverError(`${where}: "slot" must be an integer 0..4095`);
+    if (typeof entry.address !== 'string' || typeof entry.requestedAddress !== 'string')
+      throw handoverError(`${where}: "address" and "requestedAddress" must be strings`);
+    if (!isPort(entry.port) || entry.port === 0 || !isPort(entry.requestedPort))
+      throw handoverError(`${where}: "port" must be 1..65535 and "requestedPort" 0..65535`);
+    if (typeof entry.ipv6Only !== 'boolean' || typeof entry.steerable !== 'boolean')
+      throw handoverError(`${where}: "ipv6Only" and "steerable" must be booleans`);
     if (entry.group !== false && (typeof entry.group !== 'string' || entry.group === '')) throw handoverError(`${where}: "group" must be a name or false`);
     const place = `${groupKey(entry.address, entry.port, entry.ipv6Only)}|${entry.slot}`;
     if (places.has(place)) throw handoverError(`${where}: slot ${entry.slot} on ${entry.address}:${entry.port} is handed over twice`);
@@ -114,7 +123,14 @@ export function parseHandover(text: string): Handover {
     ...(value.commandSyntax === undefined ? {} : { commandSyntax: value.commandSyntax }),
     ...(value.counts === undefined
       ? {}
-      : { counts: { restarts: value.counts.restarts, reloads: value.counts.reloads, upgrades: value.counts.upgrades, ...(Number.isSafeInteger(value.counts.cut) && (value.counts.cut as number) >= 0 ? { cut: value.counts.cut } : {}) } }),
+      : {
+          counts: {
+            restarts: value.counts.restarts,
+            reloads: value.counts.reloads,
+            upgrades: value.counts.upgrades,
+            ...(Number.isSafeInteger(value.counts.cut) && (value.counts.cut as number) >= 0 ? { cut: value.counts.cut } : {}),
+          },
+        }),
     ...(value.serviceStartedAt === undefined ? {} : { serviceStartedAt: value.serviceStartedAt }),
   };
 }

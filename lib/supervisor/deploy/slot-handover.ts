@@ -67,7 +67,9 @@ export class HandoverSlotSockets extends SlotSockets {
     // Contiguous from slot 0 as the predecessor made them: the kernel's indexes are the slots.
     const contiguous = sockets.every((socket) => group.sockets[socket.slot] !== undefined) && group.sockets.length === sockets.length;
     // And nothing else on the port: the group is these sockets alone, in slot order.
-    const others = listeningSocketsOn(first.port).filter((socket) => overlaps(socket.address, first.address) && !group.sockets.some((own) => own?.inode === socket.inode));
+    const others = listeningSocketsOn(first.port).filter(
+      (socket) => overlaps(socket.address, first.address) && !group.sockets.some((own) => own?.inode === socket.inode),
+    );
     const steerable = first.steerable && contiguous && others.length === 0;
     const missing = Array.from({ length: Math.max(0, this.slotCount - group.sockets.length) }, (_, i) => group.sockets.length + i);
     if (missing.length > 0) {
@@ -91,8 +93,8 @@ export class HandoverSlotSockets extends SlotSockets {
     const surplus = sockets.filter((socket) => socket.slot >= this.slotCount).length;
     return (
       `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by ${source} (the same sockets, so nothing queued was reset)` +
-        (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
-        (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.slotCount} slots are lent to its workers and get no new connection` : '')
+      (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
+      (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.slotCount} slots are lent to its workers and get no new connection` : '')
     );
   }
 

@@ -94,7 +94,10 @@ export function startSuccessor(
       if (error) reject(error);
       else resolve();
     };
-    const timer = setTimeout(() => settle(upgradeFailed(`the successor (pid ${child.pid}) did not serve every slot within ${readyTimeoutMs} ms`)), readyTimeoutMs);
+    const timer = setTimeout(
+      () => settle(upgradeFailed(`the successor (pid ${child.pid}) did not serve every slot within ${readyTimeoutMs} ms`)),
+      readyTimeoutMs,
+    );
     child.once('error', (error) => settle(upgradeFailed(`the successor could not be started (${(error as Error).message})`, error)));
     child.once('exit', (code, signal) => settle(upgradeFailed(`the successor (pid ${child.pid}) exited (${signal ?? code}) before it served every slot`)));
     channel?.setEncoding('utf8');

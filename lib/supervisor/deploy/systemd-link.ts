@@ -71,13 +71,20 @@ export class SystemdLink {
   /** Stores slot sockets not in the fd store yet (after a slot socket was reopened, say). */
   storeSockets(): void {
     if (!this.#notifier || !this.#sockets || !this.#serving) return;
-    this.#notifier.store(this.#sockets.handedSockets().map((socket) => ({ name: fdName(socket), fd: socket.sourceFd, inode: String(fs.fstatSync(socket.sourceFd).ino) })));
+    this.#notifier.store(
+      this.#sockets.handedSockets().map((socket) => ({ name: fdName(socket), fd: socket.sourceFd, inode: String(fs.fstatSync(socket.sourceFd).ino) })),
+    );
   }
 
   /** A slot's sockets are about to be closed for good: out of the store. */
   slotClosing(slot: number): void {
     if (!this.#notifier || !this.#sockets) return;
-    this.#notifier.remove(this.#sockets.handedSockets().filter((socket) => socket.slot === slot).map((socket) => fdName(socket)));
+    this.#notifier.remove(
+      this.#sockets
+        .handedSockets()
+        .filter((socket) => socket.slot === slot)
+        .map((socket) => fdName(socket)),
+    );
   }
 
   reloading(): void {

@@ -18,7 +18,15 @@ export type SlotPlace = Omit<HandedSocket, 'fd' | 'steerable' | 'group'>;
  * addresses URI-encoded so that the name has no ':' (LISTEN_FDNAMES' separator) and stays printable ASCII (pure).
  */
 export function fdName(place: SlotPlace): string {
-  const fields = [PREFIX, place.slot, place.port, place.requestedPort, place.ipv6Only ? 1 : 0, encodeURIComponent(place.address), encodeURIComponent(place.requestedAddress)];
+  const fields = [
+    PREFIX,
+    place.slot,
+    place.port,
+    place.requestedPort,
+    place.ipv6Only ? 1 : 0,
+    encodeURIComponent(place.address),
+    encodeURIComponent(place.requestedAddress),
+  ];
   return fields.join(',');
 }
 
@@ -37,7 +45,15 @@ export function parseFdName(name: string): SlotPlace | undefined {
   const address = decode(fields[5]);
   const requestedAddress = decode(fields[6]);
   const integer = (value: number | undefined, max: number) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= max;
-  if (!integer(slot, 4095) || !integer(port, 65_535) || port === 0 || !integer(requestedPort, 65_535) || (ipv6Only !== 0 && ipv6Only !== 1) || !address || !requestedAddress) {
+  if (
+    !integer(slot, 4095) ||
+    !integer(port, 65_535) ||
+    port === 0 ||
+    !integer(requestedPort, 65_535) ||
+    (ipv6Only !== 0 && ipv6Only !== 1) ||
+    !address ||
+    !requestedAddress
+  ) {
     return undefined;
   }
   return { slot: slot as number, port: port as number, requestedPort: requestedPort as number, ipv6Only: ipv6Only === 1, address, requestedAddress };
@@ -88,7 +104,10 @@ export interface ListenFdsPlan {
 export function planListenFds(binding: NativeBinding, passed: ListenFds, close: (fd: number) => void, kindOf = fdKind): ListenFdsPlan {
   // A name of ours on an fd that is no socket: LISTEN_FDS counts fds that were not passed (Node's own
   // are there): an error, before anything is closed. Other names' fds are the app's, left alone.
-  const problem = firstNotInherited(passed.fds.filter(({ name }) => parseFdName(name)).map(({ fd, name }) => ({ fd, as: `"${name}"` })), kindOf);
+  const problem = firstNotInherited(
+    passed.fds.filter(({ name }) => parseFdName(name)).map(({ fd, name }) => ({ fd, as: `"${name}"` })),
+    kindOf,
+  );
   if (problem) throw handoverError(`LISTEN_FDS and LISTEN_FDNAMES name ${problem}: systemd did not pass it, so it is neither used nor closed`);
   const plan: ListenFdsPlan = { sockets: [], refused: [], ignored: [] };
   const unitSockets: { fd: number; name: string; info: ReturnType<NativeBinding['socketInfo']> }[] = [];
@@ -119,7 +138,9 @@ export function planListenFds(binding: NativeBinding, passed: ListenFds, close: 
         ? 'has no SO_REUSEPORT'
         : info.port !== place.port || info.address !== place.address
           ? `is bound to ${info.address}:${info.port}, not ${place.address}:${place.port}`
-          : plan.sockets.some((socket) => socket.slot === place.slot && socket.port === place.port && socket.address === place.address && socket.ipv6Only === place.ipv6Only)
+          : plan.sockets.some(
+                (socket) => socket.slot === place.slot && socket.port === place.port && socket.address === place.address && socket.ipv6Only === place.ipv6Only,
+              )
             ? `names slot ${place.slot} again`
             : undefined;
     if (problem) {
@@ -133,7 +154,17 @@ export function planListenFds(binding: NativeBinding, passed: ListenFds, close: 
     const ipv6Only = info.address === '::' ? info.ipv6Only : false;
     const taken = plan.sockets.filter((socket) => socket.port === info.port && socket.address === info.address && socket.ipv6Only === ipv6Only);
     const slot = taken.length === 0 ? 0 : Math.max(...taken.map((socket) => socket.slot)) + 1;
-    plan.sockets.push({ fd, slot, address: info.address, port: info.port, requestedPort: info.port, requestedAddress: info.address, ipv6Only, steerable: true, group: false });
+    plan.sockets.push({
+      fd,
+      slot,
+      address: info.address,
+      port: info.port,
+      requestedPort: info.port,
+      requestedAddress: info.address,
+      ipv6Only,
+      steerable: true,
+      group: false,
+    });
   }
   return plan;
 }

@@ -51,7 +51,9 @@ export class Upgrades {
       if (options.exit !== undefined && typeof options.exit !== 'boolean') throw invalidArgType('options.exit', 'of type boolean', options.exit);
       if (!host.sockets) {
         const { mode, backend, reasons } = host.plan;
-        throw modeUnsupported(`reuseport: upgrade() hands the slot sockets to a successor, and this supervisor holds none: its plan is ${mode} (${backend}); ${reasons.join('; ')}`);
+        throw modeUnsupported(
+          `reuseport: upgrade() hands the slot sockets to a successor, and this supervisor holds none: its plan is ${mode} (${backend}); ${reasons.join('; ')}`,
+        );
       }
       sockets = host.sockets;
     } catch (error) {

@@ -265,8 +265,18 @@ export class HealthServer {
     perSlot('reuseport_slot_accepted_total', 'Connections accepted from the slot socket, by its worker or a borrower.', 'counter', (slot) => slot.accepted);
     perSlot('reuseport_slot_queue_depth', 'Connections waiting in the slot socket accept queue at the last sample.', 'gauge', (slot) => slot.queued);
     perSlot('reuseport_slot_stalls_total', 'Stalls seen: the slot worker stopped answering while listening.', 'counter', (slot) => slot.stalls);
-    perSlot('reuseport_slot_memory_restarts_total', 'Workers of the slot replaced because their RSS was over maxMemoryRestart.', 'counter', (slot) => slot.memoryRestarts ?? 0);
-    perSlot('reuseport_slot_worker_rss_bytes', 'The slot worker resident memory at the last check (0: not checked; needs maxMemoryRestart).', 'gauge', (slot) => slot.rss ?? 0);
+    perSlot(
+      'reuseport_slot_memory_restarts_total',
+      'Workers of the slot replaced because their RSS was over maxMemoryRestart.',
+      'counter',
+      (slot) => slot.memoryRestarts ?? 0,
+    );
+    perSlot(
+      'reuseport_slot_worker_rss_bytes',
+      'The slot worker resident memory at the last check (0: not checked; needs maxMemoryRestart).',
+      'gauge',
+      (slot) => slot.rss ?? 0,
+    );
     const total = (name: string, help: string, value: () => number) =>
       new client.Counter({
         name,
@@ -291,7 +301,9 @@ export class HealthServer {
         this.set(source.balance?.().spread ?? 0);
       },
     });
-    perSlot('reuseport_slot_stopped', '1 while a crash loop has stopped restarting the slot (its socket is lent to live workers).', 'gauge', (slot) => (slot.stopped ? 1 : 0));
+    perSlot('reuseport_slot_stopped', '1 while a crash loop has stopped restarting the slot (its socket is lent to live workers).', 'gauge', (slot) =>
+      slot.stopped ? 1 : 0,
+    );
     new client.Gauge({
       name: 'reuseport_ready',
       help: '1 while every slot is served by its own worker and no shutdown has begun.',
@@ -338,7 +350,10 @@ function portTaken(error: SystemError, host: string, port: number): SystemError 
   let holders = '';
   try {
     holders = findPortHolders(port)
-      .map((holder) => `${holder.address}:${holder.port} by ${holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ') || `uid ${holder.uid}`}`)
+      .map(
+        (holder) =>
+          `${holder.address}:${holder.port} by ${holder.processes.map((p) => `pid ${p.pid} (${p.command || '?'})`).join(', ') || `uid ${holder.uid}`}`,
+      )
       .join('; ');
   } catch {
     // who holds it is advice; the error stands without it

@@ -44,7 +44,9 @@ export class GracefulShutdown {
   readonly #onSignal = (signal: NodeJS.Signals) => {
     const at = performance.now();
     if (isEcho(this.#first, signal, at)) {
-      process.stderr.write(`reuseport: ${signal} again ${Math.round(at - (this.#first?.at ?? at))} ms after the first: the same one told twice (a wrapper such as npx forwarding it), not a second request\n`);
+      process.stderr.write(
+        `reuseport: ${signal} again ${Math.round(at - (this.#first?.at ?? at))} ms after the first: the same one told twice (a wrapper such as npx forwarding it), not a second request\n`,
+      );
       return;
     }
     this.#first ??= { signal, at };
@@ -98,7 +100,9 @@ export class GracefulShutdown {
     this.uninstall();
     if (result.cut > 0 || result.killed.length > 0) {
       const killed = result.killed.length > 0 ? `; worker(s) ${result.killed.join(', ')} did not finish and were killed` : '';
-      process.stderr.write(`reuseport: the shutdown cut ${result.cut} connection(s) still open after drainTimeoutMs (${this.#host.drainTimeoutMs} ms)${killed}\n`);
+      process.stderr.write(
+        `reuseport: the shutdown cut ${result.cut} connection(s) still open after drainTimeoutMs (${this.#host.drainTimeoutMs} ms)${killed}\n`,
+      );
     }
     if (exit) process.exit(shutdownExitCode(result));
     return result;

@@ -44,7 +44,12 @@ export interface WorkerLoad {
  *   give up one connection (its open connections less one), and stays armed, with the limit it has,
  *   until the gap is under BUSY_SETTLED.
  */
-export function balanceLimits(loads: WorkerLoad[], previous: (number | undefined)[], minSpread = MIN_SPREAD, spreadShare = SPREAD_SHARE): (number | undefined)[] {
+export function balanceLimits(
+  loads: WorkerLoad[],
+  previous: (number | undefined)[],
+  minSpread = MIN_SPREAD,
+  spreadShare = SPREAD_SHARE,
+): (number | undefined)[] {
   if (loads.length < 2) return loads.map(() => undefined);
   const total = loads.reduce((sum, load) => sum + load.open, 0);
   const target = Math.ceil(total / loads.length);

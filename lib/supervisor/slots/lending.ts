@@ -60,7 +60,9 @@ export class SlotLending {
     try {
       const held = this.#sockets.heldBy(worker);
       if (held >= this.#settings.maxSocketsPerWorker && !this.#sockets.holds(worker, message)) {
-        throw tooManySockets(`reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}) already holds ${held} slot sockets, the most one worker may (maxSocketsPerWorker: ${this.#settings.maxSocketsPerWorker}); close a server first`);
+        throw tooManySockets(
+          `reuseport: the worker of slot ${slot.index} (pid ${worker.process.pid}) already holds ${held} slot sockets, the most one worker may (maxSocketsPerWorker: ${this.#settings.maxSocketsPerWorker}); close a server first`,
+        );
       }
       const socket = this.#sockets.get(slot.index, message, worker);
       const steering = this.#sockets.steering().find((state) => state.port === socket.port && state.address === socket.address);

@@ -71,7 +71,10 @@ export class SlotSockets {
     if (!this.sticky) return;
     const where = `${group.address}:${group.port}`;
     if (why !== undefined) {
-      throw Object.assign(modeUnsupported(`reuseport: sticky: 'ip' cannot be kept on ${where}: ${why}. Stop the other listener, or start without sticky`), { address: group.address, port: group.port });
+      throw Object.assign(modeUnsupported(`reuseport: sticky: 'ip' cannot be kept on ${where}: ${why}. Stop the other listener, or start without sticky`), {
+        address: group.address,
+        port: group.port,
+      });
     }
     const slots = Array.from({ length: this.slotCount }, (_, slot) => slot);
     const any = group.sockets.find((socket) => socket !== undefined);
@@ -278,10 +281,12 @@ export class SlotSockets {
 
   /** Where accept queues are read from; undefined until a read told (see chooseQueueSource). */
   queueSource(): QueueSource | undefined {
-    return this.#queues.source([...this.groups.values()].flatMap((group) => {
-      const socket = group.sockets.find((entry) => entry !== undefined);
-      return socket ? [{ port: group.port, socket }] : [];
-    }));
+    return this.#queues.source(
+      [...this.groups.values()].flatMap((group) => {
+        const socket = group.sockets.find((entry) => entry !== undefined);
+        return socket ? [{ port: group.port, socket }] : [];
+      }),
+    );
   }
 
   // One socket's accept queue (see QueueReader); undefined where unknown.

@@ -80,10 +80,13 @@ export function watchStart(worker: Worker, options: StartWatchOptions): StartWat
       ),
     );
   };
-  const onExit = (code: number | null, signal: string | null) => end(failure ?? new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`), false);
+  const onExit = (code: number | null, signal: string | null) =>
+    end(failure ?? new Error(`reuseport: ${who} exited (${signal ?? code}) before it listened`), false);
 
   timer('ready', options.readyTimeoutMs, () => {
-    const through = elsewhere ? `; it listened only on ${elsewhere} through node:cluster's primary (a port-0 listen, or one that did not reach the slot socket)` : '';
+    const through = elsewhere
+      ? `; it listened only on ${elsewhere} through node:cluster's primary (a port-0 listen, or one that did not reach the slot socket)`
+      : '';
     end(new Error(`reuseport: ${who} did not listen on a slot socket within ${options.readyTimeoutMs} ms${through}`), true);
   });
   worker.on('listening', onClusterListen);

@@ -7,7 +7,7 @@ export type SteeringKind = 'hash' | 'cpu-local' | 'sticky';
 export function steeringReason(steerable: boolean, othersFirst: number, kind: SteeringKind): string {
   const cpuLocal = kind === 'cpu-local';
   if (steerable && kind === 'sticky') {
-    return "sticky: a cBPF program on the SO_REUSEPORT group sends every new connection from one client address to one slot (a rendezvous hash of the address), none to a socket of another app that joins later";
+    return 'sticky: a cBPF program on the SO_REUSEPORT group sends every new connection from one client address to one slot (a rendezvous hash of the address), none to a socket of another app that joins later';
   }
   if (steerable && cpuLocal) {
     return 'CPU-local: each worker is pinned to one CPU, and a cBPF program on the SO_REUSEPORT group sends each new connection to the slot of the CPU that received it (SKF_AD_CPU), none to a socket of another app that joins later';

@@ -124,7 +124,8 @@ export function cpuLocalProgram(byCpu: ReadonlyMap<number, readonly number[]>, f
     (program[jumpAt] as Instruction)[3] = program.length - jumpAt - 1;
     program.push(...block);
   }
-  if (program.length > MAX_INSTRUCTIONS) throw new RangeError(`a CPU-local program for ${entries.length} CPUs needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
+  if (program.length > MAX_INSTRUCTIONS)
+    throw new RangeError(`a CPU-local program for ${entries.length} CPUs needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
   return program;
 }
 
@@ -210,7 +211,10 @@ export const MAX_STICKY_SLOTS = Math.floor((MAX_INSTRUCTIONS - STICKY_FIXED + 4)
 export function stickyProgram(slots: readonly number[], options: StickyOptions = {}): Instruction[] {
   checkIndexes(slots, 'slots');
   if (new Set(slots).size !== slots.length) throw new RangeError(`a sticky program's slots must differ (${slots.join(',')})`);
-  if (slots.length > MAX_STICKY_SLOTS) throw new RangeError(`a sticky program for ${slots.length} slots needs more than the kernel's ${MAX_INSTRUCTIONS} instructions (at most ${MAX_STICKY_SLOTS} slots)`);
+  if (slots.length > MAX_STICKY_SLOTS)
+    throw new RangeError(
+      `a sticky program for ${slots.length} slots needs more than the kernel's ${MAX_INSTRUCTIONS} instructions (at most ${MAX_STICKY_SLOTS} slots)`,
+    );
   const prefix = options.ipv6Prefix ?? 128;
   if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) throw new RangeError(`bad IPv6 prefix ${prefix}: an integer 1-128`);
   if (slots.length === 1) return [[RET | K, 0, 0, slots[0] as number]];
@@ -247,7 +251,11 @@ export function stickyProgram(slots: readonly number[], options: StickyOptions =
   asm.emit(LD | W | ABS, NET + 12); // the IPv4 source address
   asm.label('mix');
   // M[0] = fmix32(A): the address's hash.
-  for (const [shift, factor] of [[16, FMIX1], [13, FMIX2], [16, 0]] as const) {
+  for (const [shift, factor] of [
+    [16, FMIX1],
+    [13, FMIX2],
+    [16, 0],
+  ] as const) {
     asm.emit(MISC | TAX);
     asm.emit(ALU | RSH | K, shift);
     asm.emit(ALU | XOR | X);
@@ -278,7 +286,8 @@ export function stickyProgram(slots: readonly number[], options: StickyOptions =
   asm.emit(LD | MEM, 2);
   asm.emit(RET | A);
   const program = asm.resolve();
-  if (program.length > MAX_INSTRUCTIONS) throw new RangeError(`a sticky program for ${slots.length} slots needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
+  if (program.length > MAX_INSTRUCTIONS)
+    throw new RangeError(`a sticky program for ${slots.length} slots needs ${program.length} instructions, more than the kernel's ${MAX_INSTRUCTIONS}`);
   return program;
 }
 
@@ -287,4 +296,35 @@ export function flatten(program: Instruction[]): number[] {
   return program.flat();
 }
 
-export const opcodes = { LD, LDX, ALU, JMP, RET, MISC, ST, W, H, B, ABS, IMM, MEM, LSH, RSH, OR, AND, XOR, MUL, MOD, JA, JEQ, JGE, K, X, A, TAX, TXA, NET, AD_CPU } as const;
+export const opcodes = {
+  LD,
+  LDX,
+  ALU,
+  JMP,
+  RET,
+  MISC,
+  ST,
+  W,
+  H,
+  B,
+  ABS,
+  IMM,
+  MEM,
+  LSH,
+  RSH,
+  OR,
+  AND,
+  XOR,
+  MUL,
+  MOD,
+  JA,
+  JEQ,
+  JGE,
+  K,
+  X,
+  A,
+  TAX,
+  TXA,
+  NET,
+  AD_CPU,
+} as const;

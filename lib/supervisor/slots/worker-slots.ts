@@ -4,7 +4,20 @@
 // pinning it in CPU-local mode.
 import cluster, { type Worker } from 'node:cluster';
 import type { NativeBinding } from '../../binding';
-import { type BeatMessage, type Handlers, type KeysRequest, type PrimaryMessage, type ReleaseMessage, type SlotRequest, type WorkerMessage, dispatch, isSupervisorMessage, onInternalMessage, reviveError, supervisorMessage } from '../../cluster/ipc';
+import {
+  type BeatMessage,
+  type Handlers,
+  type KeysRequest,
+  type PrimaryMessage,
+  type ReleaseMessage,
+  type SlotRequest,
+  type WorkerMessage,
+  dispatch,
+  isSupervisorMessage,
+  onInternalMessage,
+  reviveError,
+  supervisorMessage,
+} from '../../cluster/ipc';
 import { checkWorkerMessage, refusal, warnBadMessage } from '../../cluster/ipc-validate';
 import { SLOT_ENV, SUPERVISOR_ENV } from '../../worker/supervised-worker';
 import { pinProcess } from './affinity';
@@ -105,7 +118,12 @@ export class WorkerSlots {
     });
     this.#forkedAt.set(worker, performance.now());
     if (progress) this.#board?.bind(worker, progress.cell);
-    this.#hooks.emit('fork', { slot: slot.index, pid: worker.process.pid ?? 0, stdout: worker.process.stdout, stderr: worker.process.stderr } satisfies ForkEvent);
+    this.#hooks.emit('fork', {
+      slot: slot.index,
+      pid: worker.process.pid ?? 0,
+      stdout: worker.process.stdout,
+      stderr: worker.process.stderr,
+    } satisfies ForkEvent);
     this.#slotOf.set(worker, slot.index);
     // Pinned at once, so the threads Node starts while booting inherit the CPU.
     this.#pin(worker, slot);
@@ -196,7 +214,11 @@ export class WorkerSlots {
     // node:cluster drops a worker at its 'exit', which never comes for one that was not spawned.
     if (cluster.workers?.[worker.id] === worker) delete cluster.workers[worker.id];
     this.#hooks.emit('fork-failed', { slot: slot.index, code: error.code, message: error.message } satisfies ForkFailedEvent);
-    this.#waiters.get(worker)?.start?.forkFailed(Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }));
+    this.#waiters
+      .get(worker)
+      ?.start?.forkFailed(
+        Object.assign(new Error(`reuseport: the worker for slot ${slot.index} could not be forked: ${error.message}`, { cause: error }), { code: error.code }),
+      );
     this.#onExit(worker, slot, null, null, false);
   }
 

@@ -30,7 +30,16 @@ startCluster({ exec: path.join(__dirname, 'worker.cjs'), workers: 2 }).then(
     const state = async (type) => {
       const pids = supervisor.pids;
       const workers = await told(pids);
-      console.log(JSON.stringify({ type, pids, ports: supervisor.ports, plan: { mode: supervisor.plan.mode, backend: supervisor.plan.backend }, steering: supervisor.steering(), workers }));
+      console.log(
+        JSON.stringify({
+          type,
+          pids,
+          ports: supervisor.ports,
+          plan: { mode: supervisor.plan.mode, backend: supervisor.plan.backend },
+          steering: supervisor.steering(),
+          workers,
+        }),
+      );
     };
     await state('ready');
     for await (const line of readline.createInterface({ input: process.stdin })) {

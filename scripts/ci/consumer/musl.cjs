@@ -8,7 +8,10 @@ const { gatherFacts } = require('reuseport');
 if (process.env.LIBC !== 'musl') throw new Error('run with LIBC=musl');
 
 const facts = gatherFacts();
-const mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.endsWith('.node'));
+const mapped = fs
+  .readFileSync('/proc/self/maps', 'utf8')
+  .split('\n')
+  .filter((line) => line.endsWith('.node'));
 const problems = [];
 if (facts.addon) problems.push('the addon was loaded');
 if (!facts.addonError) problems.push('no addonError');
