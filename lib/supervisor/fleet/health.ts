@@ -15,6 +15,7 @@ import { type SystemError, systemError, uvErrno } from '../../errors';
 import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
 import type { ShutdownResult, SlotStats } from '../core/types';
+import { type Registry, metricsRegistry } from './metrics';
 import type { Outcomes } from './outcomes';
 import type { BalanceReport } from '../slots/balancer';
 
@@ -63,8 +64,6 @@ export interface StatusReport {
   balance?: BalanceReport;
 }
 
-type PromClient = typeof import('prom-client');
-
 /** When this process started (ms since the epoch). */
 const STARTED_AT = Math.round(performance.timeOrigin);
 
@@ -107,7 +106,7 @@ export class HealthServer {
   #split = false;
   readonly #source: HealthSource;
   readonly #limits: HealthLimits;
-  #metrics: { registry: InstanceType<PromClient['Registry']> } | undefined;
+  #metrics: { registry: Registry } | undefined;
   /** GET /exit requests waiting for the end of the drain. */
   readonly #exitWaiters = new Set<http.ServerResponse>();
 
@@ -241,79 +240,9 @@ export class HealthServer {
   }
 
   // The registry is the supervisor's own (not prom-client's global one), filled at each scrape.
-  #registry(): InstanceType<PromClient['Registry']> {
-    if (this.#metrics) return this.#metrics.registry;
-    const client = require('prom-client') as PromClient;
-    const registry = new client.Registry();
-    const source = this.#source;
-    const perSlot = (name: string, help: string, type: 'counter' | 'gauge', value: (slot: SlotStats) => number) => {
-      const Metric = type === 'counter' ? client.Counter : client.Gauge;
-      new Metric({
-        name,
-        help,
-        labelNames: ['slot'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const slot of source.stats()) {
-            if (type === 'counter') (this as InstanceType<PromClient['Counter']>).inc({ slot: String(slot.slot) }, value(slot));
-            else (this as InstanceType<PromClient['Gauge']>).set({ slot: String(slot.slot) }, value(slot));
-          }
-        },
-      });
-    };
-    perSlot('reuseport_slot_accepted_total', 'Connections accepted from the slot socket, by its worker or a borrower.', 'counter', (slot) => slot.accepted);
-    perSlot('reuseport_slot_queue_depth', 'Connections waiting in the slot socket accept queue at the last sample.', 'gauge', (slot) => slot.queued);
-    perSlot('reuseport_slot_stalls_total', 'Stalls seen: the slot worker stopped answering while listening.', 'counter', (slot) => slot.stalls);
-    perSlot(
-      'reuseport_slot_memory_restarts_total',
-      'Workers of the slot replaced because their RSS was over maxMemoryRestart.',
-      'counter',
-      (slot) => slot.memoryRestarts ?? 0,
-    );
-    perSlot(
-      'reuseport_slot_worker_rss_bytes',
-      'The slot worker resident memory at the last check (0: not checked; needs maxMemoryRestart).',
-      'gauge',
-      (slot) => slot.rss ?? 0,
-    );
-    const total = (name: string, help: string, value: () => number) =>
-      new client.Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(value());
-        },
-      });
-    total('reuseport_worker_restarts_total', 'Workers replaced after they died or stalled for good.', () => source.counts().restarts);
-    total('reuseport_reloads_total', 'Reloads of every worker completed.', () => source.counts().reloads);
-    total('reuseport_upgrades_total', 'Upgrades in place handed over to a successor.', () => source.counts().upgrades);
-    total('reuseport_reload_cut_connections_total', 'Connections the drains of reloads had to cut at drainTimeoutMs.', () => source.counts().cut);
-    perSlot('reuseport_slot_connections', 'Open connections of the slot worker at the last read (balance).', 'gauge', (slot) => slot.connections ?? 0);
-    perSlot('reuseport_slot_shed_total', 'Keep-alive connections the slot worker closed to even out the load (balance).', 'counter', (slot) => slot.shed ?? 0);
-    new client.Gauge({
-      name: 'reuseport_connections_spread',
-      help: 'Open connections of the most loaded worker less those of the least loaded (balance).',
-      registers: [registry],
-      collect() {
-        this.set(source.balance?.().spread ?? 0);
-      },
-    });
-    perSlot('reuseport_slot_stopped', '1 while a crash loop has stopped restarting the slot (its socket is lent to live workers).', 'gauge', (slot) =>
-      slot.stopped ? 1 : 0,
-    );
-    new client.Gauge({
-      name: 'reuseport_ready',
-      help: '1 while every slot is served by its own worker and no shutdown has begun.',
-      registers: [registry],
-      collect() {
-        this.set(source.ready() ? 1 : 0);
-      },
-    });
-    this.#metrics = { registry };
-    return registry;
+  #registry(): Registry {
+    this.#metrics ??= { registry: metricsRegistry(this.#source) };
+    return this.#metrics.registry;
   }
 }
 
