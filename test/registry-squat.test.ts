@@ -6,7 +6,7 @@ import { type SpawnSyncOptions, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { registryPath, registryProblem } from '../lib/ports/ownership';
 import { fetchOnce } from './helpers/http';
 import { SeenProcesses } from './helpers/pids';
@@ -20,6 +20,27 @@ const dirs: string[] = [];
 afterEach(() => {
   seen.killAll();
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// The Node this file runs on, as DAEMON can run it: itself, or a copy in a directory DAEMON may enter
+// where it lies in one it may not (CI's other Node majors are cached under /root/.cache, mode 0700).
+let daemonNode: string | undefined;
+let nodeCopyDir: string | undefined;
+function nodeForDaemon(): string {
+  if (daemonNode) return daemonNode;
+  if (spawnSync(process.execPath, ['--version'], { uid: DAEMON, gid: DAEMON }).status === 0) {
+    daemonNode = process.execPath;
+    return daemonNode;
+  }
+  nodeCopyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-node-'));
+  fs.chmodSync(nodeCopyDir, 0o755);
+  daemonNode = path.join(nodeCopyDir, 'node');
+  fs.copyFileSync(process.execPath, daemonNode);
+  fs.chmodSync(daemonNode, 0o755);
+  return daemonNode;
+}
+afterAll(() => {
+  if (nodeCopyDir) fs.rmSync(nodeCopyDir, { recursive: true, force: true });
 });
 
 // A private temp directory as /tmp is (sticky, world-writable), for TMPDIR.
@@ -112,7 +133,7 @@ describe('a registry directory another user made first', () => {
     const tmp = privateTmp();
     const dir = path.join(tmp, `reuseport-${DAEMON}`);
     squat(dir);
-    const { status, report, stderr } = listenAs({ env: envWith(tmp), uid: DAEMON, gid: DAEMON });
+    const { status, report, stderr } = listenAs({ env: envWith(tmp), uid: DAEMON, gid: DAEMON }, [nodeForDaemon(), path.join(fixtures, 'registry-listen.js')]);
     expect(status, stderr).toBe(0);
     expect(report).toMatchObject({ uid: DAEMON, body: 'served\n' });
     const warning = report.warnings.find((w) => w.code === 'REUSEPORT_REGISTRY_UNSAFE');
@@ -145,7 +166,7 @@ describe('a registry directory another user made first', () => {
       ['start', path.join(fixtures, 'runner-app.js'), '-i', '2', '--json'],
       seen,
       { ...envWith(tmp), PORT: String(port) },
-      { uid: DAEMON, gid: DAEMON },
+      { uid: DAEMON, gid: DAEMON, execPath: nodeForDaemon() },
     );
     await runner.next((line) => line.event === 'ready');
     expect(Number(await fetchOnce(port))).toBeGreaterThan(0);

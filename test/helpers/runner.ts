@@ -23,9 +23,15 @@ export interface Runner {
   stderr(): string;
 }
 
-/** Starts `reuseport ...args` (as another user with `as`); the pids it names are added to `seen`. */
-export function startRunner(args: string[], seen: SeenProcesses, env: NodeJS.ProcessEnv = {}, as: { uid?: number; gid?: number } = {}): Runner {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...as });
+/** Starts `reuseport ...args` (as another user with `as`, on the Node at `as.execPath` if given); the pids it names are added to `seen`. */
+export function startRunner(
+  args: string[],
+  seen: SeenProcesses,
+  env: NodeJS.ProcessEnv = {},
+  as: { uid?: number; gid?: number; execPath?: string } = {},
+): Runner {
+  const { execPath = process.execPath, ...ids } = as;
+  const child = spawn(execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...ids });
   seen.add(child.pid);
   const lines: RunnerLine[] = [];
   let all = '';
