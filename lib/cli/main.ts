@@ -24,7 +24,7 @@ import {
 import { type ControlAction, type ControlOptions, runControl } from './control';
 import { collectDoctorReport, formatDoctorReport } from './doctor';
 import { HELP_AFTER } from './help';
-import { runnerStdout } from './output';
+import { EXIT_FLUSH_MS, runnerStdout } from './output';
 import { type StartCommandOptions, UsageError, runStart, startFailure } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
 
@@ -106,7 +106,7 @@ const start = program
     runStart(script, args, { ...rest, ...(workers === undefined ? {} : { workers }), syntax }).catch(async (error: Error & { code?: string }) => {
       process.stderr.write(`${error instanceof UsageError ? error.message : startFailure(error)}\n`);
       // The workers' relayed lines first: a write still on the thread pool would be lost.
-      await runnerStdout().whenIdle(1_000);
+      await runnerStdout().whenIdle(EXIT_FLUSH_MS);
       process.exit(error instanceof UsageError ? USAGE_EXIT : 1);
     });
   });

@@ -27,6 +27,12 @@ export function formatOutput(mode: 'prefix' | 'json', slot: number, pid: number,
 
 /** Bytes queued for a descriptor past which the workers' pipes are paused. */
 export const HIGH_WATER = 1 << 20;
+/**
+ * How long the runner waits, before an exit of its own, for the lines queued to its stdout: a write
+ * still on the thread pool is lost when the process exits, and under load (a sanitizer build, the
+ * workers' relayed output) 1 s was seen to lose the last lines (the crash-loop ones).
+ */
+export const EXIT_FLUSH_MS = 5_000;
 /** A line longer than this is cut into pieces of this length. */
 export const MAX_LINE = 64 * 1024;
 

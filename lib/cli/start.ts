@@ -14,7 +14,7 @@ import type { ModeChoice } from '../plan/plan';
 import type { CommandSyntax } from './args';
 import { launcherMessage } from './launchers';
 import { formatEvent } from './lines';
-import { OutputRelay, outputMode, runnerStdout } from './output';
+import { EXIT_FLUSH_MS, OutputRelay, outputMode, runnerStdout } from './output';
 import { checkPidFilePath, removePidFile, writePidFile } from './pid-file';
 import { UsageError } from './usage-error';
 
@@ -210,7 +210,7 @@ export async function runStart(script: string, args: string[], options: StartCom
         `(${event.restarts} restarts in a row per slot; the last, pid ${event.pid}, ${how})${why}\n`,
     );
     supervisor.shutdown({ delayMs: 0, exit: false }).finally(async () => {
-      await stdout.whenIdle(1_000);
+      await stdout.whenIdle(EXIT_FLUSH_MS);
       process.exit(1);
     });
   });
