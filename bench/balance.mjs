@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from './servers.mjs';
 import { median } from './stats.mjs';
+import { proxyConfig } from './proxies.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const APP = path.join(root, 'bench', 'balance-app.cjs');
@@ -120,54 +121,10 @@ async function startApp(config, port, countsDir, pidFile) {
   return app;
 }
 
-function nginxConfig(dir, listen, upstream) {
-  return `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream app { server ${HOST}:${upstream}; keepalive ${settings.keepalive}; }
-  server {
-    listen ${HOST}:${listen};
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`;
-}
-
-function haproxyConfig(listen, upstream) {
-  return `global
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend in
-  bind ${HOST}:${listen}
-  default_backend app
-backend app
-  server app ${HOST}:${upstream}
-`;
-}
-
 async function startProxy(proxy, dir, listen, upstream) {
-  let handle;
-  if (proxy === 'nginx') {
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, listen, upstream));
-    handle = start(which('nginx'), ['-p', dir, '-c', path.join(dir, 'nginx.conf')]);
-  } else {
-    fs.writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig(listen, upstream));
-    handle = start(which('haproxy'), ['-db', '-f', path.join(dir, 'haproxy.cfg')]);
-  }
+  const config = proxyConfig(proxy, { dir, listen, upstream, keepalive: settings.keepalive });
+  fs.writeFileSync(config.file, config.text);
+  const handle = start(which(proxy), config.args);
   await waitFor(`${proxy} on port ${listen}`, () => connects(listen));
   return handle;
 }

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { proxyConfig } from '../../bench/proxies.mjs';
 import { type Front, runUntilEven, unevenFront } from '../helpers/keepalive-pool';
 import { startFixture, stopAll } from '../helpers/processes';
 
@@ -53,41 +54,11 @@ afterEach(async () => {
   await stopAll();
 });
 
-function configFor(proxy: 'nginx' | 'haproxy', dir: string, listen: number, upstream: number): { file: string; text: string; args: string[] } {
-  if (proxy === 'nginx') {
-    const file = path.join(dir, 'nginx.conf');
-    const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `${kind}_temp_path ${dir}/${kind};`).join(' ');
-    const text = `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; ${temp}
-  upstream app { server ${HOST}:${upstream}; keepalive 4; }
-  server { listen ${HOST}:${listen}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`;
-    return { file, text, args: ['-p', dir, '-c', file] };
-  }
-  const file = path.join(dir, 'haproxy.cfg');
-  const text = `global
-  maxconn 1024
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend in
-  bind ${HOST}:${listen}
-  default_backend app
-backend app
-  server app ${HOST}:${upstream}
-`;
-  return { file, text, args: ['-db', '-f', file] };
-}
-
 // A proxy of its own for each attempt (a fresh upstream pool), and a pool of 4 client connections to it.
 function proxyFront(proxy: 'nginx' | 'haproxy', binary: string, upstream: number, dir: string): () => Promise<Front> {
   return async () => {
     const listen = await freePort();
-    const config = configFor(proxy, dir, listen, upstream);
+    const config = proxyConfig(proxy, { dir, listen, upstream });
     fs.writeFileSync(config.file, config.text);
     const child = spawn(binary, config.args, { stdio: 'ignore' });
     const exited = new Promise((resolve) => child.once('exit', resolve));
