@@ -1,42 +1,11 @@
 // The TLS session-resumption bench (bench/tls.mjs): one quick real run, checked for sanity (both configurations, shared
 // keys resume, a key per worker resumes less, figures above zero, no process left), never for speed; and the section it
 // writes into a Markdown file, from the saved JSON.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const ROOT = path.resolve(__dirname, '..');
-const SCRIPT = path.join(ROOT, 'bench', 'tls.mjs');
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `node bench/tls.mjs args`: SIGTERM after `ms` (the bench then kills its servers by pid), SIGKILL 5 s later. */
-function runCli(args: string[], ms: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SCRIPT, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-      reject(new Error(`bench/tls.mjs did not finish within ${ms} ms\n${stderr}`));
-    }, ms);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+import { type BenchRun, runBenchCli } from './helpers/bench';
 
 function isAlive(pid: number): boolean {
   try {
@@ -52,13 +21,13 @@ const VERSIONS = ['TLSv1.3', 'TLSv1.2'];
 describe('TLS session-resumption bench, quick run (2 workers, 1 s per configuration and TLS version)', () => {
   let resultsDir: string;
   let jsonFile: string | undefined;
-  let run: Run;
+  let run: BenchRun;
   // biome-ignore lint/suspicious/noExplicitAny: the JSON is checked field by field below.
   let result: any;
 
   beforeAll(async () => {
     resultsDir = mkdtempSync(path.join(os.tmpdir(), 'reuseport-bench-tls-'));
-    run = await runCli(['--quick', '--duration-ms', '1000', '--workers', '2', '--results', resultsDir], 120_000);
+    run = await runBenchCli(['--quick', '--duration-ms', '1000', '--workers', '2', '--results', resultsDir], 120_000, 'bench/tls.mjs');
     const name = readdirSync(resultsDir).find((f) => f.endsWith('-tls.json'));
     if (name) {
       jsonFile = path.join(resultsDir, name);
@@ -134,7 +103,7 @@ describe('TLS session-resumption bench, quick run (2 workers, 1 s per configurat
     const md = path.join(resultsDir, 'benchmarks.md');
     const before = '# Benchmarks\n\nIntro.\n\n## Method notes\n\n- a note\n';
     writeFileSync(md, before);
-    const first = await runCli(['--from-json', jsonFile as string, '--out', md], 30_000);
+    const first = await runBenchCli(['--from-json', jsonFile as string, '--out', md], 30_000, 'bench/tls.mjs');
     expect(first.code, first.stderr).toBe(0);
     const once = readFileSync(md, 'utf8');
     expect(once.startsWith(before)).toBe(true);
@@ -142,13 +111,13 @@ describe('TLS session-resumption bench, quick run (2 workers, 1 s per configurat
     expect(once).toContain('| 1.3 | true (shared key) |');
     expect(once).toContain('| 1.2 | false (key per worker) |');
     expect(once).toContain(`Node ${result.machine.node}`);
-    const second = await runCli(['--from-json', jsonFile as string, '--out', md], 30_000);
+    const second = await runBenchCli(['--from-json', jsonFile as string, '--out', md], 30_000, 'bench/tls.mjs');
     expect(second.code, second.stderr).toBe(0);
     expect(readFileSync(md, 'utf8')).toBe(once);
   });
 
   it('refuses bad options with exit code 2 and the usage', async () => {
-    const bad = await runCli(['--tls', '1.1'], 30_000);
+    const bad = await runBenchCli(['--tls', '1.1'], 30_000, 'bench/tls.mjs');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--tls must be 1\.3, 1\.2 or both/);
     expect(bad.stderr).toContain('--duration-ms');
