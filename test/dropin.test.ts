@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countResponses } from './helpers/http';
+import { countResponses, fetchOnce } from './helpers/http';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
@@ -162,19 +162,8 @@ describe('an app with a second port under reuseport start', () => {
   }, 60_000);
 });
 
-// One request on a new connection, given up after 1 s: the body, or 'timeout' / the error's code.
-function askOnce(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const request = http.get({ host: '127.0.0.1', port, agent: false, timeout: 1_000 }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve(body));
-    });
-    request.on('timeout', () => request.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
-    request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
+// One request on a new connection, given up after 1 s: the body, or why not (a hang is 'timed out').
+const askOnce = (port: number): Promise<string> => fetchOnce(port, '127.0.0.1', 1_000).catch((error: Error) => error.message);
 
 describe('ports only some workers listen on, under reuseport start', () => {
   it("an admin port of slot 0's worker and a port per worker: every request is answered within 1 s, by the worker that listens there", async () => {
