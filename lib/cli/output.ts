@@ -6,8 +6,8 @@
 // reading stops the writes, not the supervisor. Past a bound the workers' pipes are paused; a worker
 // then buffers its writes in its own memory, as Node does for any stdout that is a pipe (on an
 // inherited terminal it would block instead). bench/output.mjs measures the cost.
-import fs from 'node:fs';
 import type { Readable } from 'node:stream';
+import SonicBoom from 'sonic-boom';
 import type { ForkEvent } from '../supervisor/core/types';
 import { formatEvent } from './lines';
 
@@ -37,21 +37,37 @@ export const EXIT_FLUSH_MS = 5_000;
 export const MAX_LINE = 64 * 1024;
 
 /**
- * Writes to a descriptor off the event loop (fs.write on the thread pool), one write at a time, so a
- * terminal that stops reading (Ctrl-S, a paused pager) holds a pool thread, not the event loop: Node's
- * own process.stdout writes to a terminal or a file synchronously.
+ * Writes to a descriptor off the event loop, one write at a time (sonic-boom, pino's writer, in its
+ * asynchronous mode: fs.write on the thread pool), so a terminal that stops reading (Ctrl-S, a paused
+ * pager) holds a pool thread, not the event loop: Node's own process.stdout writes to a terminal or a
+ * file synchronously. sonic-boom retries a full non-blocking descriptor (EAGAIN); on any other error
+ * (EPIPE: the reader is gone) the output has nowhere to go and is dropped rather than held. What this
+ * adds: the bytes still queued (the relay pauses the workers' pipes past HIGH_WATER), a bounded wait
+ * for the queue to empty before an exit, and the rest written at exit.
  */
 export class FdWriter {
-  readonly #fd: number;
-  #pending: Buffer[] = [];
-  #inFlight: Buffer | undefined;
+  readonly #sonic: SonicBoom;
   #queued = 0;
   #broken = false;
   readonly #drained = new Set<() => void>();
 
   constructor(fd: number) {
-    this.#fd = fd;
+    this.#sonic = new SonicBoom({ fd, sync: false, minLength: 0 });
+    this.#sonic.on('write', (written: number) => {
+      this.#queued = Math.max(0, this.#queued - written);
+    });
+    this.#sonic.on('drain', () => this.#idle());
+    this.#sonic.on('error', () => {
+      this.#broken = true;
+      this.#queued = 0;
+      this.#idle();
+    });
     process.on('exit', () => this.flushSync());
+  }
+
+  #idle(): void {
+    if (this.#queued > 0 && !this.#broken) return;
+    for (const listener of this.#drained) listener();
   }
 
   /** Called each time the queue has been written out. */
@@ -62,10 +78,8 @@ export class FdWriter {
   /** Queues text; false once the queue is past HIGH_WATER (the caller then pauses its sources). */
   write(text: string): boolean {
     if (this.#broken) return true;
-    const bytes = Buffer.from(text);
-    this.#pending.push(bytes);
-    this.#queued += bytes.length;
-    this.#pump();
+    this.#queued += Buffer.byteLength(text);
+    this.#sonic.write(text);
     return this.#queued < HIGH_WATER;
   }
 
@@ -74,46 +88,15 @@ export class FdWriter {
     return this.#queued;
   }
 
-  #pump(): void {
-    if (this.#inFlight) return;
-    if (this.#pending.length === 0) {
-      for (const listener of this.#drained) listener();
-      return;
-    }
-    const chunk = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
-    this.#pending = [];
-    this.#inFlight = chunk;
-    fs.write(this.#fd, chunk, 0, chunk.length, null, (error, written) => {
-      this.#inFlight = undefined;
-      if (error) {
-        // A non-blocking descriptor that is full: try again shortly. Any other error (EPIPE: the
-        // reader is gone): the output has nowhere to go, so it is dropped rather than held.
-        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
-          this.#pending.unshift(chunk);
-          setTimeout(() => this.#pump(), 10).unref();
-          return;
-        }
-        this.#broken = true;
-        this.#pending = [];
-        this.#queued = 0;
-        for (const listener of this.#drained) listener();
-        return;
-      }
-      this.#queued -= written;
-      if (written < chunk.length) this.#pending.unshift(chunk.subarray(written));
-      this.#pump();
-    });
-  }
-
   /**
    * Resolves once everything queued is written (or after `timeoutMs`): before an exit of the
    * runner's own, since a write still on the thread pool is lost when the process exits.
    */
   whenIdle(timeoutMs: number): Promise<void> {
-    if (!this.#inFlight && this.#pending.length === 0) return Promise.resolve();
+    if (this.#queued === 0 || this.#broken) return Promise.resolve();
     return new Promise((resolve) => {
       const check = () => {
-        if (!this.#inFlight && this.#pending.length === 0) done();
+        if (this.#queued === 0 || this.#broken) done();
       };
       const done = () => {
         clearTimeout(timer);
@@ -127,13 +110,12 @@ export class FdWriter {
 
   /** At exit: what is not yet handed to a write, written at once (an error drops it). */
   flushSync(): void {
-    if (this.#broken) return;
+    if (this.#broken || this.#queued === 0) return;
     try {
-      for (const chunk of this.#pending) fs.writeSync(this.#fd, chunk);
+      this.#sonic.flushSync();
     } catch {
       // nowhere to go
     }
-    this.#pending = [];
   }
 }
 
