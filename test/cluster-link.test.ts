@@ -3,12 +3,13 @@
 // worker.disconnect() (or cluster.worker.disconnect() in the worker) closes the server, letting the
 // requests in flight finish, after which the worker exits by itself. Real primary, workers, sockets.
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pm2KillSignal } from '../lib/listen/cluster-worker';
 import { fetchOnce } from './helpers/http';
 import { listeningInodes } from './helpers/proc-net';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
+import { freePort } from './helpers/ports';
 
 interface Ready {
   listening: { pid: number; address: { address: string; port: number; addressType: number }; state: string }[];
@@ -22,17 +23,6 @@ interface Exit {
 }
 
 afterEach(() => stopAll());
-
-// A port nobody holds right now (the kernel's pick, released at once).
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 // A GET /slow request: resolves with the worker's pid once the headers arrive, and with the body later.
 function slowRequest(port: number): Promise<{ pid: number; body: Promise<string> }> {

@@ -12,6 +12,7 @@ import { countResponses, fetchOnce } from './helpers/http';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
+import { freePort } from './helpers/ports';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const seen = new SeenProcesses();
@@ -27,15 +28,6 @@ interface Event {
   probe?: boolean;
   getPort?: number;
   detectPort?: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 // The runner with --json; lines that are not the runner's JSON (a worker's own output) are kept aside.

@@ -3,7 +3,7 @@
 // every listen() form with and without the hook, standalone and as a cluster worker, and what the app
 // can observe must be the same but for the socket's SO_REUSEPORT (and a hint after Node's message).
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { firstTarget, hookTargets } from '../lib/register/targets';
 import { countResponses } from './helpers/http';
 import { startFixture, stopAll } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
+import { freePort } from './helpers/ports';
 
 const root = path.join(__dirname, '..');
 const hook = ['--require', path.join(root, 'dist', 'register', 'index.js')];
@@ -157,15 +158,6 @@ describe.each([
 interface Listening {
   pid: number;
   address: net.AddressInfo;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 describe('unmodified apps under the hook', () => {

@@ -7,13 +7,13 @@
 // times, not from durations, so a busy machine cannot break them.
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchOnce, fetchPath } from './helpers/http';
 import { SeenProcesses } from './helpers/pids';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
+import { freePort } from './helpers/ports';
 
 interface PolicyEvent {
   name: string;
@@ -46,15 +46,6 @@ afterEach(async () => {
   pids.killAll();
   await stopAll();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 // A release file the workers read at start; `ship` rewrites it.
 function release(policy: object) {

@@ -1,9 +1,8 @@
 // `reuseport` run as a user runs it: the built CLI (dist/cli/main.js) in a child process, its lines
 // read as they come (JSON objects with --json, else words), every pid it names kept to be killed.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
-import { SeenProcesses } from './pids';
+import type { SeenProcesses } from './pids';
 
 export const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -90,11 +89,4 @@ export function runCliAsync(args: string[], timeoutMs = 60_000): Promise<{ code:
   });
 }
 
-/** A loopback port free right now (the kernel's pick, closed again). */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+export { freePort } from './ports';

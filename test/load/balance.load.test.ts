@@ -13,22 +13,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { proxyConfig } from '../../bench/proxies.mjs';
 import { type Front, runUntilEven, unevenFront } from '../helpers/keepalive-pool';
 import { startFixture, stopAll } from '../helpers/processes';
+import { freePort } from '../helpers/ports';
 
 const HOST = '127.0.0.1';
 
 function which(name: string): string | undefined {
   return spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim() || undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function listens(port: number, boundMs = 10_000): Promise<void> {
