@@ -41,35 +41,41 @@ export function readSupervision(env: NodeJS.ProcessEnv = process.env): Supervisi
 }
 
 // TLS servers that take the supervisor's ticket keys, and get each new one at a rotation.
-const keyedServers = new Set<tls.Server>();
-let listeningForKeys = false;
+class KeyedServers {
+  readonly #servers = new Set<tls.Server>();
+  #listening = false;
+  readonly #onRotation = (message: unknown) => {
+    const keys = message as KeysMessage;
+    if (!isSupervisorMessage(keys) || keys.act !== 'keys' || keys.seq !== undefined || typeof keys.keys !== 'string') return;
+    const key = Buffer.from(keys.keys, 'base64');
+    for (const server of this.#servers) server.setTicketKeys(key);
+    key.fill(0);
+  };
 
-function onRotation(message: unknown): void {
-  const keys = message as KeysMessage;
-  if (!isSupervisorMessage(keys) || keys.act !== 'keys' || keys.seq !== undefined || typeof keys.keys !== 'string') return;
-  const key = Buffer.from(keys.keys, 'base64');
-  for (const server of keyedServers) server.setTicketKeys(key);
-  key.fill(0);
+  async take(server: tls.Server, timeoutMs: number): Promise<boolean> {
+    if (!this.#listening) {
+      this.#listening = true;
+      channel.on('internalMessage', this.#onRotation);
+    }
+    const { reply } = await request({ act: 'keys-request' }, timeoutMs, { who: 'the supervisor', what: 'answer for the TLS ticket keys' });
+    if (!reply.keys) return false;
+    const key = Buffer.from(reply.keys, 'base64');
+    server.setTicketKeys(key);
+    key.fill(0);
+    this.#servers.add(server);
+    server.once('close', () => this.#servers.delete(server));
+    return true;
+  }
 }
+const keyedServers = new KeyedServers();
 
 /**
  * Asks the supervisor for its TLS ticket key and applies it to `server` before it listens (so its
  * first ticket already resumes on every worker); later keys come at each rotation. Resolves false
  * when the supervisor shares none (ticketKeys: false), leaving the server its own.
  */
-export async function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<boolean> {
-  if (!listeningForKeys) {
-    listeningForKeys = true;
-    channel.on('internalMessage', onRotation);
-  }
-  const { reply } = await request({ act: 'keys-request' }, timeoutMs, { who: 'the supervisor', what: 'answer for the TLS ticket keys' });
-  if (!reply.keys) return false;
-  const key = Buffer.from(reply.keys, 'base64');
-  server.setTicketKeys(key);
-  key.fill(0);
-  keyedServers.add(server);
-  server.once('close', () => keyedServers.delete(server));
-  return true;
+export function takeTicketKeys(server: tls.Server, timeoutMs = 10_000): Promise<boolean> {
+  return keyedServers.take(server, timeoutMs);
 }
 
 /** A slot socket the supervisor lent: its handle, the port it is bound to, and how to give it back. */
@@ -106,20 +112,6 @@ export async function borrowSlotSocket(
   return { handle: handle as TcpHandle, port, steering: reply.steering, release: releaser({ address: target.address, port, ipv6Only: target.ipv6Only }) };
 }
 
-const servers = new Set<net.Server>();
-// Slot sockets lent to this worker while their own worker cannot accept: slot -> listeners.
-const loans = new Map<number, net.Server[]>();
-// Connections accepted per slot (own slot and borrowed ones) since the start; the primary adds up the difference.
-const accepted = new Map<number, number>();
-const borrowedSockets = new WeakSet<net.Socket>();
-let started = false;
-let ownSlot = -1;
-let reportTimer: NodeJS.Timeout | undefined;
-// This worker's progress cell in the supervisor's file, when it has one (Linux).
-let progress: ProgressCell | undefined;
-// Its load reports and shedding (worker/balance.ts), with a cell.
-let balance: Balance | undefined;
-
 /**
  * How long after an accept the counts go to the primary (at most one message per this many ms, and
  * none while nothing is accepted). Liveness needs no message: the progress cell shows this worker
@@ -127,21 +119,6 @@ let balance: Balance | undefined;
  * waiting while the cell stands still; this worker answers with its counts.
  */
 export const ACCEPT_REPORT_MS = 250;
-
-function report(): void {
-  if (reportTimer) clearTimeout(reportTimer);
-  reportTimer = undefined;
-  toPrimary(supervisorMessage({ act: 'beat', slot: ownSlot, accepted: Object.fromEntries(accepted) }));
-}
-
-function count(slot: number): void {
-  accepted.set(slot, (accepted.get(slot) ?? 0) + 1);
-  progress?.accepted();
-  if (!reportTimer) {
-    reportTimer = setTimeout(report, ACCEPT_REPORT_MS);
-    reportTimer.unref();
-  }
-}
 
 // Node's own bookkeeping of a server's connections (net.js: `_connections`, and `socket._server`,
 // which a socket's destroy decrements and whose close callback waits for).
@@ -172,64 +149,98 @@ function adopt(target: net.Server, listener: net.Server, socket: net.Socket): vo
   target.emit('connection', socket);
 }
 
-// A borrowed socket feeds the application's own server, so its handlers, connection tracking and
-// drain see those connections like any other ('connection' is the documented way in).
-function borrow(slot: number, port: number, handle: unknown): void {
-  const target = [...servers].find((server) => (server.address() as net.AddressInfo | null)?.port === port) ?? [...servers][0];
-  if (!target) {
-    (handle as { close?: () => void }).close?.();
-    return;
-  }
-  const listener = net.createServer((socket) => {
-    count(slot);
-    borrowedSockets.add(socket);
-    adopt(target, listener, socket);
-  });
-  listener.on('error', () => listener.close());
-  listener.listen(handle as net.ListenOptions);
-  loans.set(slot, [...(loans.get(slot) ?? []), listener]);
-}
+/** This worker's link to its supervisor (one per process, made at its first registered server): its servers, loans, counts and orders. */
+class WorkerLink {
+  readonly #slot: number;
+  readonly servers = new Set<net.Server>();
+  // Slot sockets lent to this worker while their own worker cannot accept: slot -> listeners.
+  readonly #loans = new Map<number, net.Server[]>();
+  // Connections accepted per slot (own slot and borrowed ones) since the start; the primary adds up the difference.
+  readonly #accepted = new Map<number, number>();
+  readonly #borrowedSockets = new WeakSet<net.Socket>();
+  #reportTimer: NodeJS.Timeout | undefined;
+  // This worker's progress cell in the supervisor's file, when it has one (Linux).
+  readonly #progress: ProgressCell | undefined;
+  // Its load reports and shedding (worker/balance.ts), with a cell.
+  readonly balance: Balance | undefined;
 
-// Gives a borrowed slot back: closing this process's copy of the socket leaves its queue intact.
-function giveBack(slot: number): void {
-  for (const listener of loans.get(slot) ?? []) if (listener.listening) net.Server.prototype.close.call(listener);
-  loans.delete(slot);
-}
+  // What the supervisor tells this worker, by act (replies to requests are taken by request()).
+  readonly #orders: Handlers<PrimaryMessage, [unknown]> = {
+    lend: (order, handle) => {
+      if (handle) this.#borrow(order.slot, order.port, handle);
+    },
+    ping: () => this.#report(),
+    recall: (order) => this.#giveBack(order.slot),
+    balance: (order) => {
+      if (isLimit(order.limit) && !drainSignal().aborted) this.balance?.setLimit(order.limit);
+    },
+    drain: (order) => {
+      this.balance?.stop();
+      startDraining('the supervisor replaces or stops this worker (a reload, an upgrade or a shutdown)');
+      // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
+      for (const slot of [...this.#loans.keys()]) this.#giveBack(slot);
+      const timeoutMs = order.timeoutMs ?? 10_000;
+      Promise.all([...this.servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
+        toPrimary(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
+      });
+    },
+  };
 
-// What the supervisor tells this worker, by act (replies to requests are taken by request()).
-const orders: Handlers<PrimaryMessage, [unknown]> = {
-  lend: (order, handle) => {
-    if (handle) borrow(order.slot, order.port, handle);
-  },
-  ping: () => report(),
-  recall: (order) => giveBack(order.slot),
-  balance: (order) => {
-    if (isLimit(order.limit) && !drainSignal().aborted) balance?.setLimit(order.limit);
-  },
-  drain: (order) => {
-    balance?.stop();
-    startDraining('the supervisor replaces or stops this worker (a reload, an upgrade or a shutdown)');
-    // Borrowed sockets first, so that nothing new arrives from them while this worker finishes.
-    for (const slot of [...loans.keys()]) giveBack(slot);
-    const timeoutMs = order.timeoutMs ?? 10_000;
-    Promise.all([...servers].map((server) => drainServer(server, timeoutMs))).then((left) => {
-      toPrimary(supervisorMessage({ act: 'drained', destroyed: left.reduce((a, b) => a + b, 0) }));
+  constructor(supervision: Supervision) {
+    this.#slot = supervision.slot;
+    this.#progress = ProgressCell.open(process.env, supervision.supervisorPid);
+    if (this.#progress) this.balance = new Balance(this.servers, this.#progress);
+    channel.on('internalMessage', (message: unknown, handle: unknown) => {
+      if (isSupervisorMessage(message)) dispatch(this.#orders, message as PrimaryMessage, handle);
     });
-  },
-};
+  }
 
-function onSupervisorMessage(message: unknown, handle: unknown): void {
-  if (isSupervisorMessage(message)) dispatch(orders, message as PrimaryMessage, handle);
+  /** Whether this socket came in through a borrowed slot (counted there). */
+  borrowed(socket: net.Socket): boolean {
+    return this.#loans.size > 0 && this.#borrowedSockets.has(socket);
+  }
+
+  count(slot: number): void {
+    this.#accepted.set(slot, (this.#accepted.get(slot) ?? 0) + 1);
+    this.#progress?.accepted();
+    if (!this.#reportTimer) {
+      this.#reportTimer = setTimeout(() => this.#report(), ACCEPT_REPORT_MS);
+      this.#reportTimer.unref();
+    }
+  }
+
+  #report(): void {
+    if (this.#reportTimer) clearTimeout(this.#reportTimer);
+    this.#reportTimer = undefined;
+    toPrimary(supervisorMessage({ act: 'beat', slot: this.#slot, accepted: Object.fromEntries(this.#accepted) }));
+  }
+
+  // A borrowed socket feeds the application's own server, so its handlers, connection tracking and
+  // drain see those connections like any other ('connection' is the documented way in).
+  #borrow(slot: number, port: number, handle: unknown): void {
+    const target = [...this.servers].find((server) => (server.address() as net.AddressInfo | null)?.port === port) ?? [...this.servers][0];
+    if (!target) {
+      (handle as { close?: () => void }).close?.();
+      return;
+    }
+    const listener = net.createServer((socket) => {
+      this.count(slot);
+      this.#borrowedSockets.add(socket);
+      adopt(target, listener, socket);
+    });
+    listener.on('error', () => listener.close());
+    listener.listen(handle as net.ListenOptions);
+    this.#loans.set(slot, [...(this.#loans.get(slot) ?? []), listener]);
+  }
+
+  // Gives a borrowed slot back: closing this process's copy of the socket leaves its queue intact.
+  #giveBack(slot: number): void {
+    for (const listener of this.#loans.get(slot) ?? []) if (listener.listening) net.Server.prototype.close.call(listener);
+    this.#loans.delete(slot);
+  }
 }
 
-function start(supervision: Supervision): void {
-  if (started) return;
-  started = true;
-  ownSlot = supervision.slot;
-  progress = ProgressCell.open(process.env, supervision.supervisorPid);
-  if (progress) balance = new Balance(servers, progress);
-  channel.on('internalMessage', onSupervisorMessage);
-}
+let link: WorkerLink | undefined;
 
 /** Tells the supervisor that a listen failed, so startCluster() or reload() rejects with the real error. */
 export function reportListenFailure(error: unknown, supervision: Supervision): void {
@@ -240,14 +251,15 @@ export function reportListenFailure(error: unknown, supervision: Supervision): v
 export function registerWithSupervisor(server: net.Server, supervision: Supervision): void {
   // Closed before this ran (a port probe that listens and closes at once): nothing to serve or announce.
   if (!server.listening) return;
+  link ??= new WorkerLink(supervision);
+  const worker = link;
   // Connections handed in from a borrowed slot were counted there.
   trackConnections(server, (socket) => {
-    if (loans.size === 0 || !borrowedSockets.has(socket)) count(supervision.slot);
+    if (!worker.borrowed(socket)) worker.count(supervision.slot);
   });
-  servers.add(server);
-  server.once('close', () => servers.delete(server));
-  start(supervision);
-  balance?.added(server);
+  worker.servers.add(server);
+  server.once('close', () => worker.servers.delete(server));
+  worker.balance?.added(server);
   const address = server.address() as net.AddressInfo | null;
   toPrimary(supervisorMessage({ act: 'listening', slot: supervision.slot, port: address?.port ?? 0 }));
 }
