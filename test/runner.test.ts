@@ -121,7 +121,9 @@ describe('reuseport start', () => {
     expect(after).toMatchObject({ pid: successor.pid, counts: { reloads: 1, upgrades: 1 }, serviceStartedAt: report.serviceStartedAt });
     expect(after.startedAt).toBeGreaterThan(report.startedAt);
     expect(after.serviceUptimeMs).toBeGreaterThan(after.uptimeMs);
-    expect(status(['--pid-file', pidFile]).stdout).toMatch(/; restarts 0, reloads 1, upgrades 1; balance: spread \d+, \d+ shed(, new connections by weight \d+:\d+)?\n/);
+    expect(status(['--pid-file', pidFile]).stdout).toMatch(
+      /; restarts 0, reloads 1, upgrades 1; balance: spread \d+, \d+ shed(, new connections by weight \d+:\d+)?\n/,
+    );
     expect(JSON.parse(status(['--health-port', String(ready.health), '--json']).stdout)).toMatchObject({ pid: successor.pid });
 
     at = runner.events.length;
