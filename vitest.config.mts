@@ -38,6 +38,7 @@ const unit = [
   'slot-lifecycle',
   'stall-guard',
   'status',
+  'stop-path',
   'supervisor-events',
   'weighted',
 ];

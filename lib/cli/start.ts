@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startCluster } from '../supervisor/start-cluster';
 import { upgradeFailed } from '../supervisor/deploy/successor';
-import type { CrashLoopEvent, ForkEvent, ReloadResult, Supervisor } from '../supervisor/core/types';
+import type { CrashLoopEvent, ForkEvent, ReloadResult, RunnerStartOptions, Supervisor } from '../supervisor/core/types';
 import type { MemoryLimitEvent, RestartEvent } from '../supervisor/core/events';
 import { formatSize } from '../supervisor/liveness/memory';
 import type { ModeChoice } from '../plan/plan';
@@ -134,7 +134,7 @@ export async function runStart(script: string, args: string[], options: StartCom
   const relay = mode === 'raw' ? undefined : new OutputRelay(mode);
   let supervisor: Supervisor;
   try {
-    supervisor = await startCluster({
+    const startOptions: RunnerStartOptions = {
       exec: checked.script,
       args,
       ...(options.workers === undefined ? {} : { workers: options.workers }),
@@ -159,7 +159,8 @@ export async function runStart(script: string, args: string[], options: StartCom
       ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
       ...(options.subreaper ? { subreaper: true } : {}),
       ...(options.maxMemoryRestart === undefined ? {} : { maxMemoryRestart: options.maxMemoryRestart }),
-    });
+    };
+    supervisor = await startCluster(startOptions);
   } catch (error) {
     throw await withStderrTail(error as Error, relay);
   }

@@ -7,7 +7,8 @@
 // the slot sockets (slots/slot-sockets.ts), stall protection (liveness/stalls.ts), the periodic checks
 // (liveness/checks.ts), the hand-over of the slot sockets to a successor in an upgrade (deploy/upgrade.ts,
 // deploy/successor.ts, deploy/handover.ts), systemd (deploy/systemd-link.ts), the health server
-// (fleet/health.ts), graceful shutdown (fleet/shutdown.ts) and the TLS ticket keys (fleet/ticket-keys.ts).
+// (fleet/health.ts), graceful shutdown (fleet/shutdown.ts), the one stop path (fleet/stop.ts), reloads
+// one at a time (slots/reload-queue.ts) and the TLS ticket keys (fleet/ticket-keys.ts).
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { loadBinding } from '../binding';
@@ -24,9 +25,12 @@ import { SurplusSockets } from './deploy/surplus';
 import type { ListenFds } from './deploy/systemd';
 import { SystemdLink } from './deploy/systemd-link';
 import { Upgrades } from './deploy/upgrade';
-import { HealthServer } from './fleet/health';
+import { HealthServer, supervisorSource } from './fleet/health';
 import { ServiceRecord } from './fleet/outcomes';
+import { ControlSignals } from './fleet/control-signals';
 import { GracefulShutdown, shutdownExitCode } from './fleet/shutdown';
+import { slotStats } from './slot-stats';
+import { StopPath } from './fleet/stop';
 import { TicketKeys } from './fleet/ticket-keys';
 import { PeriodicChecks } from './liveness/checks';
 import { MemoryLimit } from './liveness/memory';
@@ -34,9 +38,9 @@ import { StallGuard } from './liveness/stalls';
 import { type BalanceReport, Balancer, balanceOffReason } from './slots/balancer';
 import { SlotLending } from './slots/lending';
 import { ProgressBoard } from './slots/progress-board';
-import { replaceAll } from './slots/reload';
+import { ReloadQueue } from './slots/reload-queue';
 import { queueSourceReason } from './slots/slot-sockets';
-import { type Slot, WorkerSlots } from './slots/worker-slots';
+import { WorkerSlots } from './slots/worker-slots';
 
 /** The supervisor startCluster() returns: it composes the parts. */
 export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implements Supervisor {
@@ -51,16 +55,12 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   readonly #balanceOff: string | undefined;
   /** How liveness is told, for the workers' reasons. */
   readonly #lending: SlotLending;
-  // Whether no accept queue can be read here, and whether 'stall-detection-off' said so.
-  #queuesUnreadable = false;
-  #unreadableAnnounced = false;
-  // While start() runs: no one can listen for events yet (startCluster has not resolved).
-  #starting = false;
+  // While start() runs, events found are held (startCluster's caller has no supervisor to listen on yet).
+  #held: (() => void)[] | undefined;
   readonly #systemd: SystemdLink;
   readonly #surplus: SurplusSockets | undefined;
-  #reloading: Promise<unknown> = Promise.resolve();
-  #closed = false;
-  #closing: Promise<ShutdownResult> | undefined;
+  readonly #reloads: ReloadQueue;
+  readonly #stop: StopPath;
   readonly #upgrades: Upgrades;
   readonly #shutdown: GracefulShutdown;
   readonly #health: HealthServer | undefined;
@@ -74,14 +74,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   readonly #reaper: OrphanReaper | undefined;
   /** maxMemoryRestart: replaces a worker over it the way a reload does. */
   readonly #memory: MemoryLimit | undefined;
-  readonly #onSighup = () => {
-    // Its failure is told by the 'reload-failed' event.
-    this.reload().catch(() => undefined);
-  };
-  readonly #onSigusr2 = () => {
-    // Its failure is told by the 'upgrade-failed' event; this supervisor keeps serving.
-    this.upgrade().catch(() => undefined);
-  };
+  readonly #signals: ControlSignals;
 
   /** `cpus`: CPU-local mode's CPU for each slot. */
   constructor(plan: Plan, settings: SupervisorSettings, cpus?: number[]) {
@@ -129,16 +122,13 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       cpus,
       this.#board,
     );
-    this.#memory = settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#serially(job) }) : undefined;
+    this.#memory =
+      settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#reloads.serially(job) }) : undefined;
     this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
     this.#lending = new SlotLending(settings, this.#workers, this.#sockets, {
       beat: (worker, accepted) => this.#stalls.beat(worker, accepted),
       ticketKey: () => this.#ticketKeys?.current,
-      // Found while starting: told once start() is done (startCluster's caller has its supervisor then).
-      queuesUnreadable: () => {
-        this.#queuesUnreadable = true;
-        if (!this.#starting) this.#announceUnreadable();
-      },
+      queuesUnreadable: once(() => this.#tell(() => this.emit('stall-detection-off', { reason: queueSourceReason('none') }))),
       cells,
     });
     this.#balanceOff = balanceOff ?? (board instanceof ProgressBoard ? undefined : `no progress cells (${board?.message})`);
@@ -166,12 +156,12 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
         return supervisor.plan;
       },
       get closed() {
-        return supervisor.#closed;
+        return supervisor.#stop.begun;
       },
       sockets: this.#sockets,
       readyTimeoutMs: settings.readyTimeoutMs,
       emit,
-      shutDown: (closeSockets) => this.#shutDown(closeSockets),
+      shutDown: (letGo) => this.#stop.run({ how: 'hand-over', letGo }),
       healthFd: () => this.#health?.fd,
       ticketKey: () => this.#ticketKeys?.current,
       notes: () => ({
@@ -186,28 +176,32 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       delayMs: settings.shutdownDelayMs,
       drainTimeoutMs: settings.drainTimeoutMs,
       emit,
-      close: () => this.#closeAll(),
+      close: () => this.#stop.run({ how: 'close' }),
       abort: () => {
         for (const pid of this.pids) process.kill(pid, 'SIGKILL');
       },
     });
-    this.#health = settings.health
-      ? new HealthServer({
-          ready: () => this.ready,
-          shuttingDown: () => this.#shutdown.begun,
-          stats: () => this.stats(),
-          counts: () => this.#record.counts,
-          plan: () => this.plan,
-          ports: () => this.ports,
-          outcomes: () => this.#record.outcomes,
-          serviceStartedAt: () => this.#record.startedAt,
-          balance: () => this.balance(),
-        })
-      : undefined;
+    this.#health = settings.health ? new HealthServer(supervisorSource(this, this.#record, this.#shutdown)) : undefined;
+    this.#reloads = new ReloadQueue(this.#workers, settings, { emit, systemd: this.#systemd, balancer: this.#balancer });
+    this.#stop = new StopPath({
+      stopping: () => this.#systemd.stopping(),
+      quiet: () => {
+        this.#signals.uninstall();
+        for (const part of [this.#checks, this.#memory, this.#balancer, this.#surplus, this.#ticketKeys]) part?.stop();
+      },
+      stopWorkers: () => this.#workers.stopAll(),
+      closeSockets: () => this.#sockets?.closeAll(),
+      finish: (result) => {
+        this.#reaper?.stop();
+        this.#board?.close();
+        this.#health?.close(result, shutdownExitCode(result));
+        this.#shutdown.uninstall();
+      },
+    });
     this.#record.watch(this);
     this.#shutdown.install();
-    if (settings.reloadOnSighup) process.on('SIGHUP', this.#onSighup);
-    if (settings.upgradeOnSigusr2) process.on('SIGUSR2', this.#onSigusr2);
+    this.#signals = new ControlSignals(settings, this);
+    this.#signals.install();
   }
 
   /** In a successor: takes over the predecessor's slot sockets (checked first); the plan's reasons say so. */
@@ -244,11 +238,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
 
   /** Whether every slot is served by its own worker and no shutdown or close has begun. */
   get ready(): boolean {
-    if (this.#closed || this.#shutdown.begun) return false;
-    // A slot stopped by a crash loop is lent to the live workers: degraded, not unready, while any serves.
-    const serves = (slot: Slot) => slot.ready && slot.worker !== undefined && !slot.worker.isDead();
-    const running = this.#workers.slots.filter((slot) => !slot.stopped);
-    return running.length > 0 && running.every(serves);
+    return !this.#stop.begun && !this.#shutdown.begun && this.#workers.serving;
   }
 
   /** The slots a crash loop stopped (served by lending their sockets); empty when none. */
@@ -281,25 +271,16 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     const handed = this.#handedHealthFd;
     this.#handedHealthFd = undefined;
     if (!this.#health && handed !== undefined) fs.closeSync(handed);
-    if (this.#health && this.#settings.health) {
-      try {
-        this.#healthPort = await this.#health.listen(this.#settings.health.port, this.#settings.health.host, handed);
-      } catch (error) {
-        // Nothing was started: no worker, no socket.
-        this.#closed = true;
-        this.#shutdown.uninstall();
-        process.off('SIGHUP', this.#onSighup);
-        process.off('SIGUSR2', this.#onSigusr2);
-        throw error;
-      }
-    }
+    // On a failure startCluster closes it (no worker was started yet).
+    if (this.#health && this.#settings.health) this.#healthPort = await this.#health.listen(this.#settings.health.port, this.#settings.health.host, handed);
     if (this.#settings.ticketKeys) {
       this.#ticketKeys ??= this.#newTicketKeys();
       this.#ticketKeys.start(this.#settings.ticketKeyRotationMs);
     }
     this.#checks?.start(this.#settings.foreignCheckMs);
     this.#balancer?.start();
-    this.#starting = true;
+    const held: (() => void)[] = [];
+    this.#held = held;
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
       // A second port the app listens on right after its first is part of the start too.
@@ -308,17 +289,19 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       await this.close();
       throw error;
     } finally {
-      this.#starting = false;
+      this.#held = undefined;
     }
     this.#memory?.start();
     // Found while starting: told on the next turn, once startCluster's caller has its supervisor.
-    if (this.#queuesUnreadable) setImmediate(() => this.#announceUnreadable());
+    if (held.length > 0)
+      setImmediate(() => {
+        for (const tell of held) tell();
+      });
   }
 
-  #announceUnreadable(): void {
-    if (this.#unreadableAnnounced) return;
-    this.#unreadableAnnounced = true;
-    this.emit('stall-detection-off', { reason: queueSourceReason('none') });
+  #tell(event: () => void): void {
+    if (this.#held) this.#held.push(event);
+    else event();
   }
 
   // New connections go to the slots' own sockets and nowhere else: a socket of another app that
@@ -335,19 +318,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   }
 
   stats(): SlotStats[] {
-    return this.#workers.slots.map((slot) => ({
-      slot: slot.index,
-      pid: slot.worker?.process.pid,
-      accepted: slot.accepted,
-      stalls: slot.stalls,
-      lentTo: this.#stalls.lentTo(slot.index)?.process.pid,
-      queued: slot.queued,
-      queuedPeak: slot.queuedPeak,
-      cpu: slot.pinned ? slot.cpu : undefined,
-      stopped: slot.stopped,
-      ...(this.#memory ? { rss: this.#memory.rss(slot.index), memoryRestarts: this.#memory.restarts(slot.index) } : {}),
-      ...this.#balancer?.slotStats(slot.index),
-    }));
+    return slotStats(this.#workers.slots, { stalls: this.#stalls, memory: this.#memory, balancer: this.#balancer });
   }
 
   /** Whether the workers are balanced (and why not), the spread of their open connections, the connections shed. */
@@ -356,32 +327,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   }
 
   reload(): Promise<ReloadResult> {
-    const run = async () => {
-      this.#systemd.reloading();
-      this.#balancer?.pause('a reload');
-      let result: ReloadResult;
-      try {
-        result = await replaceAll(this.#workers, this.#settings);
-      } catch (error) {
-        if (!this.#workers.closing) this.emit('reload-failed', error as Error);
-        throw error;
-      } finally {
-        if (!this.#workers.closing) this.#systemd.reloaded();
-        this.#balancer?.resume('a reload');
-      }
-      if (!this.#workers.closing) this.emit('reload', result);
-      return result;
-    };
-    const reloading = this.#reloading.catch(() => undefined).then(run);
-    this.#reloading = reloading;
-    return reloading;
-  }
-
-  // A job that must not run beside a reload (a recycling): after the one under way, before the next.
-  #serially(job: () => Promise<void>): Promise<void> {
-    const run = this.#reloading.catch(() => undefined).then(job);
-    this.#reloading = run;
-    return run;
+    return this.#reloads.reload();
   }
 
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
@@ -391,35 +337,17 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     return upgrading;
   }
 
-  // Drains and stops every worker, then closes (or, after an upgrade, lets go of) the slot sockets; once.
-  #shutDown(closeSockets: () => void): Promise<ShutdownResult> {
-    if (this.#closing) return this.#closing;
-    this.#closed = true;
-    process.off('SIGHUP', this.#onSighup);
-    process.off('SIGUSR2', this.#onSigusr2);
-    this.#checks?.stop();
-    this.#memory?.stop();
-    this.#balancer?.stop();
-    this.#surplus?.stop();
-    this.#ticketKeys?.stop();
-    this.#closing = this.#workers.stopAll().then((result) => {
-      closeSockets();
-      this.#reaper?.stop();
-      this.#board?.close();
-      this.#health?.close(result, shutdownExitCode(result));
-      // Last: a second shutdown signal during the drain still ends it at once.
-      this.#shutdown.uninstall();
-      return result;
-    });
-    return this.#closing;
-  }
-
-  #closeAll(): Promise<ShutdownResult> {
-    if (!this.#closed) this.#systemd.stopping();
-    return this.#shutDown(() => this.#sockets?.closeAll());
-  }
-
+  /** Drains and stops every worker and closes the slot sockets (fleet/stop.ts), without a shutdown's delay or exit. */
   async close(): Promise<void> {
-    await this.#closeAll();
+    await this.#stop.run({ how: 'close' });
   }
+}
+
+// `fn` on the first call only.
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (!called) fn();
+    called = true;
+  };
 }

@@ -4,10 +4,10 @@ import os from 'node:os';
 import { loadBinding } from '../../binding';
 import { badPort, invalidArgReason, invalidArgType, invalidArgValue, modeUnsupported, outOfRange } from '../../errors';
 import type { Plan } from '../../plan/plan';
-import type { ForkEvent, StartClusterOptions } from './types';
+import type { ForkEvent, RunnerStartOptions, StartClusterOptions } from './types';
 
 /** startCluster's options with every default resolved. */
-export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env' | 'health' | 'shutdownSignals' | 'commandSyntax' | 'output'>> & {
+export type SupervisorSettings = Required<Omit<StartClusterOptions, 'mode' | 'args' | 'env' | 'health' | 'shutdownSignals' | 'output'>> & {
   commandSyntax?: string;
   /** 'pipe': each worker's stdout and stderr are pipes, handed to `onFork`. */
   output: 'inherit' | 'pipe';
@@ -110,7 +110,7 @@ function sticky(options: StartClusterOptions): { sticky: 'ip' | false; stickyIpv
 }
 
 /** Checks startCluster's options (coded errors, before any side effect) and fills in the defaults. */
-export function resolveSettings(options: StartClusterOptions): SupervisorSettings {
+export function resolveSettings(options: RunnerStartOptions): SupervisorSettings {
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
   if (typeof options.exec !== 'string' || options.exec === '') throw invalidArgType('options.exec', 'a non-empty string', options.exec);
   if (options.args !== undefined && !Array.isArray(options.args)) throw invalidArgType('options.args', 'an array', options.args);

@@ -42,11 +42,6 @@ export interface StartClusterOptions {
    * a stalled terminal would).
    */
   output?: 'inherit' | ((event: ForkEvent) => void);
-  /**
-   * How this process's command line is to be read, told to an upgrade's successor in the hand-over
-   * (a runner that reruns its command line reads it so). The `reuseport` runner sets it; default none.
-   */
-  commandSyntax?: string;
   /** Extra environment for the workers. */
   env?: Record<string, string>;
   /** The variable giving each worker its slot index 0..workers-1, stable across restarts, reloads and upgrades (PM2's `instance_var`; REUSEPORT_SLOT too, always). Default 'NODE_APP_INSTANCE'. */
@@ -185,6 +180,15 @@ export interface StartClusterOptions {
   ticketKeys?: boolean;
   /** How often every worker gets a new ticket key, at the same moment (tickets sealed with the old one then need a full handshake). Default 12 h; 1 s to 24 days. */
   ticketKeyRotationMs?: number;
+}
+
+/**
+ * What the `reuseport` runner adds to startCluster's options (not part of the public API): how its
+ * command line is to be read, told to an upgrade's successor in the hand-over (a runner that reruns
+ * its command line reads it so). Default none.
+ */
+export interface RunnerStartOptions extends StartClusterOptions {
+  commandSyntax?: string;
 }
 
 /** Where the supervisor's health server listens. */

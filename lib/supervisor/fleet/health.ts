@@ -16,7 +16,7 @@ import { findPortHolders } from '../../ports/port-holders';
 import type { Plan } from '../../plan/plan';
 import type { ShutdownResult, SlotStats } from '../core/types';
 import { type Registry, metricsRegistry } from './metrics';
-import type { Outcomes } from './outcomes';
+import type { Outcomes, ServiceRecord } from './outcomes';
 import type { BalanceReport } from '../slots/balancer';
 
 /** What the health server reports, read at each request. */
@@ -32,6 +32,25 @@ export interface HealthSource {
   serviceStartedAt(): number;
   /** Balance: whether it runs, the spread of open connections over the workers, connections shed. */
   balance?(): BalanceReport;
+}
+
+/** A supervisor's health source: its public view, its service record, and whether its shutdown has begun. */
+export function supervisorSource(
+  supervisor: { readonly ready: boolean; readonly plan: Plan; readonly ports: number[]; stats(): SlotStats[]; balance(): BalanceReport },
+  record: ServiceRecord,
+  shutdown: { readonly begun: boolean },
+): HealthSource {
+  return {
+    ready: () => supervisor.ready,
+    shuttingDown: () => shutdown.begun,
+    stats: () => supervisor.stats(),
+    counts: () => record.counts,
+    plan: () => supervisor.plan,
+    ports: () => supervisor.ports,
+    outcomes: () => record.outcomes,
+    serviceStartedAt: () => record.startedAt,
+    balance: () => supervisor.balance(),
+  };
 }
 
 /** GET /exit's answer: the end of the shutdown's drain, just before the process exits. */

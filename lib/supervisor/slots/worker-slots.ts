@@ -327,6 +327,12 @@ export class WorkerSlots {
   }
 
   /** Stops replacing, then drains and stops every worker; sums what the drains cut, and the pids that had to be killed. */
+  /** Whether every slot not stopped by a crash loop (those are lent: degraded, not unready) has its own live worker listening, and one does. */
+  get serving(): boolean {
+    const running = this.slots.filter((slot) => !slot.stopped);
+    return running.length > 0 && running.every((slot) => slot.ready && slot.worker !== undefined && !slot.worker.isDead());
+  }
+
   async stopAll(): Promise<{ cut: number; killed: number[] }> {
     this.#closing = true;
     for (const slot of this.slots) if (slot.life.can('close')) slot.life.fire('close');
