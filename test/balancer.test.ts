@@ -22,7 +22,10 @@ function setup(opens: number[], steering = false) {
   let unsettled: string | undefined;
   const steered: Record<string, number>[] = [];
   const clock = { now: 1000 };
-  const steer = (weights: ReadonlyMap<number, number>) => steered.push(Object.fromEntries(weights));
+  const steer = (to: number[], weights: ReadonlyMap<number, number>) => {
+    expect(to).toEqual(slots.map((slot) => slot.index));
+    steered.push(Object.fromEntries(weights));
+  };
   const balancer = new Balancer({
     ...(steering ? { steer, now: () => clock.now } : {}),
     slots,

@@ -99,8 +99,8 @@ export interface BalancerHooks {
   isLeaving(worker: Worker): boolean;
   /** Why not to shed now (a loan or a ping under way), if anything. */
   unsettled(): string | undefined;
-  /** Steers new connections by these weights (by slot); absent: no steering by load. */
-  steer?(weights: ReadonlyMap<number, number>): void;
+  /** Steers new connections to every slot (all of `slots`, as ever) by these weights (by slot); absent: no steering by load. */
+  steer?(slots: number[], weights: ReadonlyMap<number, number>): void;
   /** The clock of the rate limit (performance.now()). */
   now?(): number;
 }
@@ -224,7 +224,10 @@ export class Balancer {
     if (now - this.#lastSwap < SWAP_MS) return true;
     this.#lastSwap = now;
     this.#weights = new Map(serving.map(({ slot }, i) => [slot, weights[i] as number]));
-    this.#hooks.steer(this.#weights);
+    this.#hooks.steer(
+      this.#hooks.slots.map((slot) => slot.index),
+      this.#weights,
+    );
     return false;
   }
 
