@@ -40,6 +40,7 @@ const unit = [
   'status',
   'stop-path',
   'supervisor-events',
+  'weighted',
 ];
 const tools = ['bench', 'bench-tls', 'bench-udp', 'socketio', 'sticky', 'systemd-harness'];
 const addon = ['accept-queue-short', 'affinity', 'bad-input', 'binding', 'facts', 'fuzz', 'slot-sockets', 'steering'];

@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { MIN_SPREAD, balanceLimits, balanceOffReason, spreadOf } from '../lib/supervisor/slots/balancer';
+import { WEIGHT_STEP } from '../lib/supervisor/slots/weighted';
 import { LOAD_MS, QUIET_LOAD_MS, SHED_PER_SECOND, isLimit, nextLoadDelay, shedDecision } from '../lib/worker/balance';
 import { type Front, runFor, runUntilEven, unevenFront } from './helpers/keepalive-pool';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
@@ -299,7 +300,7 @@ interface State {
   pid: number;
   pids: number[];
   ports: number[];
-  stats: { slot: number; pid: number; connections?: number; shed?: number }[];
+  stats: { slot: number; pid: number; connections?: number; shed?: number; weight?: number }[];
 }
 
 const pools: Pool[] = [];
@@ -348,6 +349,8 @@ describe('a keep-alive pool over supervised workers', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       } while (performance.now() < deadline);
       expect(after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0)).toBeGreaterThan(0);
+      // New connections are steered by weight: every serving slot has one, none left out.
+      for (const slot of after.stats) expect(slot.weight).toBeGreaterThanOrEqual(WEIGHT_STEP);
       // Once even, a few more rounds of requests shed little (not the budget, 10 a second a worker).
       const shedBefore = after.stats.reduce((sum, slot) => sum + (slot.shed ?? 0), 0);
       const more = await runFor(pool, 2_000);
@@ -374,6 +377,7 @@ describe('a keep-alive pool over supervised workers', () => {
     fixture.child.send({ type: 'state' });
     const after = await fixture.next<State>('state');
     expect(after.stats.map((slot) => slot.shed ?? 0)).toEqual([0, 0]);
+    expect(after.stats.map((slot) => slot.weight)).toEqual([undefined, undefined]);
     expect(first).not.toEqual([2, 2]);
   }, 60_000);
 });

@@ -3,11 +3,11 @@
 import type { Worker } from 'node:cluster';
 import { describe, expect, it } from 'vitest';
 import type { PrimaryMessage } from '../lib/cluster/ipc';
-import { Balancer } from '../lib/supervisor/slots/balancer';
+import { Balancer, SWAP_MS } from '../lib/supervisor/slots/balancer';
 import type { CellLoad, ProgressBoard } from '../lib/supervisor/slots/progress-board';
 import { type Slot, newSlot } from '../lib/supervisor/slots/slot';
 
-function setup(opens: number[]) {
+function setup(opens: number[], steering = false) {
   const workers = opens.map((_, id) => ({ id, isDead: () => false }) as unknown as Worker);
   const slots: Slot[] = opens.map((_, index) => {
     const slot = newSlot(index, undefined);
@@ -20,7 +20,14 @@ function setup(opens: number[]) {
   const board = { loads: () => loads } as unknown as ProgressBoard;
   const sent: { worker: number; limit: number | null }[] = [];
   let unsettled: string | undefined;
+  const steered: Record<string, number>[] = [];
+  const clock = { now: 1000 };
+  const steer = (to: number[], weights: ReadonlyMap<number, number>) => {
+    expect(to).toEqual(slots.map((slot) => slot.index));
+    steered.push(Object.fromEntries(weights));
+  };
   const balancer = new Balancer({
+    ...(steering ? { steer, now: () => clock.now } : {}),
     slots,
     board,
     send: (worker, message: PrimaryMessage) => {
@@ -31,7 +38,7 @@ function setup(opens: number[]) {
   });
   const set = (worker: number, load: Partial<CellLoad>) =>
     loads.set(workers[worker] as Worker, { ...(loads.get(workers[worker] as Worker) as CellLoad), ...load });
-  return { balancer, slots, sent, set, settle: (why: string | undefined) => (unsettled = why) };
+  return { balancer, slots, sent, set, settle: (why: string | undefined) => (unsettled = why), steered, clock };
 }
 
 describe('Balancer', () => {
@@ -89,5 +96,90 @@ describe('Balancer', () => {
     expect(sent).toEqual([{ worker: 0, limit: 2 }]);
     balancer.stop();
     expect(sent.at(-1)).toEqual({ worker: 0, limit: null });
+  });
+});
+
+describe('Balancer: steering by load', () => {
+  it('weighs the slots from the loads, and replaces the program only when the weights change', () => {
+    const { balancer, set, steered } = setup([3, 1], true);
+    balancer.tick();
+    expect(steered).toEqual([{ 0: 8, 1: 56 }]);
+    expect(balancer.slotStats(1)).toEqual({ connections: 1, shed: 0, weight: 56 });
+    expect(balancer.report().weights).toEqual({ 0: 8, 1: 56 });
+    balancer.tick();
+    balancer.tick();
+    expect(steered).toHaveLength(1);
+    set(0, { open: 2 });
+    set(1, { open: 2 });
+    // Changed, but the last swap is not SWAP_MS old: a change waits, and the balancer keeps looking.
+    expect(balancer.tick()).toBe(true);
+    expect(steered).toHaveLength(1);
+  });
+
+  it('replaces it at most once every SWAP_MS', () => {
+    const { balancer, set, steered, clock } = setup([3, 1], true);
+    balancer.tick();
+    set(0, { open: 2 });
+    set(1, { open: 2 });
+    clock.now += SWAP_MS - 1;
+    balancer.tick();
+    expect(steered).toHaveLength(1);
+    clock.now += 1;
+    balancer.tick();
+    expect(steered).toEqual([
+      { 0: 8, 1: 56 },
+      { 0: 32, 1: 32 },
+    ]);
+  });
+
+  it('a small move of the loads rebuilds nothing (hysteresis)', () => {
+    const { balancer, set, steered, clock } = setup([10, 10], true);
+    balancer.tick();
+    expect(steered).toEqual([{ 0: 32, 1: 32 }]);
+    set(0, { open: 11 });
+    set(1, { open: 9 });
+    clock.now += 10 * SWAP_MS;
+    balancer.tick();
+    expect(steered).toHaveLength(1);
+  });
+
+  it.each([
+    ['a reload', (b: Balancer) => b.pause('a reload'), (b: Balancer) => b.resume('a reload')],
+    ['an upgrade', (b: Balancer) => b.pause('an upgrade'), (b: Balancer) => b.resume('an upgrade')],
+  ])('during %s the program in force stays (no swap), and is weighed again after', (_, pause, resume) => {
+    const { balancer, set, steered, clock } = setup([3, 1], true);
+    balancer.tick();
+    pause(balancer);
+    set(0, { open: 2 });
+    set(1, { open: 2 });
+    clock.now += 10 * SWAP_MS;
+    balancer.tick();
+    expect(steered).toHaveLength(1);
+    resume(balancer);
+    balancer.tick();
+    expect(steered.at(-1)).toEqual({ 0: 32, 1: 32 });
+  });
+
+  it('a slot without its worker (a kill -9) changes nothing: no swap until every slot serves again', () => {
+    const { balancer, set, steered, slots, clock } = setup([3, 1], true);
+    balancer.tick();
+    const worker = slots[0]?.worker;
+    (slots[0] as Slot).worker = undefined;
+    set(1, { open: 0 });
+    clock.now += 10 * SWAP_MS;
+    balancer.tick();
+    expect(steered).toEqual([{ 0: 8, 1: 56 }]);
+    (slots[0] as Slot).worker = worker;
+    set(0, { open: 2 });
+    set(1, { open: 2 });
+    balancer.tick();
+    expect(steered.at(-1)).toEqual({ 0: 32, 1: 32 });
+  });
+
+  it('without a steer hook (no slot sockets to steer) it weighs nothing', () => {
+    const { balancer } = setup([3, 1]);
+    balancer.tick();
+    expect(balancer.report().weights).toBeUndefined();
+    expect(balancer.slotStats(0)).toEqual({ connections: 3, shed: 0 });
   });
 });

@@ -98,7 +98,7 @@ describe('reuseport start', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(
       new RegExp(
-        `^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0; balance: spread \\d+, 0 shed\n\nslot +pid +uptime +accepted +open +shed +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +0 +\\d+ +\\d+ +0 +own worker\n1 +`,
+        `^reuseport pid ${ready.pid}, up \\d+s \\(the service \\d+s\\): ready\nmode reuseport \\(addon\\), port ${port}; restarts 0, reloads 0, upgrades 0; balance: spread \\d+, 0 shed(, new connections by weight \\d+:\\d+)?\n\nslot +pid +uptime +accepted +open +shed +queued +peak +stalls +served by\n0 +\\d+ +\\d+s +\\d+ +\\d+ +0 +\\d+ +\\d+ +0 +own worker\n1 +`,
       ),
     );
 
@@ -121,7 +121,9 @@ describe('reuseport start', () => {
     expect(after).toMatchObject({ pid: successor.pid, counts: { reloads: 1, upgrades: 1 }, serviceStartedAt: report.serviceStartedAt });
     expect(after.startedAt).toBeGreaterThan(report.startedAt);
     expect(after.serviceUptimeMs).toBeGreaterThan(after.uptimeMs);
-    expect(status(['--pid-file', pidFile]).stdout).toMatch(/; restarts 0, reloads 1, upgrades 1; balance: spread \d+, \d+ shed\n/);
+    expect(status(['--pid-file', pidFile]).stdout).toMatch(
+      /; restarts 0, reloads 1, upgrades 1; balance: spread \d+, \d+ shed(, new connections by weight \d+:\d+)?\n/,
+    );
     expect(JSON.parse(status(['--health-port', String(ready.health), '--json']).stdout)).toMatchObject({ pid: successor.pid });
 
     at = runner.events.length;

@@ -1,7 +1,10 @@
-// The pure parts of `reuseport status`: durations, /proc/net/tcp{,6} listeners, uptimes added to a report.
+// The pure parts of `reuseport status`: durations, /proc/net/tcp{,6} listeners, uptimes added to a
+// report, the balance line; and the balance's figures in /metrics' registry.
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseListeners, withUptimes } from '../lib/cli/status';
+import { formatDuration, formatStatus, parseListeners, withUptimes } from '../lib/cli/status';
+import type { SlotStats } from '../lib/supervisor/core/types';
 import type { StatusReport } from '../lib/supervisor/fleet/health';
+import { metricsRegistry } from '../lib/supervisor/fleet/metrics';
 
 describe('formatDuration', () => {
   it.each<[number | undefined, string]>([
@@ -74,5 +77,71 @@ describe('withUptimes', () => {
     const { serviceStartedAt: _, ...older } = report;
     expect(withUptimes(older as StatusReport, () => undefined, 100_000).serviceUptimeMs).toBeUndefined();
     expect(status.slots.map((slot) => slot.uptimeMs)).toEqual([4_000, undefined]);
+  });
+});
+
+describe('the steering weights', () => {
+  const slots: SlotStats[] = [
+    {
+      slot: 0,
+      pid: 11,
+      accepted: 5,
+      stalls: 0,
+      lentTo: undefined,
+      queued: 0,
+      queuedPeak: 1,
+      cpu: undefined,
+      stopped: false,
+      connections: 3,
+      shed: 1,
+      weight: 8,
+    },
+    {
+      slot: 1,
+      pid: 12,
+      accepted: 2,
+      stalls: 0,
+      lentTo: undefined,
+      queued: 0,
+      queuedPeak: 0,
+      cpu: undefined,
+      stopped: false,
+      connections: 1,
+      shed: 0,
+      weight: 56,
+    },
+  ];
+  const report = (balance: StatusReport['balance']) =>
+    withUptimes(
+      {
+        pid: 10,
+        ready: true,
+        shuttingDown: false,
+        plan: { mode: 'reuseport', backend: 'addon', reasons: [] },
+        ports: [8000],
+        counts: { restarts: 0, reloads: 0, upgrades: 0 },
+        startedAt: 95_000,
+        serviceStartedAt: 95_000,
+        last: {},
+        slots,
+        balance,
+      } as StatusReport,
+      () => 1_000,
+      100_000,
+    );
+
+  it.each<[string, StatusReport['balance'], string]>([
+    ['weighed', { enabled: true, spread: 2, shed: 1, weights: { 0: 8, 1: 56 } }, '; balance: spread 2, 1 shed, new connections by weight 8:56\n'],
+    ['not weighed yet', { enabled: true, spread: 2, shed: 1 }, '; balance: spread 2, 1 shed\n'],
+    ['paused', { enabled: true, paused: 'a reload', spread: 0, shed: 0, weights: { 0: 32, 1: 32 } }, 'new connections by weight 32:32 (paused: a reload)\n'],
+  ])('reuseport status tells them in slot order (%s)', (_name, balance, line) => {
+    expect(formatStatus(report(balance))).toContain(line);
+  });
+
+  it('GET /metrics: reuseport_slot_steering_weight per slot', async () => {
+    const registry = metricsRegistry({ stats: () => slots, counts: () => ({ restarts: 0, reloads: 0, upgrades: 0, cut: 0 }), ready: () => true });
+    const text = await registry.metrics();
+    expect(text).toContain('reuseport_slot_steering_weight{slot="0"} 8');
+    expect(text).toContain('reuseport_slot_steering_weight{slot="1"} 56');
   });
 });

@@ -164,7 +164,9 @@ export function withUptimes(report: StatusReport, uptime: (pid: number | undefin
 function balanceLine(balance: StatusReport['balance']): string {
   if (!balance) return '';
   if (!balance.enabled) return `; balance off (${balance.reason ?? 'unknown'})`;
-  return `; balance: spread ${balance.spread}, ${balance.shed} shed${balance.paused ? ` (paused: ${balance.paused})` : ''}`;
+  // The steering weights in slot order (a slot's share of new connections is its weight over their sum).
+  const weights = balance.weights ? `, new connections by weight ${Object.values(balance.weights).join(':')}` : '';
+  return `; balance: spread ${balance.spread}, ${balance.shed} shed${weights}${balance.paused ? ` (paused: ${balance.paused})` : ''}`;
 }
 
 /** The status as a person reads it at a glance: a header, then one row per slot. */

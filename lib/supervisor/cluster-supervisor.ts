@@ -141,6 +141,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
             send: (worker, message) => workers.send(worker, message),
             isLeaving: (worker) => workers.isLeaving(worker),
             unsettled: () => (this.#stalls.unsettled ? 'a stall is being handled' : undefined),
+            steer: (slots, weights) => this.#sockets?.steer(slots, weights),
           })
         : undefined;
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;

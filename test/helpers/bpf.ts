@@ -1,9 +1,12 @@
-// A small classic-BPF interpreter for the steering programs' tests (test/steering.test.ts, test/sticky.test.ts).
+// A small classic-BPF interpreter for the steering programs' tests (test/steering.test.ts, test/sticky.test.ts,
+// test/weighted.test.ts).
 import { type Instruction, opcodes as op, stickyProgram } from '../../lib/supervisor/slots/steering';
+import { AD_RANDOM } from '../../lib/supervisor/slots/weighted';
 
 // Just the classic BPF these programs use; `packet` starts at the IP header (SKF_NET_OFF), `cpu` is
-// what the ancillary load SKF_AD_CPU reads. An instruction it does not know is an error.
-export function run(program: Instruction[], packet: Buffer, cpu = 0): number {
+// what the ancillary load SKF_AD_CPU reads, `random` what SKF_AD_RANDOM reads. An instruction it does
+// not know is an error.
+export function run(program: Instruction[], packet: Buffer, cpu = 0, random = 0): number {
   let a = 0;
   let x = 0;
   const memory = new Array<number>(16).fill(0);
@@ -15,6 +18,7 @@ export function run(program: Instruction[], packet: Buffer, cpu = 0): number {
       if (mode === op.IMM) a = k;
       else if (mode === op.MEM) a = memory[k] as number;
       else if (mode === op.ABS && k === op.AD_CPU) a = cpu;
+      else if (mode === op.ABS && k === AD_RANDOM) a = random >>> 0;
       else if (mode === op.ABS) {
         const offset = k - op.NET;
         const size = code & 0x18;

@@ -220,11 +220,22 @@ async function main() {
     } else if (config.scenario === 'crash') {
       client.send({ type: 'open', options: { port: config.port, rate: config.rate, durationMs: config.durationMs } });
       const result = once(client, 'result', config.durationMs + 30_000);
+      // Balance: how often the steering weights changed (sampled every 20 ms), before and after the kill.
+      let weights = '';
+      let killed = false;
+      out.weightChanges = { beforeKill: 0, afterKill: 0 };
+      const sampler = setInterval(() => {
+        const now = (workers.stats?.() ?? []).map((slot) => slot.weight).join(':');
+        if (now !== weights) out.weightChanges[killed ? 'afterKill' : 'beforeKill'] += 1;
+        weights = now;
+      }, 20);
       await sleep(config.killAtMs);
       const killedAt = Date.now();
+      killed = true;
       const replacement = await Promise.race([workers.killOne(), sleep(10_000).then(() => undefined)]);
       out.replacedInMs = replacement ? Date.now() - killedAt : undefined;
       out.load = (await result).result;
+      clearInterval(sampler);
       out.events = events;
     }
   } finally {

@@ -249,6 +249,8 @@ export interface SlotStats {
   /** Balance: the slot's worker's open connections at the last read (every 50 ms; undefined without it), and the keep-alive connections it shed. */
   connections?: number;
   shed?: number;
+  /** Balance: the slot's steering weight (its share of new connections is its weight over the sum), once the loads were weighed. */
+  weight?: number;
 }
 
 /** The running cluster: `pids`, `reload()`, `upgrade()`, `close()`, `stats()`, `steering()`, and the events of SupervisorEventMap (core/events.ts). */

@@ -68,6 +68,12 @@ export function metricsRegistry(source: MetricsSource): Registry {
   total('reuseport_reload_cut_connections_total', 'Connections the drains of reloads had to cut at drainTimeoutMs.', () => source.counts().cut);
   perSlot('reuseport_slot_connections', 'Open connections of the slot worker at the last read (balance).', 'gauge', (slot) => slot.connections ?? 0);
   perSlot('reuseport_slot_shed_total', 'Keep-alive connections the slot worker closed to even out the load (balance).', 'counter', (slot) => slot.shed ?? 0);
+  perSlot(
+    'reuseport_slot_steering_weight',
+    'The slot steering weight: its share of new connections is its weight over the sum (0: not steered by load) (balance).',
+    'gauge',
+    (slot) => slot.weight ?? 0,
+  );
   new client.Gauge({
     name: 'reuseport_connections_spread',
     help: 'Open connections of the most loaded worker less those of the least loaded (balance).',

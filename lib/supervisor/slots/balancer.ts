@@ -2,7 +2,9 @@
 // progress cells every LOAD_MS (one pread; the workers write them, see worker/balance.ts), and tells
 // a worker that holds more than its share of connections to shed down to it (a 'balance' message
 // with a limit), and to stop once it no longer does: messages only when a worker's limit changes.
-// The kernel's hash places each reconnection again, so a few sheds even out a proxy's keep-alive pool.
+// New connections, a shed one's reconnection among them, are steered by weight to the less loaded
+// workers (weighted.ts): the weights are rebuilt from the same loads, the program replaced only when
+// they change, at most every SWAP_MS, and only while every slot is served (never away from a dead one).
 // Off with sticky: 'ip' (a client address keeps its worker) and cpuLocal (a reconnection lands on the
 // same CPU and slot again), without progress cells (not Linux), and paused while a reload, an
 // upgrade, a stall's loan or a shutdown is under way (the drain is already moving connections, and a
@@ -12,6 +14,10 @@ import { type PrimaryMessage, supervisorMessage } from '../../cluster/ipc';
 import { IDLE_BELOW, LOAD_MS, nextLoadDelay } from '../../worker/balance';
 import type { ProgressBoard } from './progress-board';
 import type { Slot } from './slot';
+import { steeringWeights } from './weighted';
+
+/** The least time between two replacements of the steering program. */
+export const SWAP_MS = 250;
 
 /** A worker is armed only when it holds at least this many connections more than the least loaded one... */
 export const MIN_SPREAD = 2;
@@ -81,6 +87,8 @@ export interface BalanceReport {
   paused?: string;
   spread: number;
   shed: number;
+  /** The steering weights in force, by slot ("0": 32), when new connections are steered by load. */
+  weights?: Record<string, number>;
 }
 
 export interface BalancerHooks {
@@ -91,6 +99,10 @@ export interface BalancerHooks {
   isLeaving(worker: Worker): boolean;
   /** Why not to shed now (a loan or a ping under way), if anything. */
   unsettled(): string | undefined;
+  /** Steers new connections to every slot (all of `slots`, as ever) by these weights (by slot); absent: no steering by load. */
+  steer?(slots: number[], weights: ReadonlyMap<number, number>): void;
+  /** The clock of the rate limit (performance.now()). */
+  now?(): number;
 }
 
 /** The balance of one supervisor's workers. */
@@ -109,6 +121,9 @@ export class Balancer {
   #delay = LOAD_MS;
   /** The open connections per slot at the last look, to see whether anything moved. */
   #lastOpen = '';
+  /** The steering weights in force (by slot), and when the program was last replaced. */
+  #weights = new Map<number, number>();
+  #lastSwap = Number.NEGATIVE_INFINITY;
 
   constructor(hooks: BalancerHooks) {
     this.#hooks = hooks;
@@ -153,7 +168,7 @@ export class Balancer {
   /** One look: the loads read, the figures kept, the limits sent where they changed; says whether anything is going on (loads that moved, a busy worker, an armed one). */
   tick(): boolean {
     const loads = this.#hooks.board.loads();
-    const serving: { worker: Worker; load: WorkerLoad }[] = [];
+    const serving: { worker: Worker; slot: number; load: WorkerLoad }[] = [];
     let complete = true;
     for (const slot of this.#hooks.slots) {
       const { worker } = slot;
@@ -173,7 +188,8 @@ export class Balancer {
       this.#lastShed.set(worker, load.shed);
       const busy = (this.#busy.get(worker) ?? load.busy) * (1 - BUSY_SMOOTHING) + load.busy * BUSY_SMOOTHING;
       this.#busy.set(worker, busy);
-      if (slot.ready && !slot.stopped && !worker.isDead() && !this.#hooks.isLeaving(worker)) serving.push({ worker, load: { open: load.open, busy } });
+      if (slot.ready && !slot.stopped && !worker.isDead() && !this.#hooks.isLeaving(worker))
+        serving.push({ worker, slot: slot.index, load: { open: load.open, busy } });
       else complete = false;
     }
     this.#spread = spreadOf(serving.map(({ load }) => load.open));
@@ -190,18 +206,42 @@ export class Balancer {
       serving.map(({ worker }) => this.#limits.get(worker)),
     );
     serving.forEach(({ worker }, i) => this.#setLimit(worker, limits[i]));
-    return active;
+    return this.#weigh(serving) || active;
+  }
+
+  // The weights from the serving slots' loads; the program replaced when they changed and the last
+  // replacement is SWAP_MS old. Says whether a change waits for that.
+  #weigh(serving: { slot: number; load: WorkerLoad }[]): boolean {
+    if (!this.#hooks.steer) return false;
+    const previous = serving.map(({ slot }) => this.#weights.get(slot));
+    const same = this.#weights.size === serving.length && previous.every((weight) => weight !== undefined);
+    const weights = steeringWeights(
+      serving.map(({ load }) => load),
+      same ? (previous as number[]) : undefined,
+    );
+    if (same && weights.every((weight, i) => weight === previous[i])) return false;
+    const now = this.#hooks.now?.() ?? performance.now();
+    if (now - this.#lastSwap < SWAP_MS) return true;
+    this.#lastSwap = now;
+    this.#weights = new Map(serving.map(({ slot }, i) => [slot, weights[i] as number]));
+    this.#hooks.steer(
+      this.#hooks.slots.map((slot) => slot.index),
+      this.#weights,
+    );
+    return false;
   }
 
   /** The slot's open connections (at the last read) and connections shed, for stats(). */
-  slotStats(slot: number): { connections: number | undefined; shed: number } {
-    return { connections: this.#open.get(slot), shed: this.#shed.get(slot) ?? 0 };
+  slotStats(slot: number): { connections: number | undefined; shed: number; weight?: number } {
+    const weight = this.#weights.get(slot);
+    return { connections: this.#open.get(slot), shed: this.#shed.get(slot) ?? 0, ...(weight === undefined ? {} : { weight }) };
   }
 
   report(): BalanceReport {
     const shed = [...this.#shed.values()].reduce((sum, count) => sum + count, 0);
     const paused = [...this.#paused][0] ?? this.#hooks.unsettled();
-    return { enabled: true, ...(paused ? { paused } : {}), spread: this.#spread, shed };
+    const weights = this.#weights.size > 0 ? { weights: Object.fromEntries(this.#weights) } : {};
+    return { enabled: true, ...(paused ? { paused } : {}), spread: this.#spread, shed, ...weights };
   }
 
   #setLimit(worker: Worker, limit: number | undefined): void {

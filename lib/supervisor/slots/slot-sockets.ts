@@ -4,7 +4,8 @@
 // socket, so connections waiting in its queue wait for the next one; a steering program attached
 // to the group sends new connections only to the slots' own sockets (by hash, or in CPU-local mode
 // to the slot pinned to the CPU that received the SYN, or with sticky: 'ip' to the slot of the
-// client's address), and none to a socket of another app that joins the group later. With sticky,
+// client's address; with balance, by weights the balancer sets from the workers' loads: weighted.ts),
+// and none to a socket of another app that joins the group later. With sticky,
 // the steering cannot end: a group that cannot be steered, or a program that cannot be attached, is
 // an error when the group opens, and no slot's socket is closed before the supervisor closes.
 // Its parts: socket-group.ts (a group's sockets, its key, binding and wrapping them), queue-reader.ts
@@ -17,6 +18,7 @@ import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holde
 import { slotsByCpu } from './affinity';
 import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
 import { type QueueSource, QueueReader } from './queue-reader';
+import { weightedProgram } from './weighted';
 import { type BoundSocket, type Holder, type SlotRequest, type SlotSocket, type SocketGroup, bindSockets, groupKey, wrapSocket } from './socket-group';
 import type { SteeringState } from '../core/types';
 import { type SteeringKind, steeringReason } from './steering-reason';
@@ -46,6 +48,8 @@ export class SlotSockets {
   protected readonly sticky: StickyOptions | undefined;
   // The slots steer() was last told of (every slot until then).
   #steered: number[] | undefined;
+  // Balance: each slot's weight, when the balancer set them; undefined: by hash.
+  #weights: ReadonlyMap<number, number> | undefined;
   // Where accept queues are read from, and the reading.
   readonly #queues: QueueReader;
 
@@ -219,9 +223,15 @@ export class SlotSockets {
     return this.#givenBack.has(port);
   }
 
-  /** Points every steerable group at `slots`; a no-op when unchanged. A sticky group keeps the program it got when it opened. */
-  steer(slots: number[]): void {
+  /**
+   * Points every steerable group at `slots`; a no-op when unchanged. `weights` (by slot; null: none,
+   * undefined: those in force) weigh the slots (a slot without one makes it a hash again). Only the
+   * program is replaced: no socket is closed or moved, so connections already queued stay where they are.
+   * A sticky group keeps the program it got when it opened.
+   */
+  steer(slots: number[], weights?: ReadonlyMap<number, number> | null): void {
     this.#steered = slots;
+    if (weights !== undefined) this.#weights = weights ?? undefined;
     for (const group of this.groups.values()) this.#attach(group, slots);
   }
 
@@ -232,12 +242,14 @@ export class SlotSockets {
   #attach(group: SocketGroup, slots: number[]): void {
     if (!group.steering.enabled || group.steering.sticky) return;
     const allowed = slots.filter((slot) => group.sockets[slot] !== undefined && group.wanted.has(slot));
-    const key = allowed.join(',');
+    const weights = allowed.map((slot) => this.#weights?.get(slot));
+    const weighed = !this.cpuOfSlot && weights.every((weight) => weight !== undefined);
+    const key = weighed ? allowed.map((slot, i) => `${slot}:${weights[i]}`).join(',') : allowed.join(',');
     if (allowed.length === 0 || key === group.attached) return;
     const any = group.sockets.find((socket) => socket !== undefined);
     if (!any) return;
     try {
-      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(allowed)));
+      this.binding.attachReusePortProgram(any.fd, flatten(weighed ? weightedProgram(allowed, weights as number[]) : this.#program(allowed)));
       group.attached = key;
     } catch (error) {
       group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
