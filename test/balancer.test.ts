@@ -103,9 +103,9 @@ describe('Balancer: steering by load', () => {
   it('weighs the slots from the loads, and replaces the program only when the weights change', () => {
     const { balancer, set, steered } = setup([3, 1], true);
     balancer.tick();
-    expect(steered).toEqual([{ 0: 8, 1: 56 }]);
-    expect(balancer.slotStats(1)).toEqual({ connections: 1, shed: 0, weight: 56 });
-    expect(balancer.report().weights).toEqual({ 0: 8, 1: 56 });
+    expect(steered).toEqual([{ 0: 24, 1: 40 }]);
+    expect(balancer.slotStats(1)).toEqual({ connections: 1, shed: 0, weight: 40 });
+    expect(balancer.report().weights).toEqual({ 0: 24, 1: 40 });
     balancer.tick();
     balancer.tick();
     expect(steered).toHaveLength(1);
@@ -127,7 +127,7 @@ describe('Balancer: steering by load', () => {
     clock.now += 1;
     balancer.tick();
     expect(steered).toEqual([
-      { 0: 8, 1: 56 },
+      { 0: 24, 1: 40 },
       { 0: 32, 1: 32 },
     ]);
   });
@@ -168,7 +168,7 @@ describe('Balancer: steering by load', () => {
     set(1, { open: 0 });
     clock.now += 10 * SWAP_MS;
     balancer.tick();
-    expect(steered).toEqual([{ 0: 8, 1: 56 }]);
+    expect(steered).toEqual([{ 0: 24, 1: 40 }]);
     (slots[0] as Slot).worker = worker;
     set(0, { open: 2 });
     set(1, { open: 2 });

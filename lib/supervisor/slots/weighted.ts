@@ -10,9 +10,18 @@ export const WEIGHT_SHARE = 32;
 /** Weights are multiples of this (the least weight a serving slot gets, so none is ever left out). */
 export const WEIGHT_STEP = 2;
 /** The weights in force are kept until one slot's new weight is this far from its old one (hysteresis). */
-export const WEIGHT_HYSTERESIS = 6;
-/** How strongly a slot's deviation from the mean load moves its weight: 50% under the mean is GAIN * 50% over its share. */
-export const WEIGHT_GAIN = 1.5;
+export const WEIGHT_HYSTERESIS = 4;
+/**
+ * How strongly a slot's deviation from the mean load moves its weight: 50% under the mean is GAIN *
+ * 50% over its share. At 0.5 the weights of two slots are at most 16:48 (1:3): the loads are read
+ * every LOAD_MS and the program swapped at most every 250 ms, so under short connections they are
+ * already old when they steer; a stronger gain (1.5 was tried: 2:80 for 4/0) herded the new
+ * connections onto one worker and back, and a client that reconnects at once found the same worker
+ * 90% of the time.
+ */
+export const WEIGHT_GAIN = 0.5;
+/** A mean of open connections at or under this is noise (one connection on one of two workers), not a load to steer by. */
+export const OPEN_FLOOR = 1;
 /** Event-loop utilisation under which the workers' loops count as idle (their differences are noise then). */
 export const BUSY_FLOOR = 0.05;
 /** The most a weight may be (the program compares A with their sum, which must stay small). */
@@ -79,7 +88,7 @@ export function steeringWeights(loads: readonly SteeringLoad[], previous?: reado
   if (loads.length === 0) return [];
   const byOpen = deviations(
     loads.map((load) => load.open),
-    0,
+    OPEN_FLOOR,
   );
   const byBusy = deviations(
     loads.map((load) => load.busy),
