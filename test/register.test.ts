@@ -120,40 +120,56 @@ const throughPackage = [
 const noAddon = { REUSEPORT_PREBUILD: fs.mkdtempSync(path.join(os.tmpdir(), 'reuseport-no-addon-')) };
 const nodeReusePort = gatherFacts().nodeReusePort;
 
-describe.each([
+const formCases = [
   ['standalone', 'with the addon', {}],
   ['worker', 'with the addon', {}],
   ['standalone', 'without the addon', noAddon],
   ['worker', 'without the addon', noAddon],
-] as const)('every listen() form under the hook, %s, %s, against Node without it', (mode, addon, env) => {
-  it('observes what Node gives (thrown errors, return value, address(), _connectionKey, event order, emitted errors); only port listens get SO_REUSEPORT', async () => {
-    const [plain, hooked] = await Promise.all([formsReport(mode, [], env), formsReport(mode, hook, env)]);
-    if (addon === 'without the addon' && !nodeReusePort) {
-      // Nothing to balance with: the hook leaves every listen to Node, which is then all there is to compare.
-      expect(hooked.filter((r) => r.reusePort === true)).toEqual([]);
-      expect(hooked).toEqual(plain);
-      return;
-    }
-    expect(hooked.map((r) => r.name)).toEqual(plain.map((r) => r.name));
-    // The first of two listen() calls listens through the package (standalone the second throws; in a worker the
-    // second comes after 'listening': see the fixture for why).
-    expect(hooked.filter((r) => r.reusePort === true).map((r) => r.name)).toEqual([...throughPackage, 'twice']);
-    // Node's own reusePort (Node >= 22.12) sets it too; no other form without the hook does.
-    expect(
-      plain
-        .filter((r) => r.reusePort === true)
-        .map((r) => r.name)
-        .filter((name) => name !== '{ port, reusePort }'),
-    ).toEqual([]);
-    for (const [index, ours] of hooked.entries()) {
-      const node = plain[index]!;
-      // A hint may follow Node's own message.
-      if (ours.error && node.error) expect(ours.error.message.startsWith(node.error.message), ours.name).toBe(true);
-      const strip = ({ reusePort: _r, error, ...rest }: FormRecord) => ({ ...rest, error: error && { ...error, message: undefined } });
-      expect(strip(ours), ours.name).toEqual(strip(node));
-    }
-  }, 90_000);
-});
+] as const;
+
+// Every case's two reports (Node's, and under the hook), run side by side the first time a test asks:
+// each report mostly waits (half a second per form), so the eight processes take the time of one
+// pair. Every test awaits them all, so no test's end (whose afterEach stops the fixtures) cuts another's.
+let formReports: Promise<[FormRecord[], FormRecord[]][]> | undefined;
+function reportsOf(index: number): Promise<[FormRecord[], FormRecord[]]> {
+  formReports ??= Promise.all(formCases.map(([mode, , env]) => Promise.all([formsReport(mode, [], env), formsReport(mode, hook, env)] as const))) as Promise<
+    [FormRecord[], FormRecord[]][]
+  >;
+  return formReports.then((all) => all[index] as [FormRecord[], FormRecord[]]);
+}
+
+describe.each(formCases.map((entry, index) => [...entry, index] as const))(
+  'every listen() form under the hook, %s, %s, against Node without it',
+  (_mode, addon, _env, index) => {
+    it('observes what Node gives (thrown errors, return value, address(), _connectionKey, event order, emitted errors); only port listens get SO_REUSEPORT', async () => {
+      const [plain, hooked] = await reportsOf(index);
+      if (addon === 'without the addon' && !nodeReusePort) {
+        // Nothing to balance with: the hook leaves every listen to Node, which is then all there is to compare.
+        expect(hooked.filter((r) => r.reusePort === true)).toEqual([]);
+        expect(hooked).toEqual(plain);
+        return;
+      }
+      expect(hooked.map((r) => r.name)).toEqual(plain.map((r) => r.name));
+      // The first of two listen() calls listens through the package (standalone the second throws; in a worker the
+      // second comes after 'listening': see the fixture for why).
+      expect(hooked.filter((r) => r.reusePort === true).map((r) => r.name)).toEqual([...throughPackage, 'twice']);
+      // Node's own reusePort (Node >= 22.12) sets it too; no other form without the hook does.
+      expect(
+        plain
+          .filter((r) => r.reusePort === true)
+          .map((r) => r.name)
+          .filter((name) => name !== '{ port, reusePort }'),
+      ).toEqual([]);
+      for (const [index, ours] of hooked.entries()) {
+        const node = plain[index]!;
+        // A hint may follow Node's own message.
+        if (ours.error && node.error) expect(ours.error.message.startsWith(node.error.message), ours.name).toBe(true);
+        const strip = ({ reusePort: _r, error, ...rest }: FormRecord) => ({ ...rest, error: error && { ...error, message: undefined } });
+        expect(strip(ours), ours.name).toEqual(strip(node));
+      }
+    }, 90_000);
+  },
+);
 
 interface Listening {
   pid: number;
