@@ -20,7 +20,7 @@ import { whenQuiet } from './core/settle';
 import type { ReloadResult, ShutdownOptions, ShutdownResult, SlotStats, SteeringState, Supervisor, UpgradeEvent, UpgradeOptions } from './core/types';
 import type { Handover } from './deploy/handover';
 import { type OrphanReaper, startReaper } from './deploy/reaper';
-import { HandoverSlotSockets, adoptHandedSockets } from './deploy/slot-handover';
+import { SlotHandover, adoptHandedSockets } from './deploy/slot-handover';
 import { SurplusSockets } from './deploy/surplus';
 import type { ListenFds } from './deploy/systemd';
 import { SystemdLink } from './deploy/systemd-link';
@@ -39,7 +39,7 @@ import { type BalanceReport, Balancer, balanceOffReason } from './slots/balancer
 import { SlotLending } from './slots/lending';
 import { ProgressBoard } from './slots/progress-board';
 import { ReloadQueue } from './slots/reload-queue';
-import { queueSourceReason } from './slots/slot-sockets';
+import { SlotSockets, queueSourceReason } from './slots/slot-sockets';
 import { WorkerSlots } from './slots/worker-slots';
 
 /** The supervisor startCluster() returns: it composes the parts. */
@@ -47,7 +47,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   plan: Plan;
   readonly #settings: SupervisorSettings;
   readonly #workers: WorkerSlots;
-  readonly #sockets: HandoverSlotSockets | undefined;
+  readonly #sockets: SlotSockets | undefined;
+  readonly #handover: SlotHandover | undefined;
   readonly #stalls: StallGuard;
   readonly #checks: PeriodicChecks | undefined;
   readonly #board: ProgressBoard | undefined;
@@ -85,8 +86,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     this.#reaper = startReaper(binding, settings.subreaper);
     const emit: EmitEvent = (event, ...args) => this.emit(event, ...(args as never));
     const sticky = settings.sticky ? { ipv6Prefix: settings.stickyIpv6Prefix } : undefined;
-    this.#sockets =
-      plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new HandoverSlotSockets(binding, settings.workers, cpus, sticky) : undefined;
+    this.#sockets = plan.mode === 'reuseport' && plan.backend === 'addon' && binding ? new SlotSockets(binding, settings.workers, cpus, sticky) : undefined;
+    this.#handover = this.#sockets && new SlotHandover(this.#sockets);
     // Progress cells serve stall protection, which needs the slot sockets and a threshold, and balance.
     const balanceOff = balanceOffReason(settings, this.#sockets !== undefined);
     const board = this.#sockets && (settings.stallThresholdMs > 0 || !balanceOff) ? ProgressBoard.open() : undefined;
@@ -145,7 +146,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
           })
         : undefined;
     this.#checks = this.#sockets ? new PeriodicChecks(this.#workers.slots, this.#sockets, this.#stalls, emit, this.#board) : undefined;
-    this.#systemd = new SystemdLink(binding, this.#sockets);
+    this.#systemd = new SystemdLink(binding, this.#handover);
     const supervisor = this;
     this.#upgrades = new Upgrades({
       get plan() {
@@ -154,7 +155,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       get closed() {
         return supervisor.#stop.begun;
       },
-      sockets: this.#sockets,
+      sockets: this.#handover,
       readyTimeoutMs: settings.readyTimeoutMs,
       emit,
       shutDown: (letGo) => this.#stop.run({ how: 'hand-over', letGo }),
@@ -166,7 +167,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
         ...(settings.commandSyntax ? { commandSyntax: settings.commandSyntax } : {}),
       }),
     });
-    this.#surplus = this.#sockets ? new SurplusSockets(this.#sockets, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
+    this.#surplus = this.#handover ? new SurplusSockets(this.#handover, this.#workers, (slot) => this.#systemd.slotClosing(slot)) : undefined;
     this.#shutdown = new GracefulShutdown({
       signals: settings.shutdownSignals,
       delayMs: settings.shutdownDelayMs,
@@ -202,7 +203,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
 
   /** In a successor: takes over the predecessor's slot sockets (checked first); the plan's reasons say so. */
   adopt(handover: Handover): void {
-    this.#addReasons(adoptHandedSockets(loadBinding().binding, this.#sockets, this.plan, handover));
+    this.#addReasons(adoptHandedSockets(loadBinding().binding, this.#handover, this.plan, handover));
     this.#handedHealthFd = handover.health;
     // The service goes on: its counts (this upgrade too) and its start.
     this.#record.takeOver(handover);

@@ -9,8 +9,20 @@ import { listeningSocketsOn } from '../../ports/port-holders';
 import { type HandedSocket, type Handover, checkHandedSockets, closeHandedFds, handoverError } from './handover';
 import { type SocketGroup, SlotSockets, groupKey, steeringReason } from '../slots/slot-sockets';
 
-/** Slot sockets that can be handed over and taken over. */
-export class HandoverSlotSockets extends SlotSockets {
+/**
+ * The hand-over of one supervisor's slot sockets: it works on their groups (SocketGroups, shared with
+ * the slot sockets), adopting whole groups from a predecessor or systemd, describing them for the next
+ * hand-over, and closing those nobody asked for and a smaller successor's surplus. Everything else
+ * (lending, steering, queues) is the slot sockets' own.
+ */
+export class SlotHandover {
+  /** The slot sockets whose groups this hands over. */
+  readonly sockets: SlotSockets;
+
+  constructor(sockets: SlotSockets) {
+    this.sockets = sockets;
+  }
+
   /**
    * Takes over the slot sockets a predecessor handed over (inherited fds, already checked): the same
    * sockets in the same slots, so their queues and places in the kernel's group stay. Slots of this
@@ -50,8 +62,9 @@ export class HandoverSlotSockets extends SlotSockets {
       holders: new Set(),
       wanted: new Set(),
     };
-    this.groups.set(key, group);
-    if (first.requestedPort === 0) this.chosenPorts.set(groupKey(first.requestedAddress, 0, first.ipv6Only), first.port);
+    const slots = this.sockets;
+    slots.groups.set(key, group);
+    if (first.requestedPort === 0) slots.groups.chosenPorts.set(groupKey(first.requestedAddress, 0, first.ipv6Only), first.port);
     for (const socket of sockets) {
       pending.delete(socket.fd);
       let unregister: () => void;
@@ -62,7 +75,7 @@ export class HandoverSlotSockets extends SlotSockets {
         throw error;
       }
       const native: NativeSocket = { fd: socket.fd, family: socket.address.includes(':') ? 6 : 4, address: socket.address, port: socket.port };
-      group.sockets[socket.slot] = this.wrap({ socket: native, unregister }, socket.ipv6Only, false);
+      group.sockets[socket.slot] = slots.wrap({ socket: native, unregister }, socket.ipv6Only, false);
     }
     // Contiguous from slot 0 as the predecessor made them: the kernel's indexes are the slots.
     const contiguous = sockets.every((socket) => group.sockets[socket.slot] !== undefined) && group.sockets.length === sockets.length;
@@ -71,30 +84,30 @@ export class HandoverSlotSockets extends SlotSockets {
       (socket) => overlaps(socket.address, first.address) && !group.sockets.some((own) => own?.inode === socket.inode),
     );
     const steerable = first.steerable && contiguous && others.length === 0;
-    const missing = Array.from({ length: Math.max(0, this.slotCount - group.sockets.length) }, (_, i) => group.sockets.length + i);
+    const missing = Array.from({ length: Math.max(0, slots.slotCount - group.sockets.length) }, (_, i) => group.sockets.length + i);
     if (missing.length > 0) {
       const request = { address: first.requestedAddress, port: first.port, ipv6Only: first.ipv6Only, group: first.group };
       const ours = group.sockets.flatMap((socket) => (socket ? [socket.inode] : []));
-      const bound = this.bindAll(request, first.port, missing.length, ours);
+      const bound = slots.bindAll(request, first.port, missing.length, ours);
       bound.forEach((entry, i) => {
-        group.sockets[missing[i] as number] = this.wrap(entry, first.ipv6Only, true);
+        group.sockets[missing[i] as number] = slots.wrap(entry, first.ipv6Only, true);
       });
     }
     const reason = steerable
-      ? steeringReason(true, 0, this.kind)
+      ? steeringReason(true, 0, slots.kind)
       : others.length > 0
-        ? steeringReason(false, others.length, this.kind)
+        ? steeringReason(false, others.length, slots.kind)
         : "no steering: the predecessor did not steer these sockets, or did not hand over every slot's, so the slots' places in the kernel's group are unknown";
     group.steering = { ...group.steering, enabled: steerable, reason };
     // With sticky, the program over this supervisor's slots goes on now: a surplus slot (the
     // predecessor had more workers) gets no new connection from here, so its clients move to their
     // next choice before it is closed; a group that cannot be steered fails the upgrade.
-    this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
-    const surplus = sockets.filter((socket) => socket.slot >= this.slotCount).length;
+    slots.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
+    const surplus = sockets.filter((socket) => socket.slot >= slots.slotCount).length;
     return (
       `adopted ${sockets.length} slot socket(s) on ${first.address}:${first.port} handed over by ${source} (the same sockets, so nothing queued was reset)` +
       (missing.length > 0 ? `; opened ${missing.length} more for slots ${missing.join(', ')}` : '') +
-      (surplus > 0 ? `; ${surplus} beyond this supervisor's ${this.slotCount} slots are lent to its workers and get no new connection` : '')
+      (surplus > 0 ? `; ${surplus} beyond this supervisor's ${slots.slotCount} slots are lent to its workers and get no new connection` : '')
     );
   }
 
@@ -104,22 +117,24 @@ export class HandoverSlotSockets extends SlotSockets {
    */
   closeUnused(): Omit<HandedSocket, 'fd'>[] {
     const unused = this.handedSockets().filter((socket) => !this.#groupOf(socket)?.used);
-    for (const [key, group] of this.groups) {
+    for (const [key, group] of this.sockets.groups) {
       if (group.used) continue;
       for (const socket of group.sockets) socket?.handle.close();
       for (const socket of group.sockets) socket?.unregister();
-      this.groups.delete(key);
+      this.sockets.groups.delete(key);
     }
     return unused.map(({ sourceFd: _, ...socket }) => socket);
   }
 
   #groupOf(socket: { address: string; port: number; ipv6Only: boolean }): SocketGroup | undefined {
-    return [...this.groups.values()].find((group) => group.address === socket.address && group.port === socket.port && group.ipv6Only === socket.ipv6Only);
+    return [...this.sockets.groups.values()].find(
+      (group) => group.address === socket.address && group.port === socket.port && group.ipv6Only === socket.ipv6Only,
+    );
   }
 
   /** Every slot socket with its fd here, for a hand-over. */
   handedSockets(): (Omit<HandedSocket, 'fd'> & { sourceFd: number })[] {
-    return [...this.groups.values()].flatMap((group) =>
+    return [...this.sockets.groups.values()].flatMap((group) =>
       group.sockets.flatMap((socket, slot) =>
         socket
           ? [
@@ -142,16 +157,16 @@ export class HandoverSlotSockets extends SlotSockets {
 
   /** After a hand-over: closes this process's copies of the sockets, leaving their registrations (now the successor's). */
   release(): void {
-    for (const group of this.groups.values()) {
+    for (const group of this.sockets.groups.values()) {
       for (const socket of group.sockets) socket?.handle.close();
     }
-    this.groups.clear();
+    this.sockets.groups.clear();
   }
 
   /** Slots beyond this supervisor's that hold adopted sockets (a predecessor had more workers), highest first. */
   surplusSlots(): number[] {
     const slots = new Set<number>();
-    for (const group of this.groups.values()) group.sockets.forEach((socket, slot) => socket && slot >= this.slotCount && slots.add(slot));
+    for (const group of this.sockets.groups.values()) group.sockets.forEach((socket, slot) => socket && slot >= this.sockets.slotCount && slots.add(slot));
     return [...slots].sort((a, b) => b - a);
   }
 
@@ -161,17 +176,17 @@ export class HandoverSlotSockets extends SlotSockets {
    * it moves no other socket), and its queue is empty.
    */
   surplusDrained(slot: number): boolean {
-    return [...this.groups.values()].every((group) => {
+    return [...this.sockets.groups.values()].every((group) => {
       const socket = group.sockets[slot];
       if (!socket) return true;
       if (!group.steering.enabled || group.attached === undefined || slot !== group.sockets.length - 1) return false;
-      return this.queueDepth(group, socket) === 0;
+      return this.sockets.queueDepth(group, socket) === 0;
     });
   }
 
   /** Closes a drained surplus slot's sockets (the last of their groups: the steering stays exact). */
   closeSurplus(slot: number): void {
-    for (const group of this.groups.values()) {
+    for (const group of this.sockets.groups.values()) {
       const socket = group.sockets[slot];
       if (!socket) continue;
       socket.handle.close();
@@ -186,7 +201,7 @@ export class HandoverSlotSockets extends SlotSockets {
  * new reasons. Closes every handed fd and throws where this supervisor holds no slot sockets or the
  * check fails; from then on every inherited fd is the slot sockets' (closed by close()).
  */
-export function adoptHandedSockets(binding: NativeBinding | undefined, sockets: HandoverSlotSockets | undefined, plan: Plan, handover: Handover): string[] {
+export function adoptHandedSockets(binding: NativeBinding | undefined, sockets: SlotHandover | undefined, plan: Plan, handover: Handover): string[] {
   if (!sockets || !binding) {
     closeHandedFds(handover.sockets);
     throw handoverError(`this supervisor's plan is ${plan.mode} (${plan.backend}), which holds no slot sockets: ${plan.reasons.join('; ')}`);

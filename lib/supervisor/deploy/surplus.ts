@@ -5,7 +5,7 @@
 // so they stay lent for good.
 import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../../cluster/ipc';
-import type { HandoverSlotSockets } from './slot-handover';
+import type { SlotHandover } from './slot-handover';
 import type { Slot, WorkerSlots } from '../slots/worker-slots';
 
 /** How often surplus queues are looked at, and how long after serving they may first be closed. */
@@ -14,13 +14,13 @@ const SETTLE_MS = 1_000;
 
 /** The lending and closing of surplus slot sockets for one supervisor. */
 export class SurplusSockets {
-  readonly #sockets: HandoverSlotSockets;
+  readonly #handover: SlotHandover;
   readonly #workers: WorkerSlots;
   readonly #onClosed: (slot: number) => void;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(sockets: HandoverSlotSockets, workers: WorkerSlots, onClosed: (slot: number) => void) {
-    this.#sockets = sockets;
+  constructor(handover: SlotHandover, workers: WorkerSlots, onClosed: (slot: number) => void) {
+    this.#handover = handover;
     this.#workers = workers;
     this.#onClosed = onClosed;
   }
@@ -28,9 +28,9 @@ export class SurplusSockets {
   /** A worker listens: it takes the surplus slots that fall to its slot (surplus % workers). */
   lendTo(worker: Worker, slot: Slot): void {
     const count = this.#workers.slots.length;
-    for (const surplus of this.#sockets.surplusSlots()) {
+    for (const surplus of this.#handover.surplusSlots()) {
       if (surplus % count !== slot.index) continue;
-      for (const socket of this.#sockets.socketsOf(surplus)) {
+      for (const socket of this.#handover.sockets.socketsOf(surplus)) {
         this.#workers.send(worker, supervisorMessage({ act: 'lend', slot: surplus, port: socket.port }), socket.handle);
       }
     }
@@ -38,16 +38,16 @@ export class SurplusSockets {
 
   /** Every slot is served and steered: close each surplus socket once its queue is empty. */
   start(): void {
-    if (this.#sockets.surplusSlots().length === 0) return;
+    if (this.#handover.surplusSlots().length === 0) return;
     const since = performance.now();
     this.#timer = setInterval(() => {
       if (performance.now() - since < SETTLE_MS) return;
-      const [highest] = this.#sockets.surplusSlots();
+      const [highest] = this.#handover.surplusSlots();
       if (highest === undefined) return this.stop();
-      if (!this.#sockets.surplusDrained(highest)) return;
+      if (!this.#handover.surplusDrained(highest)) return;
       for (const slot of this.#workers.slots) if (slot.worker) this.#workers.send(slot.worker, supervisorMessage({ act: 'recall', slot: highest }));
       this.#onClosed(highest);
-      this.#sockets.closeSurplus(highest);
+      this.#handover.closeSurplus(highest);
     }, CHECK_MS);
     this.#timer.unref();
   }

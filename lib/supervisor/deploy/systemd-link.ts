@@ -4,16 +4,16 @@
 import fs from 'node:fs';
 import type { NativeBinding } from '../../binding';
 import { handoverError } from './handover';
-import type { HandoverSlotSockets } from './slot-handover';
+import type { SlotHandover } from './slot-handover';
 import { type ListenFds, SystemdNotifier, fdName, planListenFds } from './systemd';
 
 /** systemd's notify socket and fd store, for one supervisor. */
 export class SystemdLink {
-  readonly #sockets: HandoverSlotSockets | undefined;
+  readonly #sockets: SlotHandover | undefined;
   readonly #notifier: SystemdNotifier | undefined;
   #serving = false;
 
-  constructor(binding: NativeBinding | undefined, sockets: HandoverSlotSockets | undefined, env: NodeJS.ProcessEnv = process.env) {
+  constructor(binding: NativeBinding | undefined, sockets: SlotHandover | undefined, env: NodeJS.ProcessEnv = process.env) {
     this.#sockets = sockets;
     this.#notifier = SystemdNotifier.fromEnv(binding, env);
   }

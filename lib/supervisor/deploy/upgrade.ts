@@ -5,7 +5,7 @@ import { invalidArgType, modeUnsupported, nodeError } from '../../errors';
 import type { Plan } from '../../plan/plan';
 import { positiveInteger } from '../core/settings';
 import type { HandoverNotes } from './handover';
-import type { HandoverSlotSockets } from './slot-handover';
+import type { SlotHandover } from './slot-handover';
 import { checkCommand, ownCommand, startSuccessor } from './successor';
 import type { EmitEvent } from '../core/events';
 import type { UpgradeEvent, UpgradeOptions } from '../core/types';
@@ -14,7 +14,7 @@ import type { UpgradeEvent, UpgradeOptions } from '../core/types';
 export interface UpgradeHost {
   readonly plan: Plan;
   readonly closed: boolean;
-  readonly sockets: HandoverSlotSockets | undefined;
+  readonly sockets: SlotHandover | undefined;
   readonly readyTimeoutMs: number;
   emit: EmitEvent;
   /** Stops the supervisor: drains its workers, then `closeSockets`. */
@@ -41,7 +41,7 @@ export class Upgrades {
     const host = this.#host;
     let command: string[];
     let readyTimeoutMs: number;
-    let sockets: HandoverSlotSockets;
+    let sockets: SlotHandover;
     try {
       if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
       if (host.closed) throw nodeError(Error, 'ERR_REUSEPORT_CLOSED', 'reuseport: the supervisor is closed; there is nothing to upgrade');
@@ -65,7 +65,7 @@ export class Upgrades {
     return this.#running;
   }
 
-  async #run(command: string[], readyTimeoutMs: number, sockets: HandoverSlotSockets, exit: boolean): Promise<UpgradeEvent> {
+  async #run(command: string[], readyTimeoutMs: number, sockets: SlotHandover, exit: boolean): Promise<UpgradeEvent> {
     const successor = startSuccessor(command, sockets.handedSockets(), readyTimeoutMs, this.#host.healthFd(), this.#host.ticketKey(), this.#host.notes());
     try {
       await successor.ready;

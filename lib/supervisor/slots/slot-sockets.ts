@@ -19,7 +19,8 @@ import { slotsByCpu } from './affinity';
 import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
 import { type QueueSource, QueueReader } from './queue-reader';
 import { weightedProgram } from './weighted';
-import { type BoundSocket, type Holder, type SlotRequest, type SlotSocket, type SocketGroup, bindSockets, groupKey, wrapSocket } from './socket-group';
+import type { BoundSocket, Holder, SlotRequest, SlotSocket, SocketGroup } from './socket-group';
+import { SocketGroups, bindSockets, groupKey, wrapSocket } from './socket-group';
 import type { SteeringState } from '../core/types';
 import { type SteeringKind, steeringReason } from './steering-reason';
 
@@ -32,20 +33,19 @@ const NO_STEERING = [0x06, 0, 0, 0xffffffff];
 
 /** Slot sockets by address; made on a worker's first request, closed on demand. */
 export class SlotSockets {
-  protected readonly binding: NativeBinding;
+  readonly #binding: NativeBinding;
   /** How many worker slots the supervisor has (adopted sockets may have more). */
-  protected readonly slotCount: number;
-  protected readonly groups = new Map<string, SocketGroup>();
-  // Port 0 means "any", once: later slots and replacements join the port the first one got.
-  protected readonly chosenPorts = new Map<string, number>();
+  readonly slotCount: number;
+  /** The groups by key, and the ports chosen for port 0: shared with the hand-over (deploy/slot-handover.ts). */
+  readonly groups = new SocketGroups();
 
   // Ports whose sockets were all given back (see giveBack), until a worker listens there again.
   readonly #givenBack = new Set<number>();
 
   // CPU-local mode: each slot's CPU; undefined: steer by hash.
-  protected readonly cpuOfSlot: readonly number[] | undefined;
+  readonly #cpuOfSlot: readonly number[] | undefined;
   // sticky: 'ip': what the sticky program hashes; undefined: not sticky.
-  protected readonly sticky: StickyOptions | undefined;
+  readonly #sticky: StickyOptions | undefined;
   // The slots steer() was last told of (every slot until then).
   #steered: number[] | undefined;
   // Balance: each slot's weight, when the balancer set them; undefined: by hash.
@@ -54,16 +54,16 @@ export class SlotSockets {
   readonly #queues: QueueReader;
 
   constructor(binding: NativeBinding, slots: number, cpuOfSlot?: readonly number[], sticky?: StickyOptions) {
-    this.binding = binding;
+    this.#binding = binding;
     this.#queues = new QueueReader(binding);
     this.slotCount = slots;
-    this.cpuOfSlot = cpuOfSlot;
-    this.sticky = sticky;
+    this.#cpuOfSlot = cpuOfSlot;
+    this.#sticky = sticky;
   }
 
   /** Which program the groups get. */
-  protected get kind(): SteeringKind {
-    return this.sticky ? 'sticky' : this.cpuOfSlot ? 'cpu-local' : 'hash';
+  get kind(): SteeringKind {
+    return this.#sticky ? 'sticky' : this.#cpuOfSlot ? 'cpu-local' : 'hash';
   }
 
   /**
@@ -71,8 +71,8 @@ export class SlotSockets {
    * sockets is lent, and throws (closing nothing: the caller does) where stickiness cannot be had.
    * The program never changes after that: no slot's socket closes while the supervisor runs.
    */
-  protected stickNow(group: SocketGroup, why: string | undefined): void {
-    if (!this.sticky) return;
+  stickNow(group: SocketGroup, why: string | undefined): void {
+    if (!this.#sticky) return;
     const where = `${group.address}:${group.port}`;
     if (why !== undefined) {
       throw Object.assign(modeUnsupported(`reuseport: sticky: 'ip' cannot be kept on ${where}: ${why}. Stop the other listener, or start without sticky`), {
@@ -84,7 +84,7 @@ export class SlotSockets {
     const any = group.sockets.find((socket) => socket !== undefined);
     if (!any) throw new Error(`reuseport: no socket on ${where} to attach the sticky program to`);
     try {
-      this.binding.attachReusePortProgram(any.fd, flatten(this.#program(slots)));
+      this.#binding.attachReusePortProgram(any.fd, flatten(this.#program(slots)));
     } catch (error) {
       const failure = error as Error;
       failure.message = `reuseport: sticky: 'ip' cannot be kept on ${where}: attaching the program failed: ${failure.message}`;
@@ -103,20 +103,20 @@ export class SlotSockets {
 
   /** Whether the group `request` names (port 0: the one chosen for it) is lent to `holder` already. */
   holds(holder: Holder, request: SlotRequest): boolean {
-    const port = request.port === 0 ? this.chosenPorts.get(`${request.address}|0|${request.ipv6Only}`) : request.port;
+    const port = request.port === 0 ? this.groups.chosenPorts.get(`${request.address}|0|${request.ipv6Only}`) : request.port;
     return this.groups.get(`${request.address}|${port}|${request.ipv6Only}`)?.holders.has(holder) ?? false;
   }
 
   /** The socket for `slot` on the requested address; the first request opens every slot's. */
   get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
     const wildcardKey = groupKey(request.address, request.port, request.ipv6Only);
-    const port = request.port === 0 ? (this.chosenPorts.get(wildcardKey) ?? 0) : request.port;
+    const port = request.port === 0 ? (this.groups.chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = groupKey(request.address, port, request.ipv6Only);
     let group = this.groups.get(key);
     if (!group) {
       group = this.#open(request, port);
       this.groups.set(groupKey(request.address, group.port, request.ipv6Only), group);
-      if (request.port === 0) this.chosenPorts.set(wildcardKey, group.port);
+      if (request.port === 0) this.groups.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
     // Attach (again, when this slot is new to the group) before the worker is told of the steering:
@@ -136,14 +136,14 @@ export class SlotSockets {
     return socket;
   }
 
-  // Binds `count` sockets (not listening yet), registers them and checks the port's other holders.
-  protected bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): BoundSocket[] {
-    return bindSockets(this.binding, request, port, count, alsoOurs);
+  /** Binds `count` sockets (not listening yet), registers them and checks the port's other holders (`alsoOurs`: inodes that are ours too). */
+  bindAll(request: SlotRequest, port: number, count: number, alsoOurs: string[] = []): BoundSocket[] {
+    return bindSockets(this.#binding, request, port, count, alsoOurs);
   }
 
-  // Listens (if asked) and wraps a bound socket in the handle that is sent to workers.
-  protected wrap(bound: BoundSocket, ipv6Only: boolean, listen: boolean): SlotSocket {
-    return wrapSocket(this.binding, bound, ipv6Only, listen);
+  /** Listens (if asked) and wraps a bound socket in the handle that is sent to workers. */
+  wrap(bound: BoundSocket, ipv6Only: boolean, listen: boolean): SlotSocket {
+    return wrapSocket(this.#binding, bound, ipv6Only, listen);
   }
 
   #open(request: SlotRequest, port: number): SocketGroup {
@@ -211,8 +211,8 @@ export class SlotSockets {
       socket?.unregister();
     }
     this.groups.delete(key);
-    for (const [wildcard, port] of this.chosenPorts) {
-      if (port === group.port && [false, true].some((v6) => wildcard === groupKey(request.address, 0, v6))) this.chosenPorts.delete(wildcard);
+    for (const [wildcard, port] of this.groups.chosenPorts) {
+      if (port === group.port && [false, true].some((v6) => wildcard === groupKey(request.address, 0, v6))) this.groups.chosenPorts.delete(wildcard);
     }
     if (![...this.groups.values()].some((other) => other.port === group.port)) this.#givenBack.add(group.port);
     return true;
@@ -243,13 +243,13 @@ export class SlotSockets {
     if (!group.steering.enabled || group.steering.sticky) return;
     const allowed = slots.filter((slot) => group.sockets[slot] !== undefined && group.wanted.has(slot));
     const weights = allowed.map((slot) => this.#weights?.get(slot));
-    const weighed = !this.cpuOfSlot && weights.every((weight) => weight !== undefined);
+    const weighed = !this.#cpuOfSlot && weights.every((weight) => weight !== undefined);
     const key = weighed ? allowed.map((slot, i) => `${slot}:${weights[i]}`).join(',') : allowed.join(',');
     if (allowed.length === 0 || key === group.attached) return;
     const any = group.sockets.find((socket) => socket !== undefined);
     if (!any) return;
     try {
-      this.binding.attachReusePortProgram(any.fd, flatten(weighed ? weightedProgram(allowed, weights as number[]) : this.#program(allowed)));
+      this.#binding.attachReusePortProgram(any.fd, flatten(weighed ? weightedProgram(allowed, weights as number[]) : this.#program(allowed)));
       group.attached = key;
     } catch (error) {
       group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
@@ -259,8 +259,8 @@ export class SlotSockets {
   // The program for the allowed slots: sticky by the client's address, CPU-local when asked (each CPU
   // to its slots, a CPU with no slot hashed over all), else a hash over them.
   #program(allowed: number[]): Instruction[] {
-    if (this.sticky) return stickyProgram(allowed, this.sticky);
-    return this.cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
+    if (this.#sticky) return stickyProgram(allowed, this.#sticky);
+    return this.#cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.#cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
   }
 
   /** Steering on each address, for reasons and stats. */
@@ -301,8 +301,8 @@ export class SlotSockets {
     );
   }
 
-  // One socket's accept queue (see QueueReader); undefined where unknown.
-  protected queueDepth(group: SocketGroup, socket: SlotSocket): number | undefined {
+  /** One socket's accept queue (see QueueReader); undefined where unknown. */
+  queueDepth(group: SocketGroup, socket: SlotSocket): number | undefined {
     return this.#queues.depth(group.port, socket);
   }
 
@@ -325,7 +325,7 @@ export class SlotSockets {
       // (With sticky only closeAll() gets here: a slot keeps its socket while it has no worker.)
       if (group.steering.enabled) {
         try {
-          this.binding.attachReusePortProgram(socket.fd, NO_STEERING);
+          this.#binding.attachReusePortProgram(socket.fd, NO_STEERING);
         } catch {
           // the close below is what matters
         }

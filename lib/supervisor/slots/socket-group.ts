@@ -117,3 +117,12 @@ export function wrapSocket(binding: NativeBinding, { socket, unregister }: Bound
     throw error;
   }
 }
+
+/**
+ * One supervisor's groups by key (groupKey), and the port chosen for each port-0 request (later slots
+ * and replacements join the port the first one got). Held by the slot sockets (slot-sockets.ts) and
+ * shared with their hand-over (deploy/slot-handover.ts), which adopts and closes whole groups.
+ */
+export class SocketGroups extends Map<string, SocketGroup> {
+  readonly chosenPorts = new Map<string, number>();
+}
