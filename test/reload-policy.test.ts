@@ -126,7 +126,9 @@ describe('reload to a broken release', () => {
     async (_name, broken) => {
       const port = await freePort();
       const { file, ship } = release({});
-      const { primary, state } = await start({ minUptimeMs: 1_500 }, file, port);
+      // minUptimeMs counts from the fork: a worker that dies 300 ms after it listens must still die within it
+      // on a slow machine (a sanitizer build under load took over 1.2 s to listen).
+      const { primary, state } = await start({ minUptimeMs: 3_000 }, file, port);
       ship(broken);
       const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
       expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0, slots: [0] });
@@ -177,7 +179,8 @@ describe('reload in waves: a canary, then every other slot at once', () => {
     async (_name, broken) => {
       const port = await freePort();
       const { file, ship } = release({});
-      const { primary, state } = await start({ workers: 3, minUptimeMs: 1_500 }, file, port);
+      // As above: minUptimeMs counts from the fork, and a slow machine's boot must not outlast it.
+      const { primary, state } = await start({ workers: 3, minUptimeMs: 3_000 }, file, port);
       ship(broken);
       const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
       expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 2, slots: [2] });
