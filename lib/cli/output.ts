@@ -56,7 +56,11 @@ export class FdWriter {
     this.#sonic.on('write', (written: number) => {
       this.#queued = Math.max(0, this.#queued - written);
     });
-    this.#sonic.on('drain', () => this.#idle());
+    // sonic-boom's buffer is empty and nothing is being written: every byte queued here is out.
+    this.#sonic.on('drain', () => {
+      this.#queued = 0;
+      this.#idle();
+    });
     this.#sonic.on('error', () => {
       this.#broken = true;
       this.#queued = 0;
