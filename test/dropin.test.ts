@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countResponses, fetchOnce } from './helpers/http';
+import { exitAfterOutput } from './helpers/exit';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
@@ -56,7 +57,7 @@ function runner(args: string[], port: number, env: NodeJS.ProcessEnv = {}) {
       events.push(event);
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitAfterOutput(child).then(({ code }) => code);
   const next = async (name: string, after = 0, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

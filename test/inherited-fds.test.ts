@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { firstNotInherited, notInheritedReason } from '../lib/supervisor/deploy/inherited-fd';
 import { fdName } from '../lib/supervisor/deploy/systemd';
 import { fetchOnce } from './helpers/http';
+import { exitAfterOutput } from './helpers/exit';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { cli, freePort } from './helpers/runner';
@@ -52,9 +53,7 @@ function runnerWith(script: string, env: NodeJS.ProcessEnv, extraStdio: ('pipe' 
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const exited = exitAfterOutput(child);
   const within = (ms: number) => Promise.race([exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), ms))]);
   return { child, exited, within, stdout: () => stdout, stderr: () => stderr };
 }

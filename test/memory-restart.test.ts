@@ -8,6 +8,7 @@ import { parseMemorySize } from '../lib/cli/args';
 import { TOO_LOW_STRIKES, formatSize, memoryVerdict, parseSize, rssFromStatus } from '../lib/supervisor/liveness/memory';
 import { resolveSettings } from '../lib/supervisor/core/settings';
 import { fetchOnce, fetchPath } from './helpers/http';
+import { untilOutput } from './helpers/exit';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { freePort, runCliAsync, startRunner } from './helpers/runner';
@@ -143,7 +144,7 @@ describe('reuseport start --max-memory-restart', () => {
     });
     const tooLow = await runner.next((line) => line.event === 'memory-limit-too-low', 0, 30_000);
     expect(tooLow.limit).toBe(8 * 1024 ** 2);
-    expect(runner.stderr()).toContain('--max-memory-restart 8M is too low');
+    expect(await untilOutput(runner.stderr, '--max-memory-restart 8M is too low')).toContain('--max-memory-restart 8M is too low');
     const replaced = runner.lines.filter((line) => line.event === 'restart').length;
     expect(replaced).toBe(TOO_LOW_STRIKES - 1);
     // No more replacements after it: the slot keeps its worker, which still answers.

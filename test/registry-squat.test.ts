@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { registryPath, registryProblem } from '../lib/ports/ownership';
 import { fetchOnce } from './helpers/http';
+import { untilOutput } from './helpers/exit';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { freePort, startRunner } from './helpers/runner';
@@ -170,7 +171,9 @@ describe('a registry directory another user made first', () => {
     );
     await runner.next((line) => line.event === 'ready');
     expect(Number(await fetchOnce(port))).toBeGreaterThan(0);
-    expect(runner.stderr() + runner.stdout()).toContain(`the socket registry ${dir} cannot be trusted`);
+    expect(await untilOutput(() => runner.stderr() + runner.stdout(), `the socket registry ${dir} cannot be trusted`)).toContain(
+      `the socket registry ${dir} cannot be trusted`,
+    );
     runner.child.kill('SIGTERM');
     expect((await runner.exited).code).toBe(0);
   });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { exitAfterOutput } from './helpers/exit';
 import { SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 import { cli, freePort, startRunner } from './helpers/runner';
@@ -57,7 +58,7 @@ async function groupRun(command: string, args: string[], cwd: string) {
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = exitAfterOutput(child).then(() => undefined);
   for (let i = 0; i < 1000 && !/ready pid=\d+/.test(stdout); i++) await new Promise((resolve) => setTimeout(resolve, 20));
   const runner = Number(/ready pid=(\d+)/.exec(stdout)?.[1]);
   expect(runner, `${stdout} ${stderr}`).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STICKY_SOURCES, stickySlotOf } from './helpers/bpf';
 import { fetchFrom, fetchOnce } from './helpers/http';
+import { exitAfterOutput } from './helpers/exit';
 import { alive, parentOf, SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 
@@ -52,7 +53,7 @@ function run(args: string[]) {
       events.push(event);
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitAfterOutput(child).then(({ code }) => code);
   const next = async (match: (event: Event) => boolean, after = 0, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster } from '../lib/index';
 import { fetchOnce } from './helpers/http';
+import { exitAfterOutput } from './helpers/exit';
 import { alive, SeenProcesses } from './helpers/pids';
 import { fixtures } from './helpers/processes';
 
@@ -33,7 +34,7 @@ function supervisor(options: object) {
   child.stderr?.on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = exitAfterOutput(child);
   const ready = new Promise<State>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no ready within 20 s')), 20_000);
     child.on('message', (message: { type: string } & State) => {

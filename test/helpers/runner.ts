@@ -2,6 +2,7 @@
 // read as they come (JSON objects with --json, else words), every pid it names kept to be killed.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { exitAfterOutput } from './exit';
 import type { SeenProcesses } from './pids';
 
 export const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -56,9 +57,7 @@ export function startRunner(
       lines.push(line);
     }
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const exited = exitAfterOutput(child);
   const next = async (match: (line: RunnerLine) => boolean, after = 0, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
