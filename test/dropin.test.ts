@@ -22,6 +22,8 @@ afterEach(() => seen.killAll());
 interface Event {
   event: string;
   pid?: number;
+  slot?: number;
+  lentTo?: number;
   workers?: number[];
   pids?: number[];
   ports?: number[];
@@ -191,6 +193,38 @@ describe('ports only some workers listen on, under reuseport start', () => {
     expect([...(perWorker[0] ?? [])]).toEqual([`slot-0 ${first}`]);
     expect([...(perWorker[1] ?? [])]).toEqual([`slot-1 ${second}`]);
     expect((await countResponses(port, 50)).size).toBe(2);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 90_000);
+
+  it("a stalled slot 0 lends only the port the other worker serves: its admin port and its own port wait for it, never reach another port's server", async () => {
+    const [port, adminPort, slotPort] = [await freePort(), await freePort(), await freePort()];
+    const run = runner(['--workers', '2', path.join(fixtures, 'admin-port-app.js')], port, {
+      APP_ADMIN_PORT: String(adminPort),
+      // Slot 1's own port (slotPort + 1) is not asked for here: only slot 0's.
+      APP_SLOT_PORT: String(slotPort),
+    });
+    const ready = await run.next('ready');
+    const [first, second] = ready.workers as number[];
+    process.kill(first as number, 'SIGSTOP');
+    try {
+      // New connections on the shared port: those that queue at the stopped slot 0 make it a stall, and
+      // its socket there is lent to slot 1, which answers them (bounded).
+      for (let i = 0; i < 100 && !run.events.some((event) => event.event === 'stall' && event.slot === 0); i++) await askOnce(port);
+      expect(run.events.find((event) => event.event === 'stall' && event.slot === 0)).toMatchObject({ pid: first, lentTo: second });
+      expect(await askOnce(port)).toBe(`app ${second}`);
+      // Slot 0's admin and own port: no other worker listens there, so nothing answers while it is stopped.
+      for (const only of [adminPort, slotPort]) {
+        const answers = await Promise.all([askOnce(only), askOnce(only), askOnce(only)]);
+        expect(answers.filter((answer) => answer.endsWith(` ${second}`))).toEqual([]);
+      }
+    } finally {
+      process.kill(first as number, 'SIGCONT');
+    }
+    let admin = '';
+    for (let i = 0; i < 20 && admin !== `admin ${first}`; i++) admin = await askOnce(adminPort);
+    expect(admin).toBe(`admin ${first}`);
+    expect(await askOnce(slotPort)).toBe(`slot-0 ${first}`);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
   }, 90_000);

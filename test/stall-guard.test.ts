@@ -21,10 +21,11 @@ function fakeWorker(pid: number): Worker {
   return { process: { pid, kill: () => true }, isDead: () => false, isConnected: () => true } as unknown as Worker;
 }
 
-function guard(stallThresholdMs = 80) {
-  const settings = resolveSettings({ exec: 'worker.js', workers: 2, stallThresholdMs });
-  const slots = [newSlot(0, undefined), newSlot(1, undefined)];
-  const workers = [fakeWorker(100), fakeWorker(101)];
+// `lendable(slot, to)`: how many of slot's sockets the worker of slot `to` listens on (one each by default).
+function guard(stallThresholdMs = 80, count = 2, lendable = (_slot: number, _to: number) => 1) {
+  const settings = resolveSettings({ exec: 'worker.js', workers: count, stallThresholdMs });
+  const slots = Array.from({ length: count }, (_, index) => newSlot(index, undefined));
+  const workers = slots.map((_, index) => fakeWorker(100 + index));
   slots.forEach((slot, i) => {
     slot.worker = workers[i];
     slot.life.fire('fork');
@@ -39,7 +40,10 @@ function guard(stallThresholdMs = 80) {
     send: (worker: Worker, message: { act: string; slot?: number }, handle?: unknown) =>
       sent.push({ pid: worker.process.pid as number, act: message.act, slot: message.slot, handle: handle !== undefined }),
   } as unknown as WorkerSlots;
-  const sockets = { has: () => true, socketsOf: () => [{ port: 8000, handle: {} }] } as unknown as SlotSockets;
+  const sockets = {
+    has: () => true,
+    lendable: (slot: number, to: number) => Array.from({ length: lendable(slot, to) }, (_, i) => ({ port: 8000 + i, handle: {} })),
+  } as unknown as SlotSockets;
   const stalls = new StallGuard(settings, workerSlots, sockets, (event, payload) => events.push({ event, payload }));
   return { stalls, slots, workers, sent, events };
 }
@@ -78,6 +82,27 @@ describe('StallGuard', () => {
     expect(sent.at(-1)).toEqual({ pid: 101, act: 'recall', slot: 0, handle: false });
     expect(stalls.lentTo(0)).toBeUndefined();
     expect(events.map((e) => e.event)).toEqual(['stall', 'recover']);
+  });
+
+  it.each([
+    ['the worker that serves the most of its ports', (_slot: number, to: number) => [0, 1, 2][to] ?? 0, 102, 2],
+    ['of those serving as many, the first', () => 1, 101, 1],
+    ['only the worker that serves one of its ports', (_slot: number, to: number) => (to === 2 ? 1 : 0), 102, 1],
+  ])('lends a stalled slot to %s, only the sockets of ports it listens on', (_name, lendable, borrower, lent) => {
+    const { stalls, slots, sent } = guard(80, 3, lendable);
+    stalls.waiting(slots[0]!, performance.now() - 200);
+    stalls.watch();
+    const lends = sent.filter((m) => m.act === 'lend');
+    expect(lends).toEqual(Array.from({ length: lent }, () => ({ pid: borrower, act: 'lend', slot: 0, handle: true })));
+  });
+
+  it('lends a stalled slot to no worker when no other worker listens on any of its ports: no loan, no stall', () => {
+    const { stalls, slots, sent, events } = guard(80, 3, () => 0);
+    stalls.waiting(slots[0]!, performance.now() - 200);
+    stalls.watch();
+    expect(sent.map((m) => m.act)).toEqual(['ping']);
+    expect(stalls.lentTo(0)).toBeUndefined();
+    expect(events).toEqual([]);
   });
 
   it('does not lend a slot whose worker was asked only just now', () => {

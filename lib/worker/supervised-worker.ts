@@ -217,8 +217,10 @@ class WorkerLink {
 
   // A borrowed socket feeds the application's own server, so its handlers, connection tracking and
   // drain see those connections like any other ('connection' is the documented way in).
+  // A socket of a port none of its servers listens on is closed (this process's copy: its queue stays
+  // with the supervisor), never handed to a server of another port.
   #borrow(slot: number, port: number, handle: unknown): void {
-    const target = [...this.servers].find((server) => (server.address() as net.AddressInfo | null)?.port === port) ?? [...this.servers][0];
+    const target = [...this.servers].find((server) => (server.address() as net.AddressInfo | null)?.port === port);
     if (!target) {
       (handle as { close?: () => void }).close?.();
       return;

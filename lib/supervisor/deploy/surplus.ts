@@ -5,6 +5,7 @@
 // so they stay lent for good.
 import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../../cluster/ipc';
+import type { SlotSocket } from '../slots/socket-group';
 import type { SlotHandover } from './slot-handover';
 import type { Slot, WorkerSlots } from '../slots/worker-slots';
 
@@ -18,6 +19,8 @@ export class SurplusSockets {
   readonly #workers: WorkerSlots;
   readonly #onClosed: (slot: number) => void;
   #timer: NodeJS.Timeout | undefined;
+  // What each worker was lent already: it is told at each of its listens.
+  readonly #lent = new WeakMap<Worker, Set<SlotSocket>>();
 
   constructor(handover: SlotHandover, workers: WorkerSlots, onClosed: (slot: number) => void) {
     this.#handover = handover;
@@ -25,12 +28,19 @@ export class SurplusSockets {
     this.#onClosed = onClosed;
   }
 
-  /** A worker listens: it takes the surplus slots that fall to its slot (surplus % workers). */
+  /**
+   * A worker listens: it takes the surplus slots that fall to its slot (surplus % workers), on the
+   * ports it listens on (a port it starts to listen on later is lent then), each socket once.
+   */
   lendTo(worker: Worker, slot: Slot): void {
     const count = this.#workers.slots.length;
+    const lent = this.#lent.get(worker) ?? new Set<SlotSocket>();
+    this.#lent.set(worker, lent);
     for (const surplus of this.#handover.surplusSlots()) {
       if (surplus % count !== slot.index) continue;
-      for (const socket of this.#handover.sockets.socketsOf(surplus)) {
+      for (const socket of this.#handover.sockets.lendable(surplus, slot.index)) {
+        if (lent.has(socket)) continue;
+        lent.add(socket);
         this.#workers.send(worker, supervisorMessage({ act: 'lend', slot: surplus, port: socket.port }), socket.handle);
       }
     }

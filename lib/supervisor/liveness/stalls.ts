@@ -148,22 +148,29 @@ export class StallGuard {
     worker.process.kill('SIGKILL');
   }
 
-  #pickBorrower(slot: Slot, now: number): Worker | undefined {
-    let best: Worker | undefined;
+  // The live worker that serves the most of the slot's ports (a worker is lent only sockets of ports it
+  // listens on), of those the one with the fewest loans; none where no live worker serves any of them.
+  #pickBorrower(slot: Slot, now: number): Slot | undefined {
+    let best: Slot | undefined;
+    let most = 0;
     let fewest = Number.POSITIVE_INFINITY;
     for (const other of this.#workers.slots) {
       if (other === slot || !other.ready || !this.#answers(other.worker, now)) continue;
+      const serves = this.#sockets?.lendable(slot.index, other.index).length ?? 0;
       const loans = [...this.#loans.values()].filter((w) => w === other.worker).length;
-      if (loans < fewest) {
+      if (serves > most || (serves === most && serves > 0 && loans < fewest)) {
+        most = serves;
         fewest = loans;
-        best = other.worker;
+        best = other;
       }
     }
     return best;
   }
 
-  #lend(slot: Slot, borrower: Worker, now: number): void {
-    for (const socket of this.#sockets?.socketsOf(slot.index) ?? []) {
+  #lend(slot: Slot, to: Slot, now: number): void {
+    const borrower = to.worker;
+    if (!borrower) return;
+    for (const socket of this.#sockets?.lendable(slot.index, to.index) ?? []) {
       this.#workers.send(borrower, supervisorMessage({ act: 'lend', slot: slot.index, port: socket.port }), socket.handle);
     }
     this.#loans.set(slot.index, borrower);

@@ -311,6 +311,18 @@ export class SlotSockets {
     return [...this.groups.values()].flatMap((group) => (group.sockets[slot] ? [group.sockets[slot] as SlotSocket] : []));
   }
 
+  /**
+   * The sockets of `slot` that the worker of slot `to` can serve: those on an address and port it
+   * listens on (asked for). A socket of a port the borrower does not serve is never lent to it: its
+   * connections would reach a server of another port.
+   */
+  lendable(slot: number, to: number): SlotSocket[] {
+    return [...this.groups.values()].flatMap((group) => {
+      const socket = group.sockets[slot];
+      return socket && group.wanted.has(to) ? [socket] : [];
+    });
+  }
+
   /** Whether a slot holds any socket. */
   has(slot: number): boolean {
     return this.socketsOf(slot).length > 0;
