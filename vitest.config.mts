@@ -40,6 +40,7 @@ const unit = [
   'status',
   'stop-path',
   'supervisor-events',
+  'unknown-option',
   'weighted',
 ];
 const tools = ['bench', 'bench-tls', 'bench-udp', 'socketio', 'sticky', 'systemd-harness'];

@@ -27,6 +27,7 @@ import { HELP_AFTER } from './help';
 import { EXIT_FLUSH_MS, runnerStdout } from './output';
 import { type StartCommandOptions, UsageError, runStart, startFailure } from './start';
 import { type StatusTarget, fetchStatus, formatStatus, readPidFile, withUptimes } from './status';
+import { firstUnknownOption } from './unknown-option';
 
 function packageVersion(): string {
   // dist/cli/main.js and lib/cli/main.ts both sit two folders below package.json.
@@ -111,8 +112,11 @@ const start = program
     });
   });
 if (syntax === COMMAND_SYNTAX) {
-  // commander's own message would not say where the script's arguments go.
-  Object.assign(start, { unknownOption: (flag: string) => start.error(unknownStartOption(flag), { code: 'commander.unknownOption', exitCode: USAGE_EXIT }) });
+  // commander's own message would not say where the script's arguments go: find the option it would
+  // call unknown before it parses the line (its own check stays behind this one).
+  const [command, ...args] = process.argv.slice(2);
+  const flag = command === start.name() ? firstUnknownOption(args, start.options) : undefined;
+  if (flag !== undefined) start.error(unknownStartOption(flag), { code: 'commander.unknownOption', exitCode: USAGE_EXIT });
 } else {
   // 0.1's syntax: options before the script; everything after it is the script's.
   start.passThroughOptions();
