@@ -170,9 +170,10 @@ function runPrimary(opts) {
     // startCluster forks the workers itself: each one is taken in as it is forked.
     cluster.on('fork', adopt);
     const { startCluster } = require('..');
-    // BENCH_BALANCE=0: the supervisor without balance (to measure what balance costs).
+    // BENCH_BALANCE=0: the supervisor without balance; BENCH_STALL=0: without stall protection (to measure what each costs).
     const balance = process.env.BENCH_BALANCE === '0' ? { balance: false } : {};
-    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000, ...balance }).then(
+    const stall = process.env.BENCH_STALL === '0' ? { stallThresholdMs: 0 } : {};
+    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000, ...balance, ...stall }).then(
       (started) => {
         supervisor = started;
       },

@@ -1,7 +1,11 @@
 // What the supervisor costs: CPU per request of supervised workers (startCluster) against plain
 // listenReusePort processes under wrk (new connection per request, keep-alive), and the CPU of each set
-// at rest; configurations alternate, medians of N rounds, run in a network namespace of its own.
-// Usage: node scripts/overhead-figures.mjs [--rounds 5] [--workers 2] [--duration 5] [--connections 32]
+// at rest; medians of N rounds, run in a network namespace of its own. In a round every configuration
+// runs at once and the load moves between them in slices of --slice seconds (ABBA...), so a drift of
+// the machine's speed within the round (this VM's CPU per request moves by 10-20% over minutes) falls on
+// all of them alike; --slice 0 runs them one after another instead, each for the whole --duration.
+// `--configs plain,supervised,rr` adds node:cluster's round-robin, to compare CPU per new connection.
+// Usage: node scripts/overhead-figures.mjs [--rounds 5] [--workers 2] [--duration 5] [--slice 1] [--connections 32]
 //          [--rest 10] [--node-reuseport PATH] [--configs plain,supervised] [--out bench/results] [--no-netns]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +26,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     workers: { type: 'string', default: '2' },
     duration: { type: 'string', default: '5' },
+    slice: { type: 'string', default: '1' },
     connections: { type: 'string', default: '32' },
     rest: { type: 'string', default: '10' },
     'node-reuseport': { type: 'string' },
@@ -46,16 +51,19 @@ if (!values['no-netns'] && !values['in-netns']) {
 const CONFIGS = {
   plain: { mode: 'reuseport-addon', label: 'listenReusePort processes (setupPrimary + cluster.fork)' },
   supervised: { mode: 'reuseport-supervised', label: 'startCluster workers' },
+  rr: { mode: 'cluster-rr', label: "node:cluster's round-robin" },
   node: { mode: 'reuseport-node', label: "Node's own reusePort", node: values['node-reuseport'] },
 };
 const configs = values.configs.split(',').map((id) => {
-  if (!CONFIGS[id]) throw new Error(`--configs: unknown ${id} (plain, supervised, node)`);
+  if (!CONFIGS[id]) throw new Error(`--configs: unknown ${id} (plain, supervised, rr, node)`);
   if (id === 'node' && !CONFIGS.node.node) throw new Error('--configs node needs --node-reuseport PATH (a Node >= 22.12)');
   return { id, ...CONFIGS[id] };
 });
 const rounds = Number(values.rounds);
 const workers = Number(values.workers);
 const durationSec = Number(values.duration);
+const sliceSec = Number(values.slice);
+if (!(sliceSec >= 0) || (sliceSec > 0 && durationSec % sliceSec !== 0)) throw new Error('--slice: 0, or a number of seconds that divides --duration');
 const connections = Number(values.connections);
 const restSec = Number(values.rest);
 const wrkPath = findWrk();
@@ -85,6 +93,43 @@ async function measureLoad(server, port, workload) {
   };
 }
 
+// The same as measureLoad for every configuration of a round at once: the load moves between them in
+// slices (the order turned round each slice), each server's CPU and requests counted over its own slices.
+async function measureSlices(running, workload) {
+  const totals = new Map(running.map(({ config }) => [config.id, { requests: 0, rpsSum: 0, errors: 0, cpuMicros: 0, primaryMicros: 0 }]));
+  for (const { port } of running) await runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: 1, threads: 1 });
+  const slices = durationSec / sliceSec;
+  for (let slice = 0; slice < slices; slice++) {
+    for (const { config, server, port } of slice % 2 === 0 ? running : [...running].reverse()) {
+      await sleep(100);
+      await server.reset();
+      const client = await runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: sliceSec, threads: 1 });
+      await sleep(250);
+      const report = await server.report();
+      const total = totals.get(config.id);
+      total.requests += report.workers.reduce((sum, w) => sum + w.requests, 0);
+      const primary = report.primary.cpuMicros;
+      total.cpuMicros += report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + primary;
+      total.primaryMicros += primary;
+      total.rpsSum += client.requestsPerSecond;
+      total.errors += client.errors.total;
+    }
+  }
+  return new Map(
+    [...totals].map(([id, t]) => [
+      id,
+      {
+        requests: t.requests,
+        rps: t.rpsSum / slices,
+        errors: t.errors,
+        cpuMicros: t.cpuMicros,
+        primaryMicros: t.primaryMicros,
+        usPerRequest: t.cpuMicros / t.requests,
+      },
+    ]),
+  );
+}
+
 async function measureRest(server) {
   await sleep(1000);
   await server.reset();
@@ -101,7 +146,32 @@ async function measureRest(server) {
 }
 
 const records = [];
-for (let round = 1; round <= rounds; round++) {
+const say = (record) =>
+  process.stderr.write(
+    `round ${record.round} ${record.config}: close ${record.close.usPerRequest.toFixed(1)} us/req, keep-alive ${record.keepalive.usPerRequest.toFixed(1)} us/req, rest ${record.rest.percentOfCore.toFixed(2)}% of a core\n`,
+  );
+for (let round = 1; round <= rounds && sliceSec > 0; round++) {
+  const order = round % 2 === 1 ? configs : [...configs].reverse();
+  const running = [];
+  try {
+    for (const config of order) {
+      const port = await freePort(HOST);
+      running.push({ config, port, server: await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath }) });
+    }
+    const byWorkload = {};
+    for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) byWorkload[workload] = await measureSlices(running, workload);
+    for (const { config, server } of running) {
+      const record = { round, config: config.id, close: byWorkload.close.get(config.id), keepalive: byWorkload.keepalive.get(config.id) };
+      // At rest one at a time: the others are at rest too.
+      record.rest = await measureRest(server);
+      records.push(record);
+      say(record);
+    }
+  } finally {
+    for (const { server } of running) await server.stop();
+  }
+}
+for (let round = 1; round <= rounds && sliceSec === 0; round++) {
   const order = round % 2 === 1 ? configs : [...configs].reverse();
   for (const config of order) {
     const port = await freePort(HOST);
@@ -111,9 +181,7 @@ for (let round = 1; round <= rounds; round++) {
       for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) record[workload] = await measureLoad(server, port, workload);
       record.rest = await measureRest(server);
       records.push(record);
-      process.stderr.write(
-        `round ${round} ${config.id}: close ${record.close.usPerRequest.toFixed(1)} us/req, keep-alive ${record.keepalive.usPerRequest.toFixed(1)} us/req, rest ${record.rest.percentOfCore.toFixed(2)}% of a core\n`,
-      );
+      say(record);
     } finally {
       await server.stop();
     }
@@ -157,7 +225,7 @@ const command = `node scripts/overhead-figures.mjs ${process.argv
   .filter((a) => a !== '--in-netns')
   .join(' ')}`.trim();
 const lines = [
-  `\`${command}\` (${os.cpus().length} CPUs, Node ${process.version}, wrk -t1 -c${connections}, ${workers} workers, ${durationSec} s per step, medians of ${rounds})`,
+  `\`${command}\` (${os.cpus().length} CPUs, Node ${process.version}, wrk -t1 -c${connections}, ${workers} workers, ${durationSec} s per step${sliceSec > 0 ? ` in ${sliceSec}-s slices, the configurations interleaved` : ''}, medians of ${rounds})`,
   '',
   '| configuration | new connection per request, CPU us/req (primary) | ratio (median of round ratios) | keep-alive, CPU us/req (primary) | ratio (median of round ratios) | at rest, % of a core (primary) | difference | client errors |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -182,6 +250,6 @@ mkdirSync(values.out, { recursive: true });
 const file = path.join(values.out, `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}-overhead.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ command, node: process.version, settings: { rounds, workers, durationSec, connections, restSec }, summary, records }, null, 2)}\n`,
+  `${JSON.stringify({ command, node: process.version, settings: { rounds, workers, durationSec, sliceSec, connections, restSec }, summary, records }, null, 2)}\n`,
 );
 process.stdout.write(`${lines.join('\n')}\n\nwrote ${file}\n`);
