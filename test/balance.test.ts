@@ -103,6 +103,67 @@ describe('balanceLimits: who sheds, down to what', () => {
   });
 
   it.each([
+    // [[open, busy, accepted since the last look] per worker, previous limits, limits].
+    [
+      'direct clients, short connections (500 accepted, 20 open): not armed by connections',
+      [
+        [20, 0.9, 500],
+        [12, 0.9, 480],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'the same, armed before: disarmed',
+      [
+        [20, 0.9, 500],
+        [12, 0.9, 480],
+      ],
+      [16, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'short connections on a much busier loop: not armed by use either',
+      [
+        [8, 0.9, 300],
+        [8, 0.3, 300],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+    [
+      'a pool (none accepted): armed',
+      [
+        [3, 0.5, 0],
+        [1, 0.5, 0],
+      ],
+      [undefined, undefined],
+      [2, undefined],
+    ],
+    [
+      'a pool with a reconnection or two (fewer accepted than open): armed',
+      [
+        [6, 0.5, 2],
+        [2, 0.5, 1],
+      ],
+      [undefined, undefined],
+      [4, undefined],
+    ],
+    [
+      'as many accepted as open: turning over by itself, not armed',
+      [
+        [4, 0.5, 4],
+        [0, 0.5, 0],
+      ],
+      [undefined, undefined],
+      [undefined, undefined],
+    ],
+  ])('%s', (_name, triples, previous, limits) => {
+    const loads = (triples as [number, number, number][]).map(([open, busy, accepted]) => ({ open, busy, accepted }));
+    expect(balanceLimits(loads, previous as (number | undefined)[])).toEqual(limits);
+  });
+
+  it.each([
     // [[open, busy] per worker, previous limits, limits]: by event-loop use, connections even.
     [
       '2 hot connections on one worker, 2 idle on the other: it gives one up',

@@ -58,6 +58,25 @@ describe('Balancer', () => {
     expect(balancer.report()).toEqual({ enabled: true, spread: 0, shed: 1 });
   });
 
+  it('counts the accepts between two looks: a worker whose connections turn over by themselves is not armed, and disarmed once they do', () => {
+    const { balancer, sent, set } = setup([3, 1]);
+    set(0, { accepted: 10 });
+    set(1, { accepted: 10 });
+    // The first look knows no accepts before it: a pool of 3 and 1 connections, armed.
+    balancer.tick();
+    expect(sent).toEqual([{ worker: 0, limit: 2 }]);
+    // 3 more connections accepted while 3 are open: they turn over; disarmed.
+    set(0, { accepted: 13 });
+    balancer.tick();
+    expect(sent).toEqual([
+      { worker: 0, limit: 2 },
+      { worker: 0, limit: null },
+    ]);
+    // None accepted since: the same 3 connections stay; armed again.
+    balancer.tick();
+    expect(sent.at(-1)).toEqual({ worker: 0, limit: 2 });
+  });
+
   it.each([
     ['a reload', (b: Balancer) => b.pause('a reload'), (b: Balancer) => b.resume('a reload')],
     ['an upgrade', (b: Balancer) => b.pause('an upgrade'), (b: Balancer) => b.resume('an upgrade')],

@@ -121,7 +121,7 @@ describe('ProgressBoard', () => {
     expect(board.moved(worker(1))).toBe(true);
   });
 
-  it("shows each worker's load (open connections, connections shed) apart from its accepts", () => {
+  it("shows each worker's load (open connections, connections shed, accepted so far) apart from its accepts' comparison", () => {
     const board = openBoard();
     const first = assign(board);
     const second = assign(board);
@@ -130,13 +130,13 @@ describe('ProgressBoard', () => {
     const one = ProgressCell.open(first.env, process.pid) as ProgressCell;
     const two = ProgressCell.open(second.env, process.pid) as ProgressCell;
     expect([...board.loads().values()]).toEqual([
-      { open: 0, shed: 0, busy: 0 },
-      { open: 0, shed: 0, busy: 0 },
+      { open: 0, shed: 0, busy: 0, accepted: 0 },
+      { open: 0, shed: 0, busy: 0, accepted: 0 },
     ]);
     one.load(3, 1, 0.5);
     two.load(1, 0, 0.25);
-    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
-    expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0, busy: 0.25 });
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5, accepted: 0 });
+    expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0, busy: 0.25, accepted: 0 });
     // Reading the loads leaves the accept counts' comparison alone, and a load is not an accept.
     board.read();
     one.accepted(1_000);
@@ -146,7 +146,7 @@ describe('ProgressBoard', () => {
     two.load(5, 2, 1);
     board.read();
     expect(board.moved(worker(2))).toBe(false);
-    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5 });
+    expect(board.loads().get(worker(1))).toEqual({ open: 3, shed: 1, busy: 0.5, accepted: 1 });
   });
 
   it("a released cell starts the next worker's load from zero too", () => {
@@ -157,7 +157,7 @@ describe('ProgressBoard', () => {
     board.release(worker(1));
     const again = assign(board);
     board.bind(worker(2), again.cell);
-    expect(board.loads().get(worker(2))).toEqual({ open: 0, shed: 0, busy: 0 });
+    expect(board.loads().get(worker(2))).toEqual({ open: 0, shed: 0, busy: 0, accepted: 0 });
     expect(board.loads().has(worker(1))).toBe(false);
   });
 

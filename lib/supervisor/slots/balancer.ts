@@ -37,6 +37,8 @@ export const BUSY_SMOOTHING = 0.15;
 export interface WorkerLoad {
   open: number;
   busy: number;
+  /** Connections it accepted since the last look (absent: none known). */
+  accepted?: number;
 }
 
 /**
@@ -49,6 +51,9 @@ export interface WorkerLoad {
  *   busy worker's (its connections are the hot ones of a pool that uses a few of them) is armed to
  *   give up one connection (its open connections less one), and stays armed, with the limit it has,
  *   until the gap is under BUSY_SETTLED.
+ * - Never a worker whose connections turn over by themselves: one that accepted since the last look
+ *   at least as many connections as it holds open (direct clients with short connections, which the
+ *   steering of new connections evens out; shedding one would only cost a reconnection).
  */
 export function balanceLimits(
   loads: WorkerLoad[],
@@ -62,7 +67,8 @@ export function balanceLimits(
   const least = Math.min(...loads.map((load) => load.open));
   const leastBusy = Math.min(...loads.map((load) => load.busy));
   const threshold = Math.max(minSpread, Math.ceil(spreadShare * target));
-  return loads.map(({ open, busy }, i) => {
+  return loads.map(({ open, busy, accepted = 0 }, i) => {
+    if (accepted >= Math.max(open, 1)) return undefined;
     const before = previous[i];
     if (open > target && (before !== undefined || open - least >= threshold)) return Math.min(target, before ?? target);
     const gap = busy - leastBusy;
@@ -110,6 +116,8 @@ export class Balancer {
   readonly #hooks: BalancerHooks;
   readonly #limits = new Map<Worker, number>();
   readonly #lastShed = new Map<Worker, number>();
+  /** Each worker's accepted connections at the last look. */
+  readonly #lastAccepted = new Map<Worker, number>();
   /** Each worker's event-loop utilisation, smoothed. */
   readonly #busy = new Map<Worker, number>();
   readonly #paused = new Set<string>();
@@ -162,6 +170,7 @@ export class Balancer {
   forget(worker: Worker): void {
     this.#limits.delete(worker);
     this.#lastShed.delete(worker);
+    this.#lastAccepted.delete(worker);
     this.#busy.delete(worker);
   }
 
@@ -188,8 +197,11 @@ export class Balancer {
       this.#lastShed.set(worker, load.shed);
       const busy = (this.#busy.get(worker) ?? load.busy) * (1 - BUSY_SMOOTHING) + load.busy * BUSY_SMOOTHING;
       this.#busy.set(worker, busy);
+      const acceptedBefore = this.#lastAccepted.get(worker);
+      const accepted = load.accepted === undefined || acceptedBefore === undefined ? 0 : Math.max(0, load.accepted - acceptedBefore);
+      if (load.accepted !== undefined) this.#lastAccepted.set(worker, load.accepted);
       if (slot.ready && !slot.stopped && !worker.isDead() && !this.#hooks.isLeaving(worker))
-        serving.push({ worker, slot: slot.index, load: { open: load.open, busy } });
+        serving.push({ worker, slot: slot.index, load: { open: load.open, busy, accepted } });
       else complete = false;
     }
     this.#spread = spreadOf(serving.map(({ load }) => load.open));

@@ -20,6 +20,8 @@ export interface CellLoad {
   shed: number;
   /** Event-loop utilisation over the worker's last interval (0-1). */
   busy: number;
+  /** Connections accepted so far (the stall cell's count, written at most every PROGRESS_MS); absent: unknown. */
+  accepted?: number;
 }
 
 /** Where the file is made: tmpfs when there is one, so a write never reaches a disk. */
@@ -126,7 +128,12 @@ export class ProgressBoard {
     this.#pread(this.#loadBytes);
     for (const [worker, cell] of this.#cells) {
       const at = cell * CELL_FIELDS;
-      found.set(worker, { open: this.#loads[at + OPEN_FIELD] ?? 0, shed: this.#loads[at + SHED_FIELD] ?? 0, busy: this.#loads[at + BUSY_FIELD] ?? 0 });
+      found.set(worker, {
+        open: this.#loads[at + OPEN_FIELD] ?? 0,
+        shed: this.#loads[at + SHED_FIELD] ?? 0,
+        busy: this.#loads[at + BUSY_FIELD] ?? 0,
+        accepted: this.#loads[at + ACCEPTED_FIELD] ?? 0,
+      });
     }
     return found;
   }
