@@ -151,6 +151,24 @@ describe('Balancer: steering by load', () => {
     ]);
   });
 
+  it('short connections turning over on every slot: their open counts move nothing, however far apart', () => {
+    const { balancer, set, steered, clock } = setup([16, 16], true);
+    set(0, { accepted: 0 });
+    set(1, { accepted: 0 });
+    balancer.tick();
+    expect(steered).toEqual([{ 0: 32, 1: 32 }]);
+    // 500 accepted on each since the last look, 24 and 8 open at the moment of the look.
+    set(0, { open: 24, accepted: 500 });
+    set(1, { open: 8, accepted: 500 });
+    clock.now += 10 * SWAP_MS;
+    balancer.tick();
+    expect(steered).toHaveLength(1);
+    // The same counts with none accepted since (pooled connections): steered.
+    clock.now += 10 * SWAP_MS;
+    balancer.tick();
+    expect(steered.at(-1)).toEqual({ 0: 24, 1: 40 });
+  });
+
   it('a small move of the loads rebuilds nothing (hysteresis)', () => {
     const { balancer, set, steered, clock } = setup([10, 10], true);
     balancer.tick();

@@ -133,6 +133,33 @@ describe('steeringWeights', () => {
     ['weights in force for another set of slots are not kept', open(2, 2, 2), [32, 32], [32, 32, 32]],
     ['one slot', open(7), undefined, [32]],
     ['none', [], undefined, []],
+    [
+      'short connections turning over (more accepted than open) on both: 20/12 open is noise, equal weights',
+      [
+        { open: 20, busy: 0.9, accepted: 500 },
+        { open: 12, busy: 0.9, accepted: 480 },
+      ],
+      undefined,
+      [32, 32],
+    ],
+    [
+      'short connections, one loop busier: only the loops count',
+      [
+        { open: 20, busy: 0.9, accepted: 500 },
+        { open: 12, busy: 0.3, accepted: 480 },
+      ],
+      undefined,
+      [24, 40],
+    ],
+    [
+      'one slot of pooled connections (none accepted): open connections count',
+      [
+        { open: 3, busy: 0.01, accepted: 0 },
+        { open: 1, busy: 0.01, accepted: 5 },
+      ],
+      undefined,
+      [24, 40],
+    ],
   ])('%s', (_name, loads, previous, weights) => {
     expect(steeringWeights(loads, previous)).toEqual(weights);
   });

@@ -61,10 +61,20 @@ export function weightedProgram(indexes: readonly number[], weights: readonly nu
   return program;
 }
 
-/** A serving slot's load as the steering weighs it: open connections, smoothed event-loop utilisation (0-1). */
+/** A serving slot's load as the steering weighs it: open connections, smoothed event-loop utilisation (0-1), connections accepted since the last look. */
 export interface SteeringLoad {
   open: number;
   busy: number;
+  accepted?: number;
+}
+
+/**
+ * Whether every slot's connections turn over by themselves (pure): each accepted since the last look
+ * at least as many as it holds open. Open counts are then a snapshot of connections a few
+ * milliseconds old, whose differences are noise that would swap the program for nothing.
+ */
+export function churning(loads: readonly SteeringLoad[]): boolean {
+  return loads.length > 0 && loads.every((load) => (load.accepted ?? 0) >= Math.max(load.open, 1));
 }
 
 // Each load's deviation from the mean, relative to the mean, in -1..1 (0 when the mean is 0 or under `floor`).
@@ -80,16 +90,19 @@ function deviations(values: number[], floor: number): number[] {
  * open connections plus, when the loops are not idle, in event-loop utilisation, each relative to
  * the mean, together within -1..1, times WEIGHT_GAIN), in steps of WEIGHT_STEP and never under
  * WEIGHT_STEP: equal loads give equal
- * weights, and no serving slot gets none. `previous` (the weights in force, same order) is kept
+ * weights, and no serving slot gets none. While every slot's connections turn over by themselves
+ * (churning), only event-loop use counts. `previous` (the weights in force, same order) is kept
  * while every new weight is within WEIGHT_HYSTERESIS of it, so that small moves of the loads do not
  * rebuild the program.
  */
 export function steeringWeights(loads: readonly SteeringLoad[], previous?: readonly number[]): number[] {
   if (loads.length === 0) return [];
-  const byOpen = deviations(
-    loads.map((load) => load.open),
-    OPEN_FLOOR,
-  );
+  const byOpen = churning(loads)
+    ? loads.map(() => 0)
+    : deviations(
+        loads.map((load) => load.open),
+        OPEN_FLOOR,
+      );
   const byBusy = deviations(
     loads.map((load) => load.busy),
     BUSY_FLOOR,
