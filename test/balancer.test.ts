@@ -151,6 +151,19 @@ describe('Balancer: steering by load', () => {
     ]);
   });
 
+  it("looks less often while every slot's connections turn over by themselves, and at once again when a pool appears", () => {
+    const { balancer, set } = setup([16, 16]);
+    set(0, { accepted: 0, busy: 0.9 });
+    set(1, { accepted: 0, busy: 0.9 });
+    // Busy loops: the next look comes after LOAD_MS (tick() says the balance is active).
+    expect(balancer.tick()).toBe(true);
+    set(0, { open: 20, accepted: 500 });
+    set(1, { open: 12, accepted: 500 });
+    expect(balancer.tick()).toBe(false);
+    // Nothing accepted since the last look: the connections stay (a pool).
+    expect(balancer.tick()).toBe(true);
+  });
+
   it('short connections turning over on every slot: their open counts move nothing, however far apart', () => {
     const { balancer, set, steered, clock } = setup([16, 16], true);
     set(0, { accepted: 0 });

@@ -14,7 +14,7 @@ import { type PrimaryMessage, supervisorMessage } from '../../cluster/ipc';
 import { IDLE_BELOW, LOAD_MS, nextLoadDelay } from '../../worker/balance';
 import type { ProgressBoard } from './progress-board';
 import type { Slot } from './slot';
-import { steeringWeights } from './weighted';
+import { churning, steeringWeights } from './weighted';
 
 /** The least time between two replacements of the steering program. */
 export const SWAP_MS = 250;
@@ -206,7 +206,11 @@ export class Balancer {
     }
     this.#spread = spreadOf(serving.map(({ load }) => load.open));
     const opens = [...this.#open].join();
-    const active = opens !== this.#lastOpen || serving.some(({ load }) => load.busy >= IDLE_BELOW) || this.#limits.size > 0;
+    // Connections that turn over by themselves on every slot (direct clients) need no look every
+    // LOAD_MS: nothing is armed for them and their open counts do not weigh, so the looks slow down
+    // as at rest (up to QUIET_LOAD_MS), and come back to LOAD_MS at the first look that finds a pool.
+    const turnover = serving.length > 0 && churning(serving.map(({ load }) => load));
+    const active = (!turnover && (opens !== this.#lastOpen || serving.some(({ load }) => load.busy >= IDLE_BELOW))) || this.#limits.size > 0;
     this.#lastOpen = opens;
     // Only when every slot is served by its own worker with a cell, and nothing else moves connections.
     if (!complete || this.#paused.size > 0 || this.#hooks.unsettled()) {
