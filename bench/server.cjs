@@ -173,7 +173,15 @@ function runPrimary(opts) {
     // BENCH_BALANCE=0: the supervisor without balance; BENCH_STALL=0: without stall protection (to measure what each costs).
     const balance = process.env.BENCH_BALANCE === '0' ? { balance: false } : {};
     const stall = process.env.BENCH_STALL === '0' ? { stallThresholdMs: 0 } : {};
-    startCluster({ exec: __filename, args: process.argv.slice(2), workers: opts.workers, mode: 'reuseport', readyTimeoutMs: 15_000, ...balance, ...stall }).then(
+    startCluster({
+      exec: __filename,
+      args: process.argv.slice(2),
+      workers: opts.workers,
+      mode: 'reuseport',
+      readyTimeoutMs: 15_000,
+      ...balance,
+      ...stall,
+    }).then(
       (started) => {
         supervisor = started;
       },
