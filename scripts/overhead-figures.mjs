@@ -72,62 +72,46 @@ if (!wrkPath) throw new Error('wrk is not on the PATH (apt-get install wrk)');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 process.on('exit', killAllSync);
 
-async function measureLoad(server, port, workload) {
-  const url = `http://${HOST}:${port}/`;
-  await runWrk({ wrkPath, url, workload, connections, durationSec: 1, threads: 1 });
+const warmUp = (port, workload) => runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: 1, threads: 1 });
+
+// One run of wrk against a server, its counters reset first: the requests it served, the CPU its
+// workers and primary spent on them, and what the client saw.
+async function loadRun(server, port, workload, seconds) {
   await sleep(100);
   await server.reset();
-  const client = await runWrk({ wrkPath, url, workload, connections, durationSec, threads: 1 });
+  const client = await runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: seconds, threads: 1 });
   await sleep(250);
   const report = await server.report();
-  const requests = report.workers.reduce((sum, w) => sum + w.requests, 0);
-  const workersCpu = report.workers.reduce((sum, w) => sum + w.cpuMicros, 0);
-  const cpu = workersCpu + report.primary.cpuMicros;
+  const primaryMicros = report.primary.cpuMicros;
   return {
-    requests,
+    requests: report.workers.reduce((sum, w) => sum + w.requests, 0),
+    cpuMicros: report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + primaryMicros,
+    primaryMicros,
     rps: client.requestsPerSecond,
     errors: client.errors.total,
-    cpuMicros: cpu,
-    primaryMicros: report.primary.cpuMicros,
-    usPerRequest: cpu / requests,
   };
+}
+
+async function measureLoad(server, port, workload) {
+  await warmUp(port, workload);
+  const run = await loadRun(server, port, workload, durationSec);
+  return { ...run, usPerRequest: run.cpuMicros / run.requests };
 }
 
 // The same as measureLoad for every configuration of a round at once: the load moves between them in
 // slices (the order turned round each slice), each server's CPU and requests counted over its own slices.
 async function measureSlices(running, workload) {
-  const totals = new Map(running.map(({ config }) => [config.id, { requests: 0, rpsSum: 0, errors: 0, cpuMicros: 0, primaryMicros: 0 }]));
-  for (const { port } of running) await runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: 1, threads: 1 });
+  const totals = new Map(running.map(({ config }) => [config.id, { requests: 0, rps: 0, errors: 0, cpuMicros: 0, primaryMicros: 0 }]));
+  for (const { port } of running) await warmUp(port, workload);
   const slices = durationSec / sliceSec;
   for (let slice = 0; slice < slices; slice++) {
     for (const { config, server, port } of slice % 2 === 0 ? running : [...running].reverse()) {
-      await sleep(100);
-      await server.reset();
-      const client = await runWrk({ wrkPath, url: `http://${HOST}:${port}/`, workload, connections, durationSec: sliceSec, threads: 1 });
-      await sleep(250);
-      const report = await server.report();
+      const run = await loadRun(server, port, workload, sliceSec);
       const total = totals.get(config.id);
-      total.requests += report.workers.reduce((sum, w) => sum + w.requests, 0);
-      const primary = report.primary.cpuMicros;
-      total.cpuMicros += report.workers.reduce((sum, w) => sum + w.cpuMicros, 0) + primary;
-      total.primaryMicros += primary;
-      total.rpsSum += client.requestsPerSecond;
-      total.errors += client.errors.total;
+      for (const key of Object.keys(total)) total[key] += run[key];
     }
   }
-  return new Map(
-    [...totals].map(([id, t]) => [
-      id,
-      {
-        requests: t.requests,
-        rps: t.rpsSum / slices,
-        errors: t.errors,
-        cpuMicros: t.cpuMicros,
-        primaryMicros: t.primaryMicros,
-        usPerRequest: t.cpuMicros / t.requests,
-      },
-    ]),
-  );
+  return new Map([...totals].map(([id, t]) => [id, { ...t, rps: t.rps / slices, usPerRequest: t.cpuMicros / t.requests }]));
 }
 
 async function measureRest(server) {
