@@ -125,9 +125,20 @@ export function waitForMessage(child, type, ms, { label, failure, stderr }) {
   });
 }
 
-export async function startServer({ mode, workers, port, host = '127.0.0.1', nodePath = process.execPath, readyTimeoutMs = 20_000, script = SERVER_SCRIPT }) {
+export async function startServer({
+  mode,
+  workers,
+  port,
+  host = '127.0.0.1',
+  nodePath = process.execPath,
+  readyTimeoutMs = 20_000,
+  script = SERVER_SCRIPT,
+  env = {},
+}) {
   const child = fork(script, ['--mode', mode, '--workers', String(workers), '--port', String(port), '--host', host], {
     execPath: nodePath,
+    // `env`: entries added to this process's environment (BENCH_BALANCE=0, BENCH_STALL=0: see server.cjs).
+    env: { ...process.env, ...env },
     // stdout/stderr piped, not inherited, so worker noise cannot break the progress bar; kept for error messages.
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     // DEP0111 (process.binding) is expected in the probe; keep stderr for real problems.

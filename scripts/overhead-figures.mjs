@@ -4,7 +4,8 @@
 // runs at once and the load moves between them in slices of --slice seconds (ABBA...), so a drift of
 // the machine's speed within the round (this VM's CPU per request moves by 10-20% over minutes) falls on
 // all of them alike; --slice 0 runs them one after another instead, each for the whole --duration.
-// `--configs plain,supervised,rr` adds node:cluster's round-robin, to compare CPU per new connection.
+// `--configs plain,supervised,rr` adds node:cluster's round-robin, to compare CPU per new connection;
+// `no-balance` and `no-stall` are startCluster workers with balance, or stall protection, off.
 // Usage: node scripts/overhead-figures.mjs [--rounds 5] [--workers 2] [--duration 5] [--slice 1] [--connections 32]
 //          [--rest 10] [--node-reuseport PATH] [--configs plain,supervised] [--out bench/results] [--no-netns]
 import { spawnSync } from 'node:child_process';
@@ -52,10 +53,13 @@ const CONFIGS = {
   plain: { mode: 'reuseport-addon', label: 'listenReusePort processes (setupPrimary + cluster.fork)' },
   supervised: { mode: 'reuseport-supervised', label: 'startCluster workers' },
   rr: { mode: 'cluster-rr', label: "node:cluster's round-robin" },
+  // What each part of the supervisor costs: startCluster workers with balance, or stall protection, off.
+  'no-balance': { mode: 'reuseport-supervised', label: 'startCluster workers, balance: false', env: { BENCH_BALANCE: '0' } },
+  'no-stall': { mode: 'reuseport-supervised', label: 'startCluster workers, stallThresholdMs: 0', env: { BENCH_STALL: '0' } },
   node: { mode: 'reuseport-node', label: "Node's own reusePort", node: values['node-reuseport'] },
 };
 const configs = values.configs.split(',').map((id) => {
-  if (!CONFIGS[id]) throw new Error(`--configs: unknown ${id} (plain, supervised, rr, node)`);
+  if (!CONFIGS[id]) throw new Error(`--configs: unknown ${id} (${Object.keys(CONFIGS).join(', ')})`);
   if (id === 'node' && !CONFIGS.node.node) throw new Error('--configs node needs --node-reuseport PATH (a Node >= 22.12)');
   return { id, ...CONFIGS[id] };
 });
@@ -140,7 +144,11 @@ for (let round = 1; round <= rounds && sliceSec > 0; round++) {
   try {
     for (const config of order) {
       const port = await freePort(HOST);
-      running.push({ config, port, server: await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath }) });
+      running.push({
+        config,
+        port,
+        server: await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath, env: config.env }),
+      });
     }
     const byWorkload = {};
     for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) byWorkload[workload] = await measureSlices(running, workload);
@@ -159,7 +167,7 @@ for (let round = 1; round <= rounds && sliceSec === 0; round++) {
   const order = round % 2 === 1 ? configs : [...configs].reverse();
   for (const config of order) {
     const port = await freePort(HOST);
-    const server = await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath });
+    const server = await startServer({ mode: config.mode, workers, port, host: HOST, nodePath: config.node ?? process.execPath, env: config.env });
     try {
       const record = { round, config: config.id };
       for (const workload of round % 2 === 1 ? ['close', 'keepalive'] : ['keepalive', 'close']) record[workload] = await measureLoad(server, port, workload);

@@ -162,6 +162,15 @@ describe('the pace of the periodic checks', () => {
   });
 });
 
+describe("a worker's cell and the checks' pace", () => {
+  // A worker accepting at any rate writes its cell at least every 2 x PROGRESS_MS (a write, then one
+  // accept short of PROGRESS_MS later, then the next accept), so the cell moves between any two checks,
+  // even at the fastest pace: an accepting worker is never taken for a silent one and pinged.
+  it('writes come at least once between two checks at the fastest pace', () => {
+    expect(2 * PROGRESS_MS).toBeLessThanOrEqual(Math.min(MONITOR_MS, BUSY_MONITOR_MS));
+  });
+});
+
 describe('what a check makes of a slot with connections waiting', () => {
   const now = 1_000;
   const last = now - BUSY_MONITOR_MS;

@@ -155,7 +155,9 @@ class WorkerLink {
   readonly servers = new Set<net.Server>();
   // Slot sockets lent to this worker while their own worker cannot accept: slot -> listeners.
   readonly #loans = new Map<number, net.Server[]>();
-  // Connections accepted per slot (own slot and borrowed ones) since the start; the primary adds up the difference.
+  // Connections accepted per slot since the start (the own slot's in #acceptedHere, borrowed ones in
+  // #accepted); the primary adds up the difference.
+  #acceptedHere = 0;
   readonly #accepted = new Map<number, number>();
   readonly #borrowedSockets = new WeakSet<net.Socket>();
   #reportTimer: NodeJS.Timeout | undefined;
@@ -201,7 +203,9 @@ class WorkerLink {
   }
 
   count(slot: number): void {
-    this.#accepted.set(slot, (this.#accepted.get(slot) ?? 0) + 1);
+    // The own slot's count in a field: this runs for every connection.
+    if (slot === this.#slot) this.#acceptedHere += 1;
+    else this.#accepted.set(slot, (this.#accepted.get(slot) ?? 0) + 1);
     this.#progress?.accepted();
     if (!this.#reportTimer) {
       this.#reportTimer = setTimeout(() => this.#report(), ACCEPT_REPORT_MS);
@@ -212,7 +216,7 @@ class WorkerLink {
   #report(): void {
     if (this.#reportTimer) clearTimeout(this.#reportTimer);
     this.#reportTimer = undefined;
-    toPrimary(supervisorMessage({ act: 'beat', slot: this.#slot, accepted: Object.fromEntries(this.#accepted) }));
+    toPrimary(supervisorMessage({ act: 'beat', slot: this.#slot, accepted: { ...Object.fromEntries(this.#accepted), [this.#slot]: this.#acceptedHere } }));
   }
 
   // A borrowed socket feeds the application's own server, so its handlers, connection tracking and
