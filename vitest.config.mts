@@ -36,6 +36,7 @@ const unit = [
   'progress',
   'reload-waves',
   'slot-lifecycle',
+  'sparse-groups',
   'stall-guard',
   'status',
   'stop-path',

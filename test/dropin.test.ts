@@ -182,6 +182,9 @@ describe('ports only some workers listen on, under reuseport start', () => {
     });
     const ready = await run.next('ready');
     const [first, second] = ready.workers as number[];
+    // A socket only for each slot whose worker listens there: one on the admin port and on each
+    // worker's own port, two on the port both serve (none that no worker accepts from).
+    expect([adminPort, slotPort, slotPort + 1, port].map((p) => listeningInodes(p).length)).toEqual([1, 1, 1, 2]);
     const admin = new Set<string>();
     const perWorker: Set<string>[] = [new Set(), new Set()];
     for (let i = 0; i < 20; i++) {

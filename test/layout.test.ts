@@ -100,6 +100,16 @@ function checkLayers(dir: string, order: string[], folders: string[], layer: (fi
 
 const imports = importsOf(lib, layerOf);
 
+describe('lib/ file sizes', () => {
+  // A file a newcomer can read in one sitting: split a part out rather than grow one past this.
+  it('has no source over 350 lines', () => {
+    const long = sources(lib)
+      .map((file) => ({ file: path.relative(lib, file), lines: fs.readFileSync(file, 'utf8').split('\n').length - 1 }))
+      .filter(({ lines }) => lines > 350);
+    expect(long).toEqual([]);
+  });
+});
+
 describe('lib/ layout', () => {
   checkLayers(
     lib,

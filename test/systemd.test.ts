@@ -276,7 +276,7 @@ describe('under systemd-socket-activate', () => {
     });
   }
 
-  it('passes a socket it was given (SO_REUSEPORT, as ReusePort=yes makes): adopted as slot 0, the other slot opened beside it, and the connection that woke it is served', async () => {
+  it("passes a socket it was given (SO_REUSEPORT, as ReusePort=yes makes): adopted as slot 0, the other slot's socket opened when its worker listens, and the connection that woke it is served", async () => {
     const socket = binding?.openListener({ address: '127.0.0.1', port: 0 });
     if (!socket) throw new Error('the addon is needed');
     opened.push(socket.fd);
@@ -286,7 +286,7 @@ describe('under systemd-socket-activate', () => {
     const ready = await run.line;
     expect(ready.gen).toBe('ready');
     expect(ready.plan?.reasons.at(-1)).toBe(
-      `adopted 1 slot socket(s) on 127.0.0.1:${socket.port} handed over by systemd (LISTEN_FDS) (the same sockets, so nothing queued was reset); opened 1 more for slots 1`,
+      `adopted 1 slot socket(s) on 127.0.0.1:${socket.port} handed over by systemd (LISTEN_FDS) (the same sockets, so nothing queued was reset); slot 1 gets its socket when its worker listens there`,
     );
     expect(ready.inodes).toContain(inode);
     expect(ready.pids).toContain(Number(await answer));

@@ -165,7 +165,7 @@ describe('supervisor.upgrade()', () => {
     expect(await fetchOnce(third.ports?.[0] as number)).toBe(String(third.pids?.[0]));
   });
 
-  it('a successor with more workers adopts the sockets it is given and opens the rest in slot order, still steered', async () => {
+  it("a successor with more workers adopts the sockets it is given and opens a new slot's when its worker listens, still steered", async () => {
     const command = [process.execPath, path.join(fixtures, 'upgradable.js'), JSON.stringify({ exec: 'supervised-worker.js', workers: 3 })];
     const svc2 = service({ workers: 2 }, { UPGRADE_OPTIONS: JSON.stringify({ command }) });
     const old = await svc2.next((line) => line.gen === 'ready');
@@ -175,7 +175,7 @@ describe('supervisor.upgrade()', () => {
     const successor = await svc2.next((line) => line.gen === 'ready' && line.pid === upgrade.successor);
     expect(successor.pids).toHaveLength(3);
     expect(successor.ports).toEqual([port]);
-    expect(successor.plan?.reasons.at(-1)).toMatch(/adopted 2 slot socket\(s\).*; opened 1 more for slots 2$/);
+    expect(successor.plan?.reasons.at(-1)).toMatch(/adopted 2 slot socket\(s\).*; slot 2 gets its socket when its worker listens there$/);
     expect(successor.steering?.[0]?.enabled).toBe(true);
     const served = await countResponses(port, 90);
     for (const pid of successor.pids ?? []) expect(served.get(String(pid)) ?? 0).toBeGreaterThan(0);

@@ -95,6 +95,23 @@ describe('SlotSockets.steer with weights', () => {
     expect(programs.at(-1)).toEqual(hash);
   });
 
+  it("slots whose workers ask in the order 1, 0: each slot weighed at its socket's place in the kernel's group", () => {
+    const programs: number[][] = [];
+    const sockets = new SlotSockets(recording(programs), 2);
+    opened.push(sockets);
+    sockets.get(1, request);
+    sockets.get(0, request);
+    sockets.steer(
+      [0, 1],
+      new Map([
+        [0, 10],
+        [1, 20],
+      ]),
+    );
+    // Slot 1's socket joined the group first (index 0), slot 0's second (index 1).
+    expect(programs.at(-1)).toEqual(flatten(weightedProgram([1, 0], [10, 20])));
+  });
+
   it('a group only slot 1 listens on gets the program for slot 1 alone', () => {
     const programs: number[][] = [];
     const sockets = new SlotSockets(recording(programs), 3);
@@ -108,7 +125,8 @@ describe('SlotSockets.steer with weights', () => {
         [2, 30],
       ]),
     );
-    expect(programs.at(-1)).toEqual(flatten(weightedProgram([1], [20])));
+    // The group holds slot 1's socket alone, at index 0.
+    expect(programs.at(-1)).toEqual(flatten(weightedProgram([0], [20])));
   });
 
   it.each<[string, (binding: NativeBinding) => SlotSockets, number[]]>([

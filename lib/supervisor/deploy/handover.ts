@@ -22,8 +22,14 @@ export interface HandedSocket {
   /** The address the workers asked for (the group's key, as the worker sends it). */
   requestedAddress: string;
   ipv6Only: boolean;
-  /** Whether the predecessor steered this address (its sockets are the whole group, in slot order). */
+  /** Whether the predecessor steered this address and its sockets are the whole group in slot order (what a successor of 0.2 reads). */
   steerable: boolean;
+  /**
+   * The socket's index in the kernel's SO_REUSEPORT group, where the predecessor knew it (it steered
+   * the group); a group's sockets need not be in slot order, nor every slot's (a port only some
+   * workers listen on). Absent: from a predecessor of 0.2 or systemd's fd store (see adopt).
+   */
+  index?: number;
   /** The sharing group the sockets are registered to; false: none. */
   group: string | false;
 }
@@ -109,6 +115,8 @@ export function parseHandover(text: string): Handover {
     if (typeof entry.ipv6Only !== 'boolean' || typeof entry.steerable !== 'boolean')
       throw handoverError(`${where}: "ipv6Only" and "steerable" must be booleans`);
     if (entry.group !== false && (typeof entry.group !== 'string' || entry.group === '')) throw handoverError(`${where}: "group" must be a name or false`);
+    if (entry.index !== undefined && (!Number.isInteger(entry.index) || entry.index < 0 || entry.index > 4095))
+      throw handoverError(`${where}: "index" must be an integer 0..4095`);
     const place = `${groupKey(entry.address, entry.port, entry.ipv6Only)}|${entry.slot}`;
     if (places.has(place)) throw handoverError(`${where}: slot ${entry.slot} on ${entry.address}:${entry.port} is handed over twice`);
     places.add(place);

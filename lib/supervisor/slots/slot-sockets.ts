@@ -1,6 +1,8 @@
 // The supervisor's slot sockets: for each address the workers listen on, one SO_REUSEPORT socket per
-// worker slot, opened and listened by the primary in slot order (so each slot's index in the kernel's
-// group is known) and lent to whichever worker fills the slot. A worker's exit never closes its
+// worker slot that listens there (a port only slot 0 serves has one socket), opened and listened by the
+// primary when the slot's worker first asks (each socket's index in the kernel's group is kept, in
+// SocketGroup.order; with sticky every slot's, in slot order, when the group opens) and lent to
+// whichever worker fills the slot. A worker's exit never closes its
 // socket, so connections waiting in its queue wait for the next one; a steering program attached
 // to the group sends new connections only to the slots' own sockets (by hash, or in CPU-local mode
 // to the slot pinned to the CPU that received the SYN, or with sticky: 'ip' to the slot of the
@@ -9,18 +11,18 @@
 // the steering cannot end: a group that cannot be steered, or a program that cannot be attached, is
 // an error when the group opens, and no slot's socket is closed before the supervisor closes.
 // Its parts: socket-group.ts (a group's sockets, its key, binding and wrapping them), queue-reader.ts
-// (the accept queues), steering-reason.ts and steering.ts (what the programs do, and why not).
+// (the accept queues), group-program.ts, steering-reason.ts and steering.ts (which program, what it
+// does, and why there is none).
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from '../../binding';
 import { modeUnsupported } from '../../errors';
 import { overlaps } from '../../ports/ownership';
 import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holders';
-import { slotsByCpu } from './affinity';
-import { type Instruction, type StickyOptions, cpuLocalProgram, flatten, steeringProgram, stickyProgram } from './steering';
+import { groupProgram } from './group-program';
+import { type StickyOptions, flatten } from './steering';
 import { type QueueSource, QueueReader } from './queue-reader';
-import { weightedProgram } from './weighted';
 import type { BoundSocket, Holder, SlotRequest, SlotSocket, SocketGroup } from './socket-group';
-import { SocketGroups, bindSockets, groupKey, wrapSocket } from './socket-group';
+import { SocketGroups, bindSockets, closeSockets, groupKey, newGroup, strangersOf, wrapSocket } from './socket-group';
 import type { SteeringState } from '../core/types';
 import { type SteeringKind, steeringReason } from './steering-reason';
 
@@ -84,7 +86,7 @@ export class SlotSockets {
     const any = group.sockets.find((socket) => socket !== undefined);
     if (!any) throw new Error(`reuseport: no socket on ${where} to attach the sticky program to`);
     try {
-      this.#binding.attachReusePortProgram(any.fd, flatten(this.#program(slots)));
+      this.#binding.attachReusePortProgram(any.fd, flatten(groupProgram(group, slots, { sticky: this.#sticky }).program));
     } catch (error) {
       const failure = error as Error;
       failure.message = `reuseport: sticky: 'ip' cannot be kept on ${where}: attaching the program failed: ${failure.message}`;
@@ -107,18 +109,31 @@ export class SlotSockets {
     return this.groups.get(`${request.address}|${port}|${request.ipv6Only}`)?.holders.has(holder) ?? false;
   }
 
-  /** The socket for `slot` on the requested address; the first request opens every slot's. */
+  /**
+   * The socket for `slot` on the requested address: the first request opens the group with this
+   * slot's socket (with sticky, every slot's), a slot new to the group gets its own, which joins the
+   * end of the kernel's group.
+   */
   get(slot: number, request: SlotRequest, holder?: Holder): SlotSocket {
     const wildcardKey = groupKey(request.address, request.port, request.ipv6Only);
     const port = request.port === 0 ? (this.groups.chosenPorts.get(wildcardKey) ?? 0) : request.port;
     const key = groupKey(request.address, port, request.ipv6Only);
     let group = this.groups.get(key);
     if (!group) {
-      group = this.#open(request, port);
+      group = this.#open(request, port, slot);
       this.groups.set(groupKey(request.address, group.port, request.ipv6Only), group);
       if (request.port === 0) this.groups.chosenPorts.set(wildcardKey, group.port);
     }
     group.used = true;
+    let socket = group.sockets[slot];
+    if (!socket) {
+      const ours = group.sockets.flatMap((entry) => (entry ? [entry.inode] : []));
+      const [bound] = this.bindAll(request, group.port, 1, ours);
+      if (!bound) throw new Error('reuseport: no socket was opened');
+      socket = this.wrap(bound, request.ipv6Only, true);
+      group.sockets[slot] = socket;
+      group.order.push(slot);
+    }
     // Attach (again, when this slot is new to the group) before the worker is told of the steering:
     // the reason it gets then says what the kernel did (a refused attach, ENOPROTOOPT under qemu or a
     // seccomp profile, says "no steering").
@@ -126,13 +141,6 @@ export class SlotSockets {
     this.#attach(group, this.#steered ?? Array.from({ length: this.slotCount }, (_, index) => index));
     this.#givenBack.delete(group.port);
     if (holder) group.holders.add(holder);
-    const known = group.sockets[slot];
-    if (known) return known;
-    // A slot whose socket was closed: a new one joins at the end of the kernel's group.
-    const [reopened] = this.bindAll(request, group.port, 1);
-    if (!reopened) throw new Error('reuseport: no socket was opened');
-    const socket = this.wrap(reopened, request.ipv6Only, true);
-    group.sockets[slot] = socket;
     return socket;
   }
 
@@ -146,48 +154,45 @@ export class SlotSockets {
     return wrapSocket(this.#binding, bound, ipv6Only, listen);
   }
 
-  #open(request: SlotRequest, port: number): SocketGroup {
-    const bound = this.bindAll(request, port, this.slotCount);
+  // Opens the group with `slot`'s socket; with sticky, every slot's in slot order (its program maps
+  // every slot, and no slot's socket may join later).
+  #open(request: SlotRequest, port: number, slot: number): SocketGroup {
+    const order = this.#sticky ? Array.from({ length: this.slotCount }, (_, index) => index) : [slot];
+    const bound = this.bindAll(request, port, order.length);
     const first = bound[0]?.socket as NativeSocket;
-    // Steering needs each slot's index in the kernel's group: the group must be ours alone, joined in
-    // slot order. Where another listener (even of our app) is there first, the indexes are unknown.
+    // Steering needs each slot's index in the kernel's group: the group must be ours alone. Where
+    // another listener (even of our app) is there first, the indexes are unknown.
     const others = listeningSocketsOn(first.port).filter((socket) => overlaps(socket.address, first.address));
     const steerable = process.platform === 'linux' && others.length === 0;
-    const sockets: SlotSocket[] = [];
+    const wrapped: SlotSocket[] = [];
     try {
-      for (const entry of bound) sockets.push(this.wrap(entry, request.ipv6Only, true));
+      for (const entry of bound) wrapped.push(this.wrap(entry, request.ipv6Only, true));
     } catch (error) {
-      for (const socket of sockets) {
-        socket.handle.close();
-        socket.unregister();
-      }
-      for (const entry of bound.slice(sockets.length + 1)) {
+      closeSockets(wrapped);
+      for (const entry of bound.slice(wrapped.length + 1)) {
         entry.unregister();
         fs.closeSync(entry.socket.fd);
       }
       throw error;
     }
     const reason = steeringReason(steerable, others.length, this.kind);
-    const group: SocketGroup = {
-      address: first.address,
-      port: first.port,
-      ipv6Only: request.ipv6Only,
-      sockets,
-      steering: { address: first.address, port: first.port, enabled: steerable, sticky: false, reason },
-      attached: undefined,
-      requested: { address: request.address, port: request.port },
-      sharing: request.group,
-      used: false,
-      holders: new Set(),
-      wanted: new Set(),
-    };
+    const group = newGroup(
+      { address: first.address, port: first.port, ipv6Only: request.ipv6Only },
+      { address: request.address, port: request.port },
+      request.group,
+      {
+        enabled: steerable,
+        reason,
+      },
+    );
+    group.order = order;
+    order.forEach((owner, index) => {
+      group.sockets[owner] = wrapped[index];
+    });
     try {
       this.stickNow(group, steerable ? undefined : reason.replace(/^no steering: /, ''));
     } catch (error) {
-      for (const socket of sockets) {
-        socket.handle.close();
-        socket.unregister();
-      }
+      closeSockets(wrapped);
       throw error;
     }
     return group;
@@ -206,10 +211,7 @@ export class SlotSockets {
     group.holders.delete(holder);
     for (const other of group.holders) if (other.isDead()) group.holders.delete(other);
     if (group.holders.size > 0) return false;
-    for (const socket of group.sockets) {
-      socket?.handle.close();
-      socket?.unregister();
-    }
+    closeSockets(group.sockets);
     this.groups.delete(key);
     for (const [wildcard, port] of this.groups.chosenPorts) {
       if (port === group.port && [false, true].some((v6) => wildcard === groupKey(request.address, 0, v6))) this.groups.chosenPorts.delete(wildcard);
@@ -242,25 +244,16 @@ export class SlotSockets {
   #attach(group: SocketGroup, slots: number[]): void {
     if (!group.steering.enabled || group.steering.sticky) return;
     const allowed = slots.filter((slot) => group.sockets[slot] !== undefined && group.wanted.has(slot));
-    const weights = allowed.map((slot) => this.#weights?.get(slot));
-    const weighed = !this.#cpuOfSlot && weights.every((weight) => weight !== undefined);
-    const key = weighed ? allowed.map((slot, i) => `${slot}:${weights[i]}`).join(',') : allowed.join(',');
-    if (allowed.length === 0 || key === group.attached) return;
+    if (allowed.length === 0) return;
+    const { key, program } = groupProgram(group, allowed, { cpuOfSlot: this.#cpuOfSlot, weights: this.#weights });
     const any = group.sockets.find((socket) => socket !== undefined);
-    if (!any) return;
+    if (key === group.attached || !any) return;
     try {
-      this.#binding.attachReusePortProgram(any.fd, flatten(weighed ? weightedProgram(allowed, weights as number[]) : this.#program(allowed)));
+      this.#binding.attachReusePortProgram(any.fd, flatten(program));
       group.attached = key;
     } catch (error) {
       group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
     }
-  }
-
-  // The program for the allowed slots: sticky by the client's address, CPU-local when asked (each CPU
-  // to its slots, a CPU with no slot hashed over all), else a hash over them.
-  #program(allowed: number[]): Instruction[] {
-    if (this.#sticky) return stickyProgram(allowed, this.#sticky);
-    return this.#cpuOfSlot ? cpuLocalProgram(slotsByCpu(this.#cpuOfSlot, allowed), allowed) : steeringProgram(allowed);
   }
 
   /** Steering on each address, for reasons and stats. */
@@ -270,15 +263,7 @@ export class SlotSockets {
 
   /** Listening sockets on our ports that are not ours (a process that set SO_REUSEPORT itself). */
   strangers(): ListeningSocket[] {
-    const found: ListeningSocket[] = [];
-    // Every group's sockets are ours: 127.0.0.1:P and 0.0.0.0:P of one app overlap, and are not strangers to each other.
-    const ours = new Set([...this.groups.values()].flatMap((group) => group.sockets.flatMap((socket) => (socket ? [socket.inode] : []))));
-    for (const group of this.groups.values()) {
-      for (const socket of listeningSocketsOn(group.port)) {
-        if (!ours.has(socket.inode) && overlaps(socket.address, group.address)) found.push(socket);
-      }
-    }
-    return found;
+    return strangersOf([...this.groups.values()]);
   }
 
   /** Connections waiting in a slot's accept queue now (summed over its addresses; 0 where unknown). */
@@ -346,6 +331,12 @@ export class SlotSockets {
       socket.handle.close();
       socket.unregister();
       group.sockets[slot] = undefined;
+      // As the kernel does once the socket is gone: the group's last socket takes its place.
+      const at = group.order.indexOf(slot);
+      if (at >= 0) {
+        const last = group.order.pop() as number;
+        if (at < group.order.length) group.order[at] = last;
+      }
     }
   }
 

@@ -1,9 +1,10 @@
-// The slot sockets on one address and port, as the supervisor keeps them: one per slot, in slot order,
-// with their key, their steering and who holds them.
+// The slot sockets on one address and port, as the supervisor keeps them: one per slot whose worker
+// listens there, with each one's place in the kernel's group, their key, their steering and who holds them.
 import fs from 'node:fs';
 import type { NativeBinding, NativeSocket } from '../../binding';
 import { explainTaken } from '../../ports/holder-advice';
-import { foreignHolderError, foreignHolders, registerSocket } from '../../ports/ownership';
+import { foreignHolderError, foreignHolders, overlaps, registerSocket } from '../../ports/ownership';
+import { type ListeningSocket, listeningSocketsOn } from '../../ports/port-holders';
 import type { SteeringState } from '../core/types';
 import { type TcpHandle, tcpHandleFromFd } from '../../tcp-handle';
 
@@ -40,13 +41,20 @@ export interface SlotRequest {
   group: string | false;
 }
 
-/** The slot sockets on one address and port, in slot order. */
+/** The slot sockets on one address and port: one for each slot whose worker listens there. */
 export interface SocketGroup {
   address: string;
   port: number;
   ipv6Only: boolean;
-  /** By slot; undefined once a slot's socket was closed. */
+  /** By slot; undefined for a slot whose worker never asked for one, or once its socket was closed. */
   sockets: (SlotSocket | undefined)[];
+  /**
+   * The slot of each socket by its index in the kernel's SO_REUSEPORT group (the order they listened
+   * in: a slot's socket joins at the end when its worker first asks). The steering programs return
+   * these indexes. Once a socket closes the kernel moves another into its place, which a dup a worker
+   * still holds can delay: the steering then stops (see SlotSockets.close).
+   */
+  order: number[];
   steering: SteeringState;
   /** The allowed slots of the program attached now ("0,2"), if any. */
   attached: string | undefined;
@@ -116,6 +124,51 @@ export function wrapSocket(binding: NativeBinding, { socket, unregister }: Bound
     fs.closeSync(socket.fd);
     throw error;
   }
+}
+
+/** Closes sockets and ends their registrations (this process's copies: a worker's dup stays open). */
+export function closeSockets(sockets: readonly (SlotSocket | undefined)[]): void {
+  for (const socket of sockets) {
+    socket?.handle.close();
+    socket?.unregister();
+  }
+}
+
+/** A new group's record, with no socket yet (the caller places them, in `sockets` and `order`). */
+export function newGroup(
+  at: { address: string; port: number; ipv6Only: boolean },
+  requested: { address: string; port: number },
+  sharing: string | false,
+  steering: { enabled: boolean; reason: string },
+): SocketGroup {
+  return {
+    address: at.address,
+    port: at.port,
+    ipv6Only: at.ipv6Only,
+    sockets: [],
+    order: [],
+    steering: { address: at.address, port: at.port, enabled: steering.enabled, sticky: false, reason: steering.reason },
+    attached: undefined,
+    requested,
+    sharing,
+    used: false,
+    holders: new Set(),
+    wanted: new Set(),
+  };
+}
+
+/**
+ * Listening sockets on the groups' ports that are not the groups' own (a process that set
+ * SO_REUSEPORT itself). 127.0.0.1:P and 0.0.0.0:P of one app overlap, and are not strangers to each other.
+ */
+export function strangersOf(groups: readonly SocketGroup[]): ListeningSocket[] {
+  const ours = new Set(groups.flatMap((group) => group.sockets.flatMap((socket) => (socket ? [socket.inode] : []))));
+  return groups.flatMap((group) => listeningSocketsOn(group.port).filter((socket) => !ours.has(socket.inode) && overlaps(socket.address, group.address)));
+}
+
+/** The kernel's indexes of `slots`' sockets in the group (pure; -1 for a slot with none). */
+export function kernelIndexes(group: Pick<SocketGroup, 'order'>, slots: readonly number[]): number[] {
+  return slots.map((slot) => group.order.indexOf(slot));
 }
 
 /**
