@@ -24,6 +24,7 @@ interface Event {
   pid?: number;
   slot?: number;
   lentTo?: number;
+  during?: string;
   workers?: number[];
   pids?: number[];
   ports?: number[];
@@ -228,6 +229,30 @@ describe('ports only some workers listen on, under reuseport start', () => {
     for (let i = 0; i < 20 && admin !== `admin ${first}`; i++) admin = await askOnce(adminPort);
     expect(admin).toBe(`admin ${first}`);
     expect(await askOnce(slotPort)).toBe(`slot-0 ${first}`);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 90_000);
+
+  it('a stall while a reload runs says so: its line has during "a reload" (an expected stall, not an alarm)', async () => {
+    const [port, adminPort, slotPort] = [await freePort(), await freePort(), await freePort()];
+    const run = runner(['--workers', '2', path.join(fixtures, 'admin-port-app.js')], port, {
+      APP_ADMIN_PORT: String(adminPort),
+      APP_SLOT_PORT: String(slotPort),
+    });
+    const ready = await run.next('ready');
+    const second = (ready.workers as number[])[1] as number;
+    const mark = run.events.length;
+    // The reload starts with slot 0 (its new worker lives a while before the old one drains); slot 1's
+    // worker, stopped meanwhile, stalls while the reload runs.
+    run.child.kill('SIGHUP');
+    process.kill(second, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 100 && !run.events.some((event) => event.event === 'stall' && event.slot === 1); i++) await askOnce(port);
+      expect(run.events.find((event) => event.event === 'stall' && event.slot === 1)).toMatchObject({ pid: second, during: 'a reload' });
+    } finally {
+      process.kill(second, 'SIGCONT');
+    }
+    await run.next('reload', mark, 60_000);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
   }, 90_000);

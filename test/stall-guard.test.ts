@@ -84,6 +84,28 @@ describe('StallGuard', () => {
     expect(events.map((e) => e.event)).toEqual(['stall', 'recover']);
   });
 
+  it.each<[string, string[], string | undefined]>([
+    ['none under way: no word of one', [], undefined],
+    ['during a reload: says so', ['a reload'], 'a reload'],
+    ['during an upgrade: says so', ['an upgrade'], 'an upgrade'],
+  ])("a stall's event with %s", (_name, deploys, during) => {
+    const { stalls, slots, events } = guard(80);
+    for (const reason of deploys) stalls.pause(reason);
+    stalls.waiting(slots[0]!, performance.now() - 200);
+    stalls.watch();
+    expect(events).toEqual([{ event: 'stall', payload: { slot: 0, pid: 100, lentTo: 101, ...(during ? { during } : {}) } }]);
+  });
+
+  it('a stall after the reload ended says nothing of it', () => {
+    const { stalls, slots, workers, events } = guard(80);
+    stalls.pause('a reload');
+    stalls.resume('a reload');
+    stalls.waiting(slots[0]!, performance.now() - 200);
+    stalls.watch();
+    expect(events.at(-1)?.payload).not.toHaveProperty('during');
+    expect(stalls.lentTo(0)).toBe(workers[1]);
+  });
+
   it.each([
     ['the worker that serves the most of its ports', (_slot: number, to: number) => [0, 1, 2][to] ?? 0, 102, 2],
     ['of those serving as many, the first', () => 1, 101, 1],

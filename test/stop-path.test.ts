@@ -60,7 +60,7 @@ describe('StopPath', () => {
 
 describe('ReloadQueue.serially', () => {
   const queue = () =>
-    new ReloadQueue({} as WorkerSlots, {} as SupervisorSettings, { emit: () => undefined, systemd: { reloading() {}, reloaded() {} }, balancer: undefined });
+    new ReloadQueue({} as WorkerSlots, {} as SupervisorSettings, { emit: () => undefined, systemd: { reloading() {}, reloaded() {} }, deploys: [] });
 
   it('runs jobs one at a time in the order asked, each after the one before passed or failed', async () => {
     const reloads = queue();

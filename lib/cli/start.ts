@@ -187,7 +187,7 @@ export async function runStart(script: string, args: string[], options: StartCom
         `(pid ${pid}: ${formatSize(rss)}), so its workers are no longer replaced for memory; raise the limit above what a fresh worker needs\n`,
     );
   });
-  supervisor.on('stall', ({ slot, pid, lentTo }) => say('stall', { slot, pid, lentTo }));
+  supervisor.on('stall', ({ slot, pid, lentTo, during }) => say('stall', { slot, pid, lentTo, during }));
   supervisor.on('recover', ({ slot, pid, stalledMs }) => say('recover', { slot, pid, stalledMs }));
   supervisor.on('stall-replace', ({ slot, pid }) => say('stall-replace', { slot, pid }));
   supervisor.on('stall-detection-off', ({ reason }) => say('stall-detection-off', { reason }));

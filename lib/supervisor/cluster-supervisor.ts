@@ -179,7 +179,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
       },
     });
     this.#health = settings.health ? new HealthServer(supervisorSource(this, this.#record, this.#shutdown)) : undefined;
-    this.#reloads = new ReloadQueue(this.#workers, settings, { emit, systemd: this.#systemd, balancer: this.#balancer });
+    this.#reloads = new ReloadQueue(this.#workers, settings, { emit, systemd: this.#systemd, deploys: [this.#balancer, this.#stalls] });
     this.#stop = new StopPath({
       stopping: () => this.#systemd.stopping(),
       quiet: () => {
@@ -328,9 +328,9 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
   }
 
   upgrade(options?: UpgradeOptions): Promise<UpgradeEvent> {
-    this.#balancer?.pause('an upgrade');
+    for (const part of [this.#balancer, this.#stalls]) part?.pause('an upgrade');
     const upgrading = this.#upgrades.start(options);
-    upgrading.catch(() => undefined).finally(() => this.#balancer?.resume('an upgrade'));
+    upgrading.catch(() => undefined).finally(() => [this.#balancer, this.#stalls].forEach((part) => part?.resume('an upgrade')));
     return upgrading;
   }
 

@@ -29,6 +29,12 @@ export interface StallEvent {
   lentTo?: number | undefined;
   /** On recovery: how long the slot was served by another worker. */
   stalledMs?: number;
+  /**
+   * A stall seen while a reload or an upgrade runs ('a reload', 'an upgrade'): new workers starting
+   * take the CPU from old ones, so on a machine with few cores a short stall then is expected (the
+   * slot is served by another worker meanwhile), not an alarm.
+   */
+  during?: string;
 }
 
 /** A socket of another process that joined one of the supervisor's ports. */

@@ -28,6 +28,8 @@ export class StallGuard {
   readonly #stalled = new Set<number>();
   /** Slot -> since when it has not been served by its own worker (monotonic ms), while lent. */
   readonly #unservedSince = new Map<number, number>();
+  // The deploys under way ('a reload', 'an upgrade'): a stall then says so.
+  readonly #deploys = new Set<string>();
   #stallLimit: number;
 
   constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: EmitEvent) {
@@ -37,6 +39,15 @@ export class StallGuard {
     this.enabled = sockets !== undefined && settings.stallThresholdMs > 0;
     this.#emit = emit;
     this.#stallLimit = settings.stallThresholdMs;
+  }
+
+  /** A reload or an upgrade begins (`reason`: 'a reload', 'an upgrade'): a stall until resume(reason) is one during it. */
+  pause(reason: string): void {
+    this.#deploys.add(reason);
+  }
+
+  resume(reason: string): void {
+    this.#deploys.delete(reason);
   }
 
   /** A worker spoke (its counts, an answer to a ping, its first listen): it answers now. */
@@ -180,7 +191,13 @@ export class StallGuard {
       if (slot.ready && slot.worker && !slot.worker.isDead() && !this.#workers.isLeaving(slot.worker)) {
         slot.stalls += 1;
         this.#stalled.add(slot.index);
-        this.#emit('stall', { slot: slot.index, pid: slot.worker.process.pid, lentTo: borrower.process.pid } satisfies StallEvent);
+        const during = [...this.#deploys][0];
+        this.#emit('stall', {
+          slot: slot.index,
+          pid: slot.worker.process.pid,
+          lentTo: borrower.process.pid,
+          ...(during ? { during } : {}),
+        } satisfies StallEvent);
       }
     }
   }

@@ -1,7 +1,8 @@
 // Reloads and worker recyclings (maxMemoryRestart), one at a time in the order asked: each waits for
 // the one under way, whether it passed or failed. A reload tells systemd (RELOADING=1, then READY=1),
-// pauses the balancer's shedding (the drain is already moving connections), and ends with 'reload' or
-// 'reload-failed', unless the supervisor is closing meanwhile.
+// tells the parts that act differently during a deploy (the balancer pauses its shedding: the drain
+// is already moving connections; stall protection says a stall then is expected), and ends with
+// 'reload' or 'reload-failed', unless the supervisor is closing meanwhile.
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
 import type { ReloadResult } from '../core/types';
@@ -12,7 +13,8 @@ import type { WorkerSlots } from './worker-slots';
 export interface ReloadHooks {
   emit: EmitEvent;
   systemd: { reloading(): void; reloaded(): void };
-  balancer: { pause(reason: string): void; resume(reason: string): void } | undefined;
+  /** Told when a deploy begins (pause) and ends (resume), with its reason ('a reload'). */
+  deploys: readonly ({ pause(reason: string): void; resume(reason: string): void } | undefined)[];
 }
 
 export class ReloadQueue {
@@ -40,10 +42,10 @@ export class ReloadQueue {
   }
 
   async #reload(): Promise<ReloadResult> {
-    const { emit, systemd, balancer } = this.#hooks;
+    const { emit, systemd, deploys } = this.#hooks;
     const workers = this.#workers;
     systemd.reloading();
-    balancer?.pause('a reload');
+    for (const part of deploys) part?.pause('a reload');
     let result: ReloadResult;
     try {
       result = await replaceAll(workers, this.#settings);
@@ -52,7 +54,7 @@ export class ReloadQueue {
       throw error;
     } finally {
       if (!workers.closing) systemd.reloaded();
-      balancer?.resume('a reload');
+      for (const part of deploys) part?.resume('a reload');
     }
     if (!workers.closing) emit('reload', result);
     return result;
