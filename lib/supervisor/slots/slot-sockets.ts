@@ -86,7 +86,7 @@ export class SlotSockets {
     const any = group.sockets.find((socket) => socket !== undefined);
     if (!any) throw new Error(`reuseport: no socket on ${where} to attach the sticky program to`);
     try {
-      this.#binding.attachReusePortProgram(any.fd, flatten(groupProgram(group, slots, { sticky: this.#sticky }).program));
+      this.#binding.attachReusePortProgram(any.fd, flatten(groupProgram(group, slots, { sticky: this.#sticky }).program()));
     } catch (error) {
       const failure = error as Error;
       failure.message = `reuseport: sticky: 'ip' cannot be kept on ${where}: attaching the program failed: ${failure.message}`;
@@ -249,7 +249,7 @@ export class SlotSockets {
     const any = group.sockets.find((socket) => socket !== undefined);
     if (key === group.attached || !any) return;
     try {
-      this.#binding.attachReusePortProgram(any.fd, flatten(program));
+      this.#binding.attachReusePortProgram(any.fd, flatten(program()));
       group.attached = key;
     } catch (error) {
       group.steering = { ...group.steering, enabled: false, reason: `no steering: attaching the program failed (${(error as Error).message})` };
