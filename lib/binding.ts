@@ -55,6 +55,8 @@ export interface NativeBinding {
   setChildSubreaper(on: boolean): void;
   /** The unconnected UDP sockets bound to `port` (0: all) of this network namespace (Linux sock_diag); `queued` in bytes. */
   datagramSockets(port: number): { family: 4 | 6; address: string; port: number; uid: number; inode: string; queued: number }[];
+  /** The first `length` bytes (1 B to 1 MiB) of the regular file `fd`, mapped readable, writable and shared (mmap MAP_SHARED), unmapped when collected; EINVAL for a file shorter than that, ENODEV for anything but a regular file. */
+  mapShared(fd: number, length: number): ArrayBuffer;
 }
 
 /** The addon, or why it could not be loaded. */

@@ -509,6 +509,29 @@ Napi::Value DatagramSocketsJs(const Napi::CallbackInfo& info) {
   return ListSocketsJs(info, BoundUdpSockets);
 }
 
+// The most bytes mapShared maps: the progress cells need a few pages.
+constexpr int kMaxSharedBytes = 1 << 20;
+
+// mapShared(fd, length) -> an ArrayBuffer over the file's first `length` bytes, shared with every
+// process that maps the same file; unmapped when the ArrayBuffer is collected.
+Napi::Value MapSharedJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  int length = 0;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  if (!ReadArgument(info, 1, "length", &length, kMaxSharedBytes)) return env.Undefined();
+  void* data = nullptr;
+  const char* syscall = "mmap";
+  int err = MapShared(fd, static_cast<size_t>(length), &data, &syscall);
+  if (err != 0) {
+    SystemFdError(env, err, syscall, fd).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const size_t size = static_cast<size_t>(length);
+  return Napi::ArrayBuffer::New(env, data, size,
+                                [size](Napi::Env, void* mapped) { UnmapShared(mapped, size); });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListener", Napi::Function::New(env, OpenListenerJs, "openListener"));
   exports.Set("probeReusePort", Napi::Function::New(env, ProbeReusePortJs, "probeReusePort"));
@@ -530,6 +553,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setChildSubreaper",
               Napi::Function::New(env, SetChildSubreaperJs, "setChildSubreaper"));
   exports.Set("datagramSockets", Napi::Function::New(env, DatagramSocketsJs, "datagramSockets"));
+  exports.Set("mapShared", Napi::Function::New(env, MapSharedJs, "mapShared"));
   return exports;
 }
 

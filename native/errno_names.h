@@ -33,6 +33,9 @@ inline const char* ErrnoName(int err) {
 #ifdef ECHILD
   REUSEPORT_ERRNO_NAME(ECHILD)
 #endif
+#ifdef ENODEV
+  REUSEPORT_ERRNO_NAME(ENODEV)
+#endif
 #ifdef ENOSYS
   REUSEPORT_ERRNO_NAME(ENOSYS)
 #endif

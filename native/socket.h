@@ -2,6 +2,7 @@
 // process primitive the CPU-local mode needs (CPU affinity), and systemd's sd_notify datagram.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -157,5 +158,16 @@ int ReapChild(int pid, int* reaped);
 // Makes this process a child subreaper (Linux prctl(PR_SET_CHILD_SUBREAPER)): orphans of its
 // descendants become its children. 0 or the errno (ENOSYS where there is no such call).
 int SetChildSubreaper(bool on);
+
+// Shared memory: the supervisor's progress cells (a small file on tmpfs) mapped into the supervisor
+// and into each worker, so that a worker's count is a store and the supervisor's look a load, with
+// no syscall either way.
+
+// Maps the first `length` bytes of the regular file `fd`, readable, writable and shared (mmap
+// MAP_SHARED). 0 or the errno: EINVAL for a length of 0 or a file shorter than `length` (a touch
+// past its end would be a SIGBUS), ENODEV for anything but a regular file, or mmap's; `syscall`
+// names the call that failed. UnmapShared undoes it.
+int MapShared(int fd, size_t length, void** out, const char** syscall);
+void UnmapShared(void* data, size_t length);
 
 }  // namespace reuseport

@@ -18,7 +18,9 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -663,6 +665,27 @@ int SetChildSubreaper(bool on) {
   (void)on;
   return ENOSYS;
 #endif
+}
+
+int MapShared(int fd, size_t length, void** out, const char** syscall) {
+  *out = nullptr;
+  *syscall = "mmap";
+  if (length == 0) return EINVAL;
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    *syscall = "fstat";
+    return errno;
+  }
+  if (!S_ISREG(info.st_mode)) return ENODEV;
+  if (info.st_size < 0 || static_cast<unsigned long long>(info.st_size) < length) return EINVAL;
+  void* data = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) return errno;
+  *out = data;
+  return 0;
+}
+
+void UnmapShared(void* data, size_t length) {
+  if (data != nullptr) munmap(data, length);
 }
 
 }  // namespace reuseport

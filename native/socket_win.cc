@@ -107,4 +107,12 @@ int ReapChild(int /*pid*/, int* reaped) {
 
 int SetChildSubreaper(bool /*on*/) { return ENOSYS; }
 
+int MapShared(int /*fd*/, size_t /*length*/, void** out, const char** syscall) {
+  *out = nullptr;
+  *syscall = "mmap";
+  return kUnsupported;
+}
+
+void UnmapShared(void* /*data*/, size_t /*length*/) {}
+
 }  // namespace reuseport

@@ -27,6 +27,7 @@ function addonProbing(probe: () => number): () => BindingLoad {
     peekExitedChild: unused,
     reapChild: unused,
     setChildSubreaper: unused,
+    mapShared: unused,
     probeReusePort: probe,
   };
   return () => ({ binding, error: undefined });

@@ -5,7 +5,7 @@ import type { Worker } from 'node:cluster';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProgressBoard, boardDirectory } from '../lib/supervisor/slots/progress-board';
-import { PROGRESS_ENV, PROGRESS_MS, ProgressCell, parseProgressEnv, progressEnvValue } from '../lib/worker/progress';
+import { BOARD_BYTES, BOARD_CELLS, CELL_BYTES, PROGRESS_ENV, ProgressCell, parseProgressEnv, progressEnvValue } from '../lib/worker/progress';
 
 const boards: ProgressBoard[] = [];
 afterEach(() => {
@@ -32,11 +32,16 @@ const worker = (id: number): Worker => workers.get(id) ?? (workers.set(id, { id 
 
 describe('the environment entry', () => {
   it.each([
-    ['3:0:32', { fd: 3, cell: 0 }],
-    ['27:12:32', { fd: 27, cell: 12 }],
-    // Another layout's entry (8-byte cells, before the load fields): no cell, pings instead.
+    ['3:0:64', { fd: 3, cell: 0 }],
+    ['27:12:64', { fd: 27, cell: 12 }],
+    ['27:1023:64', { fd: 27, cell: 1023 }],
+    // Another layout's entry (8-byte cells before the load fields, 32-byte ones before the cache-line
+    // cells): no cell, pings instead.
     ['3:0', undefined],
     ['3:0:8', undefined],
+    ['3:0:32', undefined],
+    // Past the file's end.
+    ['27:1024:64', undefined],
     [undefined, undefined],
     ['', undefined],
     ['3', undefined],
@@ -44,8 +49,8 @@ describe('the environment entry', () => {
     [':1', undefined],
     ['-3:1', undefined],
     ['3:1:2', undefined],
-    ['3:1:32:1', undefined],
-    ['1234567890:1:32', undefined],
+    ['3:1:64:1', undefined],
+    ['1234567890:1:64', undefined],
     ['3:x', undefined],
   ])('%j -> %j', (value, expected) => {
     expect(parseProgressEnv(value)).toEqual(expected);
@@ -95,30 +100,52 @@ describe('ProgressBoard', () => {
     const two = ProgressCell.open(second.env, process.pid) as ProgressCell;
     expect(one).toBeInstanceOf(ProgressCell);
 
-    one.accepted(1_000);
+    one.accepted();
     board.read();
     expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([true, false]);
     board.read();
     expect(board.moved(worker(1))).toBe(false);
 
-    two.accepted(1_000);
+    two.accepted();
     board.read();
     expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([false, true]);
   });
 
-  it('a cell is written at most every PROGRESS_MS: accepts in between show at the next write', () => {
+  it('a cell moves on every accept: a store into the mapped file, seen by the next read', () => {
     const board = openBoard();
     const assigned = assign(board);
     board.bind(worker(1), assigned.cell);
     const cell = ProgressCell.open(assigned.env, process.pid) as ProgressCell;
-    cell.accepted(1_000);
-    board.read();
-    cell.accepted(1_000 + PROGRESS_MS / 2);
-    board.read();
-    expect(board.moved(worker(1))).toBe(false);
-    cell.accepted(1_000 + PROGRESS_MS);
-    board.read();
-    expect(board.moved(worker(1))).toBe(true);
+    for (let accept = 1; accept <= 3; accept++) {
+      cell.accepted();
+      board.read();
+      expect(board.moved(worker(1))).toBe(true);
+      expect(board.loads().get(worker(1))?.accepted).toBe(accept);
+    }
+  });
+
+  it('is a file of BOARD_BYTES from the start, so a mapped cell is never past its end', () => {
+    const board = openBoard();
+    const { env } = assign(board);
+    const { fd } = parseProgressEnv(env[PROGRESS_ENV]) as { fd: number };
+    expect(fs.fstatSync(fd).size).toBe(BOARD_BYTES);
+    expect(BOARD_BYTES).toBe(BOARD_CELLS * CELL_BYTES);
+    // 64-byte cells: two workers storing on every accept never write the same cache line.
+    expect(CELL_BYTES).toBe(64);
+  });
+
+  it('gives no cell past BOARD_CELLS workers alive at once (those are pinged), and the first released one again', () => {
+    const board = openBoard();
+    for (let i = 0; i < BOARD_CELLS; i++) board.bind(worker(1000 + i), assign(board).cell);
+    expect(board.assign()).toBeUndefined();
+    board.release(worker(1007));
+    expect(board.assign()?.cell).toBe(7);
+  });
+
+  it('says why there is none without the addon, which maps the file', () => {
+    const board = ProgressBoard.open('linux', '/dev/shm', () => undefined);
+    expect(board).toBeInstanceOf(Error);
+    expect((board as Error).message).toMatch(/native addon/);
   });
 
   it("shows each worker's load (open connections, connections shed, accepted so far) apart from its accepts' comparison", () => {
@@ -139,7 +166,7 @@ describe('ProgressBoard', () => {
     expect(board.loads().get(worker(2))).toEqual({ open: 1, shed: 0, busy: 0.25, accepted: 0 });
     // Reading the loads leaves the accept counts' comparison alone, and a load is not an accept.
     board.read();
-    one.accepted(1_000);
+    one.accepted();
     board.loads();
     board.read();
     expect([board.moved(worker(1)), board.moved(worker(2))]).toEqual([true, false]);
@@ -178,7 +205,7 @@ describe('ProgressBoard', () => {
     const board = openBoard();
     const first = assign(board);
     board.bind(worker(1), first.cell);
-    (ProgressCell.open(first.env, process.pid) as ProgressCell).accepted(0);
+    (ProgressCell.open(first.env, process.pid) as ProgressCell).accepted();
     board.release(worker(1));
     const again = assign(board);
     expect(again.cell).toBe(first.cell);
@@ -195,6 +222,26 @@ describe('ProgressCell.open', () => {
     expect(ProgressCell.open({}, process.pid)).toBeUndefined();
     expect(ProgressCell.open({ [PROGRESS_ENV]: 'nonsense' }, process.pid)).toBeUndefined();
     expect(ProgressCell.open({ [PROGRESS_ENV]: progressEnvValue(999_999, 0) }, process.pid)).toBeUndefined();
+  });
+
+  it('has no cell without the addon, or when the fd is no regular file (mapShared refuses it)', () => {
+    const board = openBoard();
+    const { env } = assign(board);
+    expect(ProgressCell.open(env, process.pid, () => undefined)).toBeUndefined();
+    // fd 0 of this process: a pipe or a terminal, never a regular file.
+    expect(ProgressCell.open({ [PROGRESS_ENV]: progressEnvValue(0, 0) }, process.pid)).toBeUndefined();
+  });
+
+  it('leaves no fd open in the worker: the mapping outlives it', () => {
+    const board = openBoard();
+    const assigned = assign(board);
+    board.bind(worker(1), assigned.cell);
+    const before = fs.readdirSync('/proc/self/fd').length;
+    const cell = ProgressCell.open(assigned.env, process.pid) as ProgressCell;
+    expect(fs.readdirSync('/proc/self/fd').length).toBe(before);
+    cell.accepted();
+    board.read();
+    expect(board.moved(worker(1))).toBe(true);
   });
 
   it('has no cell when the supervisor is gone', () => {

@@ -1,29 +1,30 @@
 // The worker's progress cell (see supervisor/slots/progress-board.ts). Its first field: how many
-// connections this worker has accepted, written into its cell of the supervisor's file at most every
-// PROGRESS_MS while it accepts; one pwrite, no message, no timer. The supervisor sees the cell move and
-// leaves the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands
-// still. Its load fields (open connections, connections shed, how busy its event loop was) are written
-// by worker/balance.ts's timer.
+// connections this worker has accepted, stored into its cell of the supervisor's file on every
+// accept; the file is mapped shared into both processes (the addon's mapShared), so a store is all a
+// worker pays, with no syscall, no message and no timer. The supervisor sees the cell move and leaves
+// the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
+// Its load fields (open connections, connections shed, how busy its event loop was) are written by
+// worker/balance.ts's timer.
 import fs from 'node:fs';
+import { type NativeBinding, loadBinding } from '../binding';
 
 export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
-/** Float64 fields per cell (native byte order; both ends run on the same machine). */
-export const CELL_FIELDS = 4;
-/** The fields: connections accepted; open connections; connections shed; event-loop utilisation (worker/balance.ts). */
+/**
+ * Float64 fields per cell (native byte order; both ends run on the same machine): 8, a cache line of
+ * 64 bytes, so that two workers storing their counts on every accept never write the same line.
+ */
+export const CELL_FIELDS = 8;
+/** The fields in use: connections accepted; open connections; connections shed; event-loop utilisation (worker/balance.ts). The rest are spare. */
 export const ACCEPTED_FIELD = 0;
 export const OPEN_FIELD = 1;
 export const SHED_FIELD = 2;
 export const BUSY_FIELD = 3;
 /** Bytes per cell. */
 export const CELL_BYTES = CELL_FIELDS * 8;
-/**
- * At most one write per this many ms (the supervisor looks every 40 ms while connections arrive, 20 ms
- * while a stall is under way). A worker that keeps accepting writes at least every 2 x PROGRESS_MS,
- * so its cell moves between any two looks. Each write is a pwrite through fs.writeSync (about 10-20 us
- * here): every 5 ms it cost a worker about 0.7% of its CPU under `wrk -c32` with a new connection per
- * request (perf); every 10 ms, half that.
- */
-export const PROGRESS_MS = 10;
+/** Cells in a supervisor's file (workers alive at once, draining ones included; a worker past them has no cell and is pinged). */
+export const BOARD_CELLS = 1024;
+/** The file's size: it is this long from the start, so a mapped cell is never past its end. */
+export const BOARD_BYTES = BOARD_CELLS * CELL_BYTES;
 
 /**
  * The environment entry's value: the supervisor's fd of the file, the worker's cell, and the cell's
@@ -36,67 +37,51 @@ export function progressEnvValue(fd: number, cell: number): string {
 /** Parses the entry (pure); undefined when missing, malformed, or of another cell size. */
 export function parseProgressEnv(value: string | undefined): { fd: number; cell: number } | undefined {
   const match = /^(\d{1,9}):(\d{1,9}):(\d{1,4})$/.exec(value ?? '');
-  if (!match || Number(match[3]) !== CELL_BYTES) return undefined;
+  if (!match || Number(match[3]) !== CELL_BYTES || Number(match[2]) >= BOARD_CELLS) return undefined;
   return { fd: Number(match[1]), cell: Number(match[2]) };
 }
 
-/** One worker's cell, open for writing. */
+/** One worker's cell, mapped for writing. */
 export class ProgressCell {
-  readonly #fd: number;
-  readonly #position: number;
-  readonly #value = new Float64Array(1);
-  readonly #bytes: Buffer;
-  readonly #load = new Float64Array(3);
-  readonly #loadBytes: Buffer;
-  #lastWrite = Number.NEGATIVE_INFINITY;
+  readonly #fields: Float64Array;
   #accepted = 0;
-  #broken = false;
 
-  private constructor(fd: number, cell: number) {
-    this.#fd = fd;
-    this.#position = cell * CELL_BYTES;
-    this.#bytes = Buffer.from(this.#value.buffer);
-    this.#loadBytes = Buffer.from(this.#load.buffer);
+  private constructor(fields: Float64Array) {
+    this.#fields = fields;
   }
 
   /**
-   * Opens the cell the supervisor (pid `supervisorPid`) assigned in `env`; undefined when it assigned
-   * none or the file cannot be opened (not Linux, another user): the worker then answers pings only.
+   * Maps the cell the supervisor (pid `supervisorPid`) assigned in `env`; undefined when it assigned
+   * none, or the file cannot be opened or mapped (not Linux, another user, no addon): the worker then
+   * answers pings only.
    */
-  static open(env: NodeJS.ProcessEnv, supervisorPid: number): ProgressCell | undefined {
+  static open(env: NodeJS.ProcessEnv, supervisorPid: number, addon: () => NativeBinding | undefined = () => loadBinding().binding): ProgressCell | undefined {
     const where = parseProgressEnv(env[PROGRESS_ENV]);
-    if (!where) return undefined;
+    const binding = where && addon();
+    if (!where || !binding) return undefined;
+    let fd: number | undefined;
     try {
-      return new ProgressCell(fs.openSync(`/proc/${supervisorPid}/fd/${where.fd}`, 'r+'), where.cell);
+      fd = fs.openSync(`/proc/${supervisorPid}/fd/${where.fd}`, 'r+');
+      // From the file's start (a mapping starts on a page), as far as the end of this cell.
+      const end = (where.cell + 1) * CELL_BYTES;
+      return new ProgressCell(new Float64Array(binding.mapShared(fd, end), where.cell * CELL_BYTES, CELL_FIELDS));
     } catch {
       return undefined;
+    } finally {
+      // The mapping outlives the fd.
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
-  /** One more connection accepted: written now unless the last write was under PROGRESS_MS ago. */
-  accepted(now = performance.now()): void {
-    this.#accepted += 1;
-    if (this.#broken || now - this.#lastWrite < PROGRESS_MS) return;
-    this.#lastWrite = now;
-    this.#value[0] = this.#accepted;
-    this.#write(this.#bytes, ACCEPTED_FIELD);
+  /** One more connection accepted: stored at once (a store into shared memory, no syscall). */
+  accepted(): void {
+    this.#fields[ACCEPTED_FIELD] = ++this.#accepted;
   }
 
-  /** The worker's load (one pwrite of the three fields): its open connections, the connections it has shed so far, its event-loop utilisation (0-1). */
+  /** The worker's load: its open connections, the connections it has shed so far, its event-loop utilisation (0-1). */
   load(open: number, shed: number, busy: number): void {
-    if (this.#broken) return;
-    this.#load[0] = open;
-    this.#load[1] = shed;
-    this.#load[2] = busy;
-    this.#write(this.#loadBytes, OPEN_FIELD);
-  }
-
-  #write(bytes: Buffer, field: number): void {
-    try {
-      fs.writeSync(this.#fd, bytes, 0, bytes.length, this.#position + field * 8);
-    } catch {
-      // The supervisor is gone (its file with it) or the disk is full: pings still work.
-      this.#broken = true;
-    }
+    this.#fields[OPEN_FIELD] = open;
+    this.#fields[SHED_FIELD] = shed;
+    this.#fields[BUSY_FIELD] = busy;
   }
 }

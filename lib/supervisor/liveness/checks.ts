@@ -1,5 +1,5 @@
 // The supervisor's periodic checks: the slots' accept-queue depth (TCP_INFO, no worker work) and the
-// workers' progress cells (one pread), which together tell stall protection which workers to ask
+// workers' progress cells (shared memory, no syscall), which together tell stall protection which workers to ask
 // whether they answer: only those with connections waiting and a cell that stood still since the last
 // look. Every 20 ms while anything is under way (a ping, a loan, a lost worker), every 40 ms while
 // connections arrive and every worker's cell moves, every 100 ms when all is quiet (each wake-up costs
@@ -7,7 +7,6 @@
 // check does no more than those reads unless something is under way.
 import type { Worker } from 'node:cluster';
 import { processesByInode } from '../../ports/port-holders';
-import { PROGRESS_MS } from '../../worker/progress';
 import type { ProgressBoard } from '../slots/progress-board';
 import type { SlotSockets } from '../slots/slot-sockets';
 import type { StallGuard } from './stalls';
@@ -50,13 +49,14 @@ export function nextCheckDelay({ unsettled, waiting, quietForMs, cells }: CheckS
 
 /**
  * What a check makes of a slot whose queue has connections waiting (pure): 'accepting' when its
- * worker's progress cell moved since the last check; else since when its worker is known to have
- * accepted nothing: the last check (less a cell's write interval) when connections already waited
- * then and the cell stood still since, else now. `moved` is undefined for a worker without a cell.
+ * worker's progress cell moved since the last check (a worker stores its count on every accept);
+ * else since when its worker is known to have accepted nothing: the last check when connections
+ * already waited then and the cell stood still since, else now. `moved` is undefined for a worker
+ * without a cell.
  */
 export function silentSince(moved: boolean | undefined, waitedAtLastCheck: boolean, now: number, lastCheckAt: number): number | 'accepting' {
   if (moved) return 'accepting';
-  return moved === false && waitedAtLastCheck ? Math.min(now, lastCheckAt + PROGRESS_MS) : now;
+  return moved === false && waitedAtLastCheck ? Math.min(now, lastCheckAt) : now;
 }
 
 /** The timers of one supervisor with slot sockets; stopped by stop(). */

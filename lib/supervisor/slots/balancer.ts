@@ -1,5 +1,5 @@
 // Balance: the supervisor reads every worker's load (open connections, connections shed) from the
-// progress cells every LOAD_MS (one pread; the workers write them, see worker/balance.ts), and tells
+// progress cells every LOAD_MS (shared memory; the workers write them, see worker/balance.ts), and tells
 // a worker that holds more than its share of connections to shed down to it (a 'balance' message
 // with a limit), and to stop once it no longer does: messages only when a worker's limit changes.
 // New connections, a shed one's reconnection among them, are steered by weight to the less loaded
