@@ -4,10 +4,12 @@ import type { Worker } from 'node:cluster';
 import { describe, expect, it } from 'vitest';
 import { BUSY_MONITOR_MS, MONITOR_MS, QUIET_AFTER_MS, QUIET_MONITOR_MS, nextCheckDelay, silentSince } from '../lib/supervisor/liveness/checks';
 import { resolveSettings } from '../lib/supervisor/core/settings';
+import { ProgressBoard } from '../lib/supervisor/slots/progress-board';
 import { newSlot } from '../lib/supervisor/slots/slot';
 import type { SlotSockets } from '../lib/supervisor/slots/slot-sockets';
 import { StallGuard } from '../lib/supervisor/liveness/stalls';
 import type { WorkerSlots } from '../lib/supervisor/slots/worker-slots';
+import { ProgressCell } from '../lib/worker/progress';
 
 interface Sent {
   pid: number;
@@ -21,7 +23,7 @@ function fakeWorker(pid: number): Worker {
 }
 
 // `lendable(slot, to)`: how many of slot's sockets the worker of slot `to` listens on (one each by default).
-function guard(stallThresholdMs = 80, count = 2, lendable = (_slot: number, _to: number) => 1) {
+function guard(stallThresholdMs = 80, count = 2, lendable = (_slot: number, _to: number) => 1, board?: ProgressBoard) {
   const settings = resolveSettings({ exec: 'worker.js', workers: count, stallThresholdMs });
   const slots = Array.from({ length: count }, (_, index) => newSlot(index, undefined));
   const workers = slots.map((_, index) => fakeWorker(100 + index));
@@ -43,7 +45,7 @@ function guard(stallThresholdMs = 80, count = 2, lendable = (_slot: number, _to:
     has: () => true,
     lendable: (slot: number, to: number) => Array.from({ length: lendable(slot, to) }, (_, i) => ({ port: 8000 + i, handle: {} })),
   } as unknown as SlotSockets;
-  const stalls = new StallGuard(settings, workerSlots, sockets, (event, payload) => events.push({ event, payload }));
+  const stalls = new StallGuard(settings, workerSlots, sockets, (event, payload) => events.push({ event, payload }), board);
   return { stalls, slots, workers, sent, events };
 }
 
@@ -141,12 +143,44 @@ describe('StallGuard', () => {
     expect(slots.map((slot) => slot.accepted)).toEqual([5, 6]);
   });
 
+  it("counts each worker's own slot from its progress cell (no message), lent slots from its beats, and a gone worker's last count", () => {
+    const board = ProgressBoard.open();
+    if (!(board instanceof ProgressBoard)) throw board;
+    try {
+      const one = () => 1;
+      const { stalls, slots, workers } = guard(80, 2, one, board);
+      const cells = workers.map((worker) => {
+        const assigned = board.assign();
+        if (!assigned) throw new Error('no cell');
+        board.bind(worker, assigned.cell);
+        return ProgressCell.open(assigned.env, process.pid) as ProgressCell;
+      });
+      for (let i = 0; i < 3; i++) cells[0]!.accepted();
+      cells[1]!.accepted();
+      stalls.tally();
+      expect(slots.map((slot) => slot.accepted)).toEqual([3, 1]);
+      // A beat of worker 1 with slot 0 lent to it, and its own count as the cell has it: counted once.
+      stalls.beat(workers[1]!, { '0': 2, '1': 1 });
+      stalls.tally();
+      expect(slots.map((slot) => slot.accepted)).toEqual([5, 1]);
+      // Worker 0 accepts twice more and exits before the next tally: its last count is added.
+      cells[0]!.accepted();
+      cells[0]!.accepted();
+      stalls.forget(workers[0]!, 0);
+      board.release(workers[0]!);
+      stalls.tally();
+      expect(slots.map((slot) => slot.accepted)).toEqual([7, 1]);
+    } finally {
+      board.close();
+    }
+  });
+
   it("a slot whose worker died is lent with no 'stall', and its replacement ends the loan with no 'recover'", () => {
     const { stalls, slots, workers, events } = guard(80);
     // Worker 100 dies: its slot has no worker until the replacement listens.
     slots[0]!.worker = undefined;
     slots[0]!.life.fire('exit');
-    stalls.forget(workers[0]!);
+    stalls.forget(workers[0]!, 0);
     stalls.watch();
     expect(stalls.lentTo(0)).toBe(workers[1]);
     const replacement = fakeWorker(102);

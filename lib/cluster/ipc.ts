@@ -88,7 +88,7 @@ export interface DrainedMessage {
   destroyed: number;
 }
 
-/** A worker's accept counts per slot since it started: ACCEPT_REPORT_MS after it accepts, and in answer to a ping. */
+/** A worker's accept counts per slot since it started: ACCEPT_REPORT_MS after it accepts (with a progress cell, only after an accept from a lent slot: the own slot's count is in the cell), and in answer to a ping. */
 export interface BeatMessage {
   cmd: Command;
   act: 'beat';

@@ -109,8 +109,8 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
           this.#stalls.watch();
           this.#systemd.storeSockets();
         },
-        onExit: (worker) => {
-          this.#stalls.forget(worker);
+        onExit: (worker, slot) => {
+          this.#stalls.forget(worker, slot.index);
           this.#balancer?.forget(worker);
         },
         hasSocket: (slot) => this.#sockets?.has(slot.index) ?? false,
@@ -125,7 +125,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     );
     this.#memory =
       settings.maxMemoryRestart > 0 ? new MemoryLimit(settings, this.#workers, { emit, serially: (job) => this.#reloads.serially(job) }) : undefined;
-    this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit);
+    this.#stalls = new StallGuard(settings, this.#workers, this.#sockets, emit, this.#board);
     this.#lending = new SlotLending(settings, this.#workers, this.#sockets, {
       beat: (worker, accepted) => this.#stalls.beat(worker, accepted),
       ticketKey: () => this.#ticketKeys?.current,

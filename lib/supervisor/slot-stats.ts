@@ -9,6 +9,7 @@ import type { Slot } from './slots/worker-slots';
 
 export function slotStats(slots: readonly Slot[], parts: { stalls: StallGuard; memory?: MemoryLimit; balancer?: Balancer }): SlotStats[] {
   const { stalls, memory, balancer } = parts;
+  stalls.tally();
   return slots.map((slot) => ({
     slot: slot.index,
     pid: slot.worker?.process.pid,

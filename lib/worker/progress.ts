@@ -1,5 +1,5 @@
 // The worker's progress cell (see supervisor/slots/progress-board.ts). Its first field: how many
-// connections this worker has accepted, stored into its cell of the supervisor's file on every
+// connections this worker has accepted from its own slot, stored into its cell of the supervisor's file on every
 // accept; the file is mapped shared into both processes (the addon's mapShared), so a store is all a
 // worker pays, with no syscall, no message and no timer. The supervisor sees the cell move and leaves
 // the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
@@ -14,7 +14,7 @@ export const PROGRESS_ENV = 'REUSEPORT_PROGRESS';
  * 64 bytes, so that two workers storing their counts on every accept never write the same line.
  */
 export const CELL_FIELDS = 8;
-/** The fields in use: connections accepted; open connections; connections shed; event-loop utilisation (worker/balance.ts). The rest are spare. */
+/** The fields in use: connections accepted from the worker's own slot (stats count them from here); open connections; connections shed; event-loop utilisation (worker/balance.ts). The rest are spare. */
 export const ACCEPTED_FIELD = 0;
 export const OPEN_FIELD = 1;
 export const SHED_FIELD = 2;
@@ -73,7 +73,7 @@ export class ProgressCell {
     }
   }
 
-  /** One more connection accepted: stored at once (a store into shared memory, no syscall). */
+  /** One more connection accepted from the worker's own slot: stored at once (a store into shared memory, no syscall). */
   accepted(): void {
     this.#fields[ACCEPTED_FIELD] = ++this.#accepted;
   }

@@ -114,9 +114,10 @@ export async function borrowSlotSocket(
 
 /**
  * How long after an accept the counts go to the primary (at most one message per this many ms, and
- * none while nothing is accepted). Liveness needs no message: the progress cell shows this worker
- * accepting, and the primary asks ('ping') only when one of its slot sockets has connections
- * waiting while the cell stands still; this worker answers with its counts.
+ * none while nothing is accepted). With a progress cell (Linux), only accepts from slots lent to this
+ * worker need one: its own slot's count and its liveness are in the cell, and the primary asks
+ * ('ping') only when its slot socket has connections waiting while the cell stands still; this
+ * worker answers with its counts.
  */
 export const ACCEPT_REPORT_MS = 250;
 
@@ -203,10 +204,15 @@ class WorkerLink {
   }
 
   count(slot: number): void {
-    // The own slot's count in a field: this runs for every connection.
-    if (slot === this.#slot) this.#acceptedHere += 1;
-    else this.#accepted.set(slot, (this.#accepted.get(slot) ?? 0) + 1);
-    this.#progress?.accepted();
+    // This runs for every connection. The own slot's count: with a progress cell, a store there
+    // (the supervisor reads it; no message), else in a field that the next beat carries.
+    if (slot === this.#slot) {
+      this.#acceptedHere += 1;
+      if (this.#progress) {
+        this.#progress.accepted();
+        return;
+      }
+    } else this.#accepted.set(slot, (this.#accepted.get(slot) ?? 0) + 1);
     if (!this.#reportTimer) {
       this.#reportTimer = setTimeout(() => this.#report(), ACCEPT_REPORT_MS);
       this.#reportTimer.unref();

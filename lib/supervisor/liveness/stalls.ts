@@ -6,6 +6,7 @@ import type { Worker } from 'node:cluster';
 import { supervisorMessage } from '../../cluster/ipc';
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
+import type { ProgressBoard } from '../slots/progress-board';
 import type { SlotSockets } from '../slots/slot-sockets';
 import type { StallEvent } from '../core/types';
 import type { Slot, WorkerSlots } from '../slots/worker-slots';
@@ -31,8 +32,11 @@ export class StallGuard {
   // The deploys under way ('a reload', 'an upgrade'): a stall then says so.
   readonly #deploys = new Set<string>();
   #stallLimit: number;
+  readonly #board: ProgressBoard | undefined;
 
-  constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: EmitEvent) {
+  /** `board`: the workers' progress cells, where their own slots' accepts are counted, when there are any. */
+  constructor(settings: SupervisorSettings, workers: WorkerSlots, sockets: SlotSockets | undefined, emit: EmitEvent, board?: ProgressBoard) {
+    this.#board = board;
     this.#settings = settings;
     this.#workers = workers;
     this.#sockets = sockets;
@@ -80,24 +84,41 @@ export class StallGuard {
     return pinged === undefined ? 0 : now - pinged;
   }
 
-  /** A worker's accept counts (per slot it served, since it started): it answers, and they are added up. */
+  /**
+   * A worker's accept counts (per slot it served, since it started): it answers, and they are added
+   * up. A worker with a progress cell counts its own slot's accepts there (see tally), and its beats
+   * carry only the slots lent to it.
+   */
   beat(worker: Worker, accepted: Record<string, number>): void {
     this.heard(worker);
-    const last = this.#lastAccepted.get(worker) ?? {};
-    // Counts only grow: a smaller one (a worker that says less than before) adds nothing, and the
-    // larger is kept, so a counter never goes down.
-    const kept: Record<string, number> = { ...last };
-    for (const [index, total] of Object.entries(accepted)) {
-      const target = this.#workers.slots[Number(index)];
-      const added = total - (last[index] ?? 0);
-      if (target && added > 0) target.accepted += added;
-      kept[index] = Math.max(total, last[index] ?? 0);
-    }
-    this.#lastAccepted.set(worker, kept);
+    for (const [index, total] of Object.entries(accepted)) this.#add(worker, index, total);
   }
 
-  /** A worker is gone: what it borrowed goes back, and its slot (and those) are lent at once. */
-  forget(worker: Worker): void {
+  /** Adds what the workers' progress cells counted of their own slots since the last tally (before stats are read). */
+  tally(): void {
+    if (!this.#board) return;
+    for (const slot of this.#workers.slots) if (slot.worker) this.#tallyCell(slot.worker, slot.index);
+  }
+
+  #tallyCell(worker: Worker, slot: number): void {
+    const total = this.#board?.accepted(worker);
+    if (total !== undefined) this.#add(worker, String(slot), total);
+  }
+
+  // Counts only grow: a smaller one (a worker that says less than before) adds nothing, and the
+  // larger is kept, so a counter never goes down.
+  #add(worker: Worker, index: string, total: number): void {
+    const last = this.#lastAccepted.get(worker) ?? {};
+    const target = this.#workers.slots[Number(index)];
+    const added = total - (last[index] ?? 0);
+    if (target && added > 0) target.accepted += added;
+    last[index] = Math.max(total, last[index] ?? 0);
+    this.#lastAccepted.set(worker, last);
+  }
+
+  /** A worker is gone (it served `slot`): its last count is added, what it borrowed goes back, and its slot (and those) are lent at once. */
+  forget(worker: Worker, slot: number): void {
+    this.#tallyCell(worker, slot);
     this.#pingedAt.delete(worker);
     this.#lastAccepted.delete(worker);
     for (const [index, borrower] of this.#loans) if (borrower === worker) this.#loans.delete(index);

@@ -127,6 +127,12 @@ export class ProgressBoard {
     return this.#now[cell] !== this.#before[cell];
   }
 
+  /** The connections the worker has accepted from its own slot so far, as its cell says now; undefined without a cell. */
+  accepted(worker: Worker): number | undefined {
+    const cell = this.#cells.get(worker);
+    return cell === undefined || this.#closed ? undefined : (this.#fields[cell * CELL_FIELDS + ACCEPTED_FIELD] as number);
+  }
+
   /** Every cell's load as it is now, apart from read()'s comparison; workers without a cell are not there. */
   loads(): Map<Worker, CellLoad> {
     const found = new Map<Worker, CellLoad>();

@@ -40,8 +40,8 @@ export interface WorkerSlotHooks {
   onRequest(worker: Worker, slot: Slot, message: SupervisorRequest): void;
   /** A worker listens (its slot is ready). */
   onListening(worker: Worker, slot: Slot): void;
-  /** A worker is gone. */
-  onExit(worker: Worker): void;
+  /** A worker is gone (`slot`: the one it served; its progress cell is still there to read). */
+  onExit(worker: Worker, slot: Slot): void;
   /** Whether the slot still has a socket to wait for a replacement with (a timer closes it otherwise). */
   hasSocket(slot: Slot): boolean;
   /** Closes a slot's socket that was not refilled in time. */
@@ -227,8 +227,8 @@ export class WorkerSlots {
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
     this.#waiters.delete(worker);
+    this.#hooks.onExit(worker, slot);
     this.#board?.release(worker);
-    this.#hooks.onExit(worker);
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
     if (forked) this.#hooks.emit('exit', exit);
     if (slot.worker !== worker) return;
