@@ -27,7 +27,7 @@ export interface NativeBinding {
   probeReusePort(): number;
   /** listen(2) on an SO_REUSEPORT TCP socket; refuses any other fd (EPROTOTYPE, EINVAL, ENOTSOCK). */
   listenSocket(fd: number, backlog: number): void;
-  /** A listening SO_REUSEPORT TCP socket's accept queue: waiting connections and the limit (Linux TCP_INFO). */
+  /** A listening TCP socket's accept queue: waiting connections and the limit (Linux TCP_INFO, one getsockopt); EINVAL for one not listening, the kernel's error for any other fd. */
   acceptQueue(fd: number): { queued: number; limit: number };
   /** Attaches a classic BPF program ([code, jt, jf, k, ...]) to the fd's SO_REUSEPORT group (Linux). */
   attachReusePortProgram(fd: number, program: number[]): void;

@@ -302,8 +302,10 @@ int CheckReusePortSocket(int fd) {
 }
 
 int AcceptQueue(int fd, int* queued, int* limit) {
-  int err = CheckReusePortSocket(fd);
-  if (err != 0) return err;
+  // One getsockopt, nothing else: the supervisor reads every slot's queue on every check. It only
+  // reads, so there is no need to check the socket's kind first (as the calls that change a socket
+  // do): the kernel refuses TCP_INFO on anything but a TCP socket (ENOTSOCK, EOPNOTSUPP), and the
+  // state says whether it listens.
 #if defined(__linux__) && defined(TCP_INFO)
   tcp_info info;
   socklen_t length = sizeof(info);
@@ -318,6 +320,7 @@ int AcceptQueue(int fd, int* queued, int* limit) {
   *limit = static_cast<int>(info.tcpi_sacked);
   return 0;
 #else
+  (void)fd;
   (void)queued;
   (void)limit;
   return ENOTSUP;

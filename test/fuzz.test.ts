@@ -134,6 +134,7 @@ const fdFunctions = new Set([
   'socketInfo',
   'clearDatagramReuseAddr',
   'datagramSockets',
+  'mapShared',
 ]);
 
 describe.each([
@@ -147,6 +148,7 @@ describe.each([
   'openDatagram',
   'clearDatagramReuseAddr',
   'datagramSockets',
+  'mapShared',
 ])('%s under 10,000 random calls', (name) => {
   it('never crashes, throws only coded errors, and leaks no fd', () => {
     fuzz(name, name.length * 7919, (random) => {
