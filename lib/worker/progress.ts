@@ -1,7 +1,7 @@
 // The worker's progress cell (see supervisor/slots/progress-board.ts). Its first field: how many
-// connections this worker has accepted from its own slot, stored into its cell of the supervisor's file on every
-// accept; the file is mapped shared into both processes (the addon's mapShared), so a store is all a
-// worker pays, with no syscall, no message and no timer. The supervisor sees the cell move and leaves
+// connections this worker has accepted from its own slot, stored into its cell of the supervisor's
+// file on every accept; the file is mapped shared into both processes (the addon's mapShared), so a
+// store is all a worker pays, with no syscall, no message and no timer. The supervisor sees the cell move and leaves
 // the worker alone; it asks (a ping) only when connections wait for a worker whose cell stands still.
 // Its load fields (open connections, connections shed, how busy its event loop was) are written by
 // worker/balance.ts's timer.

@@ -66,8 +66,8 @@ export class ProgressBoard {
     directory = boardDirectory(),
     addon: () => NativeBinding | undefined = () => loadBinding().binding,
   ): ProgressBoard | Error {
-    const binding = addon();
     if (platform !== 'linux') return new Error(`progress cells are Linux only (workers open them through /proc), and this is ${platform}`);
+    const binding = addon();
     if (!binding) return new Error('progress cells are mapped by the native addon, which is not loaded');
     const file = path.join(directory, `reuseport-${process.pid}-${randomBytes(8).toString('hex')}`);
     let fd: number | undefined;
