@@ -76,8 +76,8 @@ function runCluster(env: Record<string, string>): Promise<ClusterReport> {
     const child = fork(path.join(fixtures, 'queue-source.js'), { env: { ...process.env, LD_PRELOAD: preload(), ...env }, stdio: 'inherit' });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error('queue-source.js did not report within 30 s'));
-    }, 30_000);
+      reject(new Error('queue-source.js did not report within 60 s'));
+    }, 60_000);
     child.once('message', (report: ClusterReport) => {
       clearTimeout(timer);
       if (report.error) reject(new Error(report.error));
