@@ -1,10 +1,12 @@
 // Many real processes on one port: standalone, cluster workers, and a privilege error in a child.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countResponses } from './helpers/http';
 import { fixtures, spawnFixture, startFixture, stopAll } from './helpers/processes';
-import { listeningInodes, socketInodesOf } from './helpers/proc-net';
+import { freePort } from './helpers/ports';
+import { socketInodesOf } from './helpers/proc-net';
 
 interface Ready {
   pid: number;
@@ -12,6 +14,19 @@ interface Ready {
 }
 
 afterEach(() => stopAll());
+
+/** Inodes of the TCP sockets listening on 127.0.0.1:`port` (/proc/net/tcp). */
+function loopbackListeners(port: number): string[] {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1] === local && fields[3] === '0A')
+    .map((fields) => fields[9] ?? '');
+}
 
 describe('standalone processes', () => {
   it('three processes share one port and each serves some of 300 new connections', async () => {
@@ -33,13 +48,16 @@ describe('standalone processes', () => {
 
 describe('cluster workers', () => {
   it("each worker accepts on its own socket; the primary holds none, yet gets node:cluster's 'listening' for each", async () => {
-    const primary = startFixture('cluster-server.js', ['3']);
+    // A port from below the ephemeral range: a port-0 probe's pick could be taken by another test's
+    // process before the workers listen (EADDRINUSE, and no 'ready').
+    const primary = startFixture('cluster-server.js', ['3', String(await freePort())]);
     const ready = await primary.next<{ pid: number; port: number; workers: Ready[] }>('ready');
     const workerPids = ready.workers.map((w) => w.pid);
     expect(ready.workers.map((w) => w.info.mode)).toEqual(['reuseport', 'reuseport', 'reuseport']);
 
-    // Three listening sockets on the port, one in each worker, none in the primary.
-    const inodes = listeningInodes(ready.port);
+    // Three listening sockets on the port, one in each worker, none in the primary. Only 127.0.0.1's
+    // rows: another process may listen on the same port number over IPv6.
+    const inodes = loopbackListeners(ready.port);
     expect(inodes).toHaveLength(3);
     const owners = inodes.map((inode) => workerPids.filter((pid) => socketInodesOf(pid).has(inode)));
     expect(owners.map((o) => o.length)).toEqual([1, 1, 1]);
