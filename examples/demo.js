@@ -14,6 +14,8 @@ const { values: flags } = parseArgs({
     requests: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
     port: { type: 'string', default: '0' },
+    // How long a request may sit idle before it counts as failed (ms).
+    timeout: { type: 'string', default: '5000' },
   },
 });
 
@@ -58,7 +60,7 @@ async function drive(port, total, concurrency) {
   let failed = 0;
   const once = () =>
     new Promise((resolve) => {
-      const request = http.get({ host: '127.0.0.1', port, agent: false, timeout: 5000 }, (response) => {
+      const request = http.get({ host: '127.0.0.1', port, agent: false, timeout: Number(flags.timeout) }, (response) => {
         const pid = response.headers['x-worker'];
         perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
         response.resume();
