@@ -117,7 +117,18 @@ describe('pinProcess', () => {
         threads = seen;
       }
       expect(threads.length).toBeGreaterThanOrEqual(4);
-      expect(pinProcess(binding, child.pid as number, cpu)).toBe(threads.length);
+      // Steady for 200 ms is no promise: a slow start can still add a thread, between our read and
+      // pinProcess's own, or (from a thread not pinned yet) while it pins. Pin again until the
+      // threads read before and after a pinning are the same, so its count is that of the threads.
+      let pinned = 0;
+      const pinning = Date.now() + 5_000;
+      for (let i = 0; i < 20 && Date.now() < pinning; i++) {
+        const before = threads.join();
+        pinned = pinProcess(binding, child.pid as number, cpu);
+        threads = threadsOf(child.pid as number);
+        if (threads.join() === before) break;
+      }
+      expect(pinned).toBe(threads.length);
       for (const tid of threads) expect(binding.getCpuAffinity(tid)).toEqual([cpu]);
       // A worker thread started after the pinning inherits it.
       child.stdin?.write('go\n');
