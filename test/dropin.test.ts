@@ -32,6 +32,8 @@ interface Event {
   probe?: boolean;
   getPort?: number;
   detectPort?: number;
+  cut?: number;
+  killed?: number[];
 }
 
 // The runner with --json; lines that are not the runner's JSON (a worker's own output) are kept aside.
@@ -159,10 +161,14 @@ describe('an app with a second port under reuseport start', () => {
 });
 
 // One request on a new connection, given up after 1 s: the body, or why not (a hang is 'timed out').
+// For connections that may rightly go unanswered (one queued at a stopped worker's socket).
 const askOnce = (port: number): Promise<string> => fetchOnce(port, '127.0.0.1', 1_000).catch((error: Error) => error.message);
+// The same for a request that must be answered: given up only after 10 s (a hang), as a slow machine
+// may take over 1 s to answer one (a worker just resumed, a runner busy lending a slot).
+const askSurely = (port: number): Promise<string> => fetchOnce(port, '127.0.0.1', 10_000).catch((error: Error) => error.message);
 
 describe('ports only some workers listen on, under reuseport start', () => {
-  it("an admin port of slot 0's worker and a port per worker: every request is answered within 1 s, by the worker that listens there", async () => {
+  it("an admin port of slot 0's worker and a port per worker: every request is answered, by the worker that listens there", async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     // Two free ports in a row for the per-worker ports (bounded tries).
     let slotPort = 0;
@@ -186,16 +192,12 @@ describe('ports only some workers listen on, under reuseport start', () => {
     // A socket only for each slot whose worker listens there: one on the admin port and on each
     // worker's own port, two on the port both serve (none that no worker accepts from).
     expect([adminPort, slotPort, slotPort + 1, port].map((p) => listeningInodes(p).length)).toEqual([1, 1, 1, 2]);
-    const admin = new Set<string>();
-    const perWorker: Set<string>[] = [new Set(), new Set()];
+    // One that queued at a socket no worker accepts from hangs (10 s): the first wrong answer ends the test.
     for (let i = 0; i < 20; i++) {
-      admin.add(await askOnce(adminPort));
-      perWorker[0]?.add(await askOnce(slotPort));
-      perWorker[1]?.add(await askOnce(slotPort + 1));
+      expect(await askSurely(adminPort)).toBe(`admin ${first}`);
+      expect(await askSurely(slotPort)).toBe(`slot-0 ${first}`);
+      expect(await askSurely(slotPort + 1)).toBe(`slot-1 ${second}`);
     }
-    expect([...admin]).toEqual([`admin ${first}`]);
-    expect([...(perWorker[0] ?? [])]).toEqual([`slot-0 ${first}`]);
-    expect([...(perWorker[1] ?? [])]).toEqual([`slot-1 ${second}`]);
     expect((await countResponses(port, 50)).size).toBe(2);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
@@ -216,7 +218,7 @@ describe('ports only some workers listen on, under reuseport start', () => {
       // its socket there is lent to slot 1, which answers them (bounded).
       for (let i = 0; i < 100 && !run.events.some((event) => event.event === 'stall' && event.slot === 0); i++) await askOnce(port);
       expect(run.events.find((event) => event.event === 'stall' && event.slot === 0)).toMatchObject({ pid: first, lentTo: second });
-      expect(await askOnce(port)).toBe(`app ${second}`);
+      expect(await askSurely(port)).toBe(`app ${second}`);
       // Slot 0's admin and own port: no other worker listens there, so nothing answers while it is stopped.
       for (const only of [adminPort, slotPort]) {
         const answers = await Promise.all([askOnce(only), askOnce(only), askOnce(only)]);
@@ -225,10 +227,12 @@ describe('ports only some workers listen on, under reuseport start', () => {
     } finally {
       process.kill(first as number, 'SIGCONT');
     }
+    // Slot 0's worker, resumed, answers there again (bounded by count and time).
     let admin = '';
-    for (let i = 0; i < 20 && admin !== `admin ${first}`; i++) admin = await askOnce(adminPort);
+    const resumed = Date.now();
+    for (let i = 0; i < 20 && admin !== `admin ${first}` && Date.now() - resumed < 30_000; i++) admin = await askSurely(adminPort);
     expect(admin).toBe(`admin ${first}`);
-    expect(await askOnce(slotPort)).toBe(`slot-0 ${first}`);
+    expect(await askSurely(slotPort)).toBe(`slot-0 ${first}`);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
   }, 90_000);
@@ -295,21 +299,24 @@ describe('a listen error in a worker under reuseport start', () => {
 });
 
 describe('a crash-looping release under reuseport start', () => {
-  it('ends the runner non-zero within 30 s (default --max-restarts), its last line naming the cause and the tail of its stderr', async () => {
+  it('ends the runner non-zero after 16 restarts a slot (default --max-restarts), its last line naming the cause and the tail of its stderr', async () => {
     const port = await freePort();
     const started = Date.now();
     // --min-uptime 10 s, not the default 1 s: on a busy machine the app's own start (fork to listen)
     // can take longer than 1 s, and a worker that lived that long is not a crash.
     const run = runner(['--workers', '2', '--min-uptime', '10000', path.join(fixtures, 'crash-app.js')], port);
     expect(await run.exited).toBe(1);
-    expect(Date.now() - started).toBeLessThan(40_000);
+    // The back-off between restarts sums to about 13.5 s a slot, and each of its 17 starts (a fork, the
+    // app's listen, 100 ms) may take 1-3 s on a slow machine: a generous bound, which a runner that
+    // kept restarting still fails (as it fails the count of restarts below).
+    expect(Date.now() - started).toBeLessThan(90_000);
     const loops = run.events.filter((event) => event.event === 'crash-loop');
     expect(loops).toHaveLength(2);
     const last = run.stderr().trim().split('\n').at(-1);
     expect(last).toMatch(
       /^reuseport start: every slot stopped restarting: the workers kept dying within 10000 ms of their start \(16 restarts in a row per slot; the last, pid \d+, exited with code 3\): its stderr ended with: crash-app: cannot reach the database$/,
     );
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('reuseport start --no-register', () => {
@@ -351,11 +358,13 @@ describe('drainSignal() under reuseport start', () => {
     }
     expect(new Set(streams.map((s) => s.pid)).size).toBe(2);
     const mark = run.events.length;
-    const started = Date.now();
     run.child.kill('SIGHUP');
-    await run.next('reload', mark);
-    // The default drainTimeoutMs is 10 s a slot: without the signal this reload would take about 20 s.
-    expect(Date.now() - started).toBeLessThan(8_000);
+    const reload = await run.next('reload', mark, 60_000);
+    // Without the signal each old worker's streams stay open until drainTimeoutMs (10 s by default),
+    // where they are cut (or the worker killed): the reload line counts them. Told by what the drain
+    // did, not by how long it took, which on a slow machine says little.
+    expect(reload.cut).toBe(0);
+    expect(reload.killed).toBeUndefined();
     for (const stream of streams) await expect(stream.body).resolves.toBe('start\nbye\n');
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);

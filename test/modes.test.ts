@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { listenReusePort } from '../lib/index';
 import { listenWith } from '../lib/listen/listen-reuseport';
 import { countResponses, fetchOnce } from './helpers/http';
+import { freePort } from './helpers/ports';
 import { startFixture, stopAll } from './helpers/processes';
 import { listeningInodes, socketInodesOf } from './helpers/proc-net';
 import { gatherFacts } from '../lib/plan/facts';
@@ -94,10 +95,9 @@ describe('cluster modes', () => {
   });
 
   it('exclusive: the first worker listens alone, the second gets EADDRINUSE saying why', async () => {
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const { port } = probe.address() as net.AddressInfo;
-    await new Promise((resolve) => probe.close(resolve));
+    // A port no port-0 listen is given: one probed and closed could be taken by another file's
+    // listener before the first worker's, which would then get EADDRINUSE too.
+    const port = await freePort();
     const report = await startCluster({ workers: 2, setup: null, port, workerOptions: { mode: 'exclusive' } });
     const [first, second] = report.workers;
     expect(first?.info).toMatchObject({ mode: 'exclusive', backend: 'node' });

@@ -33,12 +33,11 @@ function processes(): { pid: number; state: string; ppid: number; name: string }
 }
 
 // For `ms`: every 100 ms, the zombies whose parent is `parent` and whether any sleep was its child.
-// Watches `parent`'s children every 100 ms for `ms`: the most zombies at one check, and the longest any
-// one stayed a zombie (from the first check that saw it so to the last). The second is what says the
-// parent keeps up: the first also counts orphans that exited a moment before a check, which a busy
-// machine (the parent's loop, or its SIGCHLD, a little late) can leave more of at one instant.
-async function watchChildren(parent: number, ms: number): Promise<{ worstZombies: number; longestZombieMs: number; orphansSeen: number; checks: number }> {
-  let worstZombies = 0;
+// Watches `parent`'s children every 100 ms for `ms`: the longest any one stayed a zombie (from the
+// first check that saw it so to the last), which says the parent keeps up. (The most zombies at one
+// check says little: it counts orphans that exited a moment before, which a busy machine, the
+// parent's loop or its SIGCHLD a little late, leaves many of at one instant.)
+async function watchChildren(parent: number, ms: number): Promise<{ longestZombieMs: number; orphansSeen: number; checks: number }> {
   let longestZombieMs = 0;
   const zombieSince = new Map<number, number>();
   const orphans = new Set<number>();
@@ -48,7 +47,6 @@ async function watchChildren(parent: number, ms: number): Promise<{ worstZombies
     const now = Date.now();
     const children = processes().filter((each) => each.ppid === parent);
     const zombies = children.filter((each) => each.state === 'Z');
-    worstZombies = Math.max(worstZombies, zombies.length);
     // A pid that is no zombie at this check is forgotten (reaped, or a new process with a reused pid).
     for (const pid of [...zombieSince.keys()]) if (!zombies.some((each) => each.pid === pid)) zombieSince.delete(pid);
     for (const { pid } of zombies) {
@@ -60,7 +58,7 @@ async function watchChildren(parent: number, ms: number): Promise<{ worstZombies
     checks += 1;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { worstZombies, longestZombieMs, orphansSeen: orphans.size, checks };
+  return { longestZombieMs, orphansSeen: orphans.size, checks };
 }
 
 const canUnshare = process.platform === 'linux' && spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status === 0;
@@ -154,11 +152,11 @@ describe('orphans', () => {
       seen.add(runner);
       const watched = await watchChildren(runner, 4_000);
       // The orphans were the runner's to reap (reparented to it), and it kept up: none stayed a zombie
-      // for 2 s (it reaps on SIGCHLD and every 150 ms; 100 orphans a second exit here), and they never
-      // piled up (a second's worth of them at one check would be 100).
+      // for 2 s (it reaps on SIGCHLD and every 150 ms; 100 orphans a second exit here). How many are
+      // zombies at one check is no measure: a runner descheduled for half a second on a busy machine
+      // sees 50, and catches up. Without a reaper they stay zombies for the whole 4 s.
       expect(watched.orphansSeen).toBeGreaterThan(0);
       expect(watched.longestZombieMs).toBeLessThan(2_000);
-      expect(watched.worstZombies).toBeLessThanOrEqual(50);
       // An upgrade would end the namespace with this PID 1: refused, and it serves on.
       process.kill(runner, 'SIGUSR2');
       const refusedBy = Date.now() + 10_000;
@@ -177,10 +175,9 @@ describe('orphans', () => {
     const runner = startRunner(['start', '-i', '2', '--subreaper', '--json', path.join(fixtures, 'orphan-app.js')], seen, { PORT: String(port) });
     const ready = await runner.next((line) => line.event === 'ready', 0, 30_000);
     const watched = await watchChildren(runner.child.pid as number, 3_000);
-    // As PID 1 above: none stayed a zombie for 2 s, and they never piled up.
+    // As PID 1 above: none stayed a zombie for 2 s.
     expect(watched.orphansSeen).toBeGreaterThan(0);
     expect(watched.longestZombieMs).toBeLessThan(2_000);
-    expect(watched.worstZombies).toBeLessThanOrEqual(50);
     // A worker of its own that dies: libuv still gets its exit (the runner says so and replaces it).
     const [victim] = ready.workers as number[];
     const mark = runner.lines.length;

@@ -116,12 +116,13 @@ describe("a runner started with 0.1's command line, upgraded to this version", (
       }
     });
     const next = async (match: (line: RunnerLine) => boolean) => {
-      for (let i = 0; i < 1000; i++) {
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; i < 1500 && Date.now() < deadline; i++) {
         const found = lines.find(match);
         if (found) return found;
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      throw new Error(`no such line: ${JSON.stringify(lines)}`);
+      throw new Error(`no such line within 30 s: ${JSON.stringify(lines)}`);
     };
     await next((line) => line.gen === 'ready');
     expect(await argvOf(port)).toEqual([]);
@@ -130,7 +131,9 @@ describe("a runner started with 0.1's command line, upgraded to this version", (
     const first = await next((line) => line.event === 'ready');
     expect(first.workers).toHaveLength(1);
     // The predecessor's worker serves until its drain begins: asked before it is gone, it may answer.
-    for (let i = 0; i < 250 && alive(predecessor.pid as number); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Then it drains and exits: seconds on a loaded machine.
+    const goneBy = Date.now() + 30_000;
+    for (let i = 0; i < 1500 && alive(predecessor.pid as number) && Date.now() < goneBy; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(alive(predecessor.pid as number)).toBe(false);
     expect(await argvOf(port)).toEqual(['--workers', '3', '--tag']);
 

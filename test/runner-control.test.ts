@@ -101,8 +101,16 @@ describe('reuseport stop', () => {
     const request = http.get({ host: '127.0.0.1', port, path: '/slow?ms=20000', agent: false });
     request.on('error', () => undefined);
     await new Promise((resolve) => request.once('socket', (socket) => socket.once('connect', resolve)));
-    // Accepted by a worker before the stop (its slot's count goes up on the next beat).
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Accepted by a worker before the stop: a connection still in the accept queue at the stop would
+    // be refused, not cut. Its slot's count says so (at once from the worker's progress cell, else
+    // on its next beat); a fixed sleep was too short on a loaded machine.
+    const acceptedBy = Date.now() + 20_000;
+    for (let i = 0; i < 200 && Date.now() < acceptedBy; i++) {
+      const status = await runCliAsync(['status', '--pid-file', pidFile, '--json'], 10_000);
+      const slots = status.code === 0 ? (JSON.parse(status.stdout).slots as { accepted: number; connections?: number }[]) : [];
+      if (slots.some((slot) => slot.accepted > 0 || (slot.connections ?? 0) > 0)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const result = await runCliAsync(['stop', '--pid-file', pidFile, '--json']);
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ event: 'stopped', pid: ready.pid, exitCode: 1, cut: 1, killed: [] });

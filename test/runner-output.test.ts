@@ -132,13 +132,13 @@ describe('worker output', () => {
     const spammed = fetchPath(port, `/spam?n=${lines}`, { timeoutMs: 30_000 });
     // The worker's writes go to its pipe (Node buffers them in the worker): it answers.
     expect(Number(await spammed)).toBeGreaterThan(0);
-    // The supervisor's writes wait on the thread pool; its event loop answers at once, all along
-    // the stall (a blocking write of the relayed lines would hold it in the kernel's tty write).
+    // The supervisor's writes wait on the thread pool; its event loop answers all along the stall (a
+    // blocking write of the relayed lines would hold it in the kernel's tty write until the test
+    // reads again, below: no answer at all). How fast it answers is no part of this: a loaded
+    // machine can take seconds, hence the generous timeout.
     for (let i = 0; i < 10; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const started = performance.now();
-      expect(JSON.parse(await fetchPath(healthPort, '/live', { timeoutMs: 2_000 }))).toEqual({ live: true });
-      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(JSON.parse(await fetchPath(healthPort, '/live', { timeoutMs: 15_000 }))).toEqual({ live: true });
     }
     const prefix = `[0 ${worker}] `;
     const spam = () => text.split('\r\n').filter((line) => line.startsWith(prefix) && line.endsWith('x'));
@@ -164,10 +164,22 @@ describe('event lines', () => {
     const replaced = await runner.next((line) => line.event === 'listening' && line.slot === 0, at);
     expect(replaced).toMatchObject({ slot: 0, port, replaces: victim });
     seen.add(replaced.pid as number);
-    // Served by the replacement; then nothing says a stall ended.
+    // Served by the replacement; then nothing says the victim stalled, or that a stall ended that
+    // no stall line began: its death lent slot 0 out, which is no stall. (On a busy machine a live
+    // worker silent for 80 ms is a stall, told by a stall line and then a recover for its slot.)
     expect(await fetchPath(port, '/pid')).toMatch(/^\d+$/);
     runner.child.kill('SIGTERM');
     expect(await runner.exited).toEqual({ code: 0, signal: null });
-    expect(runner.lines.filter((line) => line.event === 'recover' || line.event === 'stall')).toEqual([]);
+    const stalls = runner.lines.filter((line) => line.event === 'recover' || line.event === 'stall');
+    expect(stalls.filter((line) => line.event === 'stall' && line.pid === victim)).toEqual([]);
+    const unexplained = stalls.filter(
+      (line, i) =>
+        line.event === 'recover' &&
+        stalls
+          .slice(0, i)
+          .filter((each) => each.slot === line.slot)
+          .at(-1)?.event !== 'stall',
+    );
+    expect(unexplained).toEqual([]);
   });
 });

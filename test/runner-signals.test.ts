@@ -59,7 +59,9 @@ async function groupRun(command: string, args: string[], cwd: string) {
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = exitAfterOutput(child).then(() => undefined);
-  for (let i = 0; i < 1000 && !/ready pid=\d+/.test(stdout); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  // npx, then the runner and its 2 workers start: many seconds on a loaded machine.
+  const readyBy = Date.now() + 60_000;
+  for (let i = 0; i < 3000 && !/ready pid=\d+/.test(stdout) && Date.now() < readyBy; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   const runner = Number(/ready pid=(\d+)/.exec(stdout)?.[1]);
   expect(runner, `${stdout} ${stderr}`).toBeGreaterThan(0);
   seen.add(runner);

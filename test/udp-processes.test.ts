@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findPortHolders } from '../lib/ports/port-holders';
+import { freePort } from './helpers/ports';
 import { type Fixture, startFixture, stopAll } from './helpers/processes';
 import { socketInodesOf } from './helpers/proc-net';
 import { countDatagramAnswers } from './helpers/udp';
@@ -61,7 +62,7 @@ describe('standalone processes on one UDP port', () => {
 
 describe('cluster workers on one UDP port', () => {
   it("each worker binds its own socket; the primary holds none, yet gets node:cluster's 'listening' for each", async () => {
-    const primary = startFixture('udp-server.js', ['cluster', '3']);
+    const primary = startFixture('udp-server.js', ['cluster', '3'], { FIXTURE_PORT: String(await freePort()) });
     const ready = await readyOf<{ pid: number; port: number; workers: Ready[] }>(primary);
     const pids = ready.workers.map((w) => w.pid);
     expect(ready.workers.map((w) => [w.info.mode, w.info.backend])).toEqual(Array(3).fill(['reuseport', 'addon']));
@@ -81,7 +82,7 @@ describe('cluster workers on one UDP port', () => {
   });
 
   it("in 'shared' mode every worker receives on the primary's one socket, and says so", async () => {
-    const primary = startFixture('udp-server.js', ['cluster', '2', 'shared']);
+    const primary = startFixture('udp-server.js', ['cluster', '2', 'shared'], { FIXTURE_PORT: String(await freePort()) });
     const ready = await readyOf<{ pid: number; port: number; workers: Ready[] }>(primary);
     expect(ready.workers.map((w) => [w.info.mode, w.info.backend])).toEqual(Array(2).fill(['shared', 'cluster']));
     expect(ready.workers[0]!.info.reasons.join(' ')).toContain('node:cluster shares a UDP port only as one socket');
@@ -95,10 +96,12 @@ describe('cluster workers on one UDP port', () => {
 
 describe('startCluster workers on one UDP port', () => {
   it('each worker binds its own socket, the supervisor holds none, and a reload replaces them all', async () => {
-    const probe = startFixture('udp-server.js', ['standalone', '0']);
-    const port = (await readyOf(probe)).info.address.port;
-    await stopAll();
-    const supervisor = startFixture('supervisor.js', [JSON.stringify({ exec: 'udp-server.js', workers: 3 })], { FIXTURE_PORT: String(port) });
+    // A port no port-0 bind is given (a port probed and closed could be taken by another file's socket).
+    const port = await freePort();
+    // drainTimeoutMs: a worker that never answered its drain would hold the reload for 62 s, far
+    // past the bound below (with the default 10 s it took 12 s, close to what a slow machine takes).
+    const options = { exec: 'udp-server.js', workers: 3, drainTimeoutMs: 60_000 };
+    const supervisor = startFixture('supervisor.js', [JSON.stringify(options)], { FIXTURE_PORT: String(port) });
     const ready = await supervisor.next<{ pid: number; pids: number[]; ports: number[] }>('ready');
     expect(ready.pids).toHaveLength(3);
     expect(ready.ports).toEqual([port]);
@@ -109,11 +112,14 @@ describe('startCluster workers on one UDP port', () => {
 
     // A reload replaces every worker: the UDP-only workers answer the drain themselves.
     supervisor.child.send({ type: 'reload' });
-    const reloaded = await supervisor.next<{ pids: number[]; ms: number }>('reloaded', 30_000);
+    // A reload waits, wave by wave, for new workers to start and stay up minUptimeMs (1 s) and for
+    // the old ones' drains: a few seconds, up to 10 s on a machine 5-10 times slower. A generous
+    // bound, which a drain never answered (62 s with these options) is still far past.
+    const reloaded = await supervisor.next<{ pids: number[]; ms: number }>('reloaded', 40_000);
     expect(reloaded.pids.filter((pid) => ready.pids.includes(pid))).toEqual([]);
-    expect(reloaded.ms).toBeLessThan(10_000);
+    expect(reloaded.ms).toBeLessThan(30_000);
     expect(holders(port, reloaded.pids).map((o) => o.length)).toEqual([1, 1, 1]);
-  }, 60_000);
+  }, 120_000);
 });
 
 export const fixture = path.join(__dirname, 'fixtures', 'udp-server.js');
