@@ -4,7 +4,7 @@ import type { Worker } from 'node:cluster';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ProgressBoard } from '../lib/supervisor/slots/progress-board';
 import { Balance } from '../lib/worker/balance';
 import { ProgressCell } from '../lib/worker/progress';
@@ -115,6 +115,11 @@ describe('Balance in a worker', () => {
   });
 
   it('over its limit: an HTTP/1.1 keep-alive response gets Connection: close, once per budget; HTTP/1.0 is left alone', async () => {
+    // The budget's clock (performance.now) moves only when the test moves it: a pause of the test on a busy
+    // machine refills no token (one per 100 ms of that clock).
+    let clock = 1_000;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    closers.push(() => now.mockRestore());
     const { cell } = cellAndBoard();
     const server = http.createServer((_, response) => response.end('ok'));
     const port = await listening(server);
@@ -130,12 +135,13 @@ describe('Balance in a worker', () => {
     expect(balance.shed).toBe(1);
     // The budget is spent (one per 100 ms): the next connection keeps alive.
     expect((await exchange(port, [GET11, GET11])).map((head) => head.includes('connection: close'))).toEqual([false, false]);
-    // An HTTP/1.0 request closes anyway: not counted as shed.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // An HTTP/1.0 request closes anyway: not counted as shed (with a token to spend).
+    clock += 150;
     await exchange(port, [GET10]);
     expect(balance.shed).toBe(1);
+    // Not armed: keep-alive again (with a token to spend).
     balance.setLimit(null);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    clock += 150;
     expect((await exchange(port, [GET11, GET11])).map((head) => head.includes('connection: close'))).toEqual([false, false]);
   });
 });

@@ -86,19 +86,29 @@ async function streamOnEveryWorker(port: number, workers: number[]): Promise<htt
   return requests;
 }
 
+// minUptimeMs counts from the fork: a broken worker that listens and dies some ms later must do all that
+// within it on a slow machine (a plain build here starts and listens in about 0.25 s, a sanitizer build
+// under load took over 1.2 s): 6 s leaves room for a start 20 times slower. Not more, since every reload
+// that succeeds lives it out twice (the canary, then the wave). One that exits before it listens fails
+// whatever the time: 3 s.
+const minUptimeFor = (broken: { crash: string }) => (broken.crash === 'listened' ? 6_000 : 3_000);
+
 const eventOf = (state: State, name: string, match: Partial<PolicyEvent>) =>
   state.events.find((event) => event.name === name && Object.entries(match).every(([key, value]) => event[key as keyof PolicyEvent] === value));
 
 describe('reload: old workers drain side by side', () => {
   it.each([
-    ['no cap (the default): the next slot is replaced while the last old worker still drains', {}, true],
-    ['maxDraining: 1: the next slot waits until the old worker is gone', { maxDraining: 1 }, false],
+    // No cap: slot 1's new worker is forked as slot 0's old one begins to drain, and must listen before that
+    // drain is cut (drainTimeoutMs): 8 s leaves room for a start 30 times slower than here (see minUptimeFor).
+    // With the cap the order does not depend on it: 5 s.
+    ['no cap (the default): the next slot is replaced while the last old worker still drains', { drainTimeoutMs: 8_000 }, true],
+    ['maxDraining: 1: the next slot waits until the old worker is gone', { maxDraining: 1, drainTimeoutMs: 5_000 }, false],
   ])(
     '%s; the result and the reload event count what the drains cut',
     async (_name, cap, sideBySide) => {
       const port = await freePort();
       const { file } = release({});
-      const { primary, state } = await start({ ...cap, drainTimeoutMs: 5_000, minUptimeMs: 0 }, file, port);
+      const { primary, state } = await start({ ...cap, minUptimeMs: 0 }, file, port);
       const streams = await streamOnEveryWorker(port, state.pids);
       const done = await ask<State & { result: { pids: number[]; cut: number; killed: number[] } }>(primary, 'reload', 'reloaded');
       for (const stream of streams) stream.destroy();
@@ -112,7 +122,7 @@ describe('reload: old workers drain side by side', () => {
       // Side by side: slot 1's new worker listened while slot 0's old one was still draining.
       expect(newListen < oldExit).toBe(sideBySide);
     },
-    60_000,
+    90_000,
   );
 });
 
@@ -126,9 +136,7 @@ describe('reload to a broken release', () => {
     async (_name, broken) => {
       const port = await freePort();
       const { file, ship } = release({});
-      // minUptimeMs counts from the fork: a worker that dies 300 ms after it listens must still die within it
-      // on a slow machine (a sanitizer build under load took over 1.2 s to listen).
-      const { primary, state } = await start({ minUptimeMs: 3_000 }, file, port);
+      const { primary, state } = await start({ minUptimeMs: minUptimeFor(broken) }, file, port);
       ship(broken);
       const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
       expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 0, slots: [0] });
@@ -138,13 +146,13 @@ describe('reload to a broken release', () => {
       const answers = new Set<string>();
       for (let i = 0; i < 40; i++) answers.add(await fetchOnce(port));
       expect([...answers].sort()).toEqual(state.pids.map(String).sort());
-      // The fixed release reloads as usual.
+      // The fixed release reloads as usual (two minUptimeMs: the canary's, then the wave's).
       ship({});
-      const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded');
+      const fixed = await ask<State & { result: { pids: number[] } }>(primary, 'reload', 'reloaded', 90_000);
       expect(fixed.result.pids).toHaveLength(2);
       expect(fixed.result.pids.filter((pid) => state.pids.includes(pid))).toEqual([]);
     },
-    60_000,
+    150_000,
   );
 });
 
@@ -179,10 +187,9 @@ describe('reload in waves: a canary, then every other slot at once', () => {
     async (_name, broken) => {
       const port = await freePort();
       const { file, ship } = release({});
-      // As above: minUptimeMs counts from the fork, and a slow machine's boot must not outlast it.
-      const { primary, state } = await start({ workers: 3, minUptimeMs: 3_000 }, file, port);
+      const { primary, state } = await start({ workers: 3, minUptimeMs: minUptimeFor(broken) }, file, port);
       ship(broken);
-      const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error');
+      const failed = await ask<State & { error: { code: string; slot: number; slots: number[]; message: string } }>(primary, 'reload', 'reload-error', 90_000);
       expect(failed.error).toMatchObject({ code: 'ERR_REUSEPORT_RELOAD_FAILED', slot: 2, slots: [2] });
       expect(failed.error.message).toMatch(
         /the wave of slots 1-2: the new workers of slot 2 .*that slot keeps its old worker, the wave's other 1 slot kept its new worker/,
@@ -191,11 +198,21 @@ describe('reload in waves: a canary, then every other slot at once', () => {
       expect(failed.pids[2]).toBe(state.pids[2]);
       expect(state.pids).not.toContain(failed.pids[0]);
       expect(state.pids).not.toContain(failed.pids[1]);
+      // Slot 1's old worker was only just told to drain, and may still accept: asked once it is gone (bounded,
+      // past the default drainTimeoutMs of 10 s).
+      const oldExit = (now: State) => eventOf(now, 'exit', { pid: state.pids[1] });
+      const deadline = Date.now() + 20_000;
+      let now: State = failed;
+      for (let i = 0; i < 400 && !oldExit(now) && Date.now() < deadline; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        now = await ask(primary, 'state', 'state');
+      }
+      expect(oldExit(now)).toBeDefined();
       const answers = new Set<string>();
       for (let i = 0; i < 80 && answers.size < 3; i++) answers.add(await fetchOnce(port));
       expect([...answers].sort()).toEqual(failed.pids.map(String).sort());
     },
-    60_000,
+    150_000,
   );
 });
 
@@ -203,9 +220,11 @@ describe('crash loops', () => {
   it('a slot whose workers keep dying young stops restarting; the other keeps serving the whole port, /ready is 200 and says degraded', async () => {
     const port = await freePort();
     const { file, ship } = release({});
-    const { primary, state } = await start({ maxRestarts: 3, restartDelayMs: 10, minUptimeMs: 3_000, health: { port: 0 } }, file, port);
+    // minUptimeMs as for a broken release (see minUptimeFor): each restart must listen and die within it.
+    const minUptimeMs = minUptimeFor({ crash: 'listened' });
+    const { primary, state } = await start({ maxRestarts: 3, restartDelayMs: 10, minUptimeMs, health: { port: 0 } }, file, port);
     // Past minUptimeMs, so the kill below is no crash of a young worker: the count starts with the next death.
-    await new Promise((resolve) => setTimeout(resolve, 3_100));
+    await new Promise((resolve) => setTimeout(resolve, minUptimeMs + 100));
     ship({ crash: 'listened', afterMs: 50 });
     primary.child.send({ type: 'kill', slot: 1 });
     let now = state;
@@ -230,5 +249,5 @@ describe('crash loops', () => {
     const exits = now.events.filter((event) => event.name === 'exit').length;
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await ask(primary, 'state', 'state')).events.filter((event) => event.name === 'exit')).toHaveLength(exits);
-  }, 60_000);
+  }, 90_000);
 });

@@ -131,7 +131,9 @@ describe('supervisor.upgrade()', () => {
   });
 
   it('a successor that exits at once, one that never gets ready, and a command that does not exist leave the old one serving', async () => {
-    const svc = service({ workers: 2, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'exit' });
+    // readyTimeoutMs left at its default: the successor's exit, not a timeout, must end the upgrade, and the
+    // first workers may take long to start on a busy machine.
+    const svc = service({ workers: 2 }, { FIXTURE_BROKEN_SUCCESSOR: 'exit' });
     const ready = await svc.next((line) => line.gen === 'ready');
     const port = ready.ports?.[0] as number;
     process.kill(ready.pid, 'SIGHUP');
@@ -141,7 +143,8 @@ describe('supervisor.upgrade()', () => {
     expect(svc.lines.filter((line) => line.gen === 'upgrade-failed')).toHaveLength(1);
     expect(await fetchOnce(port)).toMatch(/^\d+$/);
 
-    const hanging = service({ workers: 1, readyTimeoutMs: 1_500 }, { FIXTURE_BROKEN_SUCCESSOR: 'hang' });
+    // The short timeout for the successor only (upgrade()'s own option); the first worker has the default.
+    const hanging = service({ workers: 1 }, { FIXTURE_BROKEN_SUCCESSOR: 'hang', UPGRADE_OPTIONS: JSON.stringify({ readyTimeoutMs: 1_500 }) });
     const first = await hanging.next((line) => line.gen === 'ready');
     // The successor is the old supervisor's child: found by its parent pid while it is there.
     const children = () =>

@@ -102,7 +102,8 @@ describe('maxSocketsPerWorker', () => {
     const before = await settledFds(ready.pid);
     const socketsBefore = sockets(ready.pid);
     const requests = hosts(0, 5).map((address, i) => ({ cmd: 'NODE_REUSEPORT', act: 'reserve', seq: 2_000_000 + i, address, ipv6Only: false }));
-    fixture.child.send({ type: 'junk', messages: requests, slot: 0, waitMs: 5_000 });
+    // The worker waits for every reply (up to 10 s, no longer than they take) before it answers.
+    fixture.child.send({ type: 'junk', messages: requests, slot: 0, waitMs: 10_000 });
     const { replies } = await fixture.next<{ replies: { act: string; port?: number; error?: { code?: string; message: string } }[] }>('junk');
     expect(replies.slice(0, 3).map((reply) => reply.port)).toEqual([expect.any(Number), expect.any(Number), expect.any(Number)]);
     expect(replies.slice(3).map((reply) => reply.error?.code)).toEqual(['ERR_REUSEPORT_TOO_MANY_SOCKETS', 'ERR_REUSEPORT_TOO_MANY_SOCKETS']);
@@ -114,7 +115,7 @@ describe('maxSocketsPerWorker', () => {
     expect(reserved.size).toBe(3);
 
     // The same address again costs nothing more, and the other worker may join it.
-    fixture.child.send({ type: 'junk', messages: [{ ...requests[0], seq: 2_000_010 }], slot: 1 });
+    fixture.child.send({ type: 'junk', messages: [{ ...requests[0], seq: 2_000_010 }], slot: 1, waitMs: 10_000 });
     const joined = await fixture.next<{ replies: { port?: number }[] }>('junk');
     expect(joined.replies[0]?.port).toBe(replies[0]?.port);
 

@@ -44,8 +44,10 @@ async function start(options: object = {}): Promise<{ fixture: Fixture; ready: S
   return { fixture, ready };
 }
 
+// The worker waits for the primary's replies to the messages with a seq (up to 10 s, and no longer than
+// they take: a busy machine may answer late), then answers; without a seq it answers at once.
 const junk = (fixture: Fixture, messages: object[], slot = 0) => {
-  fixture.child.send({ type: 'junk', messages, slot });
+  fixture.child.send({ type: 'junk', messages, slot, waitMs: 10_000 });
   return fixture.next<State & { replies: unknown[] }>('junk');
 };
 
