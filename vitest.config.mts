@@ -50,8 +50,8 @@ const checkout = ['addon-at-import', 'entrypoints', 'no-addon', 'port-holders', 
 // Listed here they leave `process` for `process-serial` (same repeats, one file at a time, after the
 // others): files whose tests failed beside the others on a loaded machine.
 const serial = [
-  // progress cells: a worker under load must answer over 50 requests in its window; upgrade: a
-  // successor's workers listen within slotTimeoutMs (1.5 s), sticky clients stay on their slot's worker.
+  // progress cells: a worker under load answers requests while pings are counted; upgrade: sticky
+  // clients stay on their slot's worker through it.
   'supervisor',
   'upgrade',
   // sticky clients staying with their slot's worker while others load the machine.
