@@ -35,6 +35,7 @@ const unit = [
   'plan',
   'progress',
   'reload-waves',
+  'settle',
   'slot-lifecycle',
   'sparse-groups',
   'stall-guard',

@@ -158,6 +158,17 @@ describe('an app with a second port under reuseport start', () => {
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
   }, 60_000);
+
+  it('the second port is in the ready line when its socket reaches the worker long after the first listen (a socket asked for holds the start)', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    // Each worker is busy 600 ms as the admin socket arrives, so its listen there is reported 600 ms
+    // after it asked, three times the quiet while (200 ms) after the first listen that ends a start.
+    const run = runner(['--workers', '2', path.join(fixtures, 'two-port-app.js')], port, { APP_ADMIN_PORT: String(adminPort), APP_SLOW_GRANT_MS: '600' });
+    const ready = await run.next('ready');
+    expect((ready.ports as number[]).map(Number).sort()).toEqual([port, adminPort].sort());
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  }, 60_000);
 });
 
 // One request on a new connection, given up after 1 s: the body, or why not (a hang is 'timed out').

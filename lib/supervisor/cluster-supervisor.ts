@@ -281,7 +281,7 @@ export class ClusterSupervisor extends EventEmitter<SupervisorEventMap> implemen
     try {
       await Promise.all(this.#workers.slots.map((slot) => this.#workers.start(slot)));
       // A second port the app listens on right after its first is part of the start too.
-      await whenQuiet(this, 'listening');
+      await whenQuiet(this, 'listening', () => this.#workers.pendingListens.any);
     } catch (error) {
       await this.close();
       throw error;

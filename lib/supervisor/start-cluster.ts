@@ -41,8 +41,9 @@ function checkSticky(plan: Plan, settings: SupervisorSettings): void {
 
 /**
  * Starts a supervised cluster in the primary: forks `workers` copies of `exec`, each of which calls
- * listenReusePort as usual, and resolves once every one listens and no new listen came for a short
- * while (LISTEN_SETTLE_MS), so a second port listened on right after the first is in `ports`.
+ * listenReusePort as usual, and resolves once every one listens, no new listen came for a short
+ * while (LISTEN_SETTLE_MS) and no slot socket a worker asked for is still on its way, so a second
+ * port listened on right after the first is in `ports`.
  */
 export async function startCluster(options: StartClusterOptions): Promise<Supervisor> {
   const settings = resolveSettings(options);

@@ -24,6 +24,7 @@ import { pinProcess } from './affinity';
 import type { ProgressBoard } from './progress-board';
 import type { EmitEvent } from '../core/events';
 import type { SupervisorSettings } from '../core/settings';
+import { PendingListens } from '../core/settle';
 import { type Slot, newSlot } from './slot';
 import { type StartWatch, watchStart } from './start-watch';
 import type { CrashLoopEvent, ForkEvent, ForkFailedEvent, WorkerExit } from '../core/types';
@@ -77,6 +78,7 @@ export class WorkerSlots {
   readonly #ports = new Set<number>();
   // When each worker was forked (monotonic ms): a death within minUptimeMs of it is a crash.
   readonly #forkedAt = new WeakMap<Worker, number>();
+  readonly pendingListens = new PendingListens(); // slot sockets asked for, not yet listened on: a start waits for them
   #closing = false;
 
   /** `cpus`: CPU-local mode's CPU for each slot; `board`: the workers' progress cells, if any. */
@@ -157,6 +159,7 @@ export class WorkerSlots {
     if (!isSupervisorMessage(raw) || raw.act === 'reserve') return;
     const checked = checkWorkerMessage(raw, { slots: this.slots.length });
     if (checked.ok) {
+      this.pendingListens.heard(worker, checked.message.act);
       dispatch(this.#fromWorker, checked.message, worker, slot);
       return;
     }
@@ -227,6 +230,7 @@ export class WorkerSlots {
     this.#leaving.delete(worker);
     this.#slotOf.delete(worker);
     this.#waiters.delete(worker);
+    this.pendingListens.forget(worker);
     this.#hooks.onExit(worker, slot);
     this.#board?.release(worker);
     const exit: WorkerExit = { slot: slot.index, pid: worker.process.pid ?? 0, code, signal, expected };
