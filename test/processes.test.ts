@@ -1,12 +1,11 @@
 // Many real processes on one port: standalone, cluster workers, and a privilege error in a child.
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countResponses } from './helpers/http';
 import { fixtures, spawnFixture, startFixture, stopAll } from './helpers/processes';
 import { freePort } from './helpers/ports';
-import { socketInodesOf } from './helpers/proc-net';
+import { listeningInodes, socketInodesOf } from './helpers/proc-net';
 
 interface Ready {
   pid: number;
@@ -14,19 +13,6 @@ interface Ready {
 }
 
 afterEach(() => stopAll());
-
-/** Inodes of the TCP sockets listening on 127.0.0.1:`port` (/proc/net/tcp). */
-function loopbackListeners(port: number): string[] {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return fs
-    .readFileSync('/proc/net/tcp', 'utf8')
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[1] === local && fields[3] === '0A')
-    .map((fields) => fields[9] ?? '');
-}
 
 describe('standalone processes', () => {
   it('three processes share one port and each serves some of 300 new connections', async () => {
@@ -57,7 +43,7 @@ describe('cluster workers', () => {
 
     // Three listening sockets on the port, one in each worker, none in the primary. Only 127.0.0.1's
     // rows: another process may listen on the same port number over IPv6.
-    const inodes = loopbackListeners(ready.port);
+    const inodes = listeningInodes(ready.port, true);
     expect(inodes).toHaveLength(3);
     const owners = inodes.map((inode) => workerPids.filter((pid) => socketInodesOf(pid).has(inode)));
     expect(owners.map((o) => o.length)).toEqual([1, 1, 1]);

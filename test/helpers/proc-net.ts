@@ -3,16 +3,20 @@ import fs from 'node:fs';
 
 const LISTEN = '0A';
 
-/** Inodes of the TCP sockets listening on `port` (IPv4 and IPv6 tables). */
-export function listeningInodes(port: number): string[] {
+/**
+ * Inodes of the TCP sockets listening on `port` (IPv4 and IPv6 tables), or only on 127.0.0.1:`port`
+ * with `loopbackOnly` (another process may listen on the same port number over IPv6).
+ */
+export function listeningInodes(port: number, loopbackOnly = false): string[] {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   const inodes: string[] = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const table of loopbackOnly ? ['/proc/net/tcp'] : ['/proc/net/tcp', '/proc/net/tcp6']) {
     const lines = fs.readFileSync(table, 'utf8').trim().split('\n').slice(1);
     for (const line of lines) {
       const fields = line.trim().split(/\s+/);
       const local = fields[1] ?? '';
-      if (fields[3] === LISTEN && local.endsWith(`:${hexPort}`)) inodes.push(fields[9] ?? '');
+      const ours = loopbackOnly ? local === `0100007F:${hexPort}` : local.endsWith(`:${hexPort}`);
+      if (fields[3] === LISTEN && ours) inodes.push(fields[9] ?? '');
     }
   }
   return inodes;
